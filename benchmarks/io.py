@@ -1,0 +1,118 @@
+"""I/O benchmark: our .gnt reader vs a per-record struct reader, conversion throughput, PNG export rate.
+
+    python benchmarks/io.py [--samples 50000]
+
+Both readers read the same generated file and decode the same fields (size, tag -> character,
+width, height, bitmap as an H×W uint8 array).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import REAL, save, table  # noqa: E402
+
+from hccr.data.gnt import read_gnt, write_gnt  # noqa: E402
+from hccr.data.store import convert  # noqa: E402
+
+
+def struct_reader(path: Path) -> list[tuple[np.ndarray, str]]:
+    """The straightforward baseline: one struct.unpack per record header, one read per bitmap."""
+    out = []
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(10)
+            if len(head) < 10:
+                break
+            size, tag, w, h = struct.unpack("<I2sHH", head)
+            ch = (tag[:1] if tag[1] == 0 else tag).decode("gbk")
+            img = np.frombuffer(f.read(w * h), dtype=np.uint8).reshape(h, w)
+            out.append((img, ch))
+    return out
+
+
+def ours_bulk(path: Path):
+    return read_gnt(path)  # every field of every record decoded; bitmaps are views
+
+
+def ours_iter(path: Path) -> list[tuple[np.ndarray, str]]:
+    return list(read_gnt(path))  # plus one H×W array object per sample
+
+
+def best_of(fn, path, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        res = fn(path)
+        times.append(time.perf_counter() - t)
+    return min(times), res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=50_000)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="hccr-io-"))
+    try:
+        rng = np.random.default_rng(0)
+        from hccr.data.charset import gb2312_chars
+
+        chars = gb2312_chars(True)
+
+        def gen():
+            for i in range(args.samples):
+                h, w = rng.integers(40, 120, size=2)  # CASIA-like sizes
+                yield rng.integers(0, 256, size=(h, w), dtype=np.uint8), chars[i % len(chars)]
+
+        path = tmp / "bench.gnt"
+        write_gnt(path, gen())
+        mb = path.stat().st_size / 1e6
+        n = args.samples
+        read_gnt(path)  # warm the page cache for all readers alike
+        t_base, base = best_of(struct_reader, path)
+        t_bulk, bulk = best_of(ours_bulk, path)
+        t_iter, it = best_of(ours_iter, path)
+        assert len(base) == len(bulk) == len(it) == n
+        assert all(a[1] == b for a, b in zip(base, bulk.chars, strict=True))
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(base[:: 997], it[:: 997], strict=True))
+        rows = [
+            {"reader": "struct per record (baseline)", "s": t_base, "samples/s": n / t_base, "MB/s": mb / t_base, "x": 1.0},
+            {"reader": "hccr bulk parse (read_gnt)", "s": t_bulk, "samples/s": n / t_bulk, "MB/s": mb / t_bulk,
+             "x": t_base / t_bulk},
+            {"reader": "hccr parse + H×W array per sample", "s": t_iter, "samples/s": n / t_iter, "MB/s": mb / t_iter,
+             "x": t_base / t_iter},
+        ]
+        print(f"\n.gnt reading: {n} samples, {mb:.0f} MB")
+        print(table(rows, ["reader", "s", "samples/s", "MB/s", "x"]))
+
+        t = time.perf_counter()
+        convert([str(path)], tmp / "store", progress=False)
+        t_conv = time.perf_counter() - t
+        print(f"\nconvert .gnt -> store (64 px, all cores): {n / t_conv:,.0f} samples/s ({t_conv:.1f} s)")
+
+        png = {}
+        if REAL.is_dir():
+            src = REAL / "CASIA-HWDB_Train" / "Train"
+            t = time.perf_counter()
+            res = convert([str(src)], tmp / "png-store", progress=False)
+            t_png = time.perf_counter() - t
+            png = {"samples": res.count, "seconds": t_png, "samples_per_s": res.count / t_png}
+            print(f"convert PNG export -> store (64 px): {res.count / t_png:,.0f} samples/s "
+                  f"({res.count} images, {t_png:.1f} s)")
+        save("io", {"samples": n, "file_mb": mb, "readers": rows, "convert_gnt_samples_per_s": n / t_conv,
+                    "convert_gnt_seconds": t_conv, "convert_png": png})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Image files and image folders (the PNG export layout ``<root>/<char>/<n>.png``)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HccrError, Problem
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+
+
+def to_gray(im) -> np.ndarray:
+    """A Pillow image -> uint8 gray, transparent areas composited on white (ink stays dark)."""
+    from PIL import Image
+
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info) or \
+            (im.mode in ("RGB", "L") and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        a = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        g = np.asarray(rgba.convert("L"), dtype=np.float32)
+        return np.rint(g * a + 255.0 * (1.0 - a)).astype(np.uint8)
+    if im.mode == "I;16" or im.mode == "I":
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() if arr.size else 1
+        return np.rint(arr * (255.0 / max(hi, 1))).astype(np.uint8)
+    if im.mode != "L":
+        im = im.convert("L")
+    return np.asarray(im, dtype=np.uint8)
+
+
+def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
+    """Read any Pillow-readable image (path or bytes) as uint8 gray, dark ink on white.
+
+    Raises :class:`HccrError` naming the file if it is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    name = "<bytes>" if isinstance(src, bytes) else str(src)
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            im.load()
+            if im.width == 0 or im.height == 0:
+                raise HccrError(f"{name}: empty image (0 pixels)")
+            return to_gray(im)
+    except FileNotFoundError:
+        raise HccrError(f"{name}: no such file") from None
+    except UnidentifiedImageError:
+        raise HccrError(f"{name}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise HccrError(f"{name}: corrupt image ({e})") from None
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    path: str
+    char: str
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    """Folders named after one character that hold image files, found at the first depth that has any.
+
+    Accepts ``<root>/<char>/*.png`` as well as the export's ``CASIA-HWDB_Train/Train/<char>/*.png``.
+    """
+    level = [root]
+    for _ in range(4):
+        subdirs = sorted(d for p in level for d in p.iterdir() if d.is_dir())
+        if not subdirs:
+            return []
+        with_images = [d for d in subdirs if any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())]
+        if with_images:
+            return with_images
+        level = subdirs
+    return []
+
+
+def scan_image_folder(root: str | os.PathLike) -> list[ImageItem]:
+    """List ``(path, character)`` of every image under ``root``, sorted by character then file name."""
+    root = Path(root)
+    if not root.exists():
+        raise HccrError(f"{root}: no such file or folder")
+    if not root.is_dir():
+        raise HccrError(f"{root}: expected a folder of per-character folders")
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise HccrError(f"{root}: no images found (expected <root>/<char>/<n>.png)")
+    items: list[ImageItem] = []
+    for d in dirs:
+        if len(d.name) != 1:
+            raise HccrError(f"{d}: folder name must be exactly one character (the label), got {d.name!r}")
+        files = [f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+        files.sort(key=lambda f: (len(f.stem), f.stem) if f.stem.isdigit() else (1 << 30, f.name))
+        items.extend(ImageItem(str(f), d.name) for f in files)
+    return items
+
+
+def iter_image_folder(root: str | os.PathLike, on_problem: Callable[[Problem], None] | None = None
+                      ) -> Iterator[tuple[np.ndarray, str]]:
+    """Stream ``(gray image, character)``; unreadable files go to ``on_problem`` (or raise)."""
+    for item in scan_image_folder(root):
+        try:
+            yield load_gray(item.path), item.char
+        except HccrError as e:
+            if on_problem is None:
+                raise
+            on_problem(Problem(item.path, str(e).split(": ", 1)[-1]))

@@ -1,0 +1,414 @@
+"""The packed store: every sample normalised once into a memory-mapped uint8 array.
+
+Layout of a store folder::
+
+    manifest.json   sources, counts, skipped samples with reasons, normalisation, split
+    images.npy      uint8 (N, S, S), ink high (255) on 0, aspect kept, padded square
+    labels.npy      int32 class ids into charset.txt
+    writers.npy     int32 index into writers.txt (-1: unknown, e.g. the PNG export)
+    sizes.npy       uint16 (N, 2) original height and width
+    split.npy       uint8 0 = train, 1 = validation
+    charset.txt     one character per line (class id = line number)
+    writers.txt     one writer name per line
+
+``convert`` works in ``OUT.partial/``: one chunk file per unit of input (a ``.gnt`` file or part
+of it, a ``.pot`` file, a batch of images), written atomically, so a killed conversion resumes
+where it stopped. The folder is renamed to ``OUT`` only when the store is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ErrorPolicy, HccrError, Problem
+from ..preprocess import normalize
+from ..utils import Progress, read_json, write_json
+from .charset import Charset, resolve_charset
+from .gnt import GntUnit, find_gnt
+from .images import IMAGE_SUFFIXES, load_gray, scan_image_folder
+from .pot import read_pot
+from .render import render_trajectory
+
+FORMAT = "hccr-store/1"
+GNT_PART_BYTES = 48 << 20  # split big .gnt files so both cores work on one file
+IMAGES_PER_UNIT = 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Units of work (picklable; each one becomes one chunk file)
+
+@dataclass(frozen=True)
+class Unit:
+    kind: str  # "gnt" | "pot" | "images"
+    path: str
+    member: str | None = None
+    part: int = 0
+    parts: int = 1
+    files: tuple[tuple[str, str], ...] = ()  # (path, char) for "images"
+
+    @property
+    def key(self) -> str:
+        if self.kind == "images":
+            digest = hashlib.sha1("\n".join(p for p, _ in self.files).encode()).hexdigest()[:12]
+            return f"images:{self.path}:{digest}"
+        return f"{self.kind}:{self.path}:{self.member or ''}:{self.part}/{self.parts}"
+
+
+def plan_units(sources: list[str]) -> list[Unit]:
+    units: list[Unit] = []
+    for src in sources:
+        p = Path(src)
+        if not p.exists():
+            raise HccrError(f"{src}: no such file or folder")
+        found: list[Unit] = []
+        suffix = p.suffix.lower()
+        if p.is_file() and suffix in (".gnt", ".zip") or p.is_dir() and _has(p, (".gnt", ".zip")):
+            for g in find_gnt(p):
+                nbytes = _gnt_bytes(g)
+                parts = max(1, math.ceil(nbytes / GNT_PART_BYTES))
+                found += [Unit("gnt", g.path, g.member, k, parts) for k in range(parts)]
+        if p.is_file() and suffix == ".pot" or p.is_dir() and _has(p, (".pot",)):
+            files = [p] if p.is_file() else sorted(p.rglob("*.pot"))
+            found += [Unit("pot", str(f)) for f in files]
+        if p.is_file() and suffix in IMAGE_SUFFIXES:
+            raise HccrError(f"{src}: a single image has no label; convert a folder laid out as <root>/<char>/<n>.png")
+        if p.is_dir() and not found:
+            items = scan_image_folder(p)
+            for i in range(0, len(items), IMAGES_PER_UNIT):
+                batch = tuple((it.path, it.char) for it in items[i : i + IMAGES_PER_UNIT])
+                found.append(Unit("images", str(p), files=batch))
+        if not found:
+            raise HccrError(f"{src}: no .gnt, .pot or image files found")
+        units += found
+    return units
+
+
+def _has(folder: Path, suffixes: tuple[str, ...]) -> bool:
+    return any(f.suffix.lower() in suffixes for f in folder.rglob("*"))
+
+
+def _gnt_bytes(g: GntUnit) -> int:
+    if g.member is None:
+        return os.path.getsize(g.path)
+    import zipfile
+
+    with zipfile.ZipFile(g.path) as zf:
+        return zf.getinfo(g.member).file_size
+
+
+def run_unit(unit: Unit, size: int, margin: float, stroke_width: float) -> dict:
+    """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples)."""
+    problems: list[Problem] = []
+    images, chars, sizes, writers = [], [], [], []
+
+    def add(img: np.ndarray, ch: str, writer: str) -> None:
+        images.append(normalize(img, size, margin))
+        chars.append(ord(ch))
+        sizes.append(img.shape)
+        writers.append(writer)
+
+    if unit.kind == "gnt":
+        rec = GntUnit(unit.path, unit.member).read()
+        n = len(rec)
+        lo, hi = n * unit.part // unit.parts, n * (unit.part + 1) // unit.parts
+        for i in range(lo, hi):
+            add(rec.image(i), chr(rec.codepoints[i]), rec.writer)
+        if unit.part == 0:
+            problems += rec.problems
+    elif unit.kind == "pot":
+        rec = read_pot(unit.path)
+        for s in rec.samples:
+            add(render_trajectory(s.strokes, size=max(size, 64), stroke_width=stroke_width), s.char, rec.writer)
+        problems += rec.problems
+    else:
+        for path, ch in unit.files:
+            try:
+                add(load_gray(path), ch, "")
+            except HccrError as e:
+                problems.append(Problem(path, str(e).split(": ", 1)[-1]))
+    return {
+        "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
+        "chars": np.asarray(chars, dtype=np.int32),
+        "sizes": np.asarray(sizes, dtype=np.uint16).reshape(-1, 2),
+        "writers": np.asarray(writers, dtype=str),
+        "problems": problems,
+    }
+
+
+def _run_unit_star(args: tuple) -> dict:
+    return run_unit(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion
+
+@dataclass
+class ConvertOptions:
+    size: int = 64
+    charset: str | None = None
+    val_fraction: float = 0.0
+    split_by_writer: bool = False
+    limit: int | None = None
+    margin: float = 0.0
+    stroke_width: float = 2.0  # for rendering .pot trajectories, in pixels at 64 px
+    seed: int = 0
+    on_error: str = "skip"
+
+
+@dataclass
+class ConvertResult:
+    path: Path
+    count: int
+    classes: int
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | None = None,
+            workers: int | None = None, overwrite: bool = False, progress: bool = True) -> ConvertResult:
+    """Convert CASIA ``.gnt``/``.pot`` files or image folders into a packed store at ``out``."""
+    opts = opts or ConvertOptions()
+    if not 0 <= opts.val_fraction < 1:
+        raise HccrError(f"--val-fraction must be in [0, 1), got {opts.val_fraction}")
+    if opts.size < 8:
+        raise HccrError(f"--size must be at least 8, got {opts.size}")
+    out = Path(out)
+    if (out / "manifest.json").exists():
+        if not overwrite:
+            raise HccrError(f"{out}: a store already exists there (use --overwrite to replace it)")
+    elif out.exists() and any(out.iterdir()):
+        raise HccrError(f"{out}: folder exists and is not an hccr store; choose another output path")
+    policy = ErrorPolicy(opts.on_error)
+    charset = resolve_charset(opts.charset) if opts.charset else None
+    units = plan_units([str(s) for s in sources])
+
+    work = out.with_name(out.name + ".partial")
+    plan = {"format": FORMAT, "sources": [str(s) for s in sources], "options": asdict(opts),
+            "units": [u.key for u in units]}
+    if work.exists():
+        old = read_json(work / "plan.json") if (work / "plan.json").exists() else None
+        if old != plan:
+            raise HccrError(f"{work}: an unfinished conversion with other sources or options is there; "
+                            "delete it or rerun with the same arguments to resume it")
+    (work / "chunks").mkdir(parents=True, exist_ok=True)
+    write_json(work / "plan.json", plan)
+
+    chunk_paths = [work / "chunks" / f"{i:06d}.npz" for i in range(len(units))]
+    todo = [i for i, p in enumerate(chunk_paths) if not p.exists()]
+    done_samples = sum(_chunk_len(p) for i, p in enumerate(chunk_paths) if i not in set(todo))
+    if len(todo) < len(units):
+        print(f"resuming {work}: {len(units) - len(todo)} of {len(units)} units already converted")
+
+    t0 = time.perf_counter()
+    n_new = 0
+    workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
+    args = [(units[i], opts.size, opts.margin, opts.stroke_width) for i in todo]
+    with Progress(len(units), "convert", disable=not progress, unit="units") as bar:
+        bar.update(len(units) - len(todo))
+        for i, res in zip(todo, _map(args, workers), strict=True):
+            for p in res["problems"]:
+                policy.report(p)
+            tmp = chunk_paths[i].with_suffix(".tmp.npz")
+            np.savez(tmp, images=res["images"], chars=res["chars"], sizes=res["sizes"], writers=res["writers"],
+                     problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str))
+            os.replace(tmp, chunk_paths[i])
+            n_new += len(res["chars"])
+            done_samples += len(res["chars"])
+            bar.update(1, samples=done_samples)
+            if opts.limit is not None and done_samples >= opts.limit:
+                break
+    elapsed = time.perf_counter() - t0
+    result = _assemble(work, out, units, chunk_paths, charset, opts, overwrite)
+    if progress:
+        rate = n_new / elapsed if elapsed > 0 else float("nan")
+        print(f"wrote {out}: {result.count} samples, {result.classes} classes "
+              f"({n_new} converted in {elapsed:.1f}s, {rate:.0f} samples/s)")
+    return result
+
+
+def _map(args: list[tuple], workers: int) -> Iterator[dict]:
+    if workers <= 1 or len(args) <= 1:
+        yield from (run_unit(*a) for a in args)
+        return
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(_run_unit_star, args, chunksize=1)
+
+
+def _chunk_len(path: Path) -> int:
+    with np.load(path) as z:
+        return len(z["chars"])
+
+
+def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path], charset: Charset | None,
+              opts: ConvertOptions, overwrite: bool) -> ConvertResult:
+    present = [p for p in chunk_paths if p.exists()]
+    skipped: Counter[str] = Counter()
+    problems: list[dict] = []
+    chars_all, writers_all = [], []
+    for p in present:
+        with np.load(p) as z:
+            chars_all.append(z["chars"])
+            writers_all.append(z["writers"])
+            problems += [json.loads(s) for s in z["problems"].tolist()]
+    chars = np.concatenate(chars_all) if chars_all else np.zeros(0, np.int32)
+    writer_names = np.concatenate(writers_all) if writers_all else np.zeros(0, str)
+    for pr in problems:
+        skipped[_reason(pr["message"])] += 1
+
+    if charset is None:
+        charset = Charset(sorted({chr(c) for c in np.unique(chars).tolist()}))
+    lut = {ord(ch): i for i, ch in enumerate(charset)}
+    uniq, inv = np.unique(chars, return_inverse=True)
+    ids = np.array([lut.get(c, -1) for c in uniq.tolist()], dtype=np.int32)[inv] if len(chars) else chars
+    keep = ids >= 0
+    if (~keep).any():
+        skipped["not in charset"] += int((~keep).sum())
+    if opts.limit is not None:
+        over = np.flatnonzero(keep)[opts.limit:]
+        keep[over] = False
+    n = int(keep.sum())
+    if n == 0:
+        shutil.rmtree(work, ignore_errors=True)
+        detail = f" ({sum(skipped.values())} skipped: {dict(skipped)})" if skipped else ""
+        raise HccrError(f"no usable samples in {', '.join(str(u.path) for u in units[:3])}{detail}")
+
+    wnames, widx = np.unique(writer_names, return_inverse=True)
+    has_writer = wnames != ""
+    wmap = np.cumsum(has_writer) - 1
+    writer_ids = np.where(has_writer[widx], wmap[widx], -1).astype(np.int32)
+    wnames = [str(w) for w in wnames[has_writer]]
+
+    S = opts.size
+    images = np.lib.format.open_memmap(work / "images.npy", mode="w+", dtype=np.uint8, shape=(n, S, S))
+    sizes = np.zeros((n, 2), np.uint16)
+    pos, src = 0, 0
+    for p in present:
+        with np.load(p) as z:
+            m = len(z["chars"])
+            sel = np.flatnonzero(keep[src : src + m])
+            if len(sel):
+                images[pos : pos + len(sel)] = z["images"][sel]
+                sizes[pos : pos + len(sel)] = z["sizes"][sel]
+            pos += len(sel)
+            src += m
+    images.flush()
+    del images
+    labels = ids[keep]
+    writer_ids = writer_ids[keep]
+    split = make_split(labels, writer_ids, opts.val_fraction, opts.split_by_writer, opts.seed)
+    np.save(work / "labels.npy", labels)
+    np.save(work / "writers.npy", writer_ids)
+    np.save(work / "sizes.npy", sizes)
+    np.save(work / "split.npy", split)
+    charset.save(work / "charset.txt")
+    (work / "writers.txt").write_text("".join(w + "\n" for w in wnames), encoding="utf-8")
+    counts = np.bincount(labels, minlength=len(charset))
+    manifest = {
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sources": [str(u) for u in dict.fromkeys(u.path for u in units)],
+        "count": n,
+        "train": int((split == 0).sum()),
+        "val": int((split == 1).sum()),
+        "classes": len(charset),
+        "classes_present": int((counts > 0).sum()),
+        "writers": len(wnames),
+        "normalization": {"size": S, "ink": "high", "aspect": "kept", "pad": "square, centred",
+                          "margin": opts.margin, "resample": "bilinear (antialiased when shrinking)"},
+        "options": asdict(opts),
+        "skipped": dict(skipped),
+        "problems": problems[:1000],
+    }
+    for p in chunk_paths:
+        p.unlink(missing_ok=True)
+    shutil.rmtree(work / "chunks", ignore_errors=True)
+    (work / "plan.json").unlink(missing_ok=True)
+    write_json(work / "manifest.json", manifest)  # the last file: its presence marks a complete store
+    if out.exists():
+        if not overwrite:
+            raise HccrError(f"{out}: appeared during conversion; not overwriting it")
+        shutil.rmtree(out)
+    os.replace(work, out)
+    return ConvertResult(out, n, len(charset), dict(skipped))
+
+
+def _reason(message: str) -> str:
+    head = message.split(":")[0].split("(")[0]
+    return "".join(ch for ch in head if not ch.isdigit()).strip()
+
+
+def make_split(labels: np.ndarray, writers: np.ndarray, val_fraction: float, by_writer: bool,
+               seed: int) -> np.ndarray:
+    """0 = train, 1 = validation; per sample (stratified by class) or by whole writers."""
+    split = np.zeros(len(labels), np.uint8)
+    if val_fraction <= 0:
+        return split
+    rng = np.random.default_rng(seed)
+    if by_writer:
+        known = np.unique(writers[writers >= 0])
+        if len(known) < 2:
+            raise HccrError("--split-by-writer needs writer ids (from .gnt/.pot file names); "
+                            "this data has fewer than two writers, use --val-fraction alone")
+        n_val = max(1, int(round(len(known) * val_fraction)))
+        val_writers = rng.permutation(known)[:n_val]
+        split[np.isin(writers, val_writers)] = 1
+        return split
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = int(round(len(idx) * val_fraction))
+        split[rng.permutation(idx)[:k]] = 1
+    return split
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+class Store:
+    """A packed store opened read-only; ``images`` is a memory map."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        mf = self.path / "manifest.json"
+        if not mf.exists():
+            partial = self.path.with_name(self.path.name + ".partial")
+            hint = f" (an unfinished conversion is in {partial}; rerun hccr convert to finish it)" \
+                if partial.exists() else ""
+            raise HccrError(f"{self.path}: not an hccr store (no manifest.json){hint}")
+        self.manifest = read_json(mf)
+        if self.manifest.get("format") != FORMAT:
+            raise HccrError(f"{self.path}: unknown store format {self.manifest.get('format')!r}")
+        self.images = np.load(self.path / "images.npy", mmap_mode="r")
+        self.labels = np.load(self.path / "labels.npy")
+        self.writers = np.load(self.path / "writers.npy")
+        self.sizes = np.load(self.path / "sizes.npy")
+        self.split = np.load(self.path / "split.npy")
+        self.charset = Charset.load(self.path / "charset.txt")
+        self.writer_names = (self.path / "writers.txt").read_text(encoding="utf-8").splitlines()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[1])
+
+    def indices(self, split: str = "all") -> np.ndarray:
+        if split == "all":
+            return np.arange(len(self))
+        code = {"train": 0, "val": 1}[split]
+        return np.flatnonzero(self.split == code)
+
+    def __repr__(self) -> str:
+        return f"Store({self.path}, {len(self)} samples, {len(self.charset)} classes, {self.size}px)"

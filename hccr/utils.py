@@ -1,0 +1,126 @@
+"""Small shared helpers: atomic writes, progress bars, threads, seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def use_all_cores() -> int:
+    """Let torch use every core (the default on some builds is fewer)."""
+    import torch
+
+    n = os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+class Progress:
+    """A minimal progress bar on stderr (rich when attached to a terminal, sparse lines otherwise).
+
+    ``update(n, **stats)`` advances the bar and shows the latest stats (loss, acc, img/s ...).
+    """
+
+    def __init__(self, total: int | None, desc: str, disable: bool = False, unit: str = "it"):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.n = 0
+        self.stats: dict[str, Any] = {}
+        self.start = time.perf_counter()
+        self._last_line = 0.0
+        self._rich = None
+        self.disable = disable
+        if disable:
+            return
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
+            from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._rich = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+                transient=False,
+            )
+            self._rich.start()
+            self._task = self._rich.add_task(desc, total=total, stats="")
+
+    def _fmt(self) -> str:
+        parts = []
+        for k, v in self.stats.items():
+            parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
+        return "  ".join(parts)
+
+    def update(self, n: int = 1, **stats: Any) -> None:
+        self.n += n
+        self.stats.update(stats)
+        if self.disable:
+            return
+        if self._rich is not None:
+            self._rich.update(self._task, advance=n, stats=self._fmt())
+            return
+        now = time.perf_counter()
+        if now - self._last_line >= 10 or (self.total and self.n >= self.total):
+            self._last_line = now
+            of = f"/{self.total}" if self.total else ""
+            print(f"{self.desc}: {self.n}{of} {self.unit} [{now - self.start:.0f}s] {self._fmt()}",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+            self._rich = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def track(items: Iterable, total: int | None = None, desc: str = "", disable: bool = False) -> Iterator:
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with Progress(total, desc, disable=disable) as bar:
+        for item in items:
+            yield item
+            bar.update()

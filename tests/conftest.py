@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-21"))
+CHARS = "安宁家字学宝定实室客宫害宿寒察它守完宏宙"
+
+
+def random_samples(n: int, seed: int = 0, chars: str = CHARS + "A1%") -> list[tuple[np.ndarray, str]]:
+    """Random-sized random bitmaps with labels, including one-byte GBK symbols."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = rng.integers(1, 90, size=2)
+        img = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+        out.append((img, chars[i % len(chars)]))
+    return out
+
+
+def blob_samples(n: int, seed: int = 0, chars: str = CHARS[:5]) -> list[tuple[np.ndarray, str]]:
+    """Learnable toy 'characters': each class is a different dark bar pattern on white."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = i % len(chars)
+        img = np.full((48, 40), 255, np.uint8)
+        y = 4 + 8 * k + rng.integers(-1, 2)
+        img[y : y + 5, 4:36] = rng.integers(0, 60)
+        img[4:44, 4 + 7 * k : 9 + 7 * k] = rng.integers(0, 60)
+        out.append((img, chars[k]))
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hccr.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real CASIA-HWDB sample not found at {REAL}")

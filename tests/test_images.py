@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+from conftest import REAL, needs_real
+from PIL import Image
+
+from hccr.data.images import load_gray, scan_image_folder
+from hccr.errors import HccrError
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black ...
+    rgba[1, 1] = (0, 0, 0, 255)  # ... except one opaque black pixel
+    rgba[2, 2] = (0, 0, 0, 128)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    g = load_gray(tmp_path / "a.png")
+    assert g.dtype == np.uint8 and g.shape == (4, 4)
+    assert g[0, 0] == 255 and g[1, 1] == 0 and 120 <= g[2, 2] <= 135
+
+
+def test_other_formats_read(tmp_path):
+    Image.fromarray(np.full((5, 6, 3), 10, np.uint8)).save(tmp_path / "x.jpg")
+    assert load_gray(tmp_path / "x.jpg").shape == (5, 6)
+
+
+def test_bad_images_name_the_file(tmp_path):
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(HccrError, match="text.png: not an image"):
+        load_gray(tmp_path / "text.png")
+    Image.fromarray(np.zeros((50, 50), np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:60])
+    with pytest.raises(HccrError, match="cut.png: corrupt image"):
+        load_gray(tmp_path / "cut.png")
+
+
+def test_empty_and_missing_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HccrError, match="no images found"):
+        scan_image_folder(tmp_path / "empty")
+    with pytest.raises(HccrError, match="no such file or folder"):
+        scan_image_folder(tmp_path / "missing")
+
+
+@needs_real
+@pytest.mark.realdata
+def test_real_png_export_layout():
+    train = scan_image_folder(REAL / "CASIA-HWDB_Train")  # finds Train/<char>/ one level down
+    test = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
+    assert len(train) == 11154 and len(test) == 2674
+    assert len({it.char for it in train}) == 21 == len({it.char for it in test})
+    modes = {Image.open(it.path).mode for it in train[::97]}
+    assert {"RGBA", "L"} <= modes  # the export mixes both
+    for it in train[::1500]:
+        g = load_gray(it.path)
+        assert g.dtype == np.uint8 and g.ndim == 2
+        assert np.median(g) > 200  # white background after compositing, not black

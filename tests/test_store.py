@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import REAL, needs_real, random_samples, run_cli
+from PIL import Image
+
+from hccr.data import store as store_mod
+from hccr.data.gnt import encode_record, write_gnt
+from hccr.data.store import ConvertOptions, Store, convert
+from hccr.errors import HccrError
+from hccr.preprocess import normalize
+
+
+def _writers(tmp_path, n_writers=4, per=25):
+    for w in range(n_writers):
+        write_gnt(tmp_path / "src" / f"{100 + w}-c.gnt", random_samples(per, seed=w))
+    return tmp_path / "src"
+
+
+def test_store_round_trip(tmp_path):
+    src = _writers(tmp_path)
+    res = convert([str(src)], tmp_path / "st", ConvertOptions(size=32, val_fraction=0.5, split_by_writer=True),
+                  progress=False)
+    s = Store(res.path)
+    assert len(s) == 100 and s.size == 32
+    assert s.writer_names == ["100-c", "101-c", "102-c", "103-c"]
+    assert set(np.unique(s.writers[s.split == 1])).isdisjoint(np.unique(s.writers[s.split == 0]))
+    img, ch = random_samples(25, seed=2)[7]
+    i = np.flatnonzero(s.writers == 2)[7]
+    assert s.charset[int(s.labels[i])] == ch
+    np.testing.assert_array_equal(s.images[i], normalize(img, 32))
+    assert tuple(s.sizes[i]) == img.shape
+    assert s.manifest["count"] == 100 and s.manifest["classes"] == len(s.charset)
+
+
+def test_normalize_keeps_aspect_and_inverts():
+    img = np.full((40, 20), 255, np.uint8)
+    img[:, :] = 0  # all ink, tall
+    out = normalize(img, 32)
+    assert out.shape == (32, 32)
+    assert out[:, 16].min() > 200 and out[16, 0] == 0 and out[16, -1] == 0  # ink high, padded left/right
+
+
+def test_charset_filter_and_limit(tmp_path):
+    src = _writers(tmp_path, 2)
+    res = convert([str(src)], tmp_path / "st", ConvertOptions(charset="安宁家", limit=5), progress=False)
+    s = Store(res.path)
+    assert list(s.charset) == ["安", "宁", "家"] and len(s) == 5
+    assert s.manifest["skipped"]["not in charset"] > 0
+
+
+def test_interrupted_conversion_resumes(tmp_path, monkeypatch):
+    src = _writers(tmp_path, 5)
+    out = tmp_path / "st"
+    real_run = store_mod.run_unit
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed half-way
+        return real_run(*a, **k)
+
+    monkeypatch.setattr(store_mod, "run_unit", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        convert([str(src)], out, workers=1, progress=False)
+    assert not (out / "manifest.json").exists()  # nothing that looks complete
+    with pytest.raises(HccrError, match="unfinished conversion"):
+        Store(out)
+    calls["n"] = -100
+    res = convert([str(src)], out, workers=1, progress=False)
+    assert calls["n"] == -100 + 3  # only the 3 missing units were converted again
+    ref = convert([str(src)], tmp_path / "ref", workers=1, progress=False)
+    a, b = Store(res.path), Store(ref.path)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not out.with_name("st.partial").exists()
+
+
+def test_bad_samples_skipped_or_stopped(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    good = b"".join(encode_record(i, c) for i, c in random_samples(6))
+    (src / "1-c.gnt").write_bytes(good + b"\x05\x00")  # trailing garbage: truncated record
+    res = convert([str(src)], tmp_path / "a", progress=False)
+    assert res.count == 6
+    mf = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert mf["skipped"] == {"truncated record": 1}
+    assert "1-c.gnt" in mf["problems"][0]["path"]
+    with pytest.raises(HccrError, match="truncated record.*stopped"):
+        convert([str(src)], tmp_path / "b", ConvertOptions(on_error="stop"), progress=False)
+
+
+def test_nothing_usable_exits_nonzero(tmp_path):
+    (tmp_path / "imgs" / "安").mkdir(parents=True)
+    (tmp_path / "imgs" / "安" / "1.png").write_text("garbage")
+    r = run_cli("convert", tmp_path / "imgs", tmp_path / "out")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "1.png: not an image" in r.stderr
+    assert "no usable samples" in r.stderr.splitlines()[-1]
+    (tmp_path / "empty").mkdir()
+    r = run_cli("convert", tmp_path / "empty", tmp_path / "out2")
+    assert r.returncode != 0 and "no images found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_image_folder_with_a_corrupt_file(tmp_path):
+    for ch in "安宁":
+        (tmp_path / "imgs" / ch).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(np.full((30, 20), 255 - 40 * k, np.uint8)).save(tmp_path / "imgs" / ch / f"{k}.png")
+    (tmp_path / "imgs" / "安" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    res = convert([str(tmp_path / "imgs")], tmp_path / "st", progress=False)
+    assert res.count == 6 and sum(res.skipped.values()) == 1
+
+
+@needs_real
+@pytest.mark.realdata
+def test_cli_convert_and_info_on_real_data(tmp_path):
+    r = run_cli("convert", REAL / "CASIA-HWDB_Train" / "Train", tmp_path / "st")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("info", tmp_path / "st")
+    assert "samples    11154" in r.stdout and "classes    21" in r.stdout
+    r = run_cli("show", tmp_path / "st", "--out", tmp_path / "g.png", "--n", "9")
+    assert r.returncode == 0 and Image.open(tmp_path / "g.png").size[0] > 100
