@@ -38,13 +38,15 @@ def draw_polylines(strokes: Sequence[np.ndarray], widths: Sequence[float | np.nd
             _stroke(draw, pts, wd, int(value))
             continue
         wseg = np.asarray(width, dtype=np.float64)
-        # Runs of similar width are drawn as one polyline: few C calls, smooth joints.
-        q = np.rint(wseg * 2) / 2
-        start = 0
-        for i in range(1, len(q) + 1):
-            if i == len(q) or q[i] != q[start]:
-                _stroke(draw, pts[start : i + 1], float(q[start]), int(value))
-                start = i
+        # Runs of similar width are drawn as one polyline (few C calls); caps only at the stroke's ends.
+        q = np.maximum(np.rint(wseg), 1)
+        cuts = np.flatnonzero(np.diff(q)) + 1
+        bounds = [0, *cuts.tolist(), len(q)]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            draw.line([float(v) for v in pts[a : b + 1].reshape(-1)], fill=int(value), width=int(q[a]))
+        for (x, y), wd in ((pts[0], q[0]), (pts[-1], q[-1])):
+            r = wd / 2
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=int(value))
     return np.asarray(canvas, dtype=np.uint8)
 
 

@@ -1,0 +1,406 @@
+"""Synthetic handwriting: simulated writers rendering stroke data (or fonts) as CASIA ``.gnt`` files.
+
+A *writer* is a set of style parameters drawn once (slant, rotation, aspect, size, pen width and
+ink, stroke displacement, trajectory wobble, speed, hooks, shortening, compression of parts of
+the character); each sample then adds its own smaller noise. Trajectories come from the bundled
+stroke medians (``hccr.data.strokes``), are smoothed, distorted, given a pressure profile and
+rasterised at 3x resolution, then downsampled and tightly cropped like CASIA (background 255).
+
+Everything is numpy + Pillow and deterministic for a given seed: writer ``k`` of seed ``s`` draws
+from ``SeedSequence([s, k])`` whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HccrError
+from .charset import resolve_charset
+from .gnt import write_gnt
+from .render import crop_to_ink, draw_polylines
+from .strokes import char_strokes, has_strokes
+
+BOX = 1024.0  # stroke data units
+SUPERSAMPLE = 3
+
+
+@dataclass
+class WriterStyle:
+    """Style parameters of one simulated writer (lengths in 1024-unit stroke space)."""
+
+    size: float  # longer side of a character in output pixels
+    slant: float  # horizontal shear (x += slant * y)
+    rotation: float  # radians
+    aspect: float  # width / height scale
+    pen: float  # pen width
+    ink: float  # darkest gray of the ink (0 = black)
+    jitter: float  # per-stroke displacement
+    wobble: float  # smooth trajectory noise amplitude
+    speed: float  # 0..1: smoother corners, more joins, more tapering
+    hook: float  # probability of a hook at a stroke end
+    shorten: float  # mean fraction trimmed (or, when negative, added) at stroke ends
+    compress_x: float  # exponent of a monotone warp of x (parts drawn narrower/wider)
+    compress_y: float  # exponent of a monotone warp of y
+    warp: float  # amplitude of a smooth global displacement field
+    warp_phase: tuple[float, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, size: float = 64.0) -> WriterStyle:
+        speed = float(rng.beta(2.0, 2.5))
+        return cls(
+            size=float(size * np.exp(rng.normal(0, 0.12))),
+            slant=float(rng.normal(0, 0.10)),
+            rotation=float(rng.normal(0, 0.05)),
+            aspect=float(np.exp(rng.normal(0, 0.10))),
+            pen=float(rng.uniform(22, 70)),
+            ink=float(rng.uniform(0, 90)),
+            jitter=float(rng.uniform(8, 38)),
+            wobble=float(rng.uniform(3, 16)),
+            speed=speed,
+            hook=float(rng.uniform(0, 0.5) * (0.4 + speed)),
+            shorten=float(rng.normal(0.04, 0.06)),
+            compress_x=float(np.exp(rng.normal(0, 0.12))),
+            compress_y=float(np.exp(rng.normal(0, 0.15))),
+            warp=float(rng.uniform(0, 35)),
+            warp_phase=tuple(float(v) for v in rng.uniform(0, 2 * np.pi, size=6)),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry helpers (all vectorised over the points of a stroke or a whole character)
+
+def resample(pts: np.ndarray, spacing: float) -> np.ndarray:
+    """Points evenly spaced along a polyline (by arclength)."""
+    if len(pts) < 2:
+        return pts.astype(np.float64)
+    d = np.diff(pts, axis=0)
+    s = np.concatenate([[0.0], np.cumsum(np.hypot(d[:, 0], d[:, 1]))])
+    if s[-1] < 1e-6:
+        return pts[:1].astype(np.float64)
+    n = max(2, int(math.ceil(s[-1] / spacing)) + 1)
+    t = np.arange(n) * (s[-1] / (n - 1))
+    return np.stack([np.interp(t, s, pts[:, 0]), np.interp(t, s, pts[:, 1])], axis=1)
+
+
+def smooth(pts: np.ndarray, radius: int) -> np.ndarray:
+    """Moving-average smoothing that keeps both end points (rounds corners like a fast pen)."""
+    if radius < 1 or len(pts) < 3:
+        return pts
+    k = 2 * radius + 1
+    padded = np.concatenate([np.repeat(pts[:1], radius, 0), pts, np.repeat(pts[-1:], radius, 0)])
+    c = np.cumsum(np.concatenate([np.zeros((1, 2)), padded]), axis=0)
+    out = (c[k:] - c[:-k]) / k
+    out[0], out[-1] = pts[0], pts[-1]
+    return out
+
+
+def trim(pts: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Cut (positive) or extend (negative) a fraction of the stroke's length at each end."""
+    n = len(pts)
+    if n < 3:
+        return pts
+    a = int(round(np.clip(start, 0, 0.3) * (n - 1)))
+    b = n - int(round(np.clip(end, 0, 0.3) * (n - 1)))
+    out = pts[a:b]
+    if start < 0:
+        d = out[0] - out[1]
+        out = np.concatenate([[out[0] + d * (-start) * n * 0.5], out])
+    if end < 0:
+        d = out[-1] - out[-2]
+        out = np.concatenate([out, [out[-1] + d * (-end) * n * 0.5]])
+    return out
+
+
+def smooth_noise(n: int, rng: np.random.Generator, amplitude: float, cycles: float = 1.5) -> np.ndarray:
+    """A smooth 1-D random curve of ``n`` samples (sum of a few low-frequency sines)."""
+    t = np.arange(n) / max(n - 1, 1)
+    k = np.arange(1, 4)
+    waves = np.sin(2 * np.pi * (cycles * t[:, None] * k + rng.uniform(size=3)))
+    return waves @ (rng.normal(size=3) / k) * (amplitude / 1.3)
+
+
+# ---------------------------------------------------------------------------------------------
+# One sample
+
+def simulate(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.Generator
+             ) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
+    """Turn stroke medians into distorted pen trajectories: (points, per-segment widths, ink) per stroke."""
+    spacing = 10.0
+    out_pts: list[np.ndarray] = []
+    # Per-sample variation around the writer's style.
+    jitter = style.jitter * np.exp(rng.normal(0, 0.25))
+    pen = style.pen * np.exp(rng.normal(0, 0.08))
+    speed = float(np.clip(style.speed + rng.normal(0, 0.08), 0, 1))
+    for pts in strokes:
+        p = resample(np.asarray(pts, np.float64), spacing)
+        p = smooth(p, int(round(speed * 4)))
+        # Displace, scale and turn the stroke about its centre.
+        c = p.mean(0)
+        ang = rng.normal(0, 0.05)
+        rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        p = (p - c) @ rot.T * np.exp(rng.normal(0, 0.07)) + c + rng.normal(0, jitter, size=2)
+        # Wobble perpendicular to the direction of travel.
+        if len(p) > 2:
+            d = np.concatenate([p[1:2] - p[:1], p[2:] - p[:-2], p[-1:] - p[-2:-1]])
+            nrm = np.stack([-d[:, 1], d[:, 0]], 1) / (np.hypot(d[:, 0], d[:, 1])[:, None] + 1e-9)
+            p = p + nrm * smooth_noise(len(p), rng, style.wobble)[:, None]
+        p = trim(p, rng.normal(style.shorten, 0.05), rng.normal(style.shorten, 0.05))
+        out_pts.append(p)
+
+    # Hooks and cursive joins towards the next stroke's start.
+    extra: list[np.ndarray] = []
+    for i in range(len(out_pts) - 1):
+        end, nxt = out_pts[i][-1], out_pts[i + 1][0]
+        gap = nxt - end
+        dist = float(np.linalg.norm(gap))
+        if dist < 1e-6:
+            continue
+        if rng.uniform() < speed * 0.45 and dist < 380:
+            bend = np.array([-gap[1], gap[0]]) / dist * rng.normal(0, 0.2) * dist
+            t = np.linspace(0, 1, max(3, int(dist / spacing)))[:, None]
+            extra.append(end + gap * t + bend * (4 * t * (1 - t)))
+        elif rng.uniform() < style.hook:
+            length = rng.uniform(25, 70)
+            extra.append(np.stack([end, end + gap / dist * length * 0.6, end + gap / dist * length]))
+
+    # Global geometry: monotone warps (proportions), smooth field, slant, rotation, aspect.
+    allp = np.concatenate(out_pts + extra) if extra else np.concatenate(out_pts)
+    counts = [len(p) for p in out_pts + extra]
+    u = np.clip(allp / BOX, 0, 1)
+    gx = style.compress_x * np.exp(rng.normal(0, 0.05))
+    gy = style.compress_y * np.exp(rng.normal(0, 0.06))
+    allp = np.where((allp >= 0) & (allp <= BOX), BOX * u ** np.array([gx, gy]), allp)
+    ph = np.asarray(style.warp_phase or (0.0,) * 6) + rng.normal(0, 0.3, size=6)
+    a = style.warp * np.exp(rng.normal(0, 0.2))
+    x, y = allp[:, 0] / BOX, allp[:, 1] / BOX
+    allp = allp + a * np.stack([np.sin(2 * np.pi * y + ph[0]) + 0.5 * np.sin(4 * np.pi * x + ph[1]),
+                                np.sin(2 * np.pi * x + ph[2]) + 0.5 * np.sin(4 * np.pi * y + ph[3])], 1)
+    slant = style.slant + rng.normal(0, 0.03)
+    rot = style.rotation + rng.normal(0, 0.03)
+    aspect = style.aspect * np.exp(rng.normal(0, 0.04))
+    m = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]]) @ \
+        np.array([[aspect, -slant], [0.0, 1.0]])
+    allp = (allp - BOX / 2) @ m.T + BOX / 2
+    pieces = np.split(allp, np.cumsum(counts)[:-1])
+
+    # Pen pressure: a press at the start, tapering tails for fast writers, per-stroke variation.
+    widths, inks = [], []
+    taper = 0.25 + 0.6 * speed
+    for k, p in enumerate(pieces):
+        n = max(len(p) - 1, 1)
+        t = np.arange(n) / max(n - 1, 1)
+        if k >= len(out_pts):  # joins and hooks: a light, thin line
+            widths.append(np.full(n, pen * rng.uniform(0.3, 0.6)))
+        else:
+            prof = 1 + 0.25 * np.exp(-t / 0.08) - taper * np.clip((t - 0.7) / 0.3, 0, 1) ** 1.5 * rng.uniform(0.3, 1)
+            widths.append(pen * np.exp(rng.normal(0, 0.12)) * prof)
+        inks.append(float(np.clip(style.ink + rng.normal(0, 12), 0, 140)))
+    return pieces, widths, inks
+
+
+def render_sample(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+    """One synthetic sample: uint8 H×W, dark ink on 255, tightly cropped."""
+    from PIL import Image
+
+    pieces, widths, inks = simulate(strokes, style, rng)
+    k = SUPERSAMPLE
+    scale = style.size * np.exp(rng.normal(0, 0.05)) * k / BOX
+    allp = np.concatenate(pieces)
+    lo = allp.min(0)
+    margin = style.pen * scale + 2
+    shape = tuple(int(v) for v in np.ceil((allp.max(0) - lo) * scale + 2 * margin)[::-1])
+    scaled = [(p - lo) * scale + margin for p in pieces]
+    big = draw_polylines(scaled, [np.maximum(w * scale, 1.0) for w in widths], shape,  # type: ignore[arg-type]
+                         ink=[int(v) for v in inks])
+    h, w = big.shape
+    small = Image.fromarray(big).resize((max(1, round(w / k)), max(1, round(h / k))), Image.Resampling.BOX)
+    return crop_to_ink(np.asarray(small, dtype=np.uint8), threshold=20)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fonts as a second source
+
+def font_glyph(font_path: str, ch: str, px: int = 192) -> np.ndarray | None:
+    """A glyph from a TTF/OTF as ink-high float image, or None if the font lacks it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.truetype(font_path, px)
+    except OSError:
+        raise HccrError(f"{font_path}: not a font Pillow can read") from None
+    img = Image.new("L", (int(px * 1.5), int(px * 1.5)), 0)
+    ImageDraw.Draw(img).text((px // 4, px // 4), ch, fill=255, font=font)
+    arr = np.asarray(img, dtype=np.float32) / 255
+    if arr.max() < 0.5 or _is_tofu(font, ch):
+        return None
+    return arr
+
+
+def _is_tofu(font, ch: str) -> bool:
+    try:
+        return font.getmask(ch).getbbox() == font.getmask("\uffff").getbbox()
+    except Exception:
+        return False
+
+
+def render_font_sample(glyph: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+    """A font glyph with the writer's global distortions, pen weight and ink (no trajectories)."""
+    from PIL import Image, ImageFilter
+
+    h, w = glyph.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    cx, cy = w / 2, h / 2
+    slant = style.slant + rng.normal(0, 0.03)
+    rot = style.rotation + rng.normal(0, 0.03)
+    aspect = style.aspect * np.exp(rng.normal(0, 0.04))
+    m = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]]) @ np.array([[aspect, -slant], [0, 1.0]])
+    inv = np.linalg.inv(m)
+    px, py = xx - cx, yy - cy
+    a = style.warp * h / BOX
+    ph = np.asarray(style.warp_phase or (0.0,) * 6)
+    sx = inv[0, 0] * px + inv[0, 1] * py + cx + a * np.sin(2 * np.pi * yy / h + ph[0])
+    sy = inv[1, 0] * px + inv[1, 1] * py + cy + a * np.sin(2 * np.pi * xx / w + ph[2])
+    x0, y0 = np.clip(np.floor(sx).astype(int), 0, w - 2), np.clip(np.floor(sy).astype(int), 0, h - 2)
+    fx, fy = np.clip(sx - x0, 0, 1), np.clip(sy - y0, 0, 1)
+    g = glyph
+    out = (g[y0, x0] * (1 - fx) * (1 - fy) + g[y0, x0 + 1] * fx * (1 - fy)
+           + g[y0 + 1, x0] * (1 - fx) * fy + g[y0 + 1, x0 + 1] * fx * fy)
+    im = Image.fromarray(np.uint8(np.clip(out, 0, 1) * 255))
+    weight = int(round((style.pen - 45) / 15))  # heavier or lighter pen than the font
+    for _ in range(abs(weight)):
+        im = im.filter(ImageFilter.MaxFilter(3) if weight > 0 else ImageFilter.MinFilter(3))
+    arr = np.asarray(im, dtype=np.float32) / 255
+    ink = 255 - (255 - style.ink) * arr
+    cropped = crop_to_ink(np.uint8(np.clip(ink, 0, 255)), threshold=20)
+    scale = style.size / max(cropped.shape)
+    size = (max(1, round(cropped.shape[1] * scale)), max(1, round(cropped.shape[0] * scale)))
+    return np.asarray(Image.fromarray(cropped).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers and the synth command
+
+@dataclass
+class SynthConfig:
+    chars: str = "gb2312-1"
+    writers: int = 10
+    seed: int = 0
+    size: float = 64.0
+    fonts: tuple[str, ...] = ()
+    font_fraction: float = 0.0  # share of a writer's samples taken from fonts, when fonts are given
+    prefix: str = "synth"
+
+
+StrokeSource = Callable[[str], list[np.ndarray]]
+
+
+def writer_rng(seed: int, writer: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, writer]))
+
+
+def writer_samples(chars: Sequence[str], writer: int, cfg: SynthConfig,
+                   extra: dict[str, list[np.ndarray]] | None = None) -> list[tuple[np.ndarray, str]]:
+    """All samples of one writer, one per character, in charset order."""
+    rng = writer_rng(cfg.seed, writer)
+    style = WriterStyle.sample(rng, cfg.size)
+    extra = extra or {}
+    glyph_cache: dict[tuple[str, str], np.ndarray | None] = {}
+    out = []
+    for ch in chars:
+        use_font = bool(cfg.fonts) and (rng.uniform() < cfg.font_fraction or not (ch in extra or has_strokes(ch)))
+        if use_font:
+            font = cfg.fonts[int(rng.integers(len(cfg.fonts)))]
+            key = (font, ch)
+            if key not in glyph_cache:
+                glyph_cache[key] = font_glyph(font, ch)
+            glyph = glyph_cache[key]
+            if glyph is None:
+                raise HccrError(f"{font}: has no glyph for {ch!r}")
+            out.append((render_font_sample(glyph, style, rng), ch))
+        else:
+            strokes = extra[ch] if ch in extra else char_strokes(ch)
+            out.append((render_sample(strokes, style, rng), ch))
+    return out
+
+
+def _write_writer(args: tuple) -> tuple[str, int]:
+    chars, writer, cfg, extra, out = args
+    path = Path(out) / f"{cfg.prefix}{writer:04d}.gnt"
+    n = write_gnt(path, writer_samples(chars, writer, cfg, extra))
+    return str(path), n
+
+
+def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.ndarray]] | None = None,
+          workers: int | None = None, progress: bool = True) -> list[Path]:
+    """Write ``cfg.writers`` ``.gnt`` files into ``out``; existing complete files are kept (resumable)."""
+    from ..utils import Progress, write_json
+
+    chars = list(resolve_charset(cfg.chars))
+    extra = extra or {}
+    missing = [c for c in chars if c not in extra and not has_strokes(c)]
+    if missing and not cfg.fonts:
+        raise HccrError(f"no stroke data for {len(missing)} character(s), e.g. {''.join(missing[:10])!r}; "
+                        "pass --font to render them from a font")
+    for f in cfg.fonts:
+        if not Path(f).is_file():
+            raise HccrError(f"{f}: font file not found")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [w for w in range(cfg.writers) if not (out / f"{cfg.prefix}{w:04d}.gnt").exists()]
+    args = [(chars, w, cfg, extra, str(out)) for w in todo]
+    workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
+    with Progress(cfg.writers, "synth", disable=not progress, unit="writers") as bar:
+        bar.update(cfg.writers - len(todo))
+        if workers > 1 and len(args) > 1:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            with ctx.Pool(workers) as pool:
+                for _ in pool.imap_unordered(_write_writer, args):
+                    bar.update(1)
+        else:
+            for a in args:
+                _write_writer(a)
+                bar.update(1)
+    write_json(out / "synth.json", {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
+    return [out / f"{cfg.prefix}{w:04d}.gnt" for w in range(cfg.writers)]
+
+
+def compose_top_bottom(top: list[np.ndarray], bottom: list[np.ndarray], split: float = 0.42
+                       ) -> list[np.ndarray]:
+    """A character from a top component (as placed in some host character) over a bottom one.
+
+    Used for characters the stroke data lacks, e.g. 宬 = the 宀 of 安 over 成 squeezed below it.
+    """
+    top_pts = np.concatenate(top)
+    y_top = float(top_pts[:, 1].max())
+    lo_y = y_top + (BOX - y_top) * 0.02
+    b = np.concatenate(bottom)
+    b_lo, b_hi = b.min(0), b.max(0)
+    sy = (BOX * 0.98 - lo_y) / max(b_hi[1] - b_lo[1], 1)
+    sx = min(1.0, sy * 1.1)
+    cx = (b_lo[0] + b_hi[0]) / 2
+    return [np.asarray(s, float) for s in top] + [
+        np.stack([(s[:, 0] - cx) * sx + BOX / 2, (s[:, 1] - b_lo[1]) * sy + lo_y], 1) for s in bottom]
+
+
+def preview(path: str | os.PathLike, chars: str = "永安家察寒宿", writers: int = 8, seed: int = 0,
+            size: float = 64.0) -> None:
+    """A grid: one row per writer, one column per character."""
+    from ..report import save_png
+    from ..preprocess import normalize
+
+    cfg = SynthConfig(chars=chars, writers=writers, seed=seed, size=size)
+    cs = list(resolve_charset(chars))
+    tile = 64
+    grid = np.full((writers * (tile + 4), len(cs) * (tile + 4)), 255, np.uint8)
+    for w in range(writers):
+        for j, (img, _) in enumerate(writer_samples(cs, w, cfg)):
+            t = 255 - normalize(img, tile, margin=0.04)
+            grid[w * (tile + 4) : w * (tile + 4) + tile, j * (tile + 4) : j * (tile + 4) + tile] = t
+    save_png(grid, path)
