@@ -106,6 +106,46 @@ def synth(
           f"({dt:.1f}s, {n / dt:.0f} samples/s)")
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Packed store made by hccr convert.")],
+    out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")],
+    preset: Annotated[str, typer.Option(help="paper-1, paper-2, paper-3, fast-1, fast-2 or fast-3.")] = "fast-1",
+    epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the preset's seed.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config field: key=value (repeatable).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last epoch.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
+) -> None:
+    """Train a model (single process, or many under torchrun --nproc-per-node N)."""
+    from .config import apply_overrides, config_from_dict, get_preset
+    from .train import fit
+    from .utils import read_json
+
+    if resume and (out / "config.json").exists():
+        cfg = config_from_dict(read_json(out / "config.json")["config"])
+    else:
+        cfg = get_preset(preset)
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            setattr(cfg, key, value)
+    cfg = apply_overrides(cfg, set_ or [])
+    fit(cfg, data, out, resume=resume, device=device)
+
+
+@app.command("presets")
+def presets_cmd() -> None:
+    """List the training presets and their main settings."""
+    from .config import PRESETS
+
+    for name, c in PRESETS.items():
+        blur = f"blur {c.blur_ksize}x{c.blur_ksize} sigma {c.blur_sigma:.3g}" if c.blur_ksize else "no blur"
+        print(f"{name:8s} {c.model:10s} {c.image_size:3d}px  {c.loss:5s} {c.optimizer} lr {c.lr:g} "
+              f"batch {c.batch_size} epochs {c.epochs}  {blur}")
+
+
 def main() -> None:
     try:
         app()

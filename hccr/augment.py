@@ -1,0 +1,92 @@
+"""Batched image operations on tensors, on the training device: resize, affine + elastic warps,
+the paper's Gaussian blur, the paper's aspect-ignoring stretch. Inputs are (B, 1, H, W) floats."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .preprocess import gaussian_kernel1d
+
+
+def resize(x: Tensor, size: int) -> Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < x.shape[-1])
+
+
+def gaussian_blur(x: Tensor, ksize: int, sigma: float) -> Tensor:
+    """OpenCV ``GaussianBlur(ksize, sigma)`` semantics: separable kernel, BORDER_REFLECT_101 edges."""
+    if ksize <= 1:
+        return x
+    k = torch.as_tensor(gaussian_kernel1d(ksize, sigma), dtype=x.dtype, device=x.device)
+    c = x.shape[1]
+    pad = ksize // 2
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # torch's "reflect" is OpenCV's REFLECT_101
+    x = F.conv2d(x, k.view(1, 1, 1, ksize).expand(c, 1, 1, ksize), groups=c)
+    return F.conv2d(x, k.view(1, 1, ksize, 1).expand(c, 1, ksize, 1), groups=c)
+
+
+def stretch_to_content(x: Tensor, sizes: Tensor) -> Tensor:
+    """Undo the store's aspect-keeping padding: map each sample's content box onto the full square.
+
+    The paper resizes training images to 256x256 without keeping the aspect ratio; ``sizes`` holds
+    the original (height, width) of each sample, from which its box inside the square follows.
+    """
+    h, w = sizes[:, 0].float(), sizes[:, 1].float()
+    side = torch.maximum(h, w)
+    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = (w / side).to(x.dtype)
+    theta[:, 1, 1] = (h / side).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@dataclass
+class AugmentConfig:
+    rotation: float = 0.0  # degrees, uniform in [-r, r]
+    shear: float = 0.0  # uniform in [-s, s]
+    scale: tuple[float, float] = (1.0, 1.0)
+    aspect: float = 0.0  # log-uniform width/height change in [-a, a]
+    translate: float = 0.0  # fraction of the side
+    elastic: float = 0.0  # displacement amplitude as a fraction of the side
+    elastic_grid: int = 4  # control points per side of the elastic field
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotation or self.shear or self.scale != (1.0, 1.0) or self.aspect or self.translate
+                    or self.elastic)
+
+
+def random_warp(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
+    """One ``grid_sample`` per batch: a random affine map per sample plus a smooth elastic field."""
+    if not cfg.active:
+        return x
+    b, dev, dt = x.shape[0], x.device, torch.float32
+
+    def u(lo: float, hi: float) -> Tensor:
+        return torch.rand(b, generator=generator, dtype=dt).to(dev) * (hi - lo) + lo
+
+    rot = u(-cfg.rotation, cfg.rotation) * (math.pi / 180)
+    shear = u(-cfg.shear, cfg.shear)
+    scale = u(*cfg.scale)
+    asp = torch.exp(u(-cfg.aspect, cfg.aspect))
+    sx, sy = scale * asp.sqrt(), scale / asp.sqrt()
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    # Output -> input coordinates (normalised): inverse of rotate . shear . scale.
+    a = torch.stack([torch.stack([cos / sx, (-sin + shear * cos) / sx], -1),
+                     torch.stack([sin / sy, (cos + shear * sin) / sy], -1)], 1)
+    t = torch.stack([u(-cfg.translate, cfg.translate), u(-cfg.translate, cfg.translate)], -1) * 2
+    theta = torch.cat([a, t.unsqueeze(-1)], -1)
+    grid = F.affine_grid(theta, [b, 1, x.shape[-2], x.shape[-1]], align_corners=False)
+    if cfg.elastic:
+        g = cfg.elastic_grid
+        noise = torch.randn(b, 2, g, g, generator=generator, dtype=dt).to(dev) * (cfg.elastic * 2)
+        field = F.interpolate(noise, size=x.shape[-2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,77 @@
+"""Self-describing checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else).
+
+The JSON carries the architecture and its arguments, the character list, the preprocessing and
+the training config, so prediction, export and serving need nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import HccrError
+from .utils import atomic_path, read_json, write_json
+
+FORMAT = "hccr-ckpt/1"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
+    """Write ``<stem>.safetensors`` then ``<stem>.json`` (the JSON last: it marks a complete checkpoint)."""
+    from safetensors.torch import save_file
+
+    stem = Path(path_stem)
+    state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+    with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta}
+    write_json(stem.with_suffix(".json"), meta)
+    return stem.with_suffix(".json")
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A run folder (its best checkpoint), a ``.json`` or a ``.safetensors`` path -> the ``.json``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "best.json"
+    elif p.suffix == ".safetensors":
+        p = p.with_suffix(".json")
+    if not p.exists():
+        raise HccrError(f"{path}: no checkpoint there (expected a run folder, NAME.json or NAME.safetensors)")
+    return p
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    p = resolve(path)
+    meta = read_json(p)
+    if meta.get("format") != FORMAT:
+        raise HccrError(f"{p}: not an hccr checkpoint (format {meta.get('format')!r})")
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model from its JSON and load the weights; returns ``(model in eval mode, meta)``."""
+    from safetensors.torch import load_file
+
+    from .models import create_model
+
+    p = resolve(path)
+    meta = read_meta(p)
+    weights = p.with_suffix(".safetensors")
+    if not weights.exists():
+        raise HccrError(f"{weights}: weights file missing next to {p.name}")
+    args = dict(meta["model_args"])
+    model = create_model(meta["arch"], **args)
+    try:
+        model.load_state_dict(load_file(str(weights), device=str(device)))
+    except RuntimeError as e:
+        raise HccrError(f"{weights}: weights do not fit {meta['arch']} ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), meta

@@ -1,0 +1,164 @@
+"""Training configuration: one dataclass, named presets, ``key=value`` overrides (no eval)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields, replace
+
+from .augment import AugmentConfig
+from .errors import HccrError
+from .preprocess import scaled_blur
+
+
+@dataclass
+class TrainConfig:
+    model: str = "charnet-s"
+    model_args: dict = field(default_factory=dict)
+    image_size: int = 64
+    ink: str = "high"  # "high": ink 1 on 0 (hccr); "dark": ink 0 on white 1 (the paper's input)
+    stretch: bool = False  # paper: resize the character box to the square, ignoring its aspect ratio
+    blur_ksize: int = 0  # training-time Gaussian blur (paper models 2 and 3)
+    blur_sigma: float = 0.0
+    loss: str = "ce"  # "focal" (paper) or "ce"
+    label_smoothing: float = 0.0
+    focal_gamma: float = 4.0
+    focal_alpha: float = 0.25
+    aux_weights: tuple[float, ...] = (0.025, 0.05, 0.5, 0.2)
+    optimizer: str = "adamw"  # "adam" | "adamw" | "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 20
+    warmup_epochs: float = 0.0
+    schedule: str = "constant"  # "constant" | "cosine"
+    grad_clip: float = 0.0
+    val_fraction: float = 0.05  # held out of the training split when the store has no validation split
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    amp: bool = True  # bf16 autocast on CPUs that support it and on CUDA (fp16 where bf16 is missing)
+    channels_last: bool = True
+    workers: int = 0  # unused by the loop (batches come from the memory map); kept for CLI symmetry
+    seed: int = 0
+    limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches
+
+    def validate(self) -> TrainConfig:
+        if self.ink not in ("high", "dark"):
+            raise HccrError(f"ink must be 'high' or 'dark', not {self.ink!r}")
+        if self.loss not in ("focal", "ce"):
+            raise HccrError(f"loss must be 'focal' or 'ce', not {self.loss!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise HccrError(f"optimizer must be adam, adamw or sgd, not {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise HccrError(f"schedule must be constant or cosine, not {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise HccrError("epochs and batch size must be positive and lr > 0")
+        return self
+
+
+# The paper's blur variants (at 256 px, OpenCV kernel size and sigma).
+PAPER_BLURS = {1: (0, 0.0), 2: (3, 20.0), 3: (7, 50.0)}
+
+
+def _paper(k: int) -> TrainConfig:
+    ks, sigma = PAPER_BLURS[k]
+    return TrainConfig(model="charnet", image_size=256, ink="dark", stretch=True, blur_ksize=ks, blur_sigma=sigma,
+                       loss="focal", focal_gamma=4.0, focal_alpha=0.25, aux_weights=(0.025, 0.05, 0.5, 0.2),
+                       optimizer="adam", lr=1e-3, batch_size=128, epochs=20, val_fraction=0.05, amp=False,
+                       channels_last=True)
+
+
+def _fast(k: int) -> TrainConfig:
+    ks, sigma = PAPER_BLURS[k]
+    if ks:
+        ks, sigma = scaled_blur(ks, sigma, 256, 64)
+    return TrainConfig(model="charnet-s", image_size=64, blur_ksize=ks, blur_sigma=sigma, loss="ce",
+                       label_smoothing=0.1, aux_weights=(0.1, 0.1, 0.2, 0.3), optimizer="adamw", lr=3e-3,
+                       weight_decay=5e-4, batch_size=128, epochs=30, warmup_epochs=1.0, schedule="cosine",
+                       grad_clip=5.0, val_fraction=0.05,
+                       augment=AugmentConfig(rotation=10, shear=0.2, scale=(0.85, 1.08), aspect=0.12,
+                                             translate=0.06, elastic=0.03),
+                       amp=True, channels_last=True, seed=k)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    **{f"paper-{k}": _paper(k) for k in (1, 2, 3)},
+    **{f"fast-{k}": _fast(k) for k in (1, 2, 3)},
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise HccrError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+    return replace(PRESETS[name])
+
+
+def _coerce(tp: typing.Any, text: str, key: str) -> typing.Any:
+    origin = typing.get_origin(tp)
+    try:
+        if tp is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if tp in (int, float, str):
+            return tp(text)
+        if origin is tuple:
+            inner = typing.get_args(tp)[0]
+            return tuple(inner(v) for v in text.split(",") if v)
+        if tp is dict or origin is dict:
+            out = {}
+            for item in text.split(","):
+                k, _, v = item.partition(":")
+                out[k] = _number(v)
+            return out
+    except ValueError:
+        raise HccrError(f"--set {key}={text}: cannot read {text!r} as {getattr(tp, '__name__', tp)}") from None
+    raise HccrError(f"--set {key}: unsupported type {tp}")
+
+
+def _number(v: str) -> typing.Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    if "," in v:
+        return tuple(_number(x) for x in v.split(","))
+    return v
+
+
+def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
+    """Apply ``key=value`` strings; ``augment.rotation=5`` reaches into the augmentation config."""
+    hints = typing.get_type_hints(TrainConfig)
+    aug_hints = typing.get_type_hints(AugmentConfig)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise HccrError(f"--set expects key=value, got {item!r}")
+        key = key.strip().replace("-", "_")
+        if key.startswith("augment."):
+            sub = key.split(".", 1)[1]
+            if sub not in aug_hints:
+                raise HccrError(f"--set {key}: unknown augmentation field; known: {', '.join(aug_hints)}")
+            cfg.augment = replace(cfg.augment, **{sub: _coerce(aug_hints[sub], value, key)})
+        elif key in hints and key != "augment":
+            setattr(cfg, key, _coerce(hints[key], value, key))
+        else:
+            raise HccrError(f"--set {key}: unknown config field; known: {', '.join(f.name for f in fields(TrainConfig))}")
+    return cfg.validate()
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    aug = d.pop("augment", {}) or {}
+    if "scale" in aug:
+        aug["scale"] = tuple(aug["scale"])
+    if "aux_weights" in d:
+        d["aux_weights"] = tuple(d["aux_weights"])
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in known}, augment=AugmentConfig(**aug))

@@ -1,0 +1,33 @@
+"""A small model registry: ``register_model`` / ``create_model`` / ``list_models``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from ..errors import HccrError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+def create_model(name: str, num_classes: int, image_size: int, **kwargs) -> nn.Module:
+    """Build a registered architecture. Every model maps (B, 1, S, S) in [0, 1] to (B, C) logits,
+    offers ``forward_features`` / ``forward_head``, and returns ``(logits, aux_logits)`` in training mode."""
+    if name not in _MODELS:
+        raise HccrError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _MODELS[name](num_classes=num_classes, image_size=image_size, **kwargs)
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)

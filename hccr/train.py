@@ -1,0 +1,291 @@
+"""Training: one readable loop for a laptop CPU, one GPU, or many under ``torchrun`` (DDP).
+
+    fit(cfg, store, out)  ->  train_one_epoch / evaluate per epoch  ->  best.* and last.* checkpoints
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from . import distributed as D
+from .augment import gaussian_blur, random_warp, resize, stretch_to_content
+from .checkpoint import save_checkpoint, unwrap
+from .config import TrainConfig, config_to_dict
+from .data.store import Store
+from .errors import HccrError
+from .losses import binary_focal_loss, cross_entropy, deep_supervision
+from .models import create_model
+from .utils import Progress, write_json
+
+
+# ---------------------------------------------------------------------------------------------
+# Input pipeline (on the training device)
+
+def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, device: torch.device, train: bool,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 store images -> model input: stretch (paper), resize, augment, blur, ink polarity."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).unsqueeze(1).float().div_(255)
+    if cfg.stretch:
+        x = stretch_to_content(x, torch.from_numpy(sizes.astype(np.int64)).to(device))
+    x = resize(x, cfg.image_size)
+    if train:
+        x = random_warp(x, cfg.augment, generator)
+    if cfg.blur_ksize > 1:
+        x = gaussian_blur(x, cfg.blur_ksize, cfg.blur_sigma)
+    if cfg.ink == "dark":
+        x = 1.0 - x
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    """bf16 autocast where the hardware has it (fp16 on older GPUs), else a no-op context."""
+    if not enabled:
+        return contextlib.nullcontext(), False
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype), dtype == torch.float16
+    if device.type == "cpu" and _cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16), False
+    return contextlib.nullcontext(), False
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def make_loss(cfg: TrainConfig):
+    if cfg.loss == "focal":
+        return lambda logits, y: binary_focal_loss(logits, y, cfg.focal_gamma, cfg.focal_alpha)
+    return lambda logits, y: cross_entropy(logits, y, cfg.label_smoothing)
+
+
+def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    total = max(cfg.epochs * steps_per_epoch, 1)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return 0.1 + 0.9 * step / warm
+        if cfg.schedule == "cosine":
+            t = (step - warm) / max(total - warm, 1)
+            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        return 1.0
+
+    return f
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+
+
+def split_indices(store: Store, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The store's own validation split, or ``cfg.val_fraction`` of its training split (seeded)."""
+    train, val = store.indices("train"), store.indices("val")
+    if len(val) == 0 and cfg.val_fraction > 0:
+        rng = np.random.default_rng(cfg.seed)
+        perm = rng.permutation(train)
+        k = max(1, int(round(len(train) * cfg.val_fraction)))
+        val, train = np.sort(perm[:k]), np.sort(perm[k:])
+    if len(train) == 0:
+        raise HccrError(f"{store.path}: no training samples")
+    return train, val
+
+
+def shard_batches(indices: np.ndarray, batch: int, epoch: int, env: D.DistEnv, seed: int,
+                  shuffle: bool = True) -> list[np.ndarray]:
+    """This rank's batches: a seeded permutation padded to equal length on every rank."""
+    idx = np.random.default_rng(seed + 1000 * epoch).permutation(indices) if shuffle else indices
+    if env.world_size > 1 and shuffle:
+        pad = (-len(idx)) % env.world_size
+        idx = np.concatenate([idx, idx[:pad]])
+    mine = idx[env.rank :: env.world_size]
+    batches = [mine[i : i + batch] for i in range(0, len(mine), batch)]
+    if shuffle and len(batches) > 1 and len(batches[-1]) < 2:
+        batches.pop()  # BatchNorm cannot train on a single sample
+    return batches
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], cfg: TrainConfig, optimizer,
+                    scheduler, scaler, loss_fn, env: D.DistEnv, epoch: int, gen: torch.Generator,
+                    progress: bool) -> dict:
+    model.train()
+    amp_ctx, _ = autocast_for(env.device, cfg.amp)
+    tot_loss = tot_correct = tot_n = 0.0
+    t0 = time.perf_counter()
+    with Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and env.is_main),
+                  unit="steps") as bar:
+        for step, b in enumerate(batches):
+            b = np.sort(b)
+            x = prepare_batch(store.images[b], store.sizes[b], cfg, env.device, True, gen)
+            y = torch.from_numpy(store.labels[b].astype(np.int64)).to(env.device)
+            with amp_ctx:
+                logits, aux = model(x)
+            loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            n = len(b)
+            tot_loss += float(loss.detach()) * n
+            tot_correct += float((logits.detach().argmax(1) == y).sum())
+            tot_n += n
+            rate = tot_n * env.world_size / (time.perf_counter() - t0)
+            bar.update(1, loss=tot_loss / tot_n, acc=tot_correct / tot_n, img_s=round(rate))
+            if cfg.limit_steps and step + 1 >= cfg.limit_steps:
+                break
+    loss_sum, correct, n = D.all_reduce_sum([tot_loss, tot_correct, tot_n], env)
+    dt = time.perf_counter() - t0
+    return {"train_loss": loss_sum / max(n, 1), "train_acc": correct / max(n, 1), "train_img_per_s": n / dt,
+            "train_seconds": dt}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, store: Store, indices: np.ndarray, cfg: TrainConfig, env: D.DistEnv,
+             batch_size: int = 512) -> dict:
+    """Exact top-1 accuracy of the main head over ``indices`` (sharded over ranks, counts reduced)."""
+    if len(indices) == 0:
+        return {}
+    model.eval()
+    amp_ctx, _ = autocast_for(env.device, cfg.amp)
+    correct = total = loss_sum = 0.0
+    mine = indices[env.rank :: env.world_size]
+    for i in range(0, len(mine), batch_size):
+        b = mine[i : i + batch_size]
+        x = prepare_batch(store.images[b], store.sizes[b], cfg, env.device, False)
+        y = torch.from_numpy(store.labels[b].astype(np.int64)).to(env.device)
+        with amp_ctx:
+            logits = model(x)
+        loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += float((logits.argmax(1) == y).sum())
+        total += len(b)
+    correct, total, loss_sum = D.all_reduce_sum([correct, total, loss_sum], env)
+    return {"val_acc": correct / total, "val_loss": loss_sum / total, "val_count": int(total)}
+
+
+def checkpoint_meta(cfg: TrainConfig, store: Store, num_classes: int, metrics: dict, epoch: int) -> dict:
+    return {
+        "arch": cfg.model,
+        "model_args": {"num_classes": num_classes, "image_size": cfg.image_size, **cfg.model_args},
+        "charset": "".join(store.charset),
+        "preprocessing": {
+            "image_size": cfg.image_size, "ink": cfg.ink, "stretch_in_training": cfg.stretch,
+            "store_size": store.size, "margin": store.manifest["normalization"]["margin"],
+            "normalization": "invert (ink high), keep aspect, pad to a centred square, resize",
+            "multicrop_ratio": 280 / 256,
+        },
+        "config": config_to_dict(cfg),
+        "metrics": metrics,
+        "epoch": epoch,
+        "store": str(store.path),
+    }
+
+
+def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool = False,
+        device: str | None = None, progress: bool = True) -> dict:
+    """Train ``cfg`` on a packed store; writes ``best.*``, ``last.*``, ``metrics.jsonl``, ``config.json``."""
+    cfg.validate()
+    env = D.setup(device)
+    try:
+        return _fit(cfg, Store(store_path), Path(out), resume, env, progress)
+    finally:
+        D.cleanup(env)
+
+
+def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
+    state_path = out / "last.state.pt"
+    if not resume and (out / "last.json").exists():
+        raise HccrError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+    if resume and not state_path.exists():
+        raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
+    torch.manual_seed(cfg.seed)
+    num_classes = len(store.charset)
+    model = create_model(cfg.model, num_classes, cfg.image_size, **cfg.model_args).to(env.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_idx, val_idx = split_indices(store, cfg)
+    steps = len(shard_batches(train_idx, cfg.batch_size, 0, env, cfg.seed))
+    if cfg.limit_steps:
+        steps = min(steps, cfg.limit_steps)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
+    _, fp16 = autocast_for(env.device, cfg.amp)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
+    start_epoch, best_acc = 0, -1.0
+    if resume:
+        st = torch.load(state_path, map_location=env.device, weights_only=False)
+        model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        scheduler.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+        start_epoch, best_acc = st["epoch"] + 1, st["best_acc"]
+        if env.is_main:
+            print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val acc so far {best_acc:.4f})")
+    ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
+    loss_fn = make_loss(cfg)
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"config": config_to_dict(cfg), "store": str(store.path),
+                                         "train": len(train_idx), "val": len(val_idx), "world_size": env.world_size,
+                                         "device": str(env.device), "threads": torch.get_num_threads()})
+    gen = torch.Generator().manual_seed(cfg.seed * 7919 + env.rank)
+    last_metrics: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        gen.manual_seed(cfg.seed * 7919 + env.rank + 104729 * epoch)  # resumable augmentation stream
+        batches = shard_batches(train_idx, cfg.batch_size, epoch, env, cfg.seed)
+        tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
+                             progress)
+        vm = evaluate(unwrap(ddp), store, val_idx, cfg, env)
+        metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **tm, **vm}
+        acc = vm.get("val_acc", tm["train_acc"])
+        improved = acc > best_acc
+        best_acc = max(best_acc, acc)
+        metrics["best_val_acc"] = best_acc
+        if env.is_main:
+            meta = checkpoint_meta(cfg, store, num_classes, metrics, epoch + 1)
+            if improved:
+                save_checkpoint(out / "best", model, meta)
+            save_checkpoint(out / "last", model, meta)
+            tmp = state_path.with_suffix(".tmp")
+            torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                        "best_acc": best_acc, "config": asdict(cfg)}, tmp)
+            tmp.replace(state_path)
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(metrics) + "\n")
+            if progress:
+                va = f"val acc {vm['val_acc']:.4f}" if vm else "no validation split"
+                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tm['train_loss']:.4f}  train acc {tm['train_acc']:.4f}  "
+                      f"{va}  {tm['train_img_per_s']:.0f} img/s{'  *best' if improved else ''}", flush=True)
+        D.barrier(env)
+        last_metrics = metrics
+    return last_metrics
