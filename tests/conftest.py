@@ -44,3 +44,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
 
 
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real CASIA-HWDB sample not found at {REAL}")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """A small store of synthetic handwriting: 4 easy characters x 80 writers, 32 px, 20% validation."""
+    from hccr.data.store import ConvertOptions, convert
+    from hccr.data.synth import SynthConfig, synth
+
+    root = tmp_path_factory.mktemp("tiny")
+    synth(root / "gnt", SynthConfig(chars="一十口人", writers=80, seed=0, size=40), workers=1, progress=False)
+    res = convert([str(root / "gnt")], root / "store", ConvertOptions(size=32, val_fraction=0.2, split_by_writer=True),
+                  workers=1, progress=False)
+    return res.path

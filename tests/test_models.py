@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from hccr.augment import AugmentConfig, gaussian_blur, random_warp, stretch_to_content
+from hccr.losses import binary_focal_loss, deep_supervision
+from hccr.models import create_model, list_models
+from hccr.preprocess import gaussian_kernel1d
+
+SIZES = {"charnet": 128, "charnet-s": 64, "resnet-lean": 64}
+
+
+@pytest.mark.parametrize("name", [m for m in list_models() if m != "charnet"])
+def test_model_contract(name):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=7, image_size=SIZES[name])
+    x = torch.rand(3, 1, SIZES[name], SIZES[name])
+    logits, aux = m.train()(x)
+    assert logits.shape == (3, 7) and all(a.shape == (3, 7) for a in aux)
+    (logits.sum() + sum(a.sum() for a in aux)).backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+    m.eval()
+    out = m(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 7)  # no aux outputs at prediction time
+    torch.testing.assert_close(m.forward_head(m.forward_features(x)), out)
+
+
+@pytest.mark.slow
+def test_charnet_at_256_matches_the_paper():
+    m = create_model("charnet", num_classes=5, image_size=256)
+    x = torch.rand(2, 1, 256, 256)
+    outs = m._stage_outputs(x)
+    assert [tuple(o.shape[1:]) for o in outs] == [(160, 64, 64), (320, 16, 16), (640, 4, 4), (1280, 1, 1), (512, 1, 1)]
+    assert m.aux_heads[0][1].in_features == 655_360
+    logits, aux = m.train()(x)
+    assert logits.shape == (2, 5) and len(aux) == 4
+    deep_supervision(logits, aux, torch.tensor([1, 3]), lambda a, y: binary_focal_loss(a, y),
+                     1.0, (0.025, 0.05, 0.5, 0.2)).backward()
+    assert m.aux_heads[0][1].weight.grad.abs().sum() > 0
+    big = create_model("charnet", num_classes=7330, image_size=256)
+    assert 390e6 < sum(p.numel() for p in big.parameters()) < 420e6  # "about 400 M"
+
+
+def test_focal_loss_matches_float64_formula():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 11, generator=g) * 3
+    y = torch.randint(0, 11, (6,), generator=g)
+    z, t = logits.double(), torch.nn.functional.one_hot(y, 11).double()
+    p = 1 / (1 + torch.exp(-z))
+    bce = -(t * torch.log(p) + (1 - t) * torch.log(1 - p))
+    pt = t * p + (1 - t) * (1 - p)
+    at = t * 0.25 + (1 - t) * 0.75
+    ref = (at * (1 - pt) ** 4 * bce).mean()
+    got = binary_focal_loss(logits, y, gamma=4.0, alpha=0.25)
+    assert abs(float(got) - float(ref)) < 1e-6
+
+
+def test_blur_has_opencv_semantics():
+    img = torch.rand(1, 1, 9, 9, dtype=torch.float64)
+    k = gaussian_kernel1d(7, 50.0)
+    assert np.allclose(k, k.mean(), rtol=1e-3)  # sigma 50 on 7 taps is nearly a box filter
+    # Reference: 2-D correlation with BORDER_REFLECT_101 padding, in numpy.
+    a = np.pad(img[0, 0].numpy(), 3, mode="reflect")
+    k2 = np.outer(k, k)
+    ref = np.array([[np.sum(a[i : i + 7, j : j + 7] * k2) for j in range(9)] for i in range(9)])
+    np.testing.assert_allclose(gaussian_blur(img, 7, 50.0)[0, 0].numpy(), ref, atol=1e-12)
+
+
+def test_augmentation_is_batched_and_identity_when_off():
+    x = torch.zeros(4, 1, 32, 32)
+    x[:, :, 8:24, 14:18] = 1
+    assert torch.equal(random_warp(x, AugmentConfig()), x)
+    y = random_warp(x, AugmentConfig(rotation=15, shear=0.2, scale=(0.8, 1.1), translate=0.1, elastic=0.05),
+                    torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.allclose(y[0], y[1])  # a different warp per sample
+    assert 0.5 < float(y.sum() / x.sum()) < 1.6  # ink mass roughly preserved
+
+
+def test_stretch_fills_the_square():
+    x = torch.zeros(1, 1, 32, 32)
+    x[:, :, :, 8:24] = 1  # a tall character padded left and right (aspect kept)
+    out = stretch_to_content(x, torch.tensor([[64, 32]]))  # original 64 high, 32 wide
+    assert out[0, 0, 16, 1] > 0.9 and out[0, 0, 16, 30] > 0.9

@@ -1,0 +1,79 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hccr.augment import AugmentConfig
+from hccr.checkpoint import load_checkpoint
+from hccr.config import apply_overrides, get_preset
+from hccr.errors import HccrError
+from hccr.train import fit
+
+
+def _cfg(**kw):
+    cfg = get_preset("fast-1")
+    cfg = apply_overrides(cfg, ["image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003",
+                                "model_args=widths:8,stem:8"])
+    cfg.augment = AugmentConfig(rotation=5)  # light augmentation: a few steps must already learn
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = apply_overrides(get_preset("fast-2"), ["epochs=3", "augment.rotation=4", "aux_weights=0.1,0.2", "amp=false"])
+    assert cfg.epochs == 3 and cfg.augment.rotation == 4.0 and cfg.aux_weights == (0.1, 0.2) and cfg.amp is False
+    with pytest.raises(HccrError, match="unknown config field"):
+        apply_overrides(get_preset("fast-1"), ["epoch=3"])
+    with pytest.raises(HccrError, match="cannot read"):
+        apply_overrides(get_preset("fast-1"), ["epochs=many"])
+    p = get_preset("paper-3")
+    assert (p.model, p.image_size, p.loss, p.blur_ksize, p.blur_sigma, p.batch_size) == ("charnet", 256, "focal", 7, 50.0, 128)
+
+
+def test_two_epochs_learn_and_write_loadable_checkpoints(tiny_store, tmp_path):
+    cfg = _cfg(model_args={})
+    m = fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    assert m["val_acc"] > 0.5  # 4 classes: chance is 0.25
+    model, meta = load_checkpoint(tmp_path / "run")
+    assert meta["charset"] == "一人十口" and meta["arch"] == "charnet-s" and meta["config"]["epochs"] == 2
+    assert meta["preprocessing"]["image_size"] == 32
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert (tmp_path / "run" / "last.safetensors").exists()
+    with pytest.raises(HccrError, match="already holds a training run"):
+        fit(cfg, tiny_store, tmp_path / "run", progress=False)
+
+
+def test_resume_continues_from_saved_state(tiny_store, tmp_path):
+    cfg = _cfg(epochs=1, model_args={})
+    fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=False)
+    assert state["epoch"] == 0 and state["optimizer"]["state"]  # Adam moments saved
+    cfg.epochs = 3
+    m = fit(cfg, tiny_store, tmp_path / "run", resume=True, progress=False)
+    assert m["epoch"] == 3
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]  # epoch 1 was not trained again
+    state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=False)
+    assert state["scheduler"]["last_epoch"] > 0 and state["epoch"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_torchrun_two_processes_on_cpu(tiny_store, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "hccr.cli",
+           "train", "--data", str(tiny_store), "--out", str(tmp_path / "ddp"), "--epochs", "2",
+           "--set", "image_size=32", "--set", "batch_size=16", "--set", "warmup_epochs=0"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    model, meta = load_checkpoint(tmp_path / "ddp")
+    cfg = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert cfg["world_size"] == 2 and meta["arch"] == "charnet-s"
+    last = json.loads((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()[-1])
+    n_val = int(torch.load(tmp_path / "ddp" / "last.state.pt", weights_only=False)["epoch"]) + 1
+    assert n_val == 2 and last["val_count"] == 64  # exact: every validation sample counted once
