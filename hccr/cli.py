@@ -146,6 +146,102 @@ def presets_cmd() -> None:
               f"batch {c.batch_size} epochs {c.epochs}  {blur}")
 
 
+@app.command()
+def predict(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint (run folder, .json, .safetensors) or .onnx file.")],
+    inputs: Annotated[list[Path], typer.Argument(help="A packed store, an image folder, or image files.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write probabilities to this .npz.")] = None,
+    crops: Annotated[int, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop).")] = 5,
+    topk: Annotated[int, typer.Option(help="Candidates to print for image files.")] = 5,
+    split: Annotated[str, typer.Option(help="For a store: all, train or val.")] = "all",
+    batch_size: int = 256,
+    float16: Annotated[bool, typer.Option(help="Store probabilities as float16.")] = False,
+    device: str = "cpu",
+) -> None:
+    """Predict class probabilities with multi-crop; prints the top-k characters for image files."""
+    from .evaluate import topk_accuracy
+    from .predict import load_recognizer, predict_inputs, topk_chars
+    from .utils import use_all_cores
+
+    use_all_cores()
+    rec = load_recognizer(ckpt, device)
+    pred = predict_inputs(rec, [str(i) for i in inputs], crops=crops, batch_size=batch_size, split=split)
+    if out is not None:
+        pred.save(out, float16=float16)
+        print(f"wrote {out}: {len(pred)} samples x {pred.probs.shape[1]} classes "
+              f"({pred.meta['ms_per_char']:.2f} ms/char, {crops} crop(s))")
+    if (pred.labels >= 0).any():
+        acc = topk_accuracy(pred.probs, pred.labels)
+        print("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+    if len(pred) <= 50 or out is None:
+        for sid, cands in list(zip(pred.ids, topk_chars(pred.probs, rec.charset, topk), strict=True))[:50]:
+            print(f"{sid}: " + "  ".join(f"{ch} {p:.3f}" for ch, p in cands))
+
+
+@app.command()
+def ensemble(
+    preds: Annotated[list[Path], typer.Argument(help="Member prediction files (same samples, same charset).")],
+    out: Annotated[Path, typer.Option(help="Where to write the ensemble's .npz.")],
+    weights: Annotated[Optional[str], typer.Option(help="Comma-separated weights (default 0.3,0.2,0.5 for three).")] = None,
+    fit: Annotated[Optional[list[Path]], typer.Option(help="Validation predictions of each member, in the same order: fit the weights on them.")] = None,
+) -> None:
+    """Weighted average of members' probabilities (paper weights by default, or fitted on validation data)."""
+    from .ensemble import combine, fit_weights, load_all
+    from .evaluate import topk_accuracy
+
+    members = load_all(preds)
+    names = [str(p) for p in preds]
+    w = None
+    if fit:
+        if len(fit) != len(preds):
+            raise HccrError(f"--fit needs one validation file per member ({len(preds)}), got {len(fit)}")
+        w = fit_weights(load_all(fit)).tolist()
+        print("fitted weights: " + ", ".join(f"{x:.3f}" for x in w))
+    elif weights:
+        try:
+            w = [float(x) for x in weights.split(",")]
+        except ValueError:
+            raise HccrError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    ens = combine(members, w, names)
+    ens.save(out)
+    print(f"wrote {out}: weights {', '.join(f'{x:.3f}' for x in ens.meta['weights'])}")
+    if (ens.labels >= 0).any():
+        print("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in topk_accuracy(ens.probs, ens.labels).items()))
+
+
+@app.command()
+def evaluate(
+    preds: Annotated[list[Path], typer.Argument(help="Prediction files; the first gets the detailed report.")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+) -> None:
+    """Top-1/5/10, per-class accuracy, confused pairs, confusion and reliability plots -> report.md."""
+    from .evaluate import evaluate as run
+    from .predict import Predictions
+
+    loaded = [Predictions.load(p) for p in preds]
+    names = [p.stem for p in preds]
+    res = run(loaded[0], out, compare=dict(zip(names[1:], loaded[1:], strict=True)), name=names[0])
+    for name, r in res["table"].items():
+        print(f"{name:30s} top-1 {r['top1']:.4f}  top-5 {r.get('top5', float('nan')):.4f}  ECE {r['ece']:.4f}")
+    print(f"report: {out / 'report.md'}")
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Folder for data, models, predictions and the report.")] = Path("runs/quickstart"),
+    real: Annotated[Optional[list[Path]], typer.Option(help="Also evaluate on real data (a <root>/<char>/ folder, .gnt ...).")] = None,
+    tiny: Annotated[bool, typer.Option(help="A seconds-long version for smoke tests.")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the epochs per model.")] = None,
+) -> None:
+    """The main job: synthetic data -> 3 fast models -> 5-crop predictions -> ensembles -> report."""
+    from .quickstart import QuickstartConfig, check_real, run
+
+    cfg = QuickstartConfig.tiny() if tiny else QuickstartConfig()
+    if epochs is not None:
+        cfg.epochs = epochs
+    run(out, cfg, real=check_real([str(r) for r in real]) if real else None)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,48 @@
+"""The Python API, mirroring the CLI.
+
+    import hccr
+    rec = hccr.load("runs/quickstart/models/fast-1")          # or an exported .onnx file
+    rec.predict(gray_image, topk=5, crops=5)                   # [[('安', 0.98), ...]]
+    ens = hccr.Ensemble(["m1", "m2", "m3"], weights=(0.3, 0.2, 0.5))
+    ens.predict([img1, img2])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .ensemble import PAPER_WEIGHTS, normalize_weights
+from .errors import HccrError
+from .predict import load_recognizer, topk_chars
+
+
+def load(path: str | os.PathLike, device: str = "cpu"):
+    """A recognizer from a checkpoint (run folder, ``.json``, ``.safetensors``) or an ``.onnx`` file."""
+    return load_recognizer(path, device)
+
+
+class Ensemble:
+    """Weighted average of several recognizers' probabilities (default: the paper's 0.3/0.2/0.5)."""
+
+    def __init__(self, members: Sequence, weights: Sequence[float] | None = None, device: str = "cpu"):
+        self.members = [m if hasattr(m, "predict_proba") else load(m, device) for m in members]
+        if not self.members:
+            raise HccrError("an ensemble needs at least one member")
+        self.charset = self.members[0].charset
+        for i, m in enumerate(self.members[1:], 2):
+            if list(m.charset) != list(self.charset):
+                raise HccrError(f"member {i} has a different character list from member 1")
+        if weights is None:
+            weights = PAPER_WEIGHTS if len(self.members) == 3 else [1.0] * len(self.members)
+        self.weights = normalize_weights(weights, len(self.members))
+
+    def predict_proba(self, images: Sequence[np.ndarray], crops: int = 5) -> np.ndarray:
+        return sum(w * m.predict_proba(list(images), crops) for w, m in zip(self.weights, self.members, strict=True))
+
+    def predict(self, images, topk: int = 5, crops: int = 5) -> list[list[tuple[str, float]]]:
+        if isinstance(images, np.ndarray) and images.ndim == 2:
+            images = [images]
+        return topk_chars(self.predict_proba(list(images), crops), self.charset, topk)

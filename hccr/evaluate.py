@@ -1,0 +1,176 @@
+"""Metrics, plots and a Markdown report for probability files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HccrError
+from .predict import Predictions
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    ok = labels >= 0
+    if not ok.any():
+        raise HccrError("no labelled samples to evaluate (predict on a store or a <root>/<char>/ folder)")
+    p, y = probs[ok], labels[ok]
+    # Rank of the true class = number of classes with a strictly higher probability.
+    rank = (p > p[np.arange(len(y)), y][:, None]).sum(1)
+    return {f"top{k}": float((rank < k).mean()) for k in ks if k <= probs.shape[1] or k == 1}
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict:
+    ok = labels >= 0
+    conf = probs[ok].max(1)
+    correct = probs[ok].argmax(1) == labels[ok]
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges) - 1, 0, bins - 1)
+    acc, cnf, cnt = np.zeros(bins), np.zeros(bins), np.bincount(which, minlength=bins)
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            acc[b], cnf[b] = correct[sel].mean(), conf[sel].mean()
+    ece = float((cnt / max(cnt.sum(), 1) * np.abs(acc - cnf)).sum())
+    return {"ece": ece, "bin_acc": acc.tolist(), "bin_conf": cnf.tolist(), "bin_count": cnt.tolist(), "edges": edges.tolist()}
+
+
+def confusion_pairs(probs: np.ndarray, labels: np.ndarray, top: int = 10) -> list[tuple[int, int, int]]:
+    """(true class, predicted class, count) for the most frequent mistakes."""
+    ok = labels >= 0
+    pred = probs[ok].argmax(1)
+    y = labels[ok]
+    wrong = pred != y
+    if not wrong.any():
+        return []
+    c = probs.shape[1]
+    codes, counts = np.unique(y[wrong].astype(np.int64) * c + pred[wrong], return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:top]
+    return [(int(codes[i] // c), int(codes[i] % c), int(counts[i])) for i in order]
+
+
+def summary(pred: Predictions) -> dict:
+    s = topk_accuracy(pred.probs, pred.labels)
+    s["ece"] = calibration(pred.probs, pred.labels)["ece"]
+    s["count"] = int((pred.labels >= 0).sum())
+    s["ms_per_char"] = pred.meta.get("ms_per_char")
+    return s
+
+
+def _example_image(pred: Predictions, i: int) -> np.ndarray | None:
+    """The sample behind row ``i`` (ink high, square) from its store or file, if still readable."""
+    from .data.images import load_gray
+    from .data.store import Store
+    from .preprocess import normalize
+
+    sid = str(pred.ids[i])
+    try:
+        if sid.startswith("store:"):
+            return np.asarray(Store(pred.source).images[int(sid[6:])])
+        return normalize(load_gray(sid), 64)
+    except (HccrError, OSError):
+        return None
+
+
+def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predictions] | None = None,
+             name: str = "model") -> dict:
+    """Write ``report.md``, ``per_class.csv``, ``confusions.png``, ``confusion.png``, ``reliability.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data.charset import Charset
+    from .report import label_tile, save_png, tile_grid
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cs = Charset(main.charset)
+    y, probs = main.labels, main.probs
+    ok = y >= 0
+    summ = summary(main)
+    cal = calibration(probs, y)
+    pred = probs.argmax(1)
+
+    # Per-class accuracy.
+    rows = []
+    for c in range(len(cs)):
+        sel = ok & (y == c)
+        if sel.any():
+            rows.append((cs[c], int(sel.sum()), float((pred[sel] == c).mean())))
+    with open(out / "per_class.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["character", "count", "accuracy"])
+        w.writerows(rows)
+
+    # Most confused pairs with an example image of each.
+    pairs = confusion_pairs(probs, y)
+    tiles = []
+    for t, p, n in pairs:
+        idx = np.flatnonzero(ok & (y == t) & (pred == p))[0]
+        img = _example_image(main, int(idx))
+        if img is not None:
+            tiles.append(label_tile(img, cs[t], 80, caption=f"-> {n}x"))
+    if tiles:
+        save_png(tile_grid(tiles, cols=min(5, len(tiles))), out / "confusions.png")
+
+    # Confusion matrix (all classes up to 60, else the 60 most confused).
+    classes = np.arange(len(cs))
+    if len(cs) > 60:
+        errs = np.bincount(y[ok & (pred != y)], minlength=len(cs))
+        classes = np.sort(np.argsort(-errs)[:60])
+    sub = np.isin(y, classes) & ok
+    pos = {c: i for i, c in enumerate(classes.tolist())}
+    mat = np.zeros((len(classes), len(classes)))
+    for t, p in zip(y[sub], pred[sub], strict=True):
+        if p in pos:
+            mat[pos[t], pos[p]] += 1
+    mat = mat / np.maximum(mat.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(np.log10(mat + 1e-3), cmap="viridis")
+    ax.set_title(f"confusion (log10 rate), {len(classes)} classes by id")
+    ax.set_xlabel("predicted class id")
+    ax.set_ylabel("true class id")
+    fig.colorbar(im)
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=90)
+    plt.close(fig)
+
+    # Reliability diagram.
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    centers = (np.array(cal["edges"][:-1]) + np.array(cal["edges"][1:])) / 2
+    has = np.array(cal["bin_count"]) > 0
+    ax.plot([0, 1], [0, 1], "--", color="gray", lw=1)
+    ax.bar(centers[has], np.array(cal["bin_acc"])[has], width=1 / len(centers), edgecolor="k", alpha=0.7)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"reliability (ECE {cal['ece']:.4f})")
+    fig.tight_layout()
+    fig.savefig(out / "reliability.png", dpi=90)
+    plt.close(fig)
+
+    # Comparison table and report.
+    table = {**(compare or {}), name: main}
+    results = {k: summary(v) for k, v in table.items()}
+    lines = [f"# Evaluation: {name}", "", f"Source: `{main.source}`, {summ['count']} labelled samples, "
+             f"{len(cs)} classes, {main.meta.get('crops', '?')} crop(s).", "",
+             "| model | top-1 | top-5 | top-10 | ECE | ms/char |", "|---|---|---|---|---|---|"]
+    for k, r in results.items():
+        ms = f"{r['ms_per_char']:.2f}" if r.get("ms_per_char") is not None else ""
+        lines.append(f"| {k} | {r['top1']:.4f} | {r.get('top5', float('nan')):.4f} | "
+                     f"{r.get('top10', float('nan')):.4f} | {r['ece']:.4f} | {ms} |")
+    if main.meta.get("weights"):
+        lines += ["", f"Ensemble weights: {', '.join(f'{w:.3f}' for w in main.meta['weights'])}."]
+    lines += ["", "## Most confused pairs (true -> predicted)", ""]
+    lines += [f"- {cs[t]} -> {cs[p]}: {n}" for t, p, n in pairs] or ["- none"]
+    if tiles:
+        lines += ["", "![confused examples](confusions.png)"]
+    worst = sorted(rows, key=lambda r: r[2])[:10]
+    lines += ["", "## Lowest per-class accuracy", "", "| character | count | accuracy |", "|---|---|---|"]
+    lines += [f"| {c} | {n} | {a:.4f} |" for c, n, a in worst]
+    lines += ["", "Full table: [per_class.csv](per_class.csv)", "", "![confusion](confusion.png)",
+              "![reliability](reliability.png)", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return {"summary": summ, "table": results, "pairs": pairs}

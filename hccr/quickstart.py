@@ -1,0 +1,140 @@
+"""The main job: synthetic handwriting -> stores -> three fast models -> five-crop predictions ->
+paper-weighted and fitted ensembles -> evaluation report, in one resumable command."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HccrError
+
+# Visually confusable characters sharing the 宀 radical.
+DEFAULT_CHARS = "宀它宄守安完宏宓宕宙实宠审室宪宰害宴容宿宁宇宋宗官定宜家宫寄"
+
+
+@dataclass
+class QuickstartConfig:
+    chars: str = DEFAULT_CHARS
+    train_writers: int = 120  # of which val_fraction are held out (whole writers) for validation
+    test_writers: int = 30
+    val_fraction: float = 0.1
+    epochs: int = 12
+    size: int = 64
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls) -> QuickstartConfig:
+        return cls(chars="宀安完宏害宴", train_writers=24, test_writers=8, val_fraction=0.25, epochs=2)
+
+
+def _train(preset: str, cfg: QuickstartConfig, store: Path, out: Path, progress: bool) -> None:
+    from .config import get_preset
+    from .train import fit
+    from .utils import read_json
+
+    tc = get_preset(preset)
+    tc.epochs = cfg.epochs
+    tc.image_size = cfg.size
+    if (out / "last.json").exists() and read_json(out / "last.json")["epoch"] >= tc.epochs:
+        print(f"{out}: already trained, reusing it")
+        return
+    fit(tc, store, out, resume=(out / "last.state.pt").exists(), progress=progress)
+
+
+def run(out: str | Path = "runs/quickstart", cfg: QuickstartConfig | None = None, real: list[str] | None = None,
+        progress: bool = True) -> dict:
+    from .data.store import ConvertOptions, Store, convert
+    from .data.synth import SynthConfig, synth
+    from .ensemble import PAPER_WEIGHTS, combine, fit_weights
+    from .evaluate import evaluate
+    from .predict import Recognizer, predict_inputs
+    from .utils import use_all_cores, write_json
+
+    cfg = cfg or QuickstartConfig()
+    out = Path(out)
+    t_start = time.perf_counter()
+    use_all_cores()
+    n_writers = cfg.train_writers + cfg.test_writers
+
+    print(f"[1/5] synthetic handwriting: {len(cfg.chars)} characters x {n_writers} writers")
+    gnt = out / "data" / "gnt"
+    files = synth(gnt, SynthConfig(chars=cfg.chars, writers=n_writers, seed=cfg.seed), progress=progress)
+    train_files, test_files = files[: cfg.train_writers], files[cfg.train_writers :]
+
+    print("[2/5] packed stores (train/val by writer, test = unseen writers)")
+    stores = {}
+    for name, srcs, vf in (("train", train_files, cfg.val_fraction), ("test", test_files, 0.0)):
+        path = out / "data" / name
+        if not (path / "manifest.json").exists():
+            convert([str(f) for f in srcs], path, ConvertOptions(size=cfg.size, charset=cfg.chars, val_fraction=vf,
+                                                                 split_by_writer=vf > 0, seed=cfg.seed),
+                    progress=False)
+        stores[name] = Store(path)
+    print(f"      train {stores['train'].manifest['train']}, val {stores['train'].manifest['val']}, "
+          f"test {len(stores['test'])} samples")
+
+    print(f"[3/5] training fast-1, fast-2, fast-3 ({cfg.epochs} epochs each)")
+    members = ["fast-1", "fast-2", "fast-3"]
+    for m in members:
+        _train(m, cfg, stores["train"].path, out / "models" / m, progress)
+
+    print("[4/5] five-crop predictions and ensembles")
+    preds_dir = out / "preds"
+    preds_dir.mkdir(parents=True, exist_ok=True)
+    val, test = {}, {}
+    for m in members:
+        rec = Recognizer.from_checkpoint(out / "models" / m)
+        val[m] = predict_inputs(rec, [str(stores["train"].path)], crops=5, split="val", progress=False)
+        test[m] = predict_inputs(rec, [str(stores["test"].path)], crops=5, progress=False)
+        test[m].save(preds_dir / f"{m}.test.npz")
+    weights = fit_weights([val[m] for m in members])
+    ens_paper = combine([test[m] for m in members], PAPER_WEIGHTS)
+    ens_fit = combine([test[m] for m in members], weights.tolist())
+    ens_paper.save(preds_dir / "ensemble-paper.test.npz")
+    ens_fit.save(preds_dir / "ensemble-fitted.test.npz")
+
+    print("[5/5] evaluation report")
+    compare = {**test, "ensemble (paper 0.3/0.2/0.5)": ens_paper}
+    report = evaluate(ens_fit, out / "report", compare=compare, name="ensemble (fitted)")
+    tables = {"synthetic test writers": report["table"]}
+
+    if real:
+        real_store = out / "data" / "real"
+        if not (real_store / "manifest.json").exists():
+            res = convert(real, real_store, ConvertOptions(size=cfg.size, charset=cfg.chars), progress=False)
+            if res.skipped:
+                print(f"      real data: kept {res.count} samples of the demo's characters, skipped {res.skipped}")
+        rp = {m: predict_inputs(Recognizer.from_checkpoint(out / "models" / m), [str(real_store)], progress=False)
+              for m in members}
+        real_paper = combine([rp[m] for m in members], PAPER_WEIGHTS)
+        real_fit = combine([rp[m] for m in members], weights.tolist())
+        rr = evaluate(real_fit, out / "report-real", compare={**rp, "ensemble (paper 0.3/0.2/0.5)": real_paper},
+                      name="ensemble (fitted)")
+        tables["real handwriting"] = rr["table"]
+
+    elapsed = time.perf_counter() - t_start
+    for title, table in tables.items():
+        print(f"\n{title}:")
+        print(format_table(table))
+    print(f"\nfitted weights: {', '.join(f'{w:.2f}' for w in weights)}; whole run {elapsed / 60:.1f} min")
+    print(f"report: {out / 'report' / 'report.md'}" + (f" and {out / 'report-real' / 'report.md'}" if real else ""))
+    result = {"tables": tables, "weights": weights.tolist(), "seconds": elapsed}
+    write_json(out / "quickstart.json", result)
+    return result
+
+
+def format_table(table: dict[str, dict]) -> str:
+    lines = [f"{'model':32s} {'top-1':>7s} {'top-5':>7s} {'ms/char':>8s}"]
+    for name, r in table.items():
+        ms = r.get("ms_per_char")
+        lines.append(f"{name:32s} {r['top1']:7.4f} {r.get('top5', float('nan')):7.4f} "
+                     f"{ms if ms is None else f'{ms:8.3f}'}")
+    return "\n".join(lines)
+
+
+def check_real(paths: list[str]) -> list[str]:
+    for p in paths:
+        if not Path(p).exists():
+            raise HccrError(f"{p}: no such folder (--real expects a <root>/<char>/<n>.png folder or CASIA files)")
+    return paths

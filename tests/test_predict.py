@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from hccr.ensemble import combine, fit_weights
+from hccr.errors import HccrError
+from hccr.evaluate import topk_accuracy
+from hccr.predict import Predictions, Recognizer, crop_boxes, multicrop
+
+
+def test_five_crop_geometry():
+    assert crop_boxes(70, 64) == [(3, 3), (0, 0), (0, 6), (6, 0), (6, 6)]
+    assert crop_boxes(280, 256) == [(12, 12), (0, 0), (0, 24), (24, 0), (24, 24)]  # the paper's 280 -> 256
+    x = torch.zeros(1, 1, 70, 70)
+    x[0, 0, 0, 0] = 1  # a mark in the top-left corner
+    x[0, 0, 69, 69] = 2  # and one in the bottom-right corner
+    v = multicrop(x, 64, 5)
+    assert v.shape == (5, 1, 64, 64)
+    assert v[1, 0, 0, 0] == 1 and v[4, 0, 63, 63] == 2  # corners land in the corner crops
+    assert v[0].sum() == 0  # the centre crop sees neither
+    assert multicrop(x, 64, 1).shape == (1, 1, 64, 64)
+    with pytest.raises(HccrError):
+        multicrop(x, 64, 3)
+
+
+def test_recognizer_keeps_aspect_and_pads(tmp_path):
+    from hccr.models import create_model
+
+    model = create_model("resnet-lean", num_classes=3, image_size=32, widths=(8, 8, 8, 8))
+    meta = {"charset": "一二三", "preprocessing": {"image_size": 32, "ink": "high", "margin": 0.0}}
+    rec = Recognizer(model, meta)
+    tall = np.full((60, 20), 255, np.uint8)
+    tall[:, 5:15] = 0
+    x = rec.normalize_images([tall], crops=5)
+    assert x.shape == (1, 1, 35, 35)  # 32 * 280 / 256 = 35
+    assert x[0, 0, :, 0].max() == 0 and x[0, 0, 17, 17] > 0.9  # padded left/right, ink in the middle, ink high
+    assert rec.predict_proba([tall], crops=5).shape == (1, 3)
+    assert rec.predict_proba([tall, tall], crops=1).shape == (2, 3)
+    (top,) = rec.predict(tall, topk=2)
+    assert len(top) == 2 and top[0][0] in "一二三" and abs(sum(p for _, p in rec.predict(tall, topk=3)[0]) - 1) < 1e-5
+
+
+def _pred(probs, labels, ids=None, charset="abc"):
+    ids = np.array(ids if ids is not None else [f"store:{i}" for i in range(len(labels))])
+    return Predictions(np.asarray(probs, np.float32), charset, np.asarray(labels), ids, "x", {"ms_per_char": 1.0})
+
+
+def test_ensemble_weights_normalise_and_mismatches_are_refused():
+    a = _pred([[0.9, 0.1, 0.0]], [0])
+    b = _pred([[0.1, 0.9, 0.0]], [0])
+    e = combine([a, b], [3, 1])
+    np.testing.assert_allclose(e.probs, [[0.7, 0.3, 0.0]], atol=1e-6)
+    assert e.meta["weights"] == [0.75, 0.25]
+    with pytest.raises(HccrError, match="charset"):
+        combine([a, _pred([[0.5, 0.5, 0.0]], [0], charset="abd")])
+    with pytest.raises(HccrError, match="same order"):
+        combine([a, _pred([[0.5, 0.5, 0.0]], [0], ids=["store:7"])])
+    with pytest.raises(HccrError, match="weights"):
+        combine([a, b], [1, -1])
+    p3 = combine([a, b, b])
+    assert p3.meta["weights"] == pytest.approx([0.3, 0.2, 0.5])  # the paper's default for three
+
+
+def test_fitted_weights_prefer_the_better_member():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    good = np.eye(3)[y] * 0.8 + 0.2 / 3
+    bad = np.full((200, 3), 1 / 3)
+    w = fit_weights([_pred(bad, y), _pred(good, y)])
+    assert w[1] > 0.9 and abs(w.sum() - 1) < 1e-9
+
+
+def test_evaluate_exact_topk(tmp_path):
+    from hccr.evaluate import evaluate
+
+    probs = [[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]
+    labels = [0, 1, 2, 2]  # top-1 right for rows 0 and 3; row 1 is second, row 2 third
+    acc = topk_accuracy(np.array(probs), np.array(labels), ks=(1, 2, 3))
+    assert acc == {"top1": 0.5, "top2": 0.75, "top3": 1.0}
+    res = evaluate(_pred(probs, labels), tmp_path / "rep")
+    assert res["summary"]["top1"] == 0.5
+    for f in ("report.md", "per_class.csv", "confusion.png", "reliability.png"):
+        assert (tmp_path / "rep" / f).stat().st_size > 0
+    assert "| model | 0.5000 |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_quickstart_tiny_end_to_end(tmp_path):
+    r = run_cli("quickstart", "--tiny", "--out", tmp_path / "qs", timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = r.stdout.split("synthetic test writers:")[1]
+    for row in ("fast-1", "fast-2", "fast-3", "ensemble (paper 0.3/0.2/0.5)", "ensemble (fitted)"):
+        assert row in table
+    assert (tmp_path / "qs" / "report" / "report.md").exists()
+    r = run_cli("evaluate", tmp_path / "qs" / "preds" / "ensemble-paper.test.npz", tmp_path / "qs" / "preds" / "fast-1.test.npz",
+                "--out", tmp_path / "rep")
+    assert r.returncode == 0 and "fast-1" in r.stdout
+    from PIL import Image
+
+    from hccr.data.store import Store
+
+    Image.fromarray(255 - Store(tmp_path / "qs" / "data" / "test").images[0]).save(tmp_path / "x.png")
+    r = run_cli("predict", tmp_path / "qs" / "models" / "fast-1", tmp_path / "x.png", "--topk", "3")
+    assert r.returncode == 0, r.stderr
+    line = [x for x in r.stdout.splitlines() if "x.png:" in x][0]
+    assert len(line.split(":", 1)[1].split()) == 6  # three (character, probability) pairs
+    r = run_cli("ensemble", tmp_path / "qs" / "preds" / "fast-1.test.npz", tmp_path / "qs" / "preds" / "fast-2.test.npz",
+                "--out", tmp_path / "e.npz", "--weights", "1,x")
+    assert r.returncode != 0 and "--weights must be numbers" in r.stderr
