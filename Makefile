@@ -4,9 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-io bench-models bench-casia21 bench-sim2real bench-latency clean
+.PHONY: setup system demo test test-fast lint bench-io bench-models bench-casia21 bench-sim2real bench-latency clean
 
-setup: $(STAMP)
+setup: $(STAMP) system
+
+# System packages the browser test needs (Debian's Chromium and a CJK font for the drawing page).
+# Installed only when missing and when apt-get can be used; otherwise that one test is skipped.
+system:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and fonts-wqy-microhei (browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	  else echo "note: chromium not installed; the browser test will be skipped"; fi; \
+	fi
 
 # torch is pinned here (its CPU build is on disk on our machines; a range would pull a CUDA build);
 # pyproject.toml states the supported range.
@@ -24,11 +34,26 @@ test: setup
 	$(BIN)/ruff check hccr tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: setup
 	$(BIN)/ruff check hccr tests benchmarks scripts
 
 bench-io: setup
 	$(BIN)/python benchmarks/io.py
+
+bench-models: setup
+	$(BIN)/python benchmarks/models.py
+
+bench-casia21: setup
+	$(BIN)/python benchmarks/casia21.py
+
+bench-sim2real: setup
+	$(BIN)/python benchmarks/sim2real.py
+
+bench-latency: setup
+	$(BIN)/python benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) runs .bench

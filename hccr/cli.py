@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,19 +20,20 @@ OnError = Annotated[str, typer.Option(help="What to do with a bad sample: skip (
 def convert(
     sources: Annotated[list[Path], typer.Argument(help="Inputs (.gnt/.pot files, folders, zips, image folders) then OUT.")],
     size: Annotated[int, typer.Option(help="Side of the normalised square images.")] = 64,
-    charset: Annotated[Optional[str], typer.Option(help="gb2312-1, gb2312, a charset file, or a string of characters.")] = None,
+    charset: Annotated[str | None, typer.Option(help="gb2312-1, gb2312, a charset file, or a string of characters.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.0,
     split_by_writer: Annotated[bool, typer.Option(help="Hold out whole writers for validation.")] = False,
-    limit: Annotated[Optional[int], typer.Option(help="Stop after this many samples.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
     margin: Annotated[float, typer.Option(help="Blank border as a fraction of the side.")] = 0.0,
     stroke_width: Annotated[float, typer.Option(help="Pen width (px at 64 px) for rendering .pot data.")] = 2.0,
     seed: int = 0,
     on_error: OnError = "skip",
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     overwrite: bool = False,
 ) -> None:
     """Convert CASIA .gnt/.pot files or a PNG export (<root>/<char>/<n>.png) into a packed store."""
-    from .data.store import ConvertOptions, convert as run
+    from .data.store import ConvertOptions
+    from .data.store import convert as run
 
     if len(sources) < 2:
         raise HccrError("convert needs at least one source and the output folder: hccr convert SRC... OUT")
@@ -71,15 +72,15 @@ def show(
 
 @app.command()
 def synth(
-    out: Annotated[Optional[Path], typer.Argument(help="Folder for the <writer>.gnt files.")] = None,
+    out: Annotated[Path | None, typer.Argument(help="Folder for the <writer>.gnt files.")] = None,
     chars: Annotated[str, typer.Option(help="gb2312-1, gb2312, a charset file, or a string of characters.")] = "gb2312-1",
     writers: Annotated[int, typer.Option(help="Number of simulated writers (one .gnt file each).")] = 10,
     seed: int = 0,
     size: Annotated[float, typer.Option(help="Mean character size in pixels (longer side).")] = 64.0,
-    font: Annotated[Optional[list[Path]], typer.Option(help="TTF/OTF font to render glyphs from (repeatable).")] = None,
+    font: Annotated[list[Path] | None, typer.Option(help="TTF/OTF font to render glyphs from (repeatable).")] = None,
     font_fraction: Annotated[float, typer.Option(help="Share of samples drawn from the fonts.")] = 0.5,
-    preview: Annotated[Optional[Path], typer.Option(help="Write a PNG grid of samples from several writers.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all cores).")] = None,
+    preview: Annotated[Path | None, typer.Option(help="Write a PNG grid of samples from several writers.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
 ) -> None:
     """Generate synthetic handwriting as CASIA .gnt files (one per simulated writer)."""
     from .data import synth as sy
@@ -111,13 +112,13 @@ def train(
     data: Annotated[Path, typer.Option(help="Packed store made by hccr convert.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")],
     preset: Annotated[str, typer.Option(help="paper-1, paper-2, paper-3, fast-1, fast-2 or fast-3.")] = "fast-1",
-    epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the preset's seed.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config field: key=value (repeatable).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the preset's seed.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any config field: key=value (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last epoch.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:
     """Train a model (single process, or many under torchrun --nproc-per-node N)."""
     from .config import apply_overrides, config_from_dict, get_preset
@@ -150,12 +151,13 @@ def presets_cmd() -> None:
 def predict(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint (run folder, .json, .safetensors) or .onnx file.")],
     inputs: Annotated[list[Path], typer.Argument(help="A packed store, an image folder, or image files.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write probabilities to this .npz.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write probabilities to this .npz.")] = None,
     crops: Annotated[int, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop).")] = 5,
     topk: Annotated[int, typer.Option(help="Candidates to print for image files.")] = 5,
     split: Annotated[str, typer.Option(help="For a store: all, train or val.")] = "all",
     batch_size: int = 256,
     float16: Annotated[bool, typer.Option(help="Store probabilities as float16.")] = False,
+    amp: Annotated[bool, typer.Option(help="bf16 autocast (faster on CPUs with bf16 units, ~1e-2 different).")] = False,
     device: str = "cpu",
 ) -> None:
     """Predict class probabilities with multi-crop; prints the top-k characters for image files."""
@@ -164,7 +166,7 @@ def predict(
     from .utils import use_all_cores
 
     use_all_cores()
-    rec = load_recognizer(ckpt, device)
+    rec = load_recognizer(ckpt, device, amp)
     pred = predict_inputs(rec, [str(i) for i in inputs], crops=crops, batch_size=batch_size, split=split)
     if out is not None:
         pred.save(out, float16=float16)
@@ -182,8 +184,8 @@ def predict(
 def ensemble(
     preds: Annotated[list[Path], typer.Argument(help="Member prediction files (same samples, same charset).")],
     out: Annotated[Path, typer.Option(help="Where to write the ensemble's .npz.")],
-    weights: Annotated[Optional[str], typer.Option(help="Comma-separated weights (default 0.3,0.2,0.5 for three).")] = None,
-    fit: Annotated[Optional[list[Path]], typer.Option(help="Validation predictions of each member, in the same order: fit the weights on them.")] = None,
+    weights: Annotated[str | None, typer.Option(help="Comma-separated weights (default 0.3,0.2,0.5 for three).")] = None,
+    fit: Annotated[list[Path] | None, typer.Option(help="Validation predictions of each member, in the same order: fit the weights on them.")] = None,
 ) -> None:
     """Weighted average of members' probabilities (paper weights by default, or fitted on validation data)."""
     from .ensemble import combine, fit_weights, load_all
@@ -229,9 +231,9 @@ def evaluate(
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for data, models, predictions and the report.")] = Path("runs/quickstart"),
-    real: Annotated[Optional[list[Path]], typer.Option(help="Also evaluate on real data (a <root>/<char>/ folder, .gnt ...).")] = None,
+    real: Annotated[list[Path] | None, typer.Option(help="Also evaluate on real data (a <root>/<char>/ folder, .gnt ...).")] = None,
     tiny: Annotated[bool, typer.Option(help="A seconds-long version for smoke tests.")] = False,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the epochs per model.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the epochs per model.")] = None,
 ) -> None:
     """The main job: synthetic data -> 3 fast models -> 5-crop predictions -> ensembles -> report."""
     from .quickstart import QuickstartConfig, check_real, run
@@ -240,6 +242,40 @@ def quickstart(
     if epochs is not None:
         cfg.epochs = epochs
     run(out, cfg, real=check_real([str(r) for r in real]) if real else None)
+
+
+@app.command()
+def export(
+    ckpts: Annotated[list[Path], typer.Argument(help="One checkpoint, or several for an ensemble graph.")],
+    out: Annotated[Path, typer.Option(help="The .onnx file to write.")] = Path("model.onnx"),
+    weights: Annotated[str | None, typer.Option(help="Ensemble weights (default 0.3,0.2,0.5 for three).")] = None,
+    crops: Annotated[int, typer.Option(help="1 or 5 crops inside the graph.")] = 5,
+    int8: Annotated[bool, typer.Option(help="Also write an int8-quantised copy (MODEL.int8.onnx).")] = False,
+    opset: int = 17,
+) -> None:
+    """Export a model or a whole ensemble (crops and weighted average inside) to ONNX."""
+    from .export import export_onnx, quantize_int8
+
+    w = [float(x) for x in weights.split(",")] if weights else None
+    path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")
+    if int8:
+        q = quantize_int8(path, path.with_suffix(".int8.onnx"))
+        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(help="Checkpoint or .onnx file.")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Concurrent inferences.")] = 2,
+) -> None:
+    """HTTP API (POST /v1/recognize, GET /healthz, /docs) with a drawing page at /."""
+    from .serve.app import Limits
+    from .serve.app import serve as run
+
+    run(str(model), host, port, Limits(workers=workers))
 
 
 def main() -> None:

@@ -46,9 +46,6 @@ def run(out: str | Path = "runs/quickstart", cfg: QuickstartConfig | None = None
         progress: bool = True) -> dict:
     from .data.store import ConvertOptions, Store, convert
     from .data.synth import SynthConfig, synth
-    from .ensemble import PAPER_WEIGHTS, combine, fit_weights
-    from .evaluate import evaluate
-    from .predict import Recognizer, predict_inputs
     from .utils import use_all_cores, write_json
 
     cfg = cfg or QuickstartConfig()
@@ -74,54 +71,64 @@ def run(out: str | Path = "runs/quickstart", cfg: QuickstartConfig | None = None
     print(f"      train {stores['train'].manifest['train']}, val {stores['train'].manifest['val']}, "
           f"test {len(stores['test'])} samples")
 
-    print(f"[3/5] training fast-1, fast-2, fast-3 ({cfg.epochs} epochs each)")
-    members = ["fast-1", "fast-2", "fast-3"]
-    for m in members:
-        _train(m, cfg, stores["train"].path, out / "models" / m, progress)
-
-    print("[4/5] five-crop predictions and ensembles")
-    preds_dir = out / "preds"
-    preds_dir.mkdir(parents=True, exist_ok=True)
-    val, test = {}, {}
-    for m in members:
-        rec = Recognizer.from_checkpoint(out / "models" / m)
-        val[m] = predict_inputs(rec, [str(stores["train"].path)], crops=5, split="val", progress=False)
-        test[m] = predict_inputs(rec, [str(stores["test"].path)], crops=5, progress=False)
-        test[m].save(preds_dir / f"{m}.test.npz")
-    weights = fit_weights([val[m] for m in members])
-    ens_paper = combine([test[m] for m in members], PAPER_WEIGHTS)
-    ens_fit = combine([test[m] for m in members], weights.tolist())
-    ens_paper.save(preds_dir / "ensemble-paper.test.npz")
-    ens_fit.save(preds_dir / "ensemble-fitted.test.npz")
-
-    print("[5/5] evaluation report")
-    compare = {**test, "ensemble (paper 0.3/0.2/0.5)": ens_paper}
-    report = evaluate(ens_fit, out / "report", compare=compare, name="ensemble (fitted)")
-    tables = {"synthetic test writers": report["table"]}
-
+    real_store = None
     if real:
         real_store = out / "data" / "real"
         if not (real_store / "manifest.json").exists():
             res = convert(real, real_store, ConvertOptions(size=cfg.size, charset=cfg.chars), progress=False)
             if res.skipped:
                 print(f"      real data: kept {res.count} samples of the demo's characters, skipped {res.skipped}")
-        rp = {m: predict_inputs(Recognizer.from_checkpoint(out / "models" / m), [str(real_store)], progress=False)
-              for m in members}
-        real_paper = combine([rp[m] for m in members], PAPER_WEIGHTS)
-        real_fit = combine([rp[m] for m in members], weights.tolist())
-        rr = evaluate(real_fit, out / "report-real", compare={**rp, "ensemble (paper 0.3/0.2/0.5)": real_paper},
-                      name="ensemble (fitted)")
-        tables["real handwriting"] = rr["table"]
+    evals = {"synthetic test writers": stores["test"].path}
+    if real_store is not None:
+        evals["real handwriting"] = real_store
+    result = fit_and_ensemble(stores["train"].path, evals, out, cfg.epochs, cfg.size, progress=progress)
+    tables, weights = result["tables"], result["weights"]
 
     elapsed = time.perf_counter() - t_start
     for title, table in tables.items():
         print(f"\n{title}:")
         print(format_table(table))
     print(f"\nfitted weights: {', '.join(f'{w:.2f}' for w in weights)}; whole run {elapsed / 60:.1f} min")
-    print(f"report: {out / 'report' / 'report.md'}" + (f" and {out / 'report-real' / 'report.md'}" if real else ""))
-    result = {"tables": tables, "weights": weights.tolist(), "seconds": elapsed}
+    print("reports: " + ", ".join(str(p) for p in result["reports"]))
+    result = {**result, "seconds": elapsed}
     write_json(out / "quickstart.json", result)
     return result
+
+
+def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path, epochs: int, size: int = 64,
+                     members: tuple[str, ...] = ("fast-1", "fast-2", "fast-3"), progress: bool = True) -> dict:
+    """Train the members (resumably), predict with five crops, fit ensemble weights on the validation
+    split, and evaluate members and both ensembles on each evaluation store."""
+    from .ensemble import PAPER_WEIGHTS, combine, fit_weights
+    from .evaluate import evaluate
+    from .predict import Recognizer, predict_inputs
+
+    print(f"[3/5] training {', '.join(members)} ({epochs} epochs each)")
+    for m in members:
+        _train(m, QuickstartConfig(epochs=epochs, size=size), train_store, out / "models" / m, progress)
+    print("[4/5] five-crop predictions and ensembles")
+    preds_dir = out / "preds"
+    preds_dir.mkdir(parents=True, exist_ok=True)
+    recs = {m: Recognizer.from_checkpoint(out / "models" / m) for m in members}
+    val = {m: predict_inputs(recs[m], [str(train_store)], crops=5, split="val", progress=False) for m in members}
+    weights = fit_weights([val[m] for m in members])
+    print("[5/5] evaluation reports")
+    tables, reports = {}, []
+    for k, (title, store) in enumerate(eval_stores.items()):
+        tag = "test" if k == 0 else f"eval{k}"
+        preds = {m: predict_inputs(recs[m], [str(store)], crops=5, progress=False) for m in members}
+        for m, p in preds.items():
+            p.save(preds_dir / f"{m}.{tag}.npz")
+        paper = combine(list(preds.values()), PAPER_WEIGHTS if len(members) == 3 else None)
+        fitted = combine(list(preds.values()), weights.tolist())
+        paper.save(preds_dir / f"ensemble-paper.{tag}.npz")
+        fitted.save(preds_dir / f"ensemble-fitted.{tag}.npz")
+        rep_dir = out / ("report" if k == 0 else f"report-{tag}")
+        rep = evaluate(fitted, rep_dir, compare={**preds, "ensemble (paper 0.3/0.2/0.5)": paper},
+                       name="ensemble (fitted)")
+        tables[title] = rep["table"]
+        reports.append(rep_dir / "report.md")
+    return {"tables": tables, "weights": weights.tolist(), "reports": [str(r) for r in reports]}
 
 
 def format_table(table: dict[str, dict]) -> str:

@@ -27,7 +27,6 @@ from .losses import binary_focal_loss, cross_entropy, deep_supervision
 from .models import create_model
 from .utils import Progress, write_json
 
-
 # ---------------------------------------------------------------------------------------------
 # Input pipeline (on the training device)
 
@@ -91,7 +90,7 @@ def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for _n, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "adam":

@@ -57,3 +57,15 @@ def tiny_store(tmp_path_factory):
     res = convert([str(root / "gnt")], root / "store", ConvertOptions(size=32, val_fraction=0.2, split_by_writer=True),
                   workers=1, progress=False)
     return res.path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store, tmp_path_factory):
+    """A charnet-s trained for two epochs on ``tiny_store`` at 32 px."""
+    from hccr.config import apply_overrides, get_preset
+    from hccr.train import fit
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    cfg = apply_overrides(get_preset("fast-1"), ["image_size=32", "batch_size=32", "epochs=2", "warmup_epochs=0"])
+    fit(cfg, tiny_store, out, progress=False)
+    return out

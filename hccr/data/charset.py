@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from ..errors import HccrError
 
 
-@lru_cache(maxsize=None)
+@cache
 def gb2312_chars(level1_only: bool = False) -> tuple[str, ...]:
     """The GB2312 hanzi in code order: 3,755 of level 1 (rows 0xB0-0xD7) or all 6,763 (to 0xF7).
 

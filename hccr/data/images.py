@@ -17,7 +17,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def to_gray(im) -> np.ndarray:
     """A Pillow image -> uint8 gray, transparent areas composited on white (ink stays dark)."""
-    from PIL import Image
 
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info) or \
             (im.mode in ("RGB", "L") and "transparency" in im.info):

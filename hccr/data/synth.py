@@ -392,8 +392,8 @@ def compose_top_bottom(top: list[np.ndarray], bottom: list[np.ndarray], split: f
 def preview(path: str | os.PathLike, chars: str = "永安家察寒宿", writers: int = 8, seed: int = 0,
             size: float = 64.0) -> None:
     """A grid: one row per writer, one column per character."""
-    from ..report import save_png
     from ..preprocess import normalize
+    from ..report import save_png
 
     cfg = SynthConfig(chars=chars, writers=writers, seed=seed, size=size)
     cs = list(resolve_charset(chars))

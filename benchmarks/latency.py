@@ -1,0 +1,86 @@
+"""Prediction latency (ms per character): hccr's fast models vs the paper's CharNet system, one run.
+
+    python benchmarks/latency.py [--ckpt RUN ...] [--onnx]
+
+Configurations: one model x 1 crop, one model x 5 crops, three models x 5 crops (the full
+ensemble), each batched (256 characters per call) and single-image (one character per call),
+next to the paper's system (CharNet at 256 px, 3 models x 5 crops) on the same images and
+settings (channels_last, bf16 autocast where the CPU supports it, all cores). Untrained weights
+have the same cost as trained ones; trained checkpoints are used when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import REAL, save, table  # noqa: E402
+
+from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
+from hccr.models import create_model  # noqa: E402
+from hccr.predict import Recognizer  # noqa: E402
+
+
+def recognizer(arch: str, size: int, classes: int, amp: bool) -> Recognizer:
+    meta = {"arch": arch, "charset": "".join(chr(0x4E00 + i) for i in range(classes)),
+            "preprocessing": {"image_size": size, "ink": "high", "margin": 0.0}}
+    return Recognizer(create_model(arch, classes, size), meta, amp=amp)
+
+
+def ms_per_char(members: list, images: list[np.ndarray], crops: int, batch: int, budget_s: float) -> float:
+    n = 0
+    t = time.perf_counter()
+    while True:
+        for i in range(0, len(images), batch):
+            chunk = images[i : i + batch]
+            sum(m.predict_proba(chunk, crops, batch) for m in members)
+            n += len(chunk)
+            if time.perf_counter() - t > budget_s and n >= batch:
+                return 1000 * (time.perf_counter() - t) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--classes", type=int, default=3755)
+    ap.add_argument("--ckpt", nargs="*", default=[], help="three trained fast checkpoints (optional)")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds per measurement")
+    ap.add_argument("--no-amp", action="store_true")
+    args = ap.parse_args()
+    amp = not args.no_amp
+    if REAL.is_dir():
+        items = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")[::5][:512]
+        images = [load_gray(it.path) for it in items]
+    else:
+        rng = np.random.default_rng(0)
+        images = [np.where(rng.random((80, 70)) < 0.2, 0, 255).astype(np.uint8) for _ in range(512)]
+    if args.ckpt:
+        fast = [Recognizer.from_checkpoint(c, amp=amp) for c in args.ckpt]
+    else:
+        fast = [recognizer("charnet-s", 64, args.classes, amp) for _ in range(3)]
+    paper = [recognizer("charnet", 256, args.classes, amp) for _ in range(3)]
+    rows = []
+    for label, members, crops in [("1 model x 1 crop", fast[:1], 1), ("1 model x 5 crops", fast[:1], 5),
+                                  ("3 models x 5 crops", fast, 5), ("paper: CharNet 3 x 5 crops", paper, 5)]:
+        row = {"system": label}
+        for mode, batch in (("batched", 256 if members is fast else 32), ("single", 1)):
+            budget = args.budget * (3 if members is paper else 1)
+            row[f"{mode}_ms"] = ms_per_char(members, images, crops, batch, budget)
+        rows.append(row)
+        print(f"{label}: batched {row['batched_ms']:.3f} ms/char, single {row['single_ms']:.3f} ms/char", flush=True)
+    ref = rows[-1]
+    for r in rows:
+        r["x_batched"] = ref["batched_ms"] / r["batched_ms"]
+        r["x_single"] = ref["single_ms"] / r["single_ms"]
+    print(f"\nms per character ({torch.get_num_threads()} threads, amp={amp}); x = speed-up over the paper's system")
+    print(table(rows, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
+    save("latency", {"classes": args.classes, "amp": amp, "trained": bool(args.ckpt), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""ONNX export (one model or a whole ensemble in one graph) and the ONNX Runtime recognizer.
+
+The exported graph takes one normalised image batch (B, 1, s, s), ink high in [0, 1], with
+``s = size * 280 / 256`` for five crops (``size`` for one): the crops, every member, the logit
+average over crops, the softmax and the weighted average of members all happen inside it, and
+it returns (B, C) probabilities. The character list and preprocessing travel in its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.charset import Charset
+from .errors import HccrError
+from .predict import MULTICROP_RATIO, BaseRecognizer, crop_boxes
+
+
+class EnsembleGraph(nn.Module):
+    def __init__(self, members: list[nn.Module], weights: list[float], size: int, crops: int, inks: list[str]):
+        super().__init__()
+        self.members = nn.ModuleList(m.eval() for m in members)
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))
+        self.size, self.crops, self.inks = size, crops, inks
+        big = round(size * MULTICROP_RATIO)
+        self.boxes = crop_boxes(big, size) if crops == 5 else [(0, 0)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        views = torch.cat([x[:, :, r : r + self.size, c : c + self.size] for r, c in self.boxes], 0)
+        out = 0
+        for k, (m, ink) in enumerate(zip(self.members, self.inks, strict=True)):
+            v = 1.0 - views if ink == "dark" else views
+            logits = m(v).reshape(len(self.boxes), b, -1).mean(0)
+            out = out + self.weights[k] * torch.softmax(logits, -1)
+        return out
+
+
+def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[float] | None = None,
+                crops: int = 5, opset: int = 17) -> Path:
+    from .checkpoint import load_checkpoint
+    from .ensemble import PAPER_WEIGHTS, normalize_weights
+    from .utils import atomic_path
+
+    if crops not in (1, 5):
+        raise HccrError(f"--crops must be 1 or 5, got {crops}")
+    models, metas = zip(*(load_checkpoint(c) for c in checkpoints), strict=True)
+    charset = metas[0]["charset"]
+    size = metas[0]["preprocessing"]["image_size"]
+    for c, m in zip(checkpoints[1:], metas[1:], strict=True):
+        if m["charset"] != charset:
+            raise HccrError(f"{c}: its character list differs from {checkpoints[0]}'s")
+        if m["preprocessing"]["image_size"] != size:
+            raise HccrError(f"{c}: input size {m['preprocessing']['image_size']} differs from {size}; "
+                            "one graph needs one input size")
+    if weights is None:
+        weights = list(PAPER_WEIGHTS) if len(models) == 3 else [1.0] * len(models)
+    w = normalize_weights(weights, len(models)).tolist()
+    graph = EnsembleGraph(list(models), w, size, crops, [m["preprocessing"]["ink"] for m in metas]).eval()
+    in_size = round(size * MULTICROP_RATIO) if crops == 5 else size
+    dummy = torch.rand(2, 1, in_size, in_size)
+    meta = {"hccr_format": "hccr-onnx/1", "charset": charset, "weights": json.dumps(w), "crops": str(crops),
+            "input_size": str(in_size), "preprocessing": json.dumps({**metas[0]["preprocessing"], "ink": "high"}),
+            "members": json.dumps([str(c) for c in checkpoints])}
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        torch.onnx.export(graph, (dummy,), str(tmp), input_names=["image"], output_names=["probs"],
+                          dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}}, opset_version=opset,
+                          dynamo=False)
+        import onnx
+
+        model = onnx.load(str(tmp))
+        for k, v in meta.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(model, str(tmp))
+    return out
+
+
+def quantize_int8(src: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Dynamic int8 quantisation of weights (ONNX Runtime); accuracy cost to be measured by the caller."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .utils import atomic_path
+
+    with atomic_path(out) as tmp:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    return Path(out)
+
+
+class OnnxRecognizer(BaseRecognizer):
+    """The same interface as :class:`hccr.predict.Recognizer`, running an exported graph in ONNX Runtime."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise HccrError(f"{path}: no such ONNX file")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise HccrError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("hccr_format") != "hccr-onnx/1":
+            raise HccrError(f"{path}: not exported by hccr (no hccr metadata)")
+        self.charset = Charset(meta["charset"])
+        pre = json.loads(meta["preprocessing"])
+        self.image_size = int(pre["image_size"])
+        self.margin = float(pre.get("margin", 0.0))
+        self.crops = int(meta["crops"])
+        self.input_size = int(meta["input_size"])
+        self.identity = {"path": str(path), "arch": "onnx", "members": json.loads(meta["members"]),
+                         "weights": json.loads(meta["weights"])}
+
+    def proba_normalized(self, x: torch.Tensor, crops: int | None = None) -> np.ndarray:
+        from .augment import resize
+
+        if crops is not None and crops != self.crops:
+            raise HccrError(f"this ONNX model was exported with {self.crops} crop(s); export again for {crops}")
+        x = resize(x, self.input_size)
+        return self.session.run(None, {"image": x.numpy().astype(np.float32)})[0]
+
+    def normalize_images(self, images: list[np.ndarray], crops: int | None = None) -> torch.Tensor:
+        from .predict import normalize_images
+
+        return normalize_images(images, self.image_size, self.crops, self.margin)
+
+    def predict_proba(self, images: list[np.ndarray], crops: int | None = None, batch_size: int = 256) -> np.ndarray:
+        return super().predict_proba(images, self.crops if crops is None else crops, batch_size)
+
+    def predict(self, images, topk: int = 5, crops: int | None = None):
+        return super().predict(images, topk, self.crops if crops is None else crops)

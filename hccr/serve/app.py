@@ -1,0 +1,176 @@
+"""The recognition API.
+
+    POST /v1/recognize   an image upload (multipart field ``file``, or a raw image body) or JSON
+                         ``{"strokes": [[[x, y], ...], ...], "topk": 5}`` -> top-k characters
+    GET  /healthz        liveness and what model is loaded
+    GET  /               the drawing page (no external resources)
+    GET  /docs           OpenAPI documentation
+
+Every bad input is a 4xx with ``{"error": ...}``; inference runs in a bounded worker pool and
+the model is loaded once.
+"""
+
+
+import asyncio
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from ..errors import HccrError
+
+
+@dataclass
+class Limits:
+    max_bytes: int = 4 << 20  # request body
+    max_pixels: int = 4096 * 4096  # decoded image
+    max_points: int = 20_000  # all strokes together
+    max_strokes: int = 200
+    workers: int = 2  # concurrent inferences
+    queue: int = 64  # requests waiting for a worker before 503
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def decode_image(data: bytes, limits: Limits) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    from ..data.images import to_gray
+
+    if not data:
+        raise ApiError(422, "empty upload")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > limits.max_pixels:
+                raise ApiError(413, f"image is {im.width}x{im.height}; at most {limits.max_pixels} pixels")
+            im.load()
+            gray = to_gray(im)
+    except ApiError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ApiError(422, "the upload is not an image this server can read") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ApiError(422, f"corrupt image ({e})") from None
+    if gray.max() - gray.min() < 16:
+        raise ApiError(422, "the image is blank (no ink)")
+    return gray
+
+
+def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
+    from ..data.render import render_trajectory
+
+    if not isinstance(strokes, list) or not strokes:
+        raise ApiError(422, "strokes must be a non-empty list of strokes, each a list of [x, y] points")
+    if len(strokes) > limits.max_strokes:
+        raise ApiError(413, f"{len(strokes)} strokes; at most {limits.max_strokes}")
+    arrays = []
+    for s in strokes:
+        try:
+            a = np.asarray(s, dtype=np.float64).reshape(-1, 2)
+        except (ValueError, TypeError):
+            raise ApiError(422, "each stroke must be a list of [x, y] number pairs") from None
+        if not np.isfinite(a).all():
+            raise ApiError(422, "stroke coordinates must be finite numbers")
+        if len(a):
+            arrays.append(a)
+    if sum(len(a) for a in arrays) > limits.max_points:
+        raise ApiError(413, f"too many points; at most {limits.max_points}")
+    if not arrays:
+        raise ApiError(422, "the drawing is empty")
+    pts = np.concatenate(arrays)
+    if float((pts.max(0) - pts.min(0)).max()) < 2:
+        raise ApiError(422, "the drawing is blank (a dot): draw a character")
+    return render_trajectory(arrays, size=96, stroke_width=5.0)
+
+
+def create_app(model_path: str, limits: Limits | None = None, topk: int = 5):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    from ..predict import load_recognizer
+
+    limits = limits or Limits()
+    rec = load_recognizer(model_path)
+    crops = getattr(rec, "crops", 5)
+    pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hccr-infer")
+    slots = asyncio.Semaphore(limits.workers + limits.queue)
+    app = FastAPI(title="hccr", version="1", description="Offline handwritten Chinese character recognition")
+    page = resources.files("hccr.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception):  # a bug, not the client's fault; still JSON
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return page
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "model": str(model_path), "classes": len(rec.charset), "crops": crops}
+
+    @app.post("/v1/recognize")
+    async def recognize(request: Request) -> dict:
+        """Upload an image (multipart ``file`` or a raw image body) or post JSON strokes."""
+        t0 = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_bytes:
+            raise ApiError(413, f"request body over {limits.max_bytes} bytes")
+        body = await request.body()
+        if len(body) > limits.max_bytes:
+            raise ApiError(413, f"request body over {limits.max_bytes} bytes")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        k = topk
+        if ctype == "application/json":
+            import json
+
+            try:
+                payload = json.loads(body or b"null")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ApiError(422, "body is not valid JSON") from None
+            if not isinstance(payload, dict) or "strokes" not in payload:
+                raise ApiError(422, 'JSON body must be an object with "strokes": [[[x, y], ...], ...]')
+            k = payload.get("topk", topk)
+            if not isinstance(k, int) or not 1 <= k <= 50:
+                raise ApiError(422, "topk must be an integer from 1 to 50")
+            image = render_strokes(payload["strokes"], limits)
+        elif ctype == "multipart/form-data":
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(422, 'multipart upload needs a file field named "file"')
+            image = decode_image(await upload.read(), limits)
+        elif ctype.startswith("image/") or ctype == "application/octet-stream":
+            image = decode_image(body, limits)
+        else:
+            raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
+                                "multipart/form-data or application/json strokes")
+        if slots.locked():
+            raise ApiError(503, "server busy, try again")
+        async with slots:
+            loop = asyncio.get_running_loop()
+            try:
+                (cands,) = await loop.run_in_executor(pool, lambda: rec.predict([image], topk=k))
+            except HccrError as e:
+                raise ApiError(422, str(e)) from None
+        return {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
+                "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
+
+    return app
+
+
+def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(model_path, limits), host=host, port=port, log_level="info")

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+from conftest import run_cli
+
+pytest.importorskip("onnxruntime")
+
+from hccr.api import Ensemble, load  # noqa: E402
+from hccr.data.store import Store  # noqa: E402
+from hccr.errors import HccrError  # noqa: E402
+from hccr.export import OnnxRecognizer, export_onnx  # noqa: E402
+
+
+def _images(store, n=24):
+    s = Store(store)
+    return [255 - s.images[i] for i in range(0, len(s), max(1, len(s) // n))][:n]
+
+
+def test_single_model_parity(tiny_run, tiny_store, tmp_path):
+    path = export_onnx([str(tiny_run)], tmp_path / "m.onnx")
+    onnx_rec, torch_rec = OnnxRecognizer(path), load(tiny_run)
+    imgs = _images(tiny_store)
+    a, b = onnx_rec.predict_proba(imgs), torch_rec.predict_proba(imgs, crops=5)
+    assert np.abs(a - b).max() <= 1e-4
+    assert (a.argmax(1) == b.argmax(1)).all()
+    assert list(onnx_rec.charset) == list(torch_rec.charset)
+    one = export_onnx([str(tiny_run)], tmp_path / "m1.onnx", crops=1)
+    assert np.abs(OnnxRecognizer(one).predict_proba(imgs) - torch_rec.predict_proba(imgs, crops=1)).max() <= 1e-4
+    with pytest.raises(HccrError, match="exported with 5 crop"):
+        onnx_rec.predict_proba(imgs, crops=1)
+
+
+def test_ensemble_graph_parity_and_batch_axis(tiny_run, tiny_store, tmp_path):
+    members = [str(tiny_run)] * 3
+    path = export_onnx(members, tmp_path / "ens.onnx", weights=[0.3, 0.2, 0.5])
+    imgs = _images(tiny_store)
+    ref = Ensemble(members, weights=(0.3, 0.2, 0.5)).predict_proba(imgs)
+    rec = OnnxRecognizer(path)
+    for batch in (1, 7, 24):  # dynamic batch size
+        got = rec.predict_proba(imgs, batch_size=batch)
+        assert np.abs(got - ref).max() <= 1e-4 and (got.argmax(1) == ref.argmax(1)).all()
+    assert rec.identity["weights"] == pytest.approx([0.3, 0.2, 0.5])
+
+
+def test_cli_export_and_predict_with_onnx(tiny_run, tiny_store, tmp_path):
+    r = run_cli("export", tiny_run, "--out", tmp_path / "m.onnx", "--int8")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.int8.onnx").exists()
+    r = run_cli("predict", tmp_path / "m.onnx", tiny_store, "--out", tmp_path / "p.npz")
+    assert r.returncode == 0, r.stderr
+    assert "accuracy: top1" in r.stdout
+    r = run_cli("predict", tmp_path / "nope.onnx", tiny_store)
+    assert r.returncode != 0 and "no such ONNX file" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,139 @@
+import io
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from hccr.serve.app import Limits, create_app  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_run):
+    return tiny_run
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    return TestClient(create_app(str(model_dir), Limits(max_bytes=200_000, max_pixels=1000 * 1000)))
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _char_image():
+    img = np.full((60, 60), 255, np.uint8)
+    img[28:33, 5:55] = 0  # 一
+    return img
+
+
+def test_health_docs_and_page(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["classes"] == 4
+    assert client.get("/openapi.json").json()["paths"]["/v1/recognize"]
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text and "http" not in page.text.split("<script>")[1]
+
+
+def test_recognize_upload_and_strokes(client):
+    r = client.post("/v1/recognize", files={"file": ("a.png", _png(_char_image()), "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["candidates"]) == 4 and body["latency_ms"] > 0
+    assert abs(sum(c["prob"] for c in body["candidates"]) - 1) < 1e-3
+    r = client.post("/v1/recognize", content=_png(_char_image()), headers={"content-type": "image/png"})
+    assert r.status_code == 200
+    r = client.post("/v1/recognize", json={"strokes": [[[10, 50], [90, 52]]], "topk": 2})
+    assert r.status_code == 200 and len(r.json()["candidates"]) == 2
+
+
+@pytest.mark.parametrize("kwargs, status, fragment", [
+    ({"json": {"strokes": []}}, 422, "non-empty"),
+    ({"json": {"strokes": [[[5, 5]]]}}, 422, "blank"),
+    ({"json": {"strokes": [[[0, 0], ["a", 1]]]}}, 422, "number pairs"),
+    ({"json": {"strokes": [[[0, 0], [9, 9]]], "topk": 0}}, 422, "topk"),
+    ({"json": {"nope": 1}}, 422, "strokes"),
+    ({"content": b"{bad json", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
+    ({"files": {"file": ("x.png", b"not an image", "image/png")}}, 422, "not an image"),
+    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "unsupported content type"),
+    ({"content": b"x" * 300_000, "headers": {"content-type": "image/png"}}, 413, "over"),
+])
+def test_bad_inputs_are_4xx_with_json(client, kwargs, status, fragment):
+    r = client.post("/v1/recognize", **kwargs)
+    assert r.status_code == status, r.text
+    assert fragment in r.json()["error"]
+
+
+def test_blank_and_huge_images(client):
+    r = client.post("/v1/recognize", files={"file": ("b.png", _png(np.full((50, 50), 255, np.uint8)), "image/png")})
+    assert r.status_code == 422 and "blank" in r.json()["error"]
+    big = Image.new("L", (1500, 1500), 255)  # compresses small, decodes past the pixel limit
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    r = client.post("/v1/recognize", files={"file": ("big.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 413 and "pixels" in r.json()["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (make setup installs it)")
+def test_drawing_page_in_headless_chromium(model_dir, tmp_path):
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(str(model_dir)), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 820, "height": 460})
+            page.goto(f"http://127.0.0.1:{port}/")
+            box = page.locator("#pad").bounding_box()
+            x0, y0 = box["x"], box["y"]
+            for stroke in ([(60, 160), (260, 165)], [(160, 50), (160, 280)]):  # 十
+                page.mouse.move(x0 + stroke[0][0], y0 + stroke[0][1])
+                page.mouse.down()
+                for k in range(1, 11):
+                    t = k / 10
+                    page.mouse.move(x0 + stroke[0][0] + t * (stroke[1][0] - stroke[0][0]),
+                                    y0 + stroke[0][1] + t * (stroke[1][1] - stroke[0][1]))
+                page.mouse.up()
+            page.wait_for_selector("#cands .cand", timeout=15000)
+            chars = page.locator("#cands .cand .ch").all_inner_texts()
+            assert len(chars) == 4 and set(chars) == set("一人十口")
+            shot = tmp_path / "drawing-page.png"
+            page.screenshot(path=str(shot))
+            if (dest := Path(__file__).resolve().parents[1] / "docs" / "img").is_dir():
+                shutil.copy(shot, dest / "drawing-page.png")
+            page.click("#clear")
+            assert page.locator("#cands .cand").count() == 0
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
