@@ -73,6 +73,22 @@ def main() -> None:
             row[f"{mode}_ms"] = ms_per_char(members, images, crops, batch, budget)
         rows.append(row)
         print(f"{label}: batched {row['batched_ms']:.3f} ms/char, single {row['single_ms']:.3f} ms/char", flush=True)
+    if args.ckpt:  # ONNX Runtime vs PyTorch eager (fp32 both) on the same trained members
+        import tempfile
+
+        from hccr.export import OnnxRecognizer, export_onnx
+
+        tmp = Path(tempfile.mkdtemp(prefix="hccr-lat-"))
+        eager = [Recognizer.from_checkpoint(c, amp=False) for c in args.ckpt]
+        single = OnnxRecognizer(export_onnx(args.ckpt[:1], tmp / "one.onnx"))
+        whole = OnnxRecognizer(export_onnx(args.ckpt, tmp / "ens.onnx"))
+        for label, members in [("PyTorch fp32: 1 model x 5 crops", eager[:1]), ("ONNX Runtime: 1 model x 5 crops", [single]),
+                               ("PyTorch fp32: 3 models x 5 crops", eager), ("ONNX Runtime: 3 models x 5 crops", [whole])]:
+            row = {"system": label}
+            for mode, batch in (("batched", 256), ("single", 1)):
+                row[f"{mode}_ms"] = ms_per_char(members, images, 5, batch, args.budget)
+            rows.insert(-1, row)
+            print(f"{label}: batched {row['batched_ms']:.3f} ms/char, single {row['single_ms']:.3f} ms/char", flush=True)
     ref = rows[-1]
     for r in rows:
         r["x_batched"] = ref["batched_ms"] / r["batched_ms"]

@@ -7,7 +7,6 @@ the CLI prints its message on one line and exits non-zero, with no traceback.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -53,12 +52,3 @@ class ErrorPolicy:
             print(f"warning: {problem} (skipped)", file=sys.stderr)
             if len(self.problems) == self.max_printed:
                 print("warning: further problems are counted in the manifest, not printed", file=sys.stderr)
-
-    def summary(self) -> dict[str, int]:
-        """Counts of skipped problems by message kind (the text before any digits)."""
-        return dict(Counter(_kind(p.message) for p in self.problems))
-
-
-def _kind(message: str) -> str:
-    head = message.split(":")[0]
-    return "".join(ch for ch in head if not ch.isdigit()).strip()

@@ -92,7 +92,9 @@ class Recognizer(BaseRecognizer):
 
     def __init__(self, model: torch.nn.Module, meta: dict, device: str | torch.device = "cpu",
                  identity: dict | None = None, amp: bool = False):
-        self.model = model.eval().to(device)
+        from .models import fuse_for_inference
+
+        self.model = fuse_for_inference(model.eval().to(device))
         self.meta = meta
         self.device = torch.device(device)
         self.charset = Charset(meta["charset"])

@@ -206,7 +206,7 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
 
     chunk_paths = [work / "chunks" / f"{i:06d}.npz" for i in range(len(units))]
     todo = [i for i, p in enumerate(chunk_paths) if not p.exists()]
-    done_samples = sum(_chunk_len(p) for i, p in enumerate(chunk_paths) if i not in set(todo))
+    done_samples = sum(_chunk_len(p) for p in chunk_paths if p.exists())
     if len(todo) < len(units):
         print(f"resuming {work}: {len(units) - len(todo)} of {len(units)} units already converted")
 

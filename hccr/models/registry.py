@@ -31,3 +31,17 @@ def create_model(name: str, num_classes: int, image_size: int, **kwargs) -> nn.M
 
 def list_models() -> list[str]:
     return sorted(_MODELS)
+
+
+def fuse_for_inference(model: nn.Module) -> nn.Module:
+    """Fold BatchNorm into the preceding convolutions (eval mode only): fewer passes over memory.
+
+    Uses torch.fx; a model that cannot be traced is returned unchanged. Conv -> BN pairs fold
+    (every conv of CharNet-S); the paper's conv -> ReLU -> BN order cannot, so CharNet gains less.
+    """
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(model.eval())
+    except Exception:  # tracing limits differ between torch versions; fusion is only an optimisation
+        return model.eval()
