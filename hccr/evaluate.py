@@ -112,7 +112,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
         idx = np.flatnonzero(ok & (y == t) & (pred == p))[0]
         img = _example_image(main, int(idx))
         if img is not None:
-            tiles.append(label_tile(img, cs[t], 80, caption=f"-> {n}x"))
+            tiles.append(label_tile(img, cs[t], 96, caption=f"{n}x", predicted=cs[p]))
     if tiles:
         save_png(tile_grid(tiles, cols=min(5, len(tiles))), out / "confusions.png")
 

@@ -41,22 +41,31 @@ def glyph(ch: str, size: int) -> np.ndarray | None:
     return render_trajectory(char_strokes(ch), size=size, stroke_width=max(1.2, size / 14))
 
 
-def label_tile(img_ink_high: np.ndarray, ch: str, tile: int, caption: str = "") -> np.ndarray:
-    """A sample (ink high) drawn dark on white with its label glyph (and caption text) underneath."""
+def label_tile(img_ink_high: np.ndarray, ch: str, tile: int, caption: str = "", predicted: str | None = None
+               ) -> np.ndarray:
+    """A sample (ink high) drawn dark on white with its label glyph underneath, optionally followed
+    by ``>`` and the predicted character's glyph, then a short caption."""
     from PIL import Image, ImageDraw
 
     lab_h = max(14, tile // 3)
     canvas = Image.new("L", (tile, tile + lab_h), 255)
     sample = Image.fromarray(255 - np.asarray(img_ink_high, np.uint8)).resize((tile - 4, tile - 4))
     canvas.paste(sample, (2, 2))
-    g = glyph(ch, lab_h - 4)
+    draw = ImageDraw.Draw(canvas)
     x = 2
-    if g is not None:
-        canvas.paste(Image.fromarray(g), (x, tile + 2))
-        x += g.shape[1] + 4
-    text = caption if g is not None else f"U+{ord(ch):04X} {caption}".strip()
-    if text:
-        ImageDraw.Draw(canvas).text((x, tile + 2), text, fill=90)
+    for k, c in enumerate([ch] if predicted is None else [ch, predicted]):
+        if k:
+            draw.text((x, tile + 2), ">", fill=90)
+            x += 8
+        g = glyph(c, lab_h - 4)
+        if g is None:
+            draw.text((x, tile + 2), f"U+{ord(c):04X}", fill=0)
+            x += 44
+        else:
+            canvas.paste(Image.fromarray(g), (x, tile + 2))
+            x += g.shape[1] + 3
+    if caption:
+        draw.text((x + 2, tile + 2), caption, fill=90)
     return np.asarray(canvas)
 
 

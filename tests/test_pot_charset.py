@@ -33,3 +33,16 @@ def test_pot_truncated_is_reported():
     data = encode_pot_record("十", [np.array([[1, 1], [5, 5]])])
     rec = parse_pot(data + data[:9], "w.pot")
     assert len(rec.samples) == 1 and "truncated" in rec.problems[0].message
+
+
+def test_pot_file_converts_to_a_store(tmp_path):
+    from hccr.data.store import ConvertOptions, Store, convert
+
+    data = b"".join(encode_pot_record(ch, [np.array([[0, 0], [100, 5 * k]]), np.array([[50, 0], [50, 100]])])
+                    for k, ch in enumerate("十字十字"))
+    (tmp_path / "001.pot").write_bytes(data)
+    res = convert([str(tmp_path / "001.pot")], tmp_path / "st", ConvertOptions(size=32, stroke_width=3),
+                  workers=1, progress=False)
+    s = Store(res.path)
+    assert len(s) == 4 and list(s.charset) == ["十", "字"] and s.writer_names == ["001"]
+    assert s.images.max() > 200  # rendered ink, high after normalisation
