@@ -58,11 +58,11 @@ class WriterStyle:
             size=float(size * np.exp(rng.normal(0, 0.12))),
             slant=float(rng.normal(0, 0.10)),
             rotation=float(rng.normal(0, 0.05)),
-            aspect=float(np.exp(rng.normal(0, 0.10))),
-            pen=float(rng.uniform(22, 70)),
-            ink=float(rng.uniform(0, 90)),
+            aspect=float(np.exp(rng.normal(-0.18, 0.12))),  # CASIA writers write narrow: mean W/H about 0.75
+            pen=float(rng.uniform(28, 85)),
+            ink=float(90 * rng.beta(1.2, 3.0)),  # mostly dark, as CASIA's pens are
             jitter=float(rng.uniform(8, 38)),
-            wobble=float(rng.uniform(3, 16)),
+            wobble=float(rng.uniform(2, 11)),
             speed=speed,
             hook=float(rng.uniform(0, 0.5) * (0.4 + speed)),
             shorten=float(rng.normal(0.04, 0.06)),
@@ -162,7 +162,7 @@ def simulate(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.G
         dist = float(np.linalg.norm(gap))
         if dist < 1e-6:
             continue
-        if rng.uniform() < speed * 0.45 and dist < 380:
+        if rng.uniform() < speed * 0.65 and dist < 400:
             bend = np.array([-gap[1], gap[0]]) / dist * rng.normal(0, 0.2) * dist
             t = np.linspace(0, 1, max(3, int(dist / spacing)))[:, None]
             extra.append(end + gap * t + bend * (4 * t * (1 - t)))
