@@ -239,7 +239,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
     _, fp16 = autocast_for(env.device, cfg.amp)
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
-    start_epoch, best_acc = 0, -1.0
+    start_epoch, best_acc, best_loss = 0, -1.0, float("inf")
     if resume:
         st = torch.load(state_path, map_location=env.device, weights_only=False)
         model.load_state_dict(st["model"])
@@ -247,6 +247,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         scheduler.load_state_dict(st["scheduler"])
         scaler.load_state_dict(st["scaler"])
         start_epoch, best_acc = st["epoch"] + 1, st["best_acc"]
+        best_loss = st.get("best_loss", float("inf"))
         if env.is_main:
             print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val acc so far {best_acc:.4f})")
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
@@ -266,8 +267,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         vm = evaluate(unwrap(ddp), store, val_idx, cfg, env)
         metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **tm, **vm}
         acc = vm.get("val_acc", tm["train_acc"])
-        improved = acc > best_acc
-        best_acc = max(best_acc, acc)
+        loss = vm.get("val_loss", tm["train_loss"])
+        # Best validation accuracy; ties (common once validation saturates) go to the lower loss.
+        improved = acc > best_acc or (acc == best_acc and loss < best_loss)
+        if improved:
+            best_acc, best_loss = acc, loss
         metrics["best_val_acc"] = best_acc
         if env.is_main:
             meta = checkpoint_meta(cfg, store, num_classes, metrics, epoch + 1)
@@ -277,7 +281,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             tmp = state_path.with_suffix(".tmp")
             torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                        "best_acc": best_acc, "config": asdict(cfg)}, tmp)
+                        "best_acc": best_acc, "best_loss": best_loss, "config": asdict(cfg)}, tmp)
             tmp.replace(state_path)
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")
