@@ -154,22 +154,21 @@ class CharNetS(CharNetBase):
     def __init__(self, num_classes: int, image_size: int = 64, in_chans: int = 1,
                  widths: tuple[int, ...] = (32, 64, 128, 192), stem: int = 32, drop: float = 0.2):
         super().__init__()
-        self.stem_out = stem
         stages: list[nn.Module] = []
+        stage_channels: list[int] = []
         cin = stem
         first = nn.Sequential(nn.Conv2d(in_chans, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem),
                               nn.ReLU(inplace=True), nn.MaxPool2d(2))
         for k, f in enumerate(widths):
             res = ResBlock(cin, f, 1 if k == 0 else 2)
-            # Inception widths in the paper's proportions (a : b : c : d = 1/4 : 1/2 : 1/4 : 1/4 of f...).
+            # Branch widths in the paper's proportions: a, b, c, d = f/4, f/2, f/4, f/4 (reductions 3f/8, f/8).
             inc = Inception(f, f // 4, f // 4 * 3 // 2, f // 2, f // 8, f // 4, f // 4, bn=True)
             body = [first, res, inc] if k == 0 else [res, inc]
             stages.append(nn.Sequential(*body))
             cin = inc.out_channels
+            stage_channels.append(cin)
         self.stages = nn.ModuleList(stages)
         self.num_features = cin
-        stage_channels = [Inception(f, f // 4, f // 4 * 3 // 2, f // 2, f // 8, f // 4, f // 4).out_channels
-                          for f in widths]
         self.aux_heads = nn.ModuleList(
             nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)) for c in stage_channels)
         self.neck = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
