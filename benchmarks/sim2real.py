@@ -23,7 +23,7 @@ from hccr.data.strokes import char_strokes  # noqa: E402
 from hccr.data.synth import SynthConfig, compose_top_bottom, synth  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.predict import Recognizer, predict_inputs  # noqa: E402
-from hccr.quickstart import QuickstartConfig, _train  # noqa: E402
+from hccr.quickstart import train_member  # noqa: E402
 from hccr.report import save_png  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> None:
     if not (store / "manifest.json").exists():
         convert([str(f) for f in files], store, ConvertOptions(charset=chars, val_fraction=0.1, split_by_writer=True),
                 progress=False)
-    _train(args.preset, QuickstartConfig(epochs=args.epochs), store, work / "model", True)
+    train_member(args.preset, args.epochs, 64, store, work / "model")
     rec = Recognizer.from_checkpoint(work / "model")
     pred = predict_inputs(rec, [str(test)], crops=5, progress=False)
     acc = topk_accuracy(pred.probs, pred.labels)

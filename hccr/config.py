@@ -37,7 +37,6 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     amp: bool = True  # bf16 autocast on CPUs that support it and on CUDA (fp16 where bf16 is missing)
     channels_last: bool = True
-    workers: int = 0  # unused by the loop (batches come from the memory map); kept for CLI symmetry
     seed: int = 0
     limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches
 

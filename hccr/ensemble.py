@@ -50,11 +50,6 @@ def combine(preds: list[Predictions], weights: list[float] | tuple[float, ...] |
     return Predictions(probs.astype(np.float32), preds[0].charset, preds[0].labels, preds[0].ids, preds[0].source, meta)
 
 
-def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    ok = labels >= 0
-    return float(-np.log(np.clip(probs[ok, labels[ok]], 1e-12, None)).mean())
-
-
 def fit_weights(val_preds: list[Predictions], step: float = 0.05) -> np.ndarray:
     """Weights minimising validation log-loss: a grid over the simplex (step ``step``) for up to four
     members, exponentiated-gradient descent beyond that."""

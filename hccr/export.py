@@ -129,11 +129,6 @@ class OnnxRecognizer(BaseRecognizer):
         x = resize(x, self.input_size)
         return self.session.run(None, {"image": x.numpy().astype(np.float32)})[0]
 
-    def normalize_images(self, images: list[np.ndarray], crops: int | None = None) -> torch.Tensor:
-        from .predict import normalize_images
-
-        return normalize_images(images, self.image_size, self.crops, self.margin)
-
     def predict_proba(self, images: list[np.ndarray], crops: int | None = None, batch_size: int = 256) -> np.ndarray:
         return super().predict_proba(images, self.crops if crops is None else crops, batch_size)
 

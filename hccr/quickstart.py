@@ -28,14 +28,15 @@ class QuickstartConfig:
         return cls(chars="宀安完宏害宴", train_writers=24, test_writers=8, val_fraction=0.25, epochs=2)
 
 
-def _train(preset: str, cfg: QuickstartConfig, store: Path, out: Path, progress: bool) -> None:
+def train_member(preset: str, epochs: int, size: int, store: Path, out: Path, progress: bool = True) -> None:
+    """Train one preset on a store, reusing a finished run and resuming an unfinished one."""
     from .config import get_preset
     from .train import fit
     from .utils import read_json
 
     tc = get_preset(preset)
-    tc.epochs = cfg.epochs
-    tc.image_size = cfg.size
+    tc.epochs = epochs
+    tc.image_size = size
     if (out / "last.json").exists() and read_json(out / "last.json")["epoch"] >= tc.epochs:
         print(f"{out}: already trained, reusing it")
         return
@@ -105,7 +106,7 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
 
     print(f"[3/5] training {', '.join(members)} ({epochs} epochs each)")
     for m in members:
-        _train(m, QuickstartConfig(epochs=epochs, size=size), train_store, out / "models" / m, progress)
+        train_member(m, epochs, size, train_store, out / "models" / m, progress)
     print("[4/5] five-crop predictions and ensembles")
     preds_dir = out / "preds"
     preds_dir.mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,15 @@
-"""Small shared helpers: atomic writes, progress bars, threads, seeding."""
+"""Small shared helpers: atomic writes, JSON files, progress bars, threads."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import random
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 @contextlib.contextmanager
@@ -36,14 +33,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    import torch
-
-    torch.manual_seed(seed)
 
 
 def use_all_cores() -> int:
@@ -121,12 +110,3 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def track(items: Iterable, total: int | None = None, desc: str = "", disable: bool = False) -> Iterator:
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    with Progress(total, desc, disable=disable) as bar:
-        for item in items:
-            yield item
-            bar.update()

@@ -74,10 +74,10 @@ class CharNetBase(nn.Module):
         return self.head(features)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, list[Tensor]]:
-        outs = self._stage_outputs(x)
+        outs = self._stage_outputs(x)  # the auxiliary heads read the first len(aux_heads) outputs
         logits = self.forward_head(self.neck(outs[-1]))
         if self.training:
-            return logits, [h(o) for h, o in zip(self.aux_heads, outs, strict=True)]
+            return logits, [h(o) for h, o in zip(self.aux_heads, outs[: len(self.aux_heads)], strict=True)]
         return logits
 
 
@@ -119,16 +119,6 @@ class CharNet(CharNetBase):
         self.neck = nn.Sequential(nn.Flatten(), nn.Linear(side * side * 512, 512), nn.ReLU(inplace=True),
                                   nn.Dropout(0.6), nn.Linear(512, 256), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(0.6), nn.Linear(256, num_classes))
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self.neck(self._stage_outputs(x)[4])
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, list[Tensor]]:
-        outs = self._stage_outputs(x)  # four stage outputs (aux heads) and the stage-5 conv output
-        logits = self.forward_head(self.neck(outs[4]))
-        if self.training:
-            return logits, [h(o) for h, o in zip(self.aux_heads, outs[:4], strict=True)]
-        return logits
 
 
 @register_model("charnet")
