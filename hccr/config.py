@@ -72,7 +72,7 @@ def _fast(k: int) -> TrainConfig:
         ks, sigma = scaled_blur(ks, sigma, 256, 64)
     return TrainConfig(model="charnet-s", image_size=64, blur_ksize=ks, blur_sigma=sigma, loss="ce",
                        label_smoothing=0.1, aux_weights=(0.1, 0.1, 0.2, 0.3), optimizer="adamw", lr=3e-3,
-                       weight_decay=5e-4, batch_size=128, epochs=30, warmup_epochs=1.0, schedule="cosine",
+                       weight_decay=5e-4, batch_size=128, epochs=40, warmup_epochs=1.0, schedule="cosine",
                        grad_clip=5.0, val_fraction=0.05,
                        augment=AugmentConfig(rotation=10, shear=0.2, scale=(0.85, 1.08), aspect=0.12,
                                              translate=0.06, elastic=0.03),
@@ -128,7 +128,8 @@ def _number(v: str) -> typing.Any:
 
 
 def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
-    """Apply ``key=value`` strings; ``augment.rotation=5`` reaches into the augmentation config."""
+    """Apply ``key=value`` strings; ``augment.rotation=5`` reaches into the augmentation config and
+    ``model_args.widths=16,32,64,128`` sets one architecture argument (numbers; commas make a tuple)."""
     hints = typing.get_type_hints(TrainConfig)
     aug_hints = typing.get_type_hints(AugmentConfig)
     for item in items:
@@ -141,6 +142,8 @@ def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
             if sub not in aug_hints:
                 raise HccrError(f"--set {key}: unknown augmentation field; known: {', '.join(aug_hints)}")
             cfg.augment = replace(cfg.augment, **{sub: _coerce(aug_hints[sub], value, key)})
+        elif key.startswith("model_args.") and key != "model_args.":
+            cfg.model_args = {**cfg.model_args, key.split(".", 1)[1]: _number(value.strip())}
         elif key in hints and key != "augment":
             setattr(cfg, key, _coerce(hints[key], value, key))
         else:

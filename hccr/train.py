@@ -191,10 +191,13 @@ def evaluate(model: nn.Module, store: Store, indices: np.ndarray, cfg: TrainConf
     return {"val_acc": correct / total, "val_loss": loss_sum / total, "val_count": int(total)}
 
 
-def checkpoint_meta(cfg: TrainConfig, store: Store, num_classes: int, metrics: dict, epoch: int) -> dict:
+def checkpoint_meta(cfg: TrainConfig, store: Store, model: nn.Module, metrics: dict, epoch: int) -> dict:
+    # A model's own ``arch_args`` (every constructor argument, defaults included) win over the
+    # config's overrides, so a checkpoint rebuilds the same network even if defaults change later.
+    args = {**cfg.model_args, **getattr(unwrap(model), "arch_args", {})}
     return {
         "arch": cfg.model,
-        "model_args": {"num_classes": num_classes, "image_size": cfg.image_size, **cfg.model_args},
+        "model_args": {"num_classes": len(store.charset), "image_size": cfg.image_size, **args},
         "charset": "".join(store.charset),
         "preprocessing": {
             "image_size": cfg.image_size, "ink": cfg.ink, "stretch_in_training": cfg.stretch,
@@ -274,7 +277,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             best_acc, best_loss = acc, loss
         metrics["best_val_acc"] = best_acc
         if env.is_main:
-            meta = checkpoint_meta(cfg, store, num_classes, metrics, epoch + 1)
+            meta = checkpoint_meta(cfg, store, model, metrics, epoch + 1)
             if improved:
                 save_checkpoint(out / "best", model, meta)
             save_checkpoint(out / "last", model, meta)

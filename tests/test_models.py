@@ -41,6 +41,26 @@ def test_charnet_at_256_matches_the_paper():
     assert 390e6 < sum(p.numel() for p in big.parameters()) < 420e6  # "about 400 M"
 
 
+def test_charnet_s_never_runs_at_full_resolution():
+    # The speed of CharNet-S on CPUs comes from its small maps: stages at 16, 8, 4, 2 px for 64 px input.
+    m = create_model("charnet-s", num_classes=5, image_size=64)
+    outs = m._stage_outputs(torch.rand(2, 1, 64, 64))
+    assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
+
+
+def test_checkpoint_rebuilds_a_non_default_architecture(tmp_path):
+    from hccr.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    m = create_model("charnet-s", num_classes=5, image_size=32, widths=(8, 16, 16, 32), strides=(2, 2, 1, 1)).eval()
+    save_checkpoint(tmp_path / "ck", m, {"arch": "charnet-s",
+                                          "model_args": {"num_classes": 5, "image_size": 32, **m.arch_args}})
+    loaded, meta = load_checkpoint(tmp_path / "ck.json")
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(loaded(x), m(x))
+    assert meta["model_args"]["strides"] == [2, 2, 1, 1]
+
+
 def test_focal_loss_matches_float64_formula():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 11, generator=g) * 3

@@ -16,7 +16,7 @@ from hccr.train import fit
 def _cfg(**kw):
     cfg = get_preset("fast-1")
     cfg = apply_overrides(cfg, ["image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003",
-                                "model_args=widths:8,stem:8"])
+                                "model_args.widths=8,16,16,32", "model_args.stem=8"])
     cfg.augment = AugmentConfig(rotation=5)  # light augmentation: a few steps must already learn
     for k, v in kw.items():
         setattr(cfg, k, v)
@@ -26,6 +26,8 @@ def _cfg(**kw):
 def test_overrides_are_typed_and_checked():
     cfg = apply_overrides(get_preset("fast-2"), ["epochs=3", "augment.rotation=4", "aux_weights=0.1,0.2", "amp=false"])
     assert cfg.epochs == 3 and cfg.augment.rotation == 4.0 and cfg.aux_weights == (0.1, 0.2) and cfg.amp is False
+    cfg = apply_overrides(get_preset("fast-1"), ["model_args.widths=8,16,16,32", "model_args.stem=8"])
+    assert cfg.model_args == {"widths": (8, 16, 16, 32), "stem": 8}
     with pytest.raises(HccrError, match="unknown config field"):
         apply_overrides(get_preset("fast-1"), ["epoch=3"])
     with pytest.raises(HccrError, match="cannot read"):
@@ -41,6 +43,8 @@ def test_two_epochs_learn_and_write_loadable_checkpoints(tiny_store, tmp_path):
     model, meta = load_checkpoint(tmp_path / "run")
     assert meta["charset"] == "一人十口" and meta["arch"] == "charnet-s" and meta["config"]["epochs"] == 2
     assert meta["preprocessing"]["image_size"] == 32
+    # Self-describing: every architecture argument is recorded, not only the overrides.
+    assert meta["model_args"]["widths"] == list(model.arch_args["widths"]) and "strides" in meta["model_args"]
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert (tmp_path / "run" / "last.safetensors").exists()
