@@ -1,6 +1,6 @@
 """Real-data benchmark: fast-1..3 and their ensembles on ../shared/data/casia-hwdb-21.
 
-    python benchmarks/casia21.py [--epochs 20] [--work .bench/casia21]
+    python benchmarks/casia21.py [--epochs 40] [--work .bench/casia21]
 
 Trains on the PNG training set (10% held out, stratified, for model selection and for fitting the
 ensemble weights), reports top-1 once on the test set (writers disjoint from training).
@@ -24,7 +24,7 @@ from hccr.utils import use_all_cores  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--work", default=str(OUT / "casia21"))
     args = ap.parse_args()
     if not REAL.is_dir():

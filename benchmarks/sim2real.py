@@ -1,6 +1,6 @@
 """Sim2real: train on synthetic handwriting only, test on the real casia-hwdb-21 test images.
 
-    python benchmarks/sim2real.py [--writers 500] [--epochs 20]
+    python benchmarks/sim2real.py [--writers 500] [--epochs 40]
 
 宬 is not in the stroke data; it is composed from strokes (the 宀 of 安 over 成), so all 21 real
 classes are covered. Also writes docs/img/sim2real.png: synthetic samples next to real ones.
@@ -31,7 +31,7 @@ from hccr.utils import use_all_cores  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--writers", type=int, default=500)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--preset", default="fast-1")
     ap.add_argument("--work", default=str(OUT / "sim2real"))
     args = ap.parse_args()

@@ -117,13 +117,15 @@ def _coerce(tp: typing.Any, text: str, key: str) -> typing.Any:
 
 
 def _number(v: str) -> typing.Any:
+    if v == "":
+        return ()  # `model_args.conv_stages=` : an empty list
     for cast in (int, float):
         try:
             return cast(v)
         except ValueError:
             pass
     if "," in v:
-        return tuple(_number(x) for x in v.split(","))
+        return tuple(_number(x) for x in v.split(",") if x)
     return v
 
 

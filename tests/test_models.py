@@ -52,13 +52,14 @@ def test_checkpoint_rebuilds_a_non_default_architecture(tmp_path):
     from hccr.checkpoint import load_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
-    m = create_model("charnet-s", num_classes=5, image_size=32, widths=(8, 16, 16, 32), strides=(2, 2, 1, 1)).eval()
+    m = create_model("charnet-s", num_classes=5, image_size=32, widths=(8, 16, 16, 32), strides=(2, 2, 1, 1),
+                     conv_stages=(1, 3)).eval()
     save_checkpoint(tmp_path / "ck", m, {"arch": "charnet-s",
                                           "model_args": {"num_classes": 5, "image_size": 32, **m.arch_args}})
     loaded, meta = load_checkpoint(tmp_path / "ck.json")
     x = torch.rand(2, 1, 32, 32)
     torch.testing.assert_close(loaded(x), m(x))
-    assert meta["model_args"]["strides"] == [2, 2, 1, 1]
+    assert meta["model_args"]["strides"] == [2, 2, 1, 1] and meta["model_args"]["conv_stages"] == [1, 3]
 
 
 def test_focal_loss_matches_float64_formula():

@@ -26,8 +26,9 @@ def _cfg(**kw):
 def test_overrides_are_typed_and_checked():
     cfg = apply_overrides(get_preset("fast-2"), ["epochs=3", "augment.rotation=4", "aux_weights=0.1,0.2", "amp=false"])
     assert cfg.epochs == 3 and cfg.augment.rotation == 4.0 and cfg.aux_weights == (0.1, 0.2) and cfg.amp is False
-    cfg = apply_overrides(get_preset("fast-1"), ["model_args.widths=8,16,16,32", "model_args.stem=8"])
-    assert cfg.model_args == {"widths": (8, 16, 16, 32), "stem": 8}
+    cfg = apply_overrides(get_preset("fast-1"), ["model_args.widths=8,16,16,32", "model_args.stem=8",
+                                                 "model_args.conv_stages=", "model_args.strides=2,"])
+    assert cfg.model_args == {"widths": (8, 16, 16, 32), "stem": 8, "conv_stages": (), "strides": (2,)}
     with pytest.raises(HccrError, match="unknown config field"):
         apply_overrides(get_preset("fast-1"), ["epoch=3"])
     with pytest.raises(HccrError, match="cannot read"):
