@@ -19,7 +19,7 @@ class QuickstartConfig:
     train_writers: int = 120  # of which val_fraction are held out (whole writers) for validation
     test_writers: int = 30
     val_fraction: float = 0.1
-    epochs: int = 12
+    epochs: int = 30
     size: int = 64
     seed: int = 0
 
