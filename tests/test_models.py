@@ -48,6 +48,13 @@ def test_charnet_s_never_runs_at_full_resolution():
     assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
 
 
+def test_unknown_model_argument_is_a_clear_error():
+    from hccr.errors import HccrError
+
+    with pytest.raises(HccrError, match="has no argument 'widht'"):
+        create_model("charnet-s", num_classes=5, image_size=64, widht=3)
+
+
 def test_checkpoint_rebuilds_a_non_default_architecture(tmp_path):
     from hccr.checkpoint import load_checkpoint, save_checkpoint
 

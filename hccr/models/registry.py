@@ -26,7 +26,13 @@ def create_model(name: str, num_classes: int, image_size: int, **kwargs) -> nn.M
     offers ``forward_features`` / ``forward_head``, and returns ``(logits, aux_logits)`` in training mode."""
     if name not in _MODELS:
         raise HccrError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _MODELS[name](num_classes=num_classes, image_size=image_size, **kwargs)
+    try:
+        return _MODELS[name](num_classes=num_classes, image_size=image_size, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        arg = str(e).rsplit(" ", 1)[-1]
+        raise HccrError(f"model {name!r} has no argument {arg} (given in model_args: {', '.join(kwargs)})") from None
 
 
 def list_models() -> list[str]:
