@@ -73,5 +73,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         model.load_state_dict(load_file(str(weights), device=str(device)))
     except RuntimeError as e:
-        raise HccrError(f"{weights}: weights do not fit {meta['arch']} ({str(e).splitlines()[0]})") from None
+        raise HccrError(f"{weights}: weights do not fit {meta['arch']} as described in {p.name} "
+                        f"(saved by hccr {meta.get('hccr_version', '?')}, an older design?): "
+                        f"{str(e).splitlines()[-1].strip()[:200]}") from None
     return model.to(device).eval(), meta
