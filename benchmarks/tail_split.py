@@ -28,7 +28,7 @@ from hccr.config import apply_overrides, get_preset  # noqa: E402
 from hccr.data.images import scan_image_folder  # noqa: E402
 from hccr.data.store import Store  # noqa: E402
 from hccr.train import fit  # noqa: E402
-from hccr.utils import use_all_cores  # noqa: E402
+from hccr.utils import read_json, use_all_cores, write_json  # noqa: E402
 
 
 def tail_store(src: Path, dst: Path, fraction: float = 0.1) -> Path:
@@ -51,9 +51,9 @@ def tail_store(src: Path, dst: Path, fraction: float = 0.1) -> Path:
             os.symlink(f.resolve(), dst / f.name)
         elif f.is_file() and f.name != "split.npy":
             shutil.copy(f, dst / f.name)
-    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest = read_json(dst / "manifest.json")
     manifest.update(train=int((split == 0).sum()), val=int(split.sum()))
-    (dst / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    write_json(dst / "manifest.json", manifest)
     np.save(dst / "split.npy", split)  # last: marks a complete store
     return dst
 

@@ -94,7 +94,7 @@ class Recognizer(BaseRecognizer):
                  identity: dict | None = None, amp: bool = False):
         from .models import fuse_for_inference
 
-        self.model = fuse_for_inference(model.eval().to(device))
+        self.model = fuse_for_inference(model.eval().to(device)).to(memory_format=torch.channels_last)
         self.meta = meta
         self.device = torch.device(device)
         self.charset = Charset(meta["charset"])
@@ -104,7 +104,6 @@ class Recognizer(BaseRecognizer):
         self.margin = float(pre.get("margin", 0.0))
         self.amp = amp  # bf16 autocast: faster on CPUs with bf16 units, probabilities differ by ~1e-2
         self.identity = identity or {"arch": meta.get("arch")}
-        self.model = self.model.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", amp: bool = False) -> Recognizer:
