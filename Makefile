@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system demo test test-fast lint bench-io bench-models bench-casia21 bench-sim2real bench-latency clean
+.PHONY: setup system demo test test-fast lint bench-io bench-models bench-casia22 bench-sim2real bench-latency clean
 
 setup: $(STAMP) system
 
@@ -45,8 +45,8 @@ bench-io: setup
 bench-models: setup
 	$(BIN)/python benchmarks/models.py
 
-bench-casia21: setup
-	$(BIN)/python benchmarks/casia21.py
+bench-casia22: setup
+	$(BIN)/python benchmarks/casia22.py
 
 bench-sim2real: setup
 	$(BIN)/python benchmarks/sim2real.py

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-21"))
+REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-22"))
 OUT = ROOT / ".bench"
 
 

@@ -1,8 +1,8 @@
-"""Sim2real: train on synthetic handwriting only, test on the real casia-hwdb-21 test images.
+"""Sim2real: train on synthetic handwriting only, test on the real casia-hwdb-22 test images.
 
     python benchmarks/sim2real.py [--writers 500] [--epochs 40]
 
-宬 is not in the stroke data; it is composed from strokes (the 宀 of 安 over 成), so all 21 real
+宬 is not in the stroke data; it is composed from strokes (the 宀 of 安 over 成), so all 22 real
 classes are covered. Also writes docs/img/sim2real.png: synthetic samples next to real ones.
 """
 

@@ -5,7 +5,7 @@
 The PNG export carries no writer ids, but CASIA numbers each class's files in writer order, so the
 tail of every class comes from writers that class never saw in training: closer to the test
 condition (unseen writers) than the store's random split, where the writer of a validation image
-also wrote other training images. Reuses the store made by benchmarks/casia21.py (images are
+also wrote other training images. Reuses the store made by benchmarks/casia22.py (images are
 symlinked, only split.npy differs) and reports the final and best validation top-1.
 """
 
@@ -39,7 +39,7 @@ def tail_store(src: Path, dst: Path, fraction: float = 0.1) -> Path:
     items = scan_image_folder(REAL / "CASIA-HWDB_Train" / "Train")  # the order `hccr convert` stored them in
     labels = np.array([index[it.char] for it in items])
     if len(items) != len(st) or not (labels == np.asarray(st.labels)).all():
-        sys.exit(f"{src}: sample order differs from the PNG folder; rebuild it with benchmarks/casia21.py")
+        sys.exit(f"{src}: sample order differs from the PNG folder; rebuild it with benchmarks/casia22.py")
     split = np.zeros(len(items), np.uint8)
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)  # sorted by file number
@@ -67,9 +67,9 @@ def main() -> None:
     ap.add_argument("--work", default=str(OUT / "tail-split"))
     args = ap.parse_args()
     use_all_cores()
-    src = OUT / "casia21" / "train"
+    src = OUT / "casia22" / "train"
     if not (src / "manifest.json").exists():
-        sys.exit(f"{src} not found: run benchmarks/casia21.py first")
+        sys.exit(f"{src} not found: run benchmarks/casia22.py first")
     store = tail_store(src, Path(args.work) / "store")
     cfg = apply_overrides(get_preset(args.preset), [f"epochs={args.epochs}", *args.overrides])
     out = Path(args.work) / args.name

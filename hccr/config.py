@@ -39,6 +39,8 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0
     limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches
+    steps: int = 0  # total optimizer steps (0 = epochs x steps per epoch); schedules then follow steps, not epochs
+    checkpoint_minutes: float = 10.0  # also save the resume state mid-epoch this often (wall time)
 
     def validate(self) -> TrainConfig:
         if self.ink not in ("high", "dark"):
@@ -49,8 +51,8 @@ class TrainConfig:
             raise HccrError(f"optimizer must be adam, adamw or sgd, not {self.optimizer!r}")
         if self.schedule not in ("constant", "cosine"):
             raise HccrError(f"schedule must be constant or cosine, not {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise HccrError("epochs and batch size must be positive and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.steps < 0:
+            raise HccrError("epochs and batch size must be positive, steps >= 0 and lr > 0")
         return self
 
 

@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +72,14 @@ def make_loss(cfg: TrainConfig):
     return lambda logits, y: cross_entropy(logits, y, cfg.label_smoothing)
 
 
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The run's optimizer steps: ``cfg.steps`` when set (a step budget), else whole epochs."""
+    return cfg.steps or max(cfg.epochs * steps_per_epoch, 1)
+
+
 def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     warm = int(cfg.warmup_epochs * steps_per_epoch)
-    total = max(cfg.epochs * steps_per_epoch, 1)
+    total = total_steps(cfg, steps_per_epoch)
 
     def f(step: int) -> float:
         if step < warm:
@@ -132,19 +136,22 @@ def shard_batches(indices: np.ndarray, batch: int, epoch: int, env: D.DistEnv, s
 
 def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], cfg: TrainConfig, optimizer,
                     scheduler, scaler, loss_fn, env: D.DistEnv, epoch: int, gen: torch.Generator,
-                    progress: bool) -> dict:
+                    progress: bool, start: int = 0, after_step=None) -> dict:
+    """Train on ``batches[start:]``; ``after_step(i)`` runs after batch ``i`` and returns True to stop
+    (the step budget is spent)."""
     model.train()
     amp_ctx, _ = autocast_for(env.device, cfg.amp)
     tot_loss = tot_correct = tot_n = 0.0
     t0 = time.perf_counter()
-    with Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and env.is_main),
+    with Progress(len(batches) - start, f"epoch {epoch + 1}", disable=not (progress and env.is_main),
                   unit="steps") as bar:
-        for step, b in enumerate(batches):
-            b = np.sort(b)
+        for step in range(start, len(batches)):
+            b = np.sort(batches[step])
             x = prepare_batch(store.images[b], store.sizes[b], cfg, env.device, True, gen)
             y = torch.from_numpy(store.labels[b].astype(np.int64)).to(env.device)
             with amp_ctx:
-                logits, aux = model(x)
+                out = model(x)
+            logits, aux = out if isinstance(out, tuple) else (out, [])
             loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -160,7 +167,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             tot_n += n
             rate = tot_n * env.world_size / (time.perf_counter() - t0)
             bar.update(1, loss=tot_loss / tot_n, acc=tot_correct / tot_n, img_s=round(rate))
-            if cfg.limit_steps and step + 1 >= cfg.limit_steps:
+            if (cfg.limit_steps and step + 1 >= cfg.limit_steps) or (after_step and after_step(step)):
                 break
     loss_sum, correct, n = D.all_reduce_sum([tot_loss, tot_correct, tot_n], env)
     dt = time.perf_counter() - t0
@@ -223,6 +230,26 @@ def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool 
         D.cleanup(env)
 
 
+def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: torch.Generator, epoch: int,
+               batch: int, step: int, best_acc: float, best_loss: float, cfg: TrainConfig) -> None:
+    """The resume state: tensors, numbers and strings only, so resuming never unpickles code."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "gen": gen.get_state(),
+                "rng": torch.get_rng_state(),  # dropout's stream
+                "epoch": epoch, "batch": batch, "step": step, "best_acc": best_acc, "best_loss": best_loss,
+                "config": json.dumps(config_to_dict(cfg))}, tmp)
+    tmp.replace(path)
+
+
+def load_state(path: Path, device: torch.device) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a damaged file, or one holding objects only pickle could rebuild
+        raise HccrError(f"{path}: not a resume state hccr can read safely ({str(e).splitlines()[0][:160]}); "
+                        "start a new run with another --out") from None
+
+
 def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
     state_path = out / "last.state.pt"
     if not resume and (out / "last.json").exists():
@@ -238,37 +265,62 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     steps = len(shard_batches(train_idx, cfg.batch_size, 0, env, cfg.seed))
     if cfg.limit_steps:
         steps = min(steps, cfg.limit_steps)
+    budget = total_steps(cfg, steps)
+    epochs = math.ceil(budget / steps)
     optimizer = make_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
     _, fp16 = autocast_for(env.device, cfg.amp)
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
-    start_epoch, best_acc, best_loss = 0, -1.0, float("inf")
+    start_epoch, skip, step, best_acc, best_loss = 0, 0, 0, -1.0, float("inf")
+    gen = torch.Generator()
+    gen_state = None
     if resume:
-        st = torch.load(state_path, map_location=env.device, weights_only=False)
+        st = load_state(state_path, env.device)
         model.load_state_dict(st["model"])
         optimizer.load_state_dict(st["optimizer"])
         scheduler.load_state_dict(st["scheduler"])
         scaler.load_state_dict(st["scaler"])
-        start_epoch, best_acc = st["epoch"] + 1, st["best_acc"]
-        best_loss = st.get("best_loss", float("inf"))
+        if "batch" in st:  # mid-epoch state: epoch in progress, batches done in it
+            start_epoch, skip, step, gen_state = st["epoch"], st["batch"], st["step"], st["gen"]
+            torch.set_rng_state(st["rng"])
+        else:  # saved at the end of an epoch by an older hccr
+            start_epoch, step = st["epoch"] + 1, (st["epoch"] + 1) * steps
+        best_acc, best_loss = st["best_acc"], st.get("best_loss", float("inf"))
         if env.is_main:
-            print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val acc so far {best_acc:.4f})")
+            print(f"resuming {out} at epoch {start_epoch + 1}/{epochs}, step {step}/{budget} "
+                  f"(best val acc so far {best_acc:.4f})")
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {"config": config_to_dict(cfg), "store": str(store.path),
                                          "train": len(train_idx), "val": len(val_idx), "world_size": env.world_size,
-                                         "device": str(env.device), "threads": torch.get_num_threads()})
-    gen = torch.Generator().manual_seed(cfg.seed * 7919 + env.rank)
+                                         "device": str(env.device), "threads": torch.get_num_threads(),
+                                         "steps_per_epoch": steps, "total_steps": budget})
     last_metrics: dict = {}
-    for epoch in range(start_epoch, cfg.epochs):
+    saved_at = time.monotonic()
+    for epoch in range(start_epoch, epochs):
         gen.manual_seed(cfg.seed * 7919 + env.rank + 104729 * epoch)  # resumable augmentation stream
+        if gen_state is not None:
+            gen.set_state(gen_state)
+            gen_state = None
         batches = shard_batches(train_idx, cfg.batch_size, epoch, env, cfg.seed)
+
+        def after_step(i: int, epoch: int = epoch, best: tuple = (best_acc, best_loss)) -> bool:
+            nonlocal step, saved_at
+            step += 1
+            if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:
+                if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
+                    save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
+                               cfg)
+                saved_at = time.monotonic()
+            return step >= budget
+
         tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
-                             progress)
+                             progress, start=skip, after_step=after_step)
+        skip = 0
         vm = evaluate(unwrap(ddp), store, val_idx, cfg, env)
-        metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **tm, **vm}
+        metrics = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], **tm, **vm}
         acc = vm.get("val_acc", tm["train_acc"])
         loss = vm.get("val_loss", tm["train_loss"])
         # Best validation accuracy; ties (common once validation saturates) go to the lower loss.
@@ -281,17 +333,18 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             if improved:
                 save_checkpoint(out / "best", model, meta)
             save_checkpoint(out / "last", model, meta)
-            tmp = state_path.with_suffix(".tmp")
-            torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                        "best_acc": best_acc, "best_loss": best_loss, "config": asdict(cfg)}, tmp)
-            tmp.replace(state_path)
+            save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch + 1, 0, step, best_acc, best_loss,
+                       cfg)
+            saved_at = time.monotonic()
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")
             if progress:
                 va = f"val acc {vm['val_acc']:.4f}" if vm else "no validation split"
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tm['train_loss']:.4f}  train acc {tm['train_acc']:.4f}  "
-                      f"{va}  {tm['train_img_per_s']:.0f} img/s{'  *best' if improved else ''}", flush=True)
+                print(f"epoch {epoch + 1}/{epochs} (step {step}/{budget}): loss {tm['train_loss']:.4f}  "
+                      f"train acc {tm['train_acc']:.4f}  {va}  {tm['train_img_per_s']:.0f} img/s"
+                      f"{'  *best' if improved else ''}", flush=True)
         D.barrier(env)
         last_metrics = metrics
+        if step >= budget:
+            break
     return last_metrics

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-21"))
+REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-22"))
 CHARS = "安宁家字学宝定实室客宫害宿寒察它守完宏宙"
 
 

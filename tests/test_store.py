@@ -120,6 +120,6 @@ def test_cli_convert_and_info_on_real_data(tmp_path):
     r = run_cli("convert", REAL / "CASIA-HWDB_Train" / "Train", tmp_path / "st")
     assert r.returncode == 0, r.stderr
     r = run_cli("info", tmp_path / "st")
-    assert "samples    11154" in r.stdout and "classes    21" in r.stdout
+    assert "samples    11154" in r.stdout and "classes    22" in r.stdout
     r = run_cli("show", tmp_path / "st", "--out", tmp_path / "g.png", "--n", "9")
     assert r.returncode == 0 and Image.open(tmp_path / "g.png").size[0] > 100

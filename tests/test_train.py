@@ -56,15 +56,61 @@ def test_two_epochs_learn_and_write_loadable_checkpoints(tiny_store, tmp_path):
 def test_resume_continues_from_saved_state(tiny_store, tmp_path):
     cfg = _cfg(epochs=1, model_args={})
     fit(cfg, tiny_store, tmp_path / "run", progress=False)
-    state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=False)
-    assert state["epoch"] == 0 and state["optimizer"]["state"]  # Adam moments saved
+    state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=True)  # no pickle needed
+    assert state["epoch"] == 1 and state["batch"] == 0 and state["optimizer"]["state"]  # Adam moments saved
     cfg.epochs = 3
     m = fit(cfg, tiny_store, tmp_path / "run", resume=True, progress=False)
     assert m["epoch"] == 3
     epochs = [json.loads(x)["epoch"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]  # epoch 1 was not trained again
-    state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=False)
-    assert state["scheduler"]["last_epoch"] > 0 and state["epoch"] == 2
+    state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=True)
+    assert state["scheduler"]["last_epoch"] > 0 and state["epoch"] == 3
+
+
+def test_step_budget_and_mid_epoch_resume_match_an_uninterrupted_run(tiny_store, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import hccr.train as T
+
+    cfg = _cfg(model_args={}, steps=20, epochs=1, checkpoint_minutes=1e-9)  # 16 steps an epoch: two epochs; save each step
+    m = fit(cfg, tiny_store, tmp_path / "whole", progress=False)
+    assert m["step"] == 20 and m["epoch"] == 2
+    assert json.loads((tmp_path / "whole" / "config.json").read_text())["total_steps"] == 20
+
+    real_epoch = T.train_one_epoch
+
+    def crash_after_two_steps(*a, **kw):  # the machine goes away in the middle of epoch 1
+        after = kw["after_step"]
+
+        def after_step(i):
+            stop = after(i)
+            if i == 1:
+                raise KeyboardInterrupt
+            return stop
+
+        return real_epoch(*a, **{**kw, "after_step": after_step})
+
+    monkeypatch.setattr(T, "train_one_epoch", crash_after_two_steps)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tiny_store, tmp_path / "cut", progress=False)
+    state = torch.load(tmp_path / "cut" / "last.state.pt", weights_only=True)
+    assert (state["epoch"], state["batch"], state["step"]) == (0, 2, 2)
+    monkeypatch.setattr(T, "train_one_epoch", real_epoch)
+    m2 = fit(cfg, tiny_store, tmp_path / "cut", resume=True, progress=False)
+    assert m2["step"] == 20
+    a, b = load_file(str(tmp_path / "whole" / "last.safetensors")), load_file(str(tmp_path / "cut" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run is the same run
+
+
+def test_resume_refuses_a_pickled_state(tiny_store, tmp_path):
+    run = tmp_path / "run"
+    fit(_cfg(model_args={}, epochs=1), tiny_store, run, progress=False)
+
+    import argparse
+
+    torch.save({"model": argparse.Namespace(x=1)}, run / "last.state.pt")  # needs pickle to load: code could run
+    with pytest.raises(HccrError, match="last.state.pt: not a resume state hccr can read safely"):
+        fit(_cfg(model_args={}, epochs=2), tiny_store, run, resume=True, progress=False)
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
-"""Real-data benchmark: fast-1..3 and their ensembles on ../shared/data/casia-hwdb-21.
+"""Real-data benchmark: fast-1..3 and their ensembles on ../shared/data/casia-hwdb-22.
 
-    python benchmarks/casia21.py [--epochs 40] [--work .bench/casia21]
+    python benchmarks/casia22.py [--epochs 40] [--work .bench/casia22]
 
 Trains on the PNG training set (10% held out, stratified, for model selection and for fitting the
 ensemble weights), reports top-1 once on the test set (writers disjoint from training).
@@ -25,7 +25,7 @@ from hccr.utils import use_all_cores  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--work", default=str(OUT / "casia21"))
+    ap.add_argument("--work", default=str(OUT / "casia22"))
     args = ap.parse_args()
     if not REAL.is_dir():
         sys.exit(f"real data not found at {REAL}")
@@ -38,12 +38,12 @@ def main() -> None:
     charset = "".join(Store(train).charset)
     if not (test / "manifest.json").exists():
         convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test, ConvertOptions(charset=charset), progress=False)
-    res = fit_and_ensemble(train, {"casia-hwdb-21 test": test}, work, args.epochs)
+    res = fit_and_ensemble(train, {"casia-hwdb-22 test": test}, work, args.epochs)
     wall = time.perf_counter() - t0
-    table = res["tables"]["casia-hwdb-21 test"]
+    table = res["tables"]["casia-hwdb-22 test"]
     print(format_table(table))
     print(f"fitted weights {res['weights']}, wall time {wall / 60:.1f} min")
-    save("casia21", {"epochs": args.epochs, "table": table, "weights": res["weights"], "wall_seconds": wall,
+    save("casia22", {"epochs": args.epochs, "table": table, "weights": res["weights"], "wall_seconds": wall,
                      "train": Store(train).manifest["train"], "val": Store(train).manifest["val"],
                      "test": len(Store(test))})
 
