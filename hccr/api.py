@@ -1,7 +1,8 @@
 """The Python API, mirroring the CLI.
 
     import hccr
-    rec = hccr.load("runs/quickstart/models/fast-1")          # or an exported .onnx file
+    rec = hccr.load()                                          # the shipped GB2312 recognizer
+    rec = hccr.load("runs/quickstart/models/fast-1")          # or a checkpoint, or an exported .onnx file
     rec.predict(gray_image, topk=5, crops=5)                   # [[('安', 0.98), ...]]
     ens = hccr.Ensemble(["m1", "m2", "m3"], weights=(0.3, 0.2, 0.5))
     ens.predict([img1, img2])
@@ -19,8 +20,9 @@ from .errors import HccrError
 from .predict import load_recognizer, topk_chars
 
 
-def load(path: str | os.PathLike, device: str = "cpu"):
-    """A recognizer from a checkpoint (run folder, ``.json``, ``.safetensors``) or an ``.onnx`` file."""
+def load(path: str | os.PathLike | None = None, device: str = "cpu"):
+    """A recognizer: the shipped 6,763-character GB2312 model when ``path`` is None (or
+    ``"gb2312"``), else a checkpoint (run folder, ``.json``, ``.safetensors``) or an ``.onnx`` file."""
     return load_recognizer(path, device)
 
 

@@ -111,7 +111,7 @@ def synth(
 def train(
     data: Annotated[Path, typer.Option(help="Packed store made by hccr convert.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")],
-    preset: Annotated[str, typer.Option(help="paper-1, paper-2, paper-3, fast-1, fast-2 or fast-3.")] = "fast-1",
+    preset: Annotated[str, typer.Option(help="paper-1..3, fast-1..3 or gb2312 (see hccr presets).")] = "fast-1",
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
@@ -143,31 +143,45 @@ def presets_cmd() -> None:
 
     for name, c in PRESETS.items():
         blur = f"blur {c.blur_ksize}x{c.blur_ksize} sigma {c.blur_sigma:.3g}" if c.blur_ksize else "no blur"
+        length = f"steps {c.steps}" if c.steps else f"epochs {c.epochs}"
         print(f"{name:8s} {c.model:10s} {c.image_size:3d}px  {c.loss:5s} {c.optimizer} lr {c.lr:g} "
-              f"batch {c.batch_size} epochs {c.epochs}  {blur}")
+              f"batch {c.batch_size} {length}  {blur}")
+
+
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="gb2312 (the shipped model, the default), a run folder, a checkpoint or an .onnx file.")]
 
 
 @app.command()
 def predict(
-    ckpt: Annotated[Path, typer.Argument(help="Checkpoint (run folder, .json, .safetensors) or .onnx file.")],
-    inputs: Annotated[list[Path], typer.Argument(help="A packed store, an image folder, or image files.")],
+    inputs: Annotated[list[Path], typer.Argument(help="A packed store, image folders, or image files.")],
+    model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write probabilities to this .npz.")] = None,
-    crops: Annotated[int, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop).")] = 5,
+    crops: Annotated[int | None, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop); default: the model's.")] = None,
     topk: Annotated[int, typer.Option(help="Candidates to print for image files.")] = 5,
+    charset: Annotated[str | None, typer.Option(help="Only answer with these characters (gb2312-1, a file, or a string).")] = None,
     split: Annotated[str, typer.Option(help="For a store: all, train or val.")] = "all",
     batch_size: int = 256,
     float16: Annotated[bool, typer.Option(help="Store probabilities as float16.")] = False,
     amp: Annotated[bool, typer.Option(help="bf16 autocast (faster on CPUs with bf16 units, ~1e-2 different).")] = False,
     device: str = "cpu",
 ) -> None:
-    """Predict class probabilities with multi-crop; prints the top-k characters for image files."""
+    """Recognise images (the shipped GB2312 model unless --model names another); prints top-k per image.
+
+    The older form `hccr predict MODEL INPUT...` still works when MODEL is clearly a model."""
     from .evaluate import topk_accuracy
-    from .predict import load_recognizer, predict_inputs, topk_chars
+    from .predict import load_recognizer, predict_inputs, restrict_to, topk_chars
+    from .shipped import is_model_path
     from .utils import use_all_cores
 
+    if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
+        model, inputs = str(inputs[0]), inputs[1:]
     use_all_cores()
-    rec = load_recognizer(ckpt, device, amp)
+    rec = load_recognizer(model, device, amp)
+    crops = crops or getattr(rec, "crops", None) or 5
     pred = predict_inputs(rec, [str(i) for i in inputs], crops=crops, batch_size=batch_size, split=split)
+    if charset:
+        pred.probs = restrict_to(pred.probs, rec.charset, charset)
     if out is not None:
         pred.save(out, float16=float16)
         print(f"wrote {out}: {len(pred)} samples x {pred.probs.shape[1]} classes "
@@ -178,6 +192,33 @@ def predict(
     if len(pred) <= 50 or out is None:
         for sid, cands in list(zip(pred.ids, topk_chars(pred.probs, rec.charset, topk), strict=True))[:50]:
             print(f"{sid}: " + "  ".join(f"{ch} {p:.3f}" for ch, p in cands))
+
+
+@app.command()
+def package(
+    run: Annotated[Path, typer.Argument(help="A training run folder (its best checkpoint) or a checkpoint.")],
+    out: Annotated[Path, typer.Option(help="Output stem: writes STEM.json, STEM.safetensors (fp16) and STEM.onnx.")],
+    recipe: Annotated[str, typer.Option(help="How the run was made, recorded as provenance.")] = "",
+    crops: Annotated[int, typer.Option(help="Crops inside the ONNX graph.")] = 1,
+) -> None:
+    """Turn a training run into a shippable model (fp16 checkpoint + ONNX, provenance, no absolute paths)."""
+    from .shipped import package as run_package
+    from .shipped import run_provenance
+
+    j, o = run_package(run, out, run_provenance(run, recipe), crops)
+    for p in (j.with_suffix(".safetensors"), j, o):
+        print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command("model-card")
+def model_card(
+    model: ModelOpt = None,
+    out: Annotated[Path, typer.Option(help="Where to write the card (Markdown).")] = Path("docs/model-card.md"),
+) -> None:
+    """Write a model card from a checkpoint's metadata (default: the shipped model)."""
+    from .shipped import write_model_card
+
+    print(f"wrote {write_model_card(model, out)}")
 
 
 @app.command()
@@ -266,7 +307,8 @@ def export(
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Argument(help="Checkpoint or .onnx file.")],
+    model_arg: Annotated[str | None, typer.Argument(metavar="[MODEL]", help="Same as --model.")] = None,
+    model: ModelOpt = None,
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="Concurrent inferences.")] = 2,
@@ -275,7 +317,7 @@ def serve(
     from .serve.app import Limits
     from .serve.app import serve as run
 
-    run(str(model), host, port, Limits(workers=workers))
+    run(model or model_arg, host, port, Limits(workers=workers))
 
 
 def main() -> None:

@@ -42,7 +42,8 @@ class EnsembleGraph(nn.Module):
 
 
 def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[float] | None = None,
-                crops: int = 5, opset: int = 17) -> Path:
+                crops: int = 5, opset: int = 17, member_names: list[str] | None = None) -> Path:
+    """Write one ONNX graph; ``member_names`` replaces the checkpoint paths in its metadata."""
     from .checkpoint import load_checkpoint
     from .ensemble import PAPER_WEIGHTS, normalize_weights
     from .utils import atomic_path
@@ -66,7 +67,7 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
     dummy = torch.rand(2, 1, in_size, in_size)
     meta = {"hccr_format": "hccr-onnx/1", "charset": charset, "weights": json.dumps(w), "crops": str(crops),
             "input_size": str(in_size), "preprocessing": json.dumps({**metas[0]["preprocessing"], "ink": "high"}),
-            "members": json.dumps([str(c) for c in checkpoints])}
+            "members": json.dumps(member_names or [Path(c).name for c in checkpoints])}
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.onnx.export(graph, (dummy,), str(tmp), input_names=["image"], output_names=["probs"],
@@ -80,6 +81,33 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
             entry.key, entry.value = k, v
         onnx.save(model, str(tmp))
     return out
+
+
+def store_weights_fp16(path: str | os.PathLike, min_size: int = 256) -> Path:
+    """Rewrite an ONNX file so its large float weights are stored as float16 and cast back to
+    float32 when the session starts (ONNX Runtime folds the casts): half the file, fp32 compute."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .utils import atomic_path
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_size:
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    onnx.checker.check_model(model)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return path
 
 
 def quantize_int8(src: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -132,5 +160,5 @@ class OnnxRecognizer(BaseRecognizer):
     def predict_proba(self, images: list[np.ndarray], crops: int | None = None, batch_size: int = 256) -> np.ndarray:
         return super().predict_proba(images, self.crops if crops is None else crops, batch_size)
 
-    def predict(self, images, topk: int = 5, crops: int | None = None):
-        return super().predict(images, topk, self.crops if crops is None else crops)
+    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None):
+        return super().predict(images, topk, self.crops if crops is None else crops, allowed)

@@ -79,12 +79,17 @@ class BaseRecognizer:
             out.append(self.proba_normalized(self.normalize_images(images[i : i + batch_size], crops), crops))
         return np.concatenate(out) if out else np.zeros((0, len(self.charset)), np.float32)
 
-    def predict(self, images: list[np.ndarray] | np.ndarray, topk: int = 5, crops: int = 5
-                ) -> list[list[tuple[str, float]]]:
-        """Top-k ``(character, probability)`` for each gray image (dark ink on white)."""
+    def predict(self, images: list[np.ndarray] | np.ndarray, topk: int = 5, crops: int = 5,
+                allowed: str | None = None) -> list[list[tuple[str, float]]]:
+        """Top-k ``(character, probability)`` for each gray image (dark ink on white);
+        ``allowed`` (a string of characters, a charset name or file) restricts the answers."""
         if isinstance(images, np.ndarray) and images.ndim == 2:
             images = [images]
-        return topk_chars(self.predict_proba(list(images), crops), self.charset, topk)
+        probs = self.predict_proba(list(images), crops)
+        if allowed:
+            probs = restrict_to(probs, self.charset, allowed)
+            topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
+        return topk_chars(probs, self.charset, topk)
 
 
 class Recognizer(BaseRecognizer):
@@ -131,6 +136,21 @@ class Recognizer(BaseRecognizer):
             out = self.model(views)
         return out.float().reshape(b, crops, -1).mean(1)
 
+
+
+def restrict_to(probs: np.ndarray, charset: Charset, allowed: str) -> np.ndarray:
+    """Probabilities renormalised over the allowed characters (a charset name, file or string);
+    the others get 0. For users who know their text uses only some characters."""
+    from .data.charset import resolve_charset
+
+    chars = resolve_charset(allowed)
+    keep = np.zeros(len(charset), bool)
+    idx = [charset.index[c] for c in chars if c in charset.index]
+    if not idx:
+        raise HccrError(f"--charset {allowed[:40]!r}: none of its characters is known to this model")
+    keep[idx] = True
+    out = np.where(keep, probs, 0).astype(probs.dtype)
+    return out / np.maximum(out.sum(1, keepdims=True), 1e-12)
 
 
 def topk_chars(probs: np.ndarray, charset: Charset, k: int) -> list[list[tuple[str, float]]]:
@@ -241,8 +261,13 @@ def predict_inputs(rec: Recognizer, inputs: list[str], crops: int = 5, batch_siz
     return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(map(str, inputs)), meta)
 
 
-def load_recognizer(path: str | os.PathLike, device: str = "cpu", amp: bool = False):
-    """A checkpoint (run folder, .json, .safetensors) or an exported ``.onnx`` file."""
+def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", amp: bool = False):
+    """A shipped model by name (``gb2312``; the default when ``path`` is None), a checkpoint (run
+    folder, .json, .safetensors) or an exported ``.onnx`` file."""
+    from .shipped import DEFAULT_MODEL, SHIPPED, load_shipped
+
+    if path is None or str(path) in SHIPPED:
+        return load_shipped(str(path or DEFAULT_MODEL), device)
     if str(path).endswith(".onnx"):
         from .export import OnnxRecognizer
 

@@ -12,6 +12,7 @@ from ``SeedSequence([s, k])`` whatever the number of worker processes.
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -227,61 +228,86 @@ def render_sample(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.ran
 # ---------------------------------------------------------------------------------------------
 # Fonts as a second source
 
-def font_glyph(font_path: str, ch: str, px: int = 192) -> np.ndarray | None:
-    """A glyph from a TTF/OTF as ink-high float image, or None if the font lacks it."""
-    from PIL import Image, ImageDraw, ImageFont
+GLYPH_PX = 128  # glyphs are rendered at about 2x the output size, then distorted and reduced
+
+
+@functools.lru_cache(maxsize=16)
+def _load_font(font_path: str, px: int):
+    """Each font file is opened once per process (a CJK font is 5-20 MB; opening it per glyph is slow)."""
+    from PIL import ImageFont
 
     try:
-        font = ImageFont.truetype(font_path, px)
+        return ImageFont.truetype(font_path, px)
     except OSError:
         raise HccrError(f"{font_path}: not a font Pillow can read") from None
+
+
+def font_glyph(font_path: str, ch: str, px: int = GLYPH_PX) -> np.ndarray | None:
+    """A glyph from a TTF/OTF/TTC as uint8, ink high (255) on 0, cropped to the ink with a small
+    border; None if the font lacks the character."""
+    from PIL import Image, ImageDraw
+
+    font = _load_font(font_path, px)
+    if _is_tofu(font, ch):
+        return None
     img = Image.new("L", (int(px * 1.5), int(px * 1.5)), 0)
     ImageDraw.Draw(img).text((px // 4, px // 4), ch, fill=255, font=font)
-    arr = np.asarray(img, dtype=np.float32) / 255
-    if arr.max() < 0.5 or _is_tofu(font, ch):
+    box = img.getbbox()
+    if box is None:
         return None
-    return arr
+    pad = px // 8
+    return np.pad(np.asarray(img.crop(box), dtype=np.uint8), pad)
+
+
+@functools.lru_cache(maxsize=16)
+def _tofu_box(font) -> tuple | None:
+    return font.getmask("\uffff").getbbox()
 
 
 def _is_tofu(font, ch: str) -> bool:
     try:
-        return font.getmask(ch).getbbox() == font.getmask("\uffff").getbbox()
+        box = font.getmask(ch).getbbox()
     except Exception:
-        return False
+        return True
+    return box is None or (font.getlength(ch) == font.getlength("\uffff") and box == _tofu_box(font))
 
 
 def render_font_sample(glyph: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """A font glyph with the writer's global distortions, pen weight and ink (no trajectories)."""
+    """A font glyph with the writer's geometry (proportions, slant, rotation, aspect), pen weight
+    and ink: the shape comes from the font, the hand from the writer (no trajectories to vary)."""
     from PIL import Image, ImageFilter
 
     h, w = glyph.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    cx, cy = w / 2, h / 2
+    # Proportions: the same monotone warps of x and y as the stroke path, by index lookup.
+    gx = style.compress_x * np.exp(rng.normal(0, 0.05))
+    gy = style.compress_y * np.exp(rng.normal(0, 0.06))
+    xs = np.clip(np.round((np.linspace(0, 1, w) ** (1 / gx)) * (w - 1)).astype(np.intp), 0, w - 1)
+    ys = np.clip(np.round((np.linspace(0, 1, h) ** (1 / gy)) * (h - 1)).astype(np.intp), 0, h - 1)
+    im = Image.fromarray(glyph[ys][:, xs])
+    # Slant, rotation, aspect: one affine map about the centre (PIL wants output -> input).
     slant = style.slant + rng.normal(0, 0.03)
     rot = style.rotation + rng.normal(0, 0.03)
     aspect = style.aspect * np.exp(rng.normal(0, 0.04))
     m = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]]) @ np.array([[aspect, -slant], [0, 1.0]])
+    side = int(max(h, w) * 1.6)
     inv = np.linalg.inv(m)
-    px, py = xx - cx, yy - cy
-    a = style.warp * h / BOX
-    ph = np.asarray(style.warp_phase or (0.0,) * 6)
-    sx = inv[0, 0] * px + inv[0, 1] * py + cx + a * np.sin(2 * np.pi * yy / h + ph[0])
-    sy = inv[1, 0] * px + inv[1, 1] * py + cy + a * np.sin(2 * np.pi * xx / w + ph[2])
-    x0, y0 = np.clip(np.floor(sx).astype(int), 0, w - 2), np.clip(np.floor(sy).astype(int), 0, h - 2)
-    fx, fy = np.clip(sx - x0, 0, 1), np.clip(sy - y0, 0, 1)
-    g = glyph
-    out = (g[y0, x0] * (1 - fx) * (1 - fy) + g[y0, x0 + 1] * fx * (1 - fy)
-           + g[y0 + 1, x0] * (1 - fx) * fy + g[y0 + 1, x0 + 1] * fx * fy)
-    im = Image.fromarray(np.uint8(np.clip(out, 0, 1) * 255))
-    weight = int(round((style.pen - 45) / 15))  # heavier or lighter pen than the font
-    for _ in range(abs(weight)):
+    c_out = np.array([side / 2, side / 2])
+    off = np.array([w / 2, h / 2]) - inv @ c_out
+    im = im.transform((side, side), Image.Transform.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]),
+                      resample=Image.Resampling.BILINEAR)
+    # Pen weight relative to the font's: the writer's pen against a typical one, by morphology.
+    weight = int(round((style.pen - 50) / 18 + rng.normal(0, 0.4)))
+    for _ in range(min(abs(weight), 2)):
         im = im.filter(ImageFilter.MaxFilter(3) if weight > 0 else ImageFilter.MinFilter(3))
-    arr = np.asarray(im, dtype=np.float32) / 255
-    ink = 255 - (255 - style.ink) * arr
-    cropped = crop_to_ink(np.uint8(np.clip(ink, 0, 255)), threshold=20)
-    scale = style.size / max(cropped.shape)
-    size = (max(1, round(cropped.shape[1] * scale)), max(1, round(cropped.shape[0] * scale)))
-    return np.asarray(Image.fromarray(cropped).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+    box = im.getbbox()
+    if box is None:
+        return np.full((1, 1), 255, np.uint8)
+    im = im.crop(box)
+    scale = style.size * np.exp(rng.normal(0, 0.05)) / max(im.size)
+    im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.Resampling.BOX)
+    ink = float(np.clip(style.ink + rng.normal(0, 12), 0, 140))
+    arr = 255 - (255 - ink) * (np.asarray(im, dtype=np.float32) / 255)
+    return crop_to_ink(np.uint8(np.clip(arr + 0.5, 0, 255)), threshold=20)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,18 +337,20 @@ def writer_samples(chars: Sequence[str], writer: int, cfg: SynthConfig,
     rng = writer_rng(cfg.seed, writer)
     style = WriterStyle.sample(rng, cfg.size)
     extra = extra or {}
-    glyph_cache: dict[tuple[str, str], np.ndarray | None] = {}
     out = []
     for ch in chars:
-        use_font = bool(cfg.fonts) and (rng.uniform() < cfg.font_fraction or not (ch in extra or has_strokes(ch)))
-        if use_font:
-            font = cfg.fonts[int(rng.integers(len(cfg.fonts)))]
-            key = (font, ch)
-            if key not in glyph_cache:
-                glyph_cache[key] = font_glyph(font, ch)
-            glyph = glyph_cache[key]
-            if glyph is None:
-                raise HccrError(f"{font}: has no glyph for {ch!r}")
+        strokes_ok = ch in extra or has_strokes(ch)
+        glyph = None
+        if cfg.fonts and (rng.uniform() < cfg.font_fraction or not strokes_ok):
+            # A random font; if it lacks the character, the others in turn, then the strokes.
+            first = int(rng.integers(len(cfg.fonts)))
+            for k in range(len(cfg.fonts)):
+                glyph = font_glyph(cfg.fonts[(first + k) % len(cfg.fonts)], ch)
+                if glyph is not None:
+                    break
+            if glyph is None and not strokes_ok:
+                raise HccrError(f"no stroke data for {ch!r} and none of the fonts has it: {', '.join(cfg.fonts)}")
+        if glyph is not None:
             out.append((render_font_sample(glyph, style, rng), ch))
         else:
             strokes = extra[ch] if ch in extra else char_strokes(ch)

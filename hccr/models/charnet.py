@@ -150,7 +150,7 @@ class CharNetS(CharNetBase):
     def __init__(self, num_classes: int, image_size: int = 64, in_chans: int = 1,
                  widths: tuple[int, ...] = (32, 64, 128, 256), stem: int = 16,
                  strides: tuple[int, ...] = (2, 2, 2, 2), conv_stages: tuple[int, ...] | int = (0,),
-                 drop: float = 0.2):
+                 drop: float = 0.2, aux: bool = True):
         super().__init__()
         conv_stages = tuple(conv_stages) if isinstance(conv_stages, (tuple, list)) else (int(conv_stages),)
         if len(strides) != len(widths):
@@ -158,7 +158,7 @@ class CharNetS(CharNetBase):
 
             raise HccrError(f"charnet-s: {len(widths)} widths need as many strides, got {len(strides)}")
         self.arch_args = {"widths": list(widths), "stem": stem, "strides": list(strides),
-                          "conv_stages": list(conv_stages), "drop": drop}
+                          "conv_stages": list(conv_stages), "drop": drop, "aux": bool(aux)}
         stages: list[nn.Module] = []
         stage_channels: list[int] = []
         cin = stem
@@ -176,8 +176,11 @@ class CharNetS(CharNetBase):
             stage_channels.append(cin)
         self.stages = nn.ModuleList(stages)
         self.num_features = cin
+        # Auxiliary heads (deep supervision) can be left out: at thousands of classes each is a
+        # large linear layer that costs training time for little gain.
         self.aux_heads = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)) for c in stage_channels)
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+            for c in (stage_channels if aux else []))
         self.neck = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(cin, num_classes))
 

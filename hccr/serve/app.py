@@ -90,7 +90,7 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
     return render_trajectory(arrays, size=96, stroke_width=5.0)
 
 
-def create_app(model_path: str, limits: Limits | None = None, topk: int = 5):
+def create_app(model_path: str | None = None, limits: Limits | None = None, topk: int = 5):
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -118,7 +118,7 @@ def create_app(model_path: str, limits: Limits | None = None, topk: int = 5):
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "model": str(model_path), "classes": len(rec.charset), "crops": crops}
+        return {"status": "ok", "model": str(model_path or "gb2312"), "classes": len(rec.charset), "crops": crops}
 
     @app.post("/v1/recognize")
     async def recognize(request: Request) -> dict:
@@ -170,7 +170,7 @@ def create_app(model_path: str, limits: Limits | None = None, topk: int = 5):
     return app
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> None:
+def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> None:
     import uvicorn
 
     uvicorn.run(create_app(model_path, limits), host=host, port=port, log_level="info")

@@ -1,0 +1,196 @@
+"""Models shipped inside the package, and turning a training run into one.
+
+``hccr/assets/gb2312.*`` is the recognizer for all 6,763 GB2312 characters: ``gb2312.json`` +
+``gb2312.safetensors`` (fp16 weights, a checkpoint any hccr command reads) and ``gb2312.onnx``
+(the same weights stored in fp16, computed in fp32 by ONNX Runtime). Naming no model anywhere
+(``hccr.load()``, ``hccr predict IMAGE``, ``hccr serve``) means this one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import HccrError
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+SHIPPED = {"gb2312": ASSETS / "gb2312"}  # name -> asset stem
+DEFAULT_MODEL = "gb2312"
+
+
+def is_model_path(p: str | os.PathLike) -> bool:
+    """Whether ``p`` names something a recognizer loads (a shipped name, a run folder, a checkpoint
+    ``.json``/``.safetensors`` or an ``.onnx`` file) rather than input data."""
+    p = Path(p)
+    if str(p) in SHIPPED:
+        return True
+    if p.is_dir():
+        return (p / "best.json").exists() or (p / "last.json").exists()
+    if p.suffix == ".onnx":
+        return True
+    if p.suffix == ".safetensors":
+        return True
+    if p.suffix == ".json" and p.is_file():
+        return p.with_suffix(".safetensors").exists()
+    return False
+
+
+def shipped_files(name: str = DEFAULT_MODEL) -> tuple[Path, Path]:
+    """(checkpoint .json, .onnx) of a shipped model."""
+    if name not in SHIPPED:
+        raise HccrError(f"unknown shipped model {name!r}; available: {', '.join(SHIPPED)}")
+    stem = SHIPPED[name]
+    if not stem.with_suffix(".json").exists():
+        raise HccrError(f"the shipped model {name!r} is missing from this installation ({stem}.json); "
+                        "reinstall hccr or name a model with --model")
+    return stem.with_suffix(".json"), stem.with_suffix(".onnx")
+
+
+def load_shipped(name: str = DEFAULT_MODEL, device: str = "cpu", backend: str = "auto"):
+    """The shipped recognizer: ONNX Runtime when it is installed (faster on CPUs), else PyTorch."""
+    ckpt, onnx_path = shipped_files(name)
+    if backend not in ("auto", "onnx", "torch"):
+        raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
+    if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):
+        from .export import OnnxRecognizer
+
+        return OnnxRecognizer(onnx_path)
+    from .predict import Recognizer
+
+    return Recognizer.from_checkpoint(ckpt, device)
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dict | None = None,
+            crops: int = 1) -> tuple[Path, Path]:
+    """A training run -> a shippable model: fp16 safetensors + JSON (training-only parts and
+    absolute paths dropped, provenance added) and an ONNX file with fp16-stored weights."""
+    import torch
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .export import export_onnx, store_weights_fp16
+
+    model, meta = load_checkpoint(run)
+    if len(getattr(model, "aux_heads", ())):
+        raise HccrError(f"{run}: the model has auxiliary heads; train it with model_args.aux=false to ship it")
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store")}
+    keep["store"] = Path(meta.get("store", "")).name  # no absolute path in shipped metadata
+    keep["provenance"] = provenance or {}
+    keep["weights_dtype"] = "float16"
+    model = model.to(torch.float16)
+    json_path = save_checkpoint(out_stem, model, keep)
+    onnx_path = out_stem.with_suffix(".onnx")
+    export_onnx([str(json_path)], onnx_path, crops=crops, member_names=[out_stem.name])
+    store_weights_fp16(onnx_path)
+    return json_path, onnx_path
+
+
+def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
+    """What made a run: recipe, data (synthetic writers, fonts by file name), steps, samples, time."""
+    import json
+
+    from .utils import read_json
+
+    run = Path(run)
+    folder = run if run.is_dir() else run.parent
+    prov: dict = {"recipe": recipe}
+    if (folder / "config.json").exists():
+        c = read_json(folder / "config.json")
+        prov.update(train_samples=c.get("train"), val_samples=c.get("val"), device=c.get("device"),
+                    world_size=c.get("world_size"), total_steps=c.get("total_steps"),
+                    batch_size=c["config"].get("batch_size"))
+        store = Path(c.get("store", ""))
+        synth_json = store.parent / "synth" / "synth.json"
+        if synth_json.exists():
+            s = read_json(synth_json)
+            prov["synthetic"] = {"writers": s.get("writers"), "seed": s.get("seed"), "characters": s.get("characters"),
+                                 "fonts": [Path(f).name for f in s.get("fonts", [])],
+                                 "font_fraction": s.get("font_fraction")}
+    if (folder / "metrics.jsonl").exists():
+        rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        if rows:
+            secs = sum(r.get("train_seconds", 0.0) for r in rows)
+            prov.update(epochs=len(rows), steps=rows[-1].get("step"), train_seconds=round(secs, 1),
+                        train_img_per_s=round(sum(r.get("train_img_per_s", 0) * r.get("train_seconds", 0)
+                                                  for r in rows) / max(secs, 1e-9), 1),
+                        val_acc_curve=[round(r.get("val_acc", float("nan")), 4) for r in rows])
+    return prov
+
+
+LICENCE = """The weights were learned from synthetic handwriting drawn from the stroke data of
+hanzi-writer-data (derived from Make Me a Hanzi, which took it from fonts by Arphic Technology),
+distributed under the Arphic Public License (hccr/assets/ARPHICPL.TXT); where fonts were used as
+extra shape sources they are named under Training data, each under its own licence. hccr's code is
+Apache-2.0. No CASIA-HWDB image was used to train the shipped model."""
+
+
+def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
+    """Render a model card (Markdown) from a checkpoint's metadata."""
+    from .checkpoint import read_meta
+    from .utils import atomic_path
+
+    path = shipped_files(model or DEFAULT_MODEL)[0] if (model is None or model in SHIPPED) else Path(model)
+    meta = read_meta(path)
+    p = meta.get("provenance", {})
+    syn = p.get("synthetic", {})
+    cfg = meta.get("config", {})
+    n = meta["model_args"]["num_classes"]
+    name = model or DEFAULT_MODEL
+    lines = [f"# Model card: `{name}`", "",
+             "_Generated by `hccr model-card` from the model's metadata; do not edit by hand._", "",
+             "## What it recognises", "",
+             f"Single handwritten characters, one per image: {n:,} classes"
+             + (" (all of GB2312: 3,755 level-1 and 3,008 level-2 hanzi)." if n == 6763 else "."),
+             "Images as people have them are normalised first (gray, dark ink on light paper, cropped to the ink, "
+             "aspect kept). It does not read words or lines, characters outside its list, or printed text "
+             "reliably.", "",
+             "## Model", "",
+             f"- architecture: `{meta['arch']}` {json_inline(meta['model_args'])}",
+             f"- input: {meta['preprocessing']['image_size']} px, ink {meta['preprocessing']['ink']}; "
+             f"{meta.get('weights_dtype', 'float32')} weights",
+             "- files: `hccr/assets/gb2312.safetensors` + `.json` (PyTorch, `--init`), `gb2312.onnx` "
+             "(ONNX Runtime; fp16-stored weights, fp32 compute)" if name == DEFAULT_MODEL else "", "",
+             "## Training data", "",
+             f"- synthetic handwriting only: {syn.get('writers', '?')} simulated writers x {syn.get('characters', '?')} "
+             f"characters (seed {syn.get('seed', '?')}), stroke medians of hanzi-writer-data"
+             + (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: "
+                + ", ".join(syn.get("fonts", [])) if syn.get("fonts") else "; no fonts"),
+             f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)",
+             "", "## Recipe", "",
+             f"- `{p.get('recipe', '')}`",
+             f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
+             f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
+             f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",
+             f"- trained on {p.get('device', '?')} in {p.get('train_seconds', '?')} s of training-loop time "
+             f"({p.get('train_img_per_s', '?')} img/s)", "",
+             "## Measured", "",
+             f"- unseen synthetic writers, {n:,}-way: top-1 {meta.get('metrics', {}).get('val_acc', float('nan')):.4f}"]
+    for ev in meta.get("evaluations", []):
+        lines.append(f"- {ev['what']}: " + ", ".join(f"{k} {v}" for k, v in ev["result"].items())
+                     + (f" ({ev['command']})" if ev.get("command") else ""))
+    lines += ["", "Full figures, commands and machines: docs/benchmarks.md.", "",
+              "## Limits", "",
+              "- one character per image; GB2312 only (no traditional-only or extension characters);",
+              "- trained on synthetic handwriting: real handwriting of a style far from the simulation reads worse "
+              "(see Measured); fine-tune on your own images for your domain;",
+              "- probabilities are those of a softmax with label smoothing: use them to rank, check calibration "
+              "(ECE) on your data before thresholding.", "",
+              "## Licence", "", LICENCE, ""]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(line for line in lines if line is not None) + "\n", encoding="utf-8")
+    return out
+
+
+def json_inline(d: dict) -> str:
+    import json
+
+    return "`" + json.dumps({k: v for k, v in d.items() if k not in ("num_classes",)}, ensure_ascii=False) + "`"

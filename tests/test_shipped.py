@@ -1,0 +1,116 @@
+"""The recognizer shipped in hccr/assets: what a user gets by naming no model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+import hccr
+from hccr.data.charset import gb2312_chars
+from hccr.data.synth import SynthConfig, writer_samples
+from hccr.errors import HccrError
+from hccr.shipped import ASSETS, SHIPPED
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return hccr.load()
+
+
+def test_asset_files_stay_within_the_size_limits():
+    files = [p for p in ASSETS.iterdir() if p.is_file()]
+    assert all(p.stat().st_size <= 16 * 2**20 for p in files), [(p.name, p.stat().st_size) for p in files]
+    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
+    meta = json.loads(SHIPPED["gb2312"].with_suffix(".json").read_text())
+    text = json.dumps(meta, ensure_ascii=False)
+    assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text  # no absolute paths
+    assert meta["weights_dtype"] == "float16" and meta["model_args"]["aux"] is False
+
+
+def test_load_without_arguments_gives_all_of_gb2312(shipped):
+    assert len(shipped.charset) == 6763
+    assert "".join(shipped.charset) == "".join(gb2312_chars())
+
+
+def test_reads_200_gb2312_characters_from_unseen_synthetic_writers(shipped):
+    # 200 characters spread over both levels, each from a writer (seed) the recipe never used.
+    chars = list(gb2312_chars())[::34][:200]
+    samples = writer_samples(chars, 0, SynthConfig(chars="".join(chars), writers=1, seed=4242))
+    answers = shipped.predict([img for img, _ in samples], topk=1)
+    top1 = np.mean([a[0][0] == ch for a, (_, ch) in zip(answers, samples, strict=True)])
+    assert top1 >= 0.90, top1
+
+
+def test_pytorch_and_onnx_copies_agree():
+    from hccr.shipped import load_shipped
+
+    chars = "永安家学中国人我们的"
+    samples = writer_samples(list(chars), 1, SynthConfig(chars=chars, writers=1, seed=77))
+    images = [im for im, _ in samples]
+    a = load_shipped(backend="onnx").predict_proba(images)
+    b = load_shipped(backend="torch").predict_proba(images, 1)
+    assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 5e-3
+
+
+def test_allowed_characters_restrict_the_answer(shipped):
+    img = writer_samples(["天"], 3, SynthConfig(chars="天", writers=1, seed=5))[0][0]
+    out = shipped.predict(img, topk=3, allowed="夫天")
+    assert {ch for ch, _ in out[0]} <= {"夫", "天"} and abs(sum(p for _, p in out[0]) - 1) < 1e-4
+    with pytest.raises(HccrError, match="none of its characters"):
+        shipped.predict(img, allowed="ABC")
+
+
+def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
+    from PIL import Image
+
+    img = writer_samples(["国"], 2, SynthConfig(chars="国", writers=1, seed=11))[0][0]
+    Image.fromarray(img).save(tmp_path / "char.png")
+    r = run_cli("predict", tmp_path / "char.png", "--topk", "3")
+    assert r.returncode == 0, r.stderr
+    assert "char.png: 国" in r.stdout
+
+
+def test_serve_uses_the_shipped_model_when_none_is_named():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from hccr.serve.app import create_app
+
+    with TestClient(create_app()) as client:
+        r = client.get("/healthz")
+        assert r.status_code == 200 and r.json()["classes"] == 6763 and r.json()["model"] == "gb2312"
+
+
+def test_model_card_is_generated_from_the_metadata(tmp_path):
+    r = run_cli("model-card", "--out", tmp_path / "card.md")
+    assert r.returncode == 0, r.stderr
+    card = (tmp_path / "card.md").read_text()
+    assert "6,763 classes" in card and "Arphic Public License" in card and "unseen synthetic writers" in card
+
+
+def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
+    from hccr.config import apply_overrides, get_preset
+    from hccr.export import OnnxRecognizer
+    from hccr.predict import Recognizer
+    from hccr.shipped import package
+    from hccr.train import fit
+
+    cfg = apply_overrides(get_preset("gb2312"), ["image_size=32", "batch_size=32", "steps=6", "warmup_epochs=0",
+                                                 "model_args.widths=8,16,16,32", "model_args.stem=8"])
+    fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    j, o = package(tmp_path / "run", tmp_path / "pkg" / "tiny", {"recipe": "test"})
+    meta = json.loads(j.read_text())
+    assert meta["store"] == "store" and meta["provenance"] == {"recipe": "test"}
+    torch_rec, onnx_rec = Recognizer.from_checkpoint(j), OnnxRecognizer(o)
+    img = [np.full((40, 30), 255, np.uint8)]
+    img[0][5:35, 12:16] = 0
+    assert np.abs(torch_rec.predict_proba(img, 1) - onnx_rec.predict_proba(img)).max() < 1e-3
+    assert "/" not in "".join(onnx_rec.identity["members"])  # no paths in the ONNX metadata
+
+    fast = apply_overrides(get_preset("fast-1"), ["image_size=32", "batch_size=32", "steps=2", "warmup_epochs=0"])
+    fit(fast, tiny_store, tmp_path / "aux", progress=False)
+    with pytest.raises(HccrError, match="auxiliary heads"):
+        package(tmp_path / "aux", tmp_path / "pkg" / "aux")
