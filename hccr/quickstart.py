@@ -55,12 +55,12 @@ def run(out: str | Path = "runs/quickstart", cfg: QuickstartConfig | None = None
     use_all_cores()
     n_writers = cfg.train_writers + cfg.test_writers
 
-    print(f"[1/5] synthetic handwriting: {len(cfg.chars)} characters x {n_writers} writers")
+    print(f"[1/6] synthetic handwriting: {len(cfg.chars)} characters x {n_writers} writers")
     gnt = out / "data" / "gnt"
     files = synth(gnt, SynthConfig(chars=cfg.chars, writers=n_writers, seed=cfg.seed), progress=progress)
     train_files, test_files = files[: cfg.train_writers], files[cfg.train_writers :]
 
-    print("[2/5] packed stores (train/val by writer, test = unseen writers)")
+    print("[2/6] packed stores (train/val by writer, test = unseen writers)")
     stores = {}
     for name, srcs, vf in (("train", train_files, cfg.val_fraction), ("test", test_files, 0.0)):
         path = out / "data" / name
@@ -84,6 +84,10 @@ def run(out: str | Path = "runs/quickstart", cfg: QuickstartConfig | None = None
         evals["real handwriting"] = real_store
     result = fit_and_ensemble(stores["train"].path, evals, out, cfg.epochs, cfg.size, progress=progress)
     tables, weights = result["tables"], result["weights"]
+    shipped = shipped_check(real or default_real(), stores["test"].path)
+    if shipped is not None:
+        title, row = shipped
+        tables.setdefault(title, {})["shipped gb2312 (6,763-way)"] = row
 
     elapsed = time.perf_counter() - t_start
     for title, table in tables.items():
@@ -104,16 +108,16 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
     from .evaluate import evaluate
     from .predict import Recognizer, predict_inputs
 
-    print(f"[3/5] training {', '.join(members)} ({epochs} epochs each)")
+    print(f"[3/6] training {', '.join(members)} ({epochs} epochs each)")
     for m in members:
         train_member(m, epochs, size, train_store, out / "models" / m, progress)
-    print("[4/5] five-crop predictions and ensembles")
+    print("[4/6] five-crop predictions and ensembles")
     preds_dir = out / "preds"
     preds_dir.mkdir(parents=True, exist_ok=True)
     recs = {m: Recognizer.from_checkpoint(out / "models" / m) for m in members}
     val = {m: predict_inputs(recs[m], [str(train_store)], crops=5, split="val", progress=False) for m in members}
     weights = fit_weights([val[m] for m in members])
-    print("[5/5] evaluation reports")
+    print("[5/6] evaluation reports")
     tables, reports = {}, []
     for k, (title, store) in enumerate(eval_stores.items()):
         tag = "test" if k == 0 else f"eval{k}"
@@ -130,6 +134,37 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
         tables[title] = rep["table"]
         reports.append(rep_dir / "report.md")
     return {"tables": tables, "weights": weights.tolist(), "reports": [str(r) for r in reports]}
+
+
+DEFAULT_REAL = Path("../shared/data/casia-hwdb-22/CASIA-HWDB_Test/Test")
+
+
+def default_real() -> list[str] | None:
+    return [str(DEFAULT_REAL)] if DEFAULT_REAL.is_dir() else None
+
+
+def shipped_check(real: list[str] | None, synthetic_test: Path) -> tuple[str, dict] | None:
+    """The shipped GB2312 recognizer, answering among all its 6,763 characters, on real
+    handwriting when there is some, else on the unseen synthetic writers."""
+    from .evaluate import topk_accuracy
+    from .predict import load_recognizer, predict_inputs
+
+    try:
+        rec = load_recognizer(None)
+    except HccrError as e:
+        print(f"[6/6] shipped recognizer skipped: {e}")
+        return None
+    title = "real handwriting" if real else "synthetic test writers"
+    print(f"[6/6] the shipped recognizer ({len(rec.charset):,} classes) on {title}")
+    pred = predict_inputs(rec, real if real else [str(synthetic_test)], crops=getattr(rec, "crops", 1),
+                          progress=False)
+    known = pred.labels >= 0
+    if not known.any():
+        return None
+    acc = topk_accuracy(pred.probs[known], pred.labels[known], ks=(1, 5))
+    if (~known).any():
+        print(f"      {int((~known).sum())} images of characters outside GB2312 left out")
+    return title, {**acc, "ms_per_char": pred.meta["ms_per_char"]}
 
 
 def format_table(table: dict[str, dict]) -> str:

@@ -148,9 +148,10 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              "## What it recognises", "",
              f"Single handwritten characters, one per image: {n:,} classes"
              + (" (all of GB2312: 3,755 level-1 and 3,008 level-2 hanzi)." if n == 6763 else "."),
-             "Images as people have them are normalised first (gray, dark ink on light paper, cropped to the ink, "
-             "aspect kept). It does not read words or lines, characters outside its list, or printed text "
-             "reliably.", "",
+             "Input: a gray image of one character, dark ink on light paper, cropped close to the character "
+             "(the image is padded to a square, aspect kept, and resized). Crop a character from a page before "
+             "asking; light-on-dark images must be inverted. It does not read words or lines, or characters "
+             "outside its list.", "",
              "## Model", "",
              f"- architecture: `{meta['arch']}` {json_inline(meta['model_args'])}",
              f"- input: {meta['preprocessing']['image_size']} px, ink {meta['preprocessing']['ink']}; "
