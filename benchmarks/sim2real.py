@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=500)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--preset", default="fast-1")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="training config key=value")
+    ap.add_argument("--style", default=None, help="style profile JSON (default: hccr's default profile)")
+    ap.add_argument("--score-chars", default=None, help="score only the real images of these characters")
     ap.add_argument("--font", action="append", default=[], help="font file(s) as an extra shape source")
     ap.add_argument("--font-fraction", type=float, default=0.3)
     ap.add_argument("--split", choices=["val", "test"], default="val")
@@ -64,7 +67,7 @@ def main() -> None:
     extra = {"宬": compose_top_bottom(char_strokes("安")[:3], char_strokes("成"))}
 
     t = time.perf_counter()
-    cfg = SynthConfig(chars=chars, writers=args.writers, seed=123, fonts=tuple(args.font),
+    cfg = SynthConfig(chars=chars, writers=args.writers, seed=123, fonts=tuple(args.font), style=args.style,
                       font_fraction=args.font_fraction if args.font else 0.0)
     files = synth(work / "gnt", cfg, extra=extra)
     gen_s = time.perf_counter() - t
@@ -73,9 +76,12 @@ def main() -> None:
     if not (store / "manifest.json").exists():
         convert([str(f) for f in files], store, ConvertOptions(charset=chars, val_fraction=0.1, split_by_writer=True),
                 progress=False)
-    train_member(args.preset, args.epochs, 64, store, work / "model")
+    train_member(args.preset, args.epochs, 64, store, work / "model", overrides=tuple(args.overrides))
     rec = Recognizer.from_checkpoint(work / "model")
     pred = predict_inputs(rec, [str(real)], crops=5, progress=False)
+    if args.score_chars:  # e.g. the 11 characters whose real images the style was not calibrated on
+        keep = np.isin(pred.labels[real_idx], [i for i, c in enumerate(chars) if c in args.score_chars])
+        real_idx = real_idx[keep]
     pred.probs, pred.labels = pred.probs[real_idx], pred.labels[real_idx]
     acc = topk_accuracy(pred.probs, pred.labels)
     per_class = {ch: float((pred.probs[pred.labels == i].argmax(1) == i).mean()) for i, ch in enumerate(chars)}
@@ -97,7 +103,7 @@ def main() -> None:
     grid = np.concatenate(rows, 0)
     save_png(grid, work / "tiles.png")
     save(f"sim2real-{args.name}-{args.split}", {"writers": args.writers, "epochs": args.epochs, "preset": args.preset,
-                      "fonts": [Path(f).name for f in args.font], "font_fraction": cfg.font_fraction, "samples": n_gen,
+                      "fonts": [Path(f).name for f in args.font], "style": args.style, "score_chars": args.score_chars, "overrides": args.overrides, "font_fraction": cfg.font_fraction, "samples": n_gen,
                       "generation_seconds": gen_s, "generation_samples_per_s": n_gen / gen_s, "split": args.split, "images": len(real_idx),
                       **acc, "per_class": per_class})
 

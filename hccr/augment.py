@@ -56,6 +56,8 @@ class AugmentConfig:
     translate: float = 0.0  # fraction of the side
     elastic: float = 0.0  # displacement amplitude as a fraction of the side
     elastic_grid: int = 4  # control points per side of the elastic field
+    pen: float = 0.0  # probability of a heavier or lighter pen: 3x3 dilation or erosion of the ink
+    ink: float = 0.0  # ink gain uniform in [1 - ink, 1]: paler pens and scans
 
     @property
     def active(self) -> bool:
@@ -90,3 +92,18 @@ def random_warp(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None
         field = F.interpolate(noise, size=x.shape[-2:], mode="bicubic", align_corners=True)
         grid = grid + field.permute(0, 2, 3, 1)
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
+    """What the simulation cannot vary after rendering: pen width by morphology (grey dilation
+    or erosion with a 3x3 window, each with probability ``pen / 2``) and ink intensity (a gain)."""
+    b, dev = x.shape[0], x.device
+    if cfg.pen:
+        r = torch.rand(b, generator=generator).to(dev).view(b, 1, 1, 1)
+        heavy = F.max_pool2d(x, 3, 1, 1)
+        light = -F.max_pool2d(-x, 3, 1, 1)
+        x = torch.where(r < cfg.pen / 2, heavy, torch.where(r < cfg.pen, light, x))
+    if cfg.ink:
+        gain = 1 - torch.rand(b, generator=generator).to(dev) * cfg.ink
+        x = x * gain.view(b, 1, 1, 1).to(x.dtype)
+    return x

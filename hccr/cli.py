@@ -76,27 +76,55 @@ def synth(
     chars: Annotated[str, typer.Option(help="gb2312-1, gb2312, a charset file, or a string of characters.")] = "gb2312-1",
     writers: Annotated[int, typer.Option(help="Number of simulated writers (one .gnt file each).")] = 10,
     seed: int = 0,
-    size: Annotated[float, typer.Option(help="Mean character size in pixels (longer side).")] = 64.0,
+    size: Annotated[float | None, typer.Option(help="Mean character size in pixels (default: the style profile's).")] = None,
+    style: Annotated[Path | None, typer.Option(help="Style profile JSON (default: hccr's, calibrated on real handwriting).")] = None,
     font: Annotated[list[Path] | None, typer.Option(help="TTF/OTF font to render glyphs from (repeatable).")] = None,
     font_fraction: Annotated[float, typer.Option(help="Share of samples drawn from the fonts.")] = 0.5,
     preview: Annotated[Path | None, typer.Option(help="Write a PNG grid of samples from several writers.")] = None,
+    compare: Annotated[Path | None, typer.Option(help="A store of real handwriting: print how the synthetic writers differ from it.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="With --compare: histograms of the features (PNG).")] = None,
+    calibrate: Annotated[Path | None, typer.Option(help="A store of real handwriting (any characters): fit the style profile to it.")] = None,
+    style_out: Annotated[Path, typer.Option(help="With --calibrate: where to write the profile.")] = Path("style.json"),
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
 ) -> None:
-    """Generate synthetic handwriting as CASIA .gnt files (one per simulated writer)."""
+    """Generate synthetic handwriting as CASIA .gnt files (one per simulated writer); compare it with
+    real handwriting (--compare) or calibrate the writers' style to it (--calibrate)."""
+    from .data import style as st
     from .data import synth as sy
     from .data.charset import resolve_charset
 
+    profile = st.StyleProfile.load(style) if style else st.default_profile()
+    if calibrate is not None:
+        prof = st.calibrate_store(calibrate, profile)
+        prof.save(style_out)
+        print(f"wrote {style_out}: " + ", ".join(f"{k} {v:.3g}" for k, v in prof.__dict__.items()
+                                                    if isinstance(v, float)))
+        return
+    if compare is not None:
+        res = st.compare_store(compare, profile, writers=writers)
+        print(f"real {compare} ({res['real_count']} images) vs synthetic ({res['synthetic_count']} images, "
+              f"profile: {style or 'default'}):")
+        print(f"{'feature':14s} {'real median':>12s} {'IQR':>12s} {'synthetic':>12s} {'IQR':>12s}")
+        for r in res["rows"]:
+            print(f"{r['feature']:14s} {r['real_median']:12.3g} {r['real_iqr']:>12s} {r['synthetic_median']:12.3g} "
+                  f"{r['synthetic_iqr']:>12s}")
+        print(f"domain classifier (real vs synthetic, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
+        if plot:
+            st.plot_histograms(res["real"], res["synthetic"], plot)
+            print(f"wrote {plot}")
+        return
     if preview is not None:
         sample_chars = chars if chars not in ("gb2312-1", "gb2312") else "永安家察寒宿它守完宏"
-        sy.preview(preview, chars=sample_chars, writers=min(writers, 12), seed=seed, size=size)
+        sy.preview(preview, chars=sample_chars, writers=min(writers, 12), seed=seed, size=size,
+                   style=str(style) if style else None)
         print(f"wrote {preview}")
         if out is None:
             return
     if out is None:
-        raise HccrError("synth needs an output folder (or --preview PNG)")
+        raise HccrError("synth needs an output folder (or --preview PNG, --compare STORE, --calibrate STORE)")
     fonts = tuple(str(f) for f in font or ())
     cfg = sy.SynthConfig(chars=chars, writers=writers, seed=seed, size=size, fonts=fonts,
-                         font_fraction=font_fraction if fonts else 0.0)
+                         font_fraction=font_fraction if fonts else 0.0, style=str(style) if style else None)
     import time
 
     t = time.perf_counter()
@@ -254,15 +282,29 @@ def ensemble(
 
 @app.command()
 def evaluate(
-    preds: Annotated[list[Path], typer.Argument(help="Prediction files; the first gets the detailed report.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Prediction files (.npz; the first gets the detailed report), "
+                                                      "or labelled data to predict first: a store, a <root>/<char>/ "
+                                                      "image folder, or CASIA .gnt files/folders.")],
+    model: ModelOpt = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
 ) -> None:
-    """Top-1/5/10, per-class accuracy, confused pairs, confusion and reliability plots -> report.md."""
+    """Top-1/5/10, per-class accuracy, confused pairs, confusion and reliability plots -> report.md.
+
+    Given data instead of prediction files, predicts it first with --model (default: the shipped model)."""
     from .evaluate import evaluate as run
     from .predict import Predictions
 
-    loaded = [Predictions.load(p) for p in preds]
-    names = [p.stem for p in preds]
+    if all(p.suffix == ".npz" for p in inputs):
+        if model is not None:
+            raise HccrError("--model is for evaluating data; these are prediction files already")
+        loaded = [Predictions.load(p) for p in inputs]
+        names = [p.stem for p in inputs]
+    else:
+        loaded, names = [_predict_labelled(inputs, model, out)], [model or "gb2312"]
+        known = loaded[0].labels >= 0
+        if (~known).any():
+            print(f"{int((~known).sum())} of {len(known)} images are of characters the model does not know: "
+                  "counted apart, not in the accuracy")
     res = run(loaded[0], out, compare=dict(zip(names[1:], loaded[1:], strict=True)), name=names[0])
     for name, r in res["table"].items():
         print(f"{name:30s} top-1 {r['top1']:.4f}  top-5 {r.get('top5', float('nan')):.4f}  ECE {r['ece']:.4f}")
@@ -318,6 +360,30 @@ def serve(
     from .serve.app import serve as run
 
     run(model or model_arg, host, port, Limits(workers=workers))
+
+
+def _predict_labelled(inputs: list[Path], model: str | None, out: Path):
+    """Predictions for labelled data; CASIA .gnt inputs are converted to a store in ``out`` first."""
+    from .data.store import ConvertOptions
+    from .data.store import convert as run_convert
+    from .predict import load_recognizer, predict_inputs
+    from .utils import use_all_cores
+
+    use_all_cores()
+    rec = load_recognizer(model)
+    gnt = [p for p in inputs if p.suffix.lower() == ".gnt" or (p.is_dir() and any(p.rglob("*.gnt")))]
+    data = [str(p) for p in inputs if p not in gnt]
+    if gnt:
+        store = out / "data"
+        if not (store / "manifest.json").exists():
+            run_convert([str(p) for p in gnt], store, ConvertOptions(size=64))
+        data.append(str(store))
+    if len(data) > 1 and any((Path(d) / "manifest.json").exists() for d in data):
+        raise HccrError("evaluate one store at a time (or image folders and files together)")
+    pred = predict_inputs(rec, data, crops=getattr(rec, "crops", None) or 5)
+    out.mkdir(parents=True, exist_ok=True)
+    pred.save(out / "predictions.npz", float16=True)
+    return pred
 
 
 def main() -> None:

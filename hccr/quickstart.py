@@ -28,15 +28,17 @@ class QuickstartConfig:
         return cls(chars="宀安完宏害宴", train_writers=24, test_writers=8, val_fraction=0.25, epochs=2)
 
 
-def train_member(preset: str, epochs: int, size: int, store: Path, out: Path, progress: bool = True) -> None:
+def train_member(preset: str, epochs: int, size: int, store: Path, out: Path, progress: bool = True,
+                 overrides: tuple[str, ...] = ()) -> None:
     """Train one preset on a store, reusing a finished run and resuming an unfinished one."""
-    from .config import get_preset
+    from .config import apply_overrides, get_preset
     from .train import fit
     from .utils import read_json
 
     tc = get_preset(preset)
     tc.epochs = epochs
     tc.image_size = size
+    tc = apply_overrides(tc, list(overrides))
     if (out / "last.json").exists() and read_json(out / "last.json")["epoch"] >= tc.epochs:
         print(f"{out}: already trained, reusing it")
         return

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import distributed as D
-from .augment import gaussian_blur, random_warp, resize, stretch_to_content
+from .augment import gaussian_blur, random_pen_ink, random_warp, resize, stretch_to_content
 from .checkpoint import save_checkpoint, unwrap
 from .config import TrainConfig, config_to_dict
 from .data.store import Store
@@ -38,6 +38,8 @@ def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, devic
     x = resize(x, cfg.image_size)
     if train:
         x = random_warp(x, cfg.augment, generator)
+        if cfg.augment.pen or cfg.augment.ink:
+            x = random_pen_ink(x, cfg.augment, generator)
     if cfg.blur_ksize > 1:
         x = gaussian_blur(x, cfg.blur_ksize, cfg.blur_sigma)
     if cfg.ink == "dark":

@@ -109,3 +109,19 @@ def test_stretch_fills_the_square():
     x[:, :, :, 8:24] = 1  # a tall character padded left and right (aspect kept)
     out = stretch_to_content(x, torch.tensor([[64, 32]]))  # original 64 high, 32 wide
     assert out[0, 0, 16, 1] > 0.9 and out[0, 0, 16, 30] > 0.9
+
+
+def test_pen_and_ink_augmentation_change_stroke_weight_and_darkness():
+    from hccr.augment import AugmentConfig, random_pen_ink
+
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 8:24, 14:18] = 1.0  # a 4 px wide stroke, full ink
+    g = torch.Generator().manual_seed(0)
+    y = random_pen_ink(x, AugmentConfig(pen=1.0), g)
+    ink = y.sum((1, 2, 3))
+    heavier, lighter = ink > x[0].sum() * 1.2, ink < x[0].sum() * 0.8
+    assert heavier.any() and lighter.any() and bool((heavier | lighter).all())  # every sample changed weight
+    z = random_pen_ink(x, AugmentConfig(ink=0.5), g)
+    peak = z.amax((1, 2, 3))
+    assert float(peak.min()) >= 0.5 and float(peak.min()) < 0.9 and bool((z <= x).all())  # paler, never darker
+    assert torch.equal(random_pen_ink(x, AugmentConfig(), g), x)  # off: untouched

@@ -114,3 +114,15 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     fit(fast, tiny_store, tmp_path / "aux", progress=False)
     with pytest.raises(HccrError, match="auxiliary heads"):
         package(tmp_path / "aux", tmp_path / "pkg" / "aux")
+
+
+def test_evaluate_the_shipped_model_on_casia_gnt_files(tmp_path):
+    from hccr.data.synth import synth
+
+    chars = "".join(list(gb2312_chars())[100:6700:330])  # 20 characters of both levels
+    synth(tmp_path / "gnt", SynthConfig(chars=chars, writers=2, seed=808), workers=1, progress=False)
+    r = run_cli("evaluate", tmp_path / "gnt", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    top1 = float(r.stdout.split("top-1")[1].split()[0])
+    assert top1 >= 0.8 and (tmp_path / "rep" / "report.md").exists()
+    assert (tmp_path / "rep" / "predictions.npz").exists()

@@ -27,6 +27,7 @@ from .charset import resolve_charset
 from .gnt import write_gnt
 from .render import crop_to_ink, draw_polylines
 from .strokes import char_strokes, has_strokes
+from .style import StyleProfile, default_profile
 
 BOX = 1024.0  # stroke data units
 SUPERSAMPLE = 3
@@ -53,23 +54,25 @@ class WriterStyle:
     warp_phase: tuple[float, ...] = field(default_factory=tuple)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, size: float = 64.0) -> WriterStyle:
-        speed = float(rng.beta(2.0, 2.5))
+    def sample(cls, rng: np.random.Generator, profile: StyleProfile | None = None) -> WriterStyle:
+        """One writer drawn from ``profile`` (the default: hccr's calibrated profile)."""
+        p = profile or default_profile()
+        speed = float(rng.beta(p.speed_a, p.speed_b))
         return cls(
-            size=float(size * np.exp(rng.normal(0, 0.12))),
-            slant=float(rng.normal(0, 0.10)),
+            size=float(p.size_mean * np.exp(rng.normal(0, p.size_sigma))),
+            slant=float(rng.normal(p.slant_mu, p.slant_sigma)),
             rotation=float(rng.normal(0, 0.05)),
-            aspect=float(np.exp(rng.normal(-0.18, 0.12))),  # CASIA writers write narrow: mean W/H about 0.75
-            pen=float(rng.uniform(28, 85)),
-            ink=float(90 * rng.beta(1.2, 3.0)),  # mostly dark, as CASIA's pens are
-            jitter=float(rng.uniform(8, 38)),
-            wobble=float(rng.uniform(2, 11)),
+            aspect=float(np.exp(rng.normal(p.aspect_mu, p.aspect_sigma))),
+            pen=float(50 * p.pen_scale * np.exp(rng.normal(0, p.pen_sigma))),
+            ink=float(np.clip(p.ink_base + 90 * p.ink_scale * rng.beta(1.2, 3.0), 0, 200)),
+            jitter=float(rng.uniform(8, 38) * p.distortion),
+            wobble=float(rng.uniform(2, 11) * p.distortion),
             speed=speed,
             hook=float(rng.uniform(0, 0.5) * (0.4 + speed)),
             shorten=float(rng.normal(0.04, 0.06)),
-            compress_x=float(np.exp(rng.normal(0, 0.12))),
-            compress_y=float(np.exp(rng.normal(0, 0.15))),
-            warp=float(rng.uniform(0, 35)),
+            compress_x=float(np.exp(rng.normal(0, 0.12 * p.distortion))),
+            compress_y=float(np.exp(rng.normal(0, 0.15 * p.distortion))),
+            warp=float(rng.uniform(0, 35) * p.distortion),
             warp_phase=tuple(float(v) for v in rng.uniform(0, 2 * np.pi, size=6)),
         )
 
@@ -202,7 +205,7 @@ def simulate(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.G
         else:
             prof = 1 + 0.25 * np.exp(-t / 0.08) - taper * np.clip((t - 0.7) / 0.3, 0, 1) ** 1.5 * rng.uniform(0.3, 1)
             widths.append(pen * np.exp(rng.normal(0, 0.12)) * prof)
-        inks.append(float(np.clip(style.ink + rng.normal(0, 12), 0, 140)))
+        inks.append(float(np.clip(style.ink + rng.normal(0, 12), 0, 210)))
     return pieces, widths, inks
 
 
@@ -305,7 +308,7 @@ def render_font_sample(glyph: np.ndarray, style: WriterStyle, rng: np.random.Gen
     im = im.crop(box)
     scale = style.size * np.exp(rng.normal(0, 0.05)) / max(im.size)
     im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.Resampling.BOX)
-    ink = float(np.clip(style.ink + rng.normal(0, 12), 0, 140))
+    ink = float(np.clip(style.ink + rng.normal(0, 12), 0, 210))
     arr = 255 - (255 - ink) * (np.asarray(im, dtype=np.float32) / 255)
     return crop_to_ink(np.uint8(np.clip(arr + 0.5, 0, 255)), threshold=20)
 
@@ -318,10 +321,17 @@ class SynthConfig:
     chars: str = "gb2312-1"
     writers: int = 10
     seed: int = 0
-    size: float = 64.0
+    size: float | None = None  # mean character size in px; None = the style profile's
     fonts: tuple[str, ...] = ()
     font_fraction: float = 0.0  # share of a writer's samples taken from fonts, when fonts are given
     prefix: str = "synth"
+    style: str | None = None  # a style profile JSON; None = hccr's default (calibrated on real handwriting)
+
+    def profile(self) -> StyleProfile:
+        from dataclasses import replace
+
+        p = StyleProfile.load(self.style) if self.style else default_profile()
+        return replace(p, size_mean=float(self.size)) if self.size else p
 
 
 StrokeSource = Callable[[str], list[np.ndarray]]
@@ -332,10 +342,11 @@ def writer_rng(seed: int, writer: int) -> np.random.Generator:
 
 
 def writer_samples(chars: Sequence[str], writer: int, cfg: SynthConfig,
-                   extra: dict[str, list[np.ndarray]] | None = None) -> list[tuple[np.ndarray, str]]:
+                   extra: dict[str, list[np.ndarray]] | None = None, profile: StyleProfile | None = None
+                   ) -> list[tuple[np.ndarray, str]]:
     """All samples of one writer, one per character, in charset order."""
     rng = writer_rng(cfg.seed, writer)
-    style = WriterStyle.sample(rng, cfg.size)
+    style = WriterStyle.sample(rng, profile or cfg.profile())
     extra = extra or {}
     out = []
     for ch in chars:
@@ -371,6 +382,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     from ..utils import Progress, write_json
 
     chars = list(resolve_charset(cfg.chars))
+    cfg.profile()  # a bad style profile fails here, with its file name, before any worker starts
     extra = extra or {}
     missing = [c for c in chars if c not in extra and not has_strokes(c)]
     if missing and not cfg.fonts:
@@ -418,12 +430,12 @@ def compose_top_bottom(top: list[np.ndarray], bottom: list[np.ndarray], split: f
 
 
 def preview(path: str | os.PathLike, chars: str = "永安家察寒宿", writers: int = 8, seed: int = 0,
-            size: float = 64.0) -> None:
+            size: float | None = None, style: str | None = None) -> None:
     """A grid: one row per writer, one column per character."""
     from ..preprocess import normalize
     from ..report import save_png
 
-    cfg = SynthConfig(chars=chars, writers=writers, seed=seed, size=size)
+    cfg = SynthConfig(chars=chars, writers=writers, seed=seed, size=size, style=style)
     cs = list(resolve_charset(chars))
     tile = 64
     grid = np.full((writers * (tile + 4), len(cs) * (tile + 4)), 255, np.uint8)
