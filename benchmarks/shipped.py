@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--synthetic-writers", type=int, default=2)
     ap.add_argument("--budget", type=float, default=3.0, help="seconds per speed measurement")
     ap.add_argument("--record", action="store_true", help="store the accuracy figures in the model's metadata")
+    ap.add_argument("--real-split", choices=["test", "val"], default="test",
+                    help="val: the held-out-writer tail of the real training images (for choosing); test: once")
+    ap.add_argument("--real-only", action="store_true", help="skip the synthetic and speed parts")
     args = ap.parse_args()
     use_all_cores()
     ckpt, onnx_path = shipped_files(args.model) if args.model in SHIPPED else (Path(args.model), None)
@@ -61,7 +64,13 @@ def main() -> None:
 
     # Real handwriting (casia-hwdb-22 test), 6,763-way.
     if REAL.is_dir():
-        items = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
+        if args.real_split == "test":
+            items = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
+        else:  # the last 10% of each class by file number: writers unseen by the first 90%
+            by_class: dict[str, list] = {}
+            for it in scan_image_folder(REAL / "CASIA-HWDB_Train" / "Train"):
+                by_class.setdefault(it.char, []).append(it)
+            items = [it for v in by_class.values() for it in v[-round(len(v) * 0.1):]]
         known = [it for it in items if it.char in charset.index]
         images = [load_gray(it.path) for it in known]
         labels = np.array([charset.index[it.char] for it in known])
@@ -76,10 +85,13 @@ def main() -> None:
                        "classes": len(per_class), **real, "level1_restricted": accuracy(lvl1, labels[in1]),
                        "level1_images": int(in1.sum()),
                        "per_class": per_class}
-        print(f"real casia-hwdb-22 test, {len(known)} images of {len(per_class)} GB2312 characters "
+        print(f"real casia-hwdb-22 {args.real_split}, {len(known)} images of {len(per_class)} GB2312 characters "
               f"({len(items) - len(known)} of non-GB2312 characters left out): 6,763-way {real}; "
               f"level-1 images ({int(in1.sum())}) answered 3,755-way: {res['real']['level1_restricted']}")
         print("per class: " + " ".join(f"{c}{a:.2f}" for c, a in per_class.items()))
+        if args.real_only:
+            save(f"shipped-{Path(args.model).stem}-{args.real_split}", res)
+            return
         evaluations.append({"what": f"real handwriting, casia-hwdb-22 test ({len(known)} images, "
                                     f"{len(per_class)} characters), {len(charset):,}-way", "result": real,
                             "command": "python benchmarks/shipped.py"})
