@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--font-fraction", type=float, default=0.3)
     ap.add_argument("--split", choices=["val", "test"], default="val")
     ap.add_argument("--name", default="default")
+    ap.add_argument("--real-baseline", action="store_true",
+                    help="also train the same preset on the real training images (--split test only) and score it")
     ap.add_argument("--work", default=str(OUT / "sim2real"))
     args = ap.parse_args()
     use_all_cores()
@@ -90,6 +92,17 @@ def main() -> None:
     print(f"sim2real top-1 on {len(real_idx)} real {args.split} images: {acc['top1']:.4f} (top-5 {acc['top5']:.4f})")
     print("per class: " + " ".join(f"{c}{a:.2f}" for c, a in per_class.items()))
 
+    baseline = None
+    if args.real_baseline and args.split == "test":
+        train_store = root / "real-train"
+        if not (train_store / "manifest.json").exists():
+            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train_store, progress=False)
+        train_member(args.preset, args.epochs, 64, train_store, root / "real-baseline", overrides=tuple(args.overrides))
+        bp = predict_inputs(Recognizer.from_checkpoint(root / "real-baseline"), [str(real)], crops=5, progress=False)
+        baseline = topk_accuracy(bp.probs[real_idx], bp.labels[real_idx])
+        print(f"same preset trained on the real training images: top-1 {baseline['top1']:.4f} "
+              f"(top-5 {baseline['top5']:.4f})")
+
     # Preview: per character, 4 synthetic samples then 4 real ones (both as stored, ink high).
     syn, real = Store(store), Store(real)
     rng = np.random.default_rng(0)
@@ -105,7 +118,7 @@ def main() -> None:
     save(f"sim2real-{args.name}-{args.split}", {"writers": args.writers, "epochs": args.epochs, "preset": args.preset,
                       "fonts": [Path(f).name for f in args.font], "style": args.style, "score_chars": args.score_chars, "overrides": args.overrides, "font_fraction": cfg.font_fraction, "samples": n_gen,
                       "generation_seconds": gen_s, "generation_samples_per_s": n_gen / gen_s, "split": args.split, "images": len(real_idx),
-                      **acc, "per_class": per_class})
+                      **acc, "per_class": per_class, "real_baseline": baseline})
 
 
 if __name__ == "__main__":

@@ -41,10 +41,11 @@ class Ensemble:
             weights = PAPER_WEIGHTS if len(self.members) == 3 else [1.0] * len(self.members)
         self.weights = normalize_weights(weights, len(self.members))
 
-    def predict_proba(self, images: Sequence[np.ndarray], crops: int = 5) -> np.ndarray:
-        return sum(w * m.predict_proba(list(images), crops) for w, m in zip(self.weights, self.members, strict=True))
+    def predict_proba(self, images, crops: int = 5, bgr: bool = False) -> np.ndarray:
+        from .inputs import as_gray_list
 
-    def predict(self, images, topk: int = 5, crops: int = 5) -> list[list[tuple[str, float]]]:
-        if isinstance(images, np.ndarray) and images.ndim == 2:
-            images = [images]
-        return topk_chars(self.predict_proba(list(images), crops), self.charset, topk)
+        images = as_gray_list(images, bgr)
+        return sum(w * m.predict_proba(images, crops) for w, m in zip(self.weights, self.members, strict=True))
+
+    def predict(self, images, topk: int = 5, crops: int = 5, bgr: bool = False) -> list[list[tuple[str, float]]]:
+        return topk_chars(self.predict_proba(images, crops, bgr), self.charset, topk)

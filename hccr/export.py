@@ -157,8 +157,9 @@ class OnnxRecognizer(BaseRecognizer):
         x = resize(x, self.input_size)
         return self.session.run(None, {"image": x.numpy().astype(np.float32)})[0]
 
-    def predict_proba(self, images: list[np.ndarray], crops: int | None = None, batch_size: int = 256) -> np.ndarray:
-        return super().predict_proba(images, self.crops if crops is None else crops, batch_size)
+    def predict_proba(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False) -> np.ndarray:
+        return super().predict_proba(images, self.crops if crops is None else crops, batch_size, bgr)
 
-    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None):
-        return super().predict(images, topk, self.crops if crops is None else crops, allowed)
+    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
+                bgr: bool = False):
+        return super().predict(images, topk, self.crops if crops is None else crops, allowed, bgr)

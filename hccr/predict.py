@@ -73,19 +73,23 @@ class BaseRecognizer:
     def normalize_images(self, images: list[np.ndarray], crops: int) -> torch.Tensor:
         return normalize_images(images, self.image_size, crops, self.margin)
 
-    def predict_proba(self, images: list[np.ndarray], crops: int = 5, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, images, crops: int = 5, batch_size: int = 256, bgr: bool = False) -> np.ndarray:
+        """(N, C) probabilities for one image or a list: paths, bytes, PIL images or arrays (see
+        :mod:`hccr.inputs`)."""
+        from .inputs import as_gray_list
+
+        images = as_gray_list(images, bgr)
         out = []
         for i in range(0, len(images), batch_size):
             out.append(self.proba_normalized(self.normalize_images(images[i : i + batch_size], crops), crops))
         return np.concatenate(out) if out else np.zeros((0, len(self.charset)), np.float32)
 
-    def predict(self, images: list[np.ndarray] | np.ndarray, topk: int = 5, crops: int = 5,
-                allowed: str | None = None) -> list[list[tuple[str, float]]]:
-        """Top-k ``(character, probability)`` for each gray image (dark ink on white);
+    def predict(self, images, topk: int = 5, crops: int = 5, allowed: str | None = None, bgr: bool = False
+                ) -> list[list[tuple[str, float]]]:
+        """Top-k ``(character, probability)`` for each image: a path, bytes, a PIL image or an array
+        (H×W gray, H×W×3 RGB, or BGR with ``bgr=True``; uint8 or float in [0, 1]), or a list of them.
         ``allowed`` (a string of characters, a charset name or file) restricts the answers."""
-        if isinstance(images, np.ndarray) and images.ndim == 2:
-            images = [images]
-        probs = self.predict_proba(list(images), crops)
+        probs = self.predict_proba(images, crops, bgr=bgr)
         if allowed:
             probs = restrict_to(probs, self.charset, allowed)
             topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters

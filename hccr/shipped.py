@@ -163,6 +163,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"characters (seed {syn.get('seed', '?')}), stroke medians of hanzi-writer-data"
              + (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: "
                 + ", ".join(syn.get("fonts", [])) if syn.get("fonts") else "; no fonts"),
+             f"- writer simulation: {p['generator']}" if p.get("generator") else None,
              f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)",
              "", "## Recipe", "",
              f"- `{p.get('recipe', '')}`",

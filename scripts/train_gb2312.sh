@@ -8,6 +8,7 @@
 #   WRITERS [64]        simulated writers for training (6,763 samples each)
 #   VAL_WRITERS [3]     further writers held out whole: the "unseen synthetic writers" validation
 #   STEPS               optimizer steps (default: the gb2312 preset's, sized for ~2 h on 2 CPU cores)
+#   STYLE               style profile JSON for the simulated writers (default: hccr's default profile)
 #   FONTS               extra shape sources, font files separated by ':' (default: none)
 #   FONT_FRACTION [0.3] share of samples drawn from FONTS when given
 #   DEVICE              cpu, cuda (default: the GPU if any)
@@ -23,6 +24,7 @@ log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 t0=$(date +%s)
 
 font_args=()
+[ -n "${STYLE:-}" ] && font_args+=(--style "$STYLE")
 if [ -n "${FONTS:-}" ]; then
   IFS=':' read -r -a fonts <<< "$FONTS"
   for f in "${fonts[@]}"; do font_args+=(--font "$f"); done
@@ -47,5 +49,5 @@ train_args=(--preset gb2312 --data "$WORK/store" --out "$WORK/run")
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
 log "4/4 package -> $WORK/gb2312.{json,safetensors,onnx}"
-$HCCR package "$WORK/run" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} FONTS=${FONTS:+yes})"
+$HCCR package "$WORK/run" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} FONTS=${FONTS:+yes} STYLE=${STYLE:-default})"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import run_cli
 
-from hccr.data.store import ConvertOptions, Store, convert
+from hccr.data.store import ConvertOptions, convert
 from hccr.data.style import (
     StyleProfile,
     calibrate_store,

@@ -1,0 +1,75 @@
+"""What users have -> the gray image every recognizer reads (uint8, dark ink on light paper).
+
+Accepted: a path, raw file bytes, a Pillow image, or a numpy array H×W, H×W×1, H×W×3 (RGB; pass
+``bgr=True`` for OpenCV's order) or H×W×4 (RGBA, composited on white), uint8 or float in [0, 1].
+Light ink on a dark background is detected from the border and inverted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import HccrError
+
+
+def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
+    """One input -> uint8 H×W, dark ink on light paper."""
+    from PIL import Image
+
+    from .data.images import load_gray, to_gray
+
+    if isinstance(image, (str, os.PathLike, bytes)):
+        return fix_polarity(load_gray(image))
+    if isinstance(image, Image.Image):
+        return fix_polarity(to_gray(image))
+    if not isinstance(image, np.ndarray):
+        raise HccrError(f"{name}: expected a path, bytes, a PIL image or a numpy array, got {type(image).__name__}")
+    a = image
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
+        raise HccrError(f"{name}: expected an H×W, H×W×1, H×W×3 or H×W×4 array, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.floating) or a.dtype == bool:
+        a = a.astype(np.float32)
+        if float(np.nanmax(a)) <= 1.0:  # floats in [0, 1]
+            a = a * 255
+    elif np.issubdtype(a.dtype, np.integer):
+        hi = float(a.max())
+        a = a.astype(np.float32) * (255.0 / hi if hi > 255 else 1.0)
+    else:
+        raise HccrError(f"{name}: unsupported array dtype {a.dtype}")
+    if a.ndim == 3:
+        rgb = a[:, :, :3][:, :, ::-1] if bgr else a[:, :, :3]
+        gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        if a.shape[2] == 4:
+            alpha = a[:, :, 3] / 255
+            gray = gray * alpha + 255 * (1 - alpha)
+        a = gray
+    return fix_polarity(np.clip(np.nan_to_num(a, nan=255.0) + 0.5, 0, 255).astype(np.uint8))
+
+
+def fix_polarity(img: np.ndarray) -> np.ndarray:
+    """Invert light-on-dark images: the border (paper) should be the light side."""
+    if min(img.shape) < 3:
+        return img
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    return (255 - img) if float(np.median(border)) < 128 else img
+
+
+def as_gray_list(images, bgr: bool = False) -> list[np.ndarray]:
+    """A single input or a sequence of inputs -> a list of gray images."""
+    if isinstance(images, np.ndarray):
+        # One image: H×W, or H×W×C with C in 1..4 (a colour image, not a stack of rows).
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4)):
+            return [as_gray(images, bgr)]
+        if images.ndim == 3:  # N×H×W: a batch of gray images
+            return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]
+        raise HccrError(f"expected an image array or a list of images, got an array of shape {images.shape}")
+    if isinstance(images, (str, os.PathLike, bytes)) or not isinstance(images, Sequence):
+        return [as_gray(images, bgr)]
+    return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]

@@ -1,0 +1,75 @@
+"""Images as users have them: every form gives the answer the plain gray image gives."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hccr
+from hccr.data.synth import SynthConfig, writer_samples
+from hccr.errors import HccrError
+from hccr.inputs import as_gray, as_gray_list
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return hccr.load()
+
+
+@pytest.fixture(scope="module")
+def gray():
+    return writer_samples(["读"], 4, SynthConfig(chars="读", writers=1, seed=21))[0][0]
+
+
+def test_every_input_form_gives_the_same_answer(rec, gray, tmp_path):
+    expected = rec.predict(gray, topk=1)[0][0]
+    assert expected[0] == "读"
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    rgb[..., 2] = np.minimum(255, rgb[..., 2].astype(int) + 0)  # still gray in every channel
+    Image.fromarray(gray).save(tmp_path / "c.png")
+    forms = {
+        "H×W×3 (as cv2.imread gives it)": (rgb, {"bgr": True}),
+        "H×W×1": (gray[:, :, None], {}),
+        "float in [0, 1]": (gray.astype(np.float32) / 255, {}),
+        "PIL image": (Image.fromarray(gray), {}),
+        "path": (str(tmp_path / "c.png"), {}),
+        "bytes": ((tmp_path / "c.png").read_bytes(), {}),
+        "light ink on dark": (255 - gray, {}),
+        "RGBA with a transparent background": (np.dstack([np.zeros_like(gray)] * 3 + [255 - gray]), {}),
+    }
+    for name, (img, kw) in forms.items():
+        out = rec.predict(img, topk=1, **kw)
+        assert len(out) == 1, name  # one image, one answer (not one per row)
+        assert out[0][0][0] == expected[0], name
+
+
+def test_a_list_mixes_forms_and_keeps_its_order(rec, gray):
+    other = writer_samples(["国"], 4, SynthConfig(chars="国", writers=1, seed=21))[0][0]
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format="PNG")
+    out = rec.predict([Image.fromarray(gray), other, buf.getvalue()], topk=1)
+    assert [o[0][0] for o in out] == ["读", "国", "读"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (12345, "expected a path, bytes, a PIL image or a numpy array, got int"),
+    (np.zeros((4, 5, 7), np.uint8), "got shape (4, 5, 7)"),
+    (np.zeros((0, 5), np.uint8), "got shape (0, 5)"),
+    (np.array([["a"]]), "unsupported array dtype"),
+])
+def test_unusable_inputs_are_named_errors(bad, message):
+    with pytest.raises(HccrError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        as_gray(bad)
+    with pytest.raises(HccrError, match="got an array of shape"):
+        as_gray_list(np.zeros((2, 3, 4, 5), np.uint8))
+
+
+def test_polarity_and_dtypes():
+    img = np.full((20, 20), 255, np.uint8)
+    img[5:15, 9:11] = 0
+    assert (as_gray(255 - img) == img).all()  # inverted back
+    assert (as_gray(img.astype(np.uint16) * 257) == img).all()  # 16-bit scaled to 8
+    assert (as_gray(img.astype(bool)) == img).all()
