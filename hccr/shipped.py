@@ -26,9 +26,7 @@ def is_model_path(p: str | os.PathLike) -> bool:
         return True
     if p.is_dir():
         return (p / "best.json").exists() or (p / "last.json").exists()
-    if p.suffix == ".onnx":
-        return True
-    if p.suffix == ".safetensors":
+    if p.suffix in (".onnx", ".safetensors"):
         return True
     if p.suffix == ".json" and p.is_file():
         return p.with_suffix(".safetensors").exists()

@@ -67,11 +67,6 @@ def measure(images: np.ndarray, sizes: np.ndarray, chunk: int = 2048) -> dict[st
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def summary(feats: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    return {k: {"median": float(np.median(v)), "q25": float(np.percentile(v, 25)), "q75": float(np.percentile(v, 75)),
-                "mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in feats.items()}
-
-
 # ---------------------------------------------------------------------------------------------
 # The writer-style distribution, as a file users can calibrate and share
 

@@ -370,9 +370,9 @@ def writer_samples(chars: Sequence[str], writer: int, cfg: SynthConfig,
 
 
 def _write_writer(args: tuple) -> tuple[str, int]:
-    chars, writer, cfg, extra, out = args
+    chars, writer, cfg, extra, profile, out = args
     path = Path(out) / f"{cfg.prefix}{writer:04d}.gnt"
-    n = write_gnt(path, writer_samples(chars, writer, cfg, extra))
+    n = write_gnt(path, writer_samples(chars, writer, cfg, extra, profile))
     return str(path), n
 
 
@@ -382,7 +382,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     from ..utils import Progress, write_json
 
     chars = list(resolve_charset(cfg.chars))
-    cfg.profile()  # a bad style profile fails here, with its file name, before any worker starts
+    profile = cfg.profile()  # read once; a bad profile fails here, naming its file, before any worker starts
     extra = extra or {}
     missing = [c for c in chars if c not in extra and not has_strokes(c)]
     if missing and not cfg.fonts:
@@ -394,7 +394,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [w for w in range(cfg.writers) if not (out / f"{cfg.prefix}{w:04d}.gnt").exists()]
-    args = [(chars, w, cfg, extra, str(out)) for w in todo]
+    args = [(chars, w, cfg, extra, profile, str(out)) for w in todo]
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
     with Progress(cfg.writers, "synth", disable=not progress, unit="writers") as bar:
         bar.update(cfg.writers - len(todo))
