@@ -50,3 +50,4 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return "" if v is None else str(v)
+

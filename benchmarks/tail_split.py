@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,9 +24,9 @@ from common import OUT, REAL, save  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
 from hccr.data.images import scan_image_folder  # noqa: E402
-from hccr.data.store import Store  # noqa: E402
+from hccr.data.store import Store, store_view  # noqa: E402
 from hccr.train import fit  # noqa: E402
-from hccr.utils import read_json, use_all_cores, write_json  # noqa: E402
+from hccr.utils import use_all_cores  # noqa: E402
 
 
 def tail_store(src: Path, dst: Path, fraction: float = 0.1) -> Path:
@@ -44,18 +42,7 @@ def tail_store(src: Path, dst: Path, fraction: float = 0.1) -> Path:
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)  # sorted by file number
         split[idx[-round(len(idx) * fraction):]] = 1
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.suffix == ".npy" and f.name != "split.npy":
-            (dst / f.name).unlink(missing_ok=True)
-            os.symlink(f.resolve(), dst / f.name)
-        elif f.is_file() and f.name != "split.npy":
-            shutil.copy(f, dst / f.name)
-    manifest = read_json(dst / "manifest.json")
-    manifest.update(train=int((split == 0).sum()), val=int(split.sum()))
-    write_json(dst / "manifest.json", manifest)
-    np.save(dst / "split.npy", split)  # last: marks a complete store
-    return dst
+    return store_view(src, dst, split)
 
 
 def main() -> None:

@@ -145,10 +145,13 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the preset's seed.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Any config field: key=value (repeatable).")] = None,
+    init: Annotated[str | None, typer.Option(help="Start from this model (gb2312, a run folder or a checkpoint): "
+                                             "fine-tuning; classifier rows are carried over by character.")] = None,
+    freeze_epochs: Annotated[int | None, typer.Option(help="With --init: train only the classifier for this many epochs.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last epoch.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:
-    """Train a model (single process, or many under torchrun --nproc-per-node N)."""
+    """Train a model (single process, or many under torchrun --nproc-per-node N); --init fine-tunes one."""
     from .config import apply_overrides, config_from_dict, get_preset
     from .train import fit
     from .utils import read_json
@@ -157,11 +160,75 @@ def train(
         cfg = config_from_dict(read_json(out / "config.json")["config"])
     else:
         cfg = get_preset(preset)
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed), ("init", init),
+                       ("freeze_epochs", freeze_epochs)):
         if value is not None:
             setattr(cfg, key, value)
     cfg = apply_overrides(cfg, set_ or [])
     fit(cfg, data, out, resume=resume, device=device)
+
+
+@app.command()
+def distill(
+    teacher: Annotated[list[Path], typer.Option(help="A teacher checkpoint or run folder (repeat for an ensemble).")],
+    data: Annotated[Path, typer.Option(help="Packed store to train the student on.")],
+    out: Annotated[Path, typer.Option(help="Run folder for the student.")],
+    preset: Annotated[str, typer.Option(help="The student's recipe (see hccr presets).")] = "fast-1",
+    weights: Annotated[str | None, typer.Option(help="Teacher weights, comma-separated (default 0.3,0.2,0.5 for three, else equal).")] = None,
+    temperature: Annotated[float, typer.Option(help="Softening temperature of the teachers' and student's logits.")] = 2.0,
+    alpha: Annotated[float, typer.Option(help="Weight of the soft targets; 1 - alpha goes to the hard labels.")] = 0.7,
+    teacher_crops: Annotated[int, typer.Option(help="Crops per view for the teachers (5: as the ensemble predicts).")] = 5,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any config field: key=value (repeatable).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
+) -> None:
+    """Train one student on the soft five-crop predictions of an ensemble of teachers."""
+    from .config import apply_overrides, config_from_dict, get_preset
+    from .train import fit
+    from .utils import read_json
+
+    if resume and (out / "config.json").exists():
+        cfg = config_from_dict(read_json(out / "config.json")["config"])
+    else:
+        cfg = get_preset(preset)
+        cfg.teachers = tuple(str(t) for t in teacher)
+        try:
+            cfg.teacher_weights = tuple(float(w) for w in weights.split(",")) if weights else ()
+        except ValueError:
+            raise HccrError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+        cfg.distill_temperature, cfg.distill_alpha, cfg.teacher_crops = temperature, alpha, teacher_crops
+        if epochs is not None:
+            cfg.epochs = epochs
+    cfg = apply_overrides(cfg, set_ or [])
+    fit(cfg, data, out, resume=resume, device=device)
+
+
+@app.command()
+def audit(
+    store: Annotated[Path, typer.Argument(help="The packed store to check.")],
+    out: Annotated[Path, typer.Option(help="Folder for audit.md, audit.json and the tile sheets.")] = Path("audit"),
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Use this model's answers and features "
+                                              "instead of training out-of-fold models (faster, see docs).")] = None,
+    folds: Annotated[int, typer.Option(help="Out-of-fold models to train (each on the other folds).")] = 2,
+    epochs: Annotated[int, typer.Option(help="Epochs per out-of-fold model.")] = 10,
+    preset: Annotated[str, typer.Option(help="Recipe of the out-of-fold models.")] = "fast-1",
+    threshold: Annotated[float, typer.Option(help="Flag a sample read as another class with at least this confidence.")] = 0.9,
+    seed: int = 0,
+) -> None:
+    """Find likely label faults: samples read confidently as another class, classes holding two characters."""
+    from .audit import audit as run
+    from .utils import use_all_cores
+
+    use_all_cores()
+    r = run(store, out, model=model, folds=folds, epochs=epochs, threshold=threshold, preset=preset, seed=seed)
+    print(f"{len(r['mislabelled'])} of {r['samples']} samples read as another class with confidence >= {threshold}")
+    for c in r["two_character_classes"]:
+        print(f"class {c['char']} looks like two characters: groups of {c['groups'][0]} and {c['groups'][1]} "
+              f"(separation {c['separation']}, {c['ratio']}x the median class); see {out / ('class-' + c['char'] + '.png')}")
+    if not r["two_character_classes"]:
+        print("no class looks like two characters")
+    print(f"report: {out / 'audit.md'}")
 
 
 @app.command("presets")

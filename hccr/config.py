@@ -41,6 +41,13 @@ class TrainConfig:
     limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches
     steps: int = 0  # total optimizer steps (0 = epochs x steps per epoch); schedules then follow steps, not epochs
     checkpoint_minutes: float = 10.0  # also save the resume state mid-epoch this often (wall time)
+    init: str = ""  # start from this checkpoint or shipped model (fine-tuning; rows carried over by character)
+    freeze_epochs: int = 0  # with init: train only the classifier heads for this many epochs
+    teachers: tuple[str, ...] = ()  # distillation: checkpoints whose ensemble the student learns from
+    teacher_weights: tuple[float, ...] = ()  # their ensemble weights (default 0.3,0.2,0.5 for three, else equal)
+    teacher_crops: int = 5  # the teachers predict each augmented view from this many crops
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.7  # weight of the teachers' soft targets; 1 - alpha on the hard labels
 
     def validate(self) -> TrainConfig:
         if self.ink not in ("high", "dark"):
@@ -51,8 +58,14 @@ class TrainConfig:
             raise HccrError(f"optimizer must be adam, adamw or sgd, not {self.optimizer!r}")
         if self.schedule not in ("constant", "cosine"):
             raise HccrError(f"schedule must be constant or cosine, not {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.steps < 0:
-            raise HccrError("epochs and batch size must be positive, steps >= 0 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.steps < 0 or self.freeze_epochs < 0:
+            raise HccrError("epochs and batch size must be positive, steps and freeze_epochs >= 0 and lr > 0")
+        if self.teachers and not (0.0 <= self.distill_alpha <= 1.0 and self.distill_temperature > 0):
+            raise HccrError("distill_alpha must be in [0, 1] and distill_temperature > 0")
+        if self.teacher_crops not in (1, 5):
+            raise HccrError(f"teacher_crops must be 1 or 5, not {self.teacher_crops}")
+        if self.freeze_epochs and not self.init:
+            raise HccrError("freeze_epochs needs init: freezing a randomly initialised backbone teaches nothing")
         return self
 
 
@@ -180,7 +193,8 @@ def config_from_dict(d: dict) -> TrainConfig:
     aug = d.pop("augment", {}) or {}
     if "scale" in aug:
         aug["scale"] = tuple(aug["scale"])
-    if "aux_weights" in d:
-        d["aux_weights"] = tuple(d["aux_weights"])
+    for key in ("aux_weights", "teachers", "teacher_weights"):
+        if key in d:
+            d[key] = tuple(d[key])
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in d.items() if k in known}, augment=AugmentConfig(**aug))

@@ -21,6 +21,7 @@ from .augment import gaussian_blur, random_pen_ink, random_warp, resize, stretch
 from .checkpoint import save_checkpoint, unwrap
 from .config import TrainConfig, config_to_dict
 from .data.store import Store
+from .distill import Teacher, distill_loss
 from .errors import HccrError
 from .losses import binary_focal_loss, cross_entropy, deep_supervision
 from .models import create_model
@@ -138,10 +139,15 @@ def shard_batches(indices: np.ndarray, batch: int, epoch: int, env: D.DistEnv, s
 
 def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], cfg: TrainConfig, optimizer,
                     scheduler, scaler, loss_fn, env: D.DistEnv, epoch: int, gen: torch.Generator,
-                    progress: bool, start: int = 0, after_step=None) -> dict:
+                    progress: bool, start: int = 0, after_step=None, frozen: nn.Module | None = None,
+                    teacher=None) -> dict:
     """Train on ``batches[start:]``; ``after_step(i)`` runs after batch ``i`` and returns True to stop
-    (the step budget is spent)."""
+    (the step budget is spent). ``frozen`` parts keep their weights and BatchNorm statistics; a
+    ``teacher`` (distillation) gives soft targets for the same augmented views."""
     model.train()
+    held = list(frozen.parameters()) if frozen is not None else []
+    if frozen is not None:
+        frozen.eval()
     amp_ctx, _ = autocast_for(env.device, cfg.amp)
     tot_loss = tot_correct = tot_n = 0.0
     t0 = time.perf_counter()
@@ -155,8 +161,14 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 out = model(x)
             logits, aux = out if isinstance(out, tuple) else (out, [])
             loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
+            if teacher is not None:
+                soft = teacher(1.0 - x if cfg.ink == "dark" else x)
+                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(
+                    logits, soft, cfg.distill_temperature)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            for p in held:  # no gradient: the optimizer leaves them (and their weight decay) alone
+                p.grad = None
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -258,9 +270,25 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         raise HccrError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not state_path.exists():
         raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
+    if cfg.init:  # fine-tuning: the source model's network, input size and polarity
+        from .checkpoint import read_meta
+        from .finetune import adopt_architecture, resolve_init
+
+        for change in adopt_architecture(cfg, read_meta(resolve_init(cfg.init))):
+            if env.is_main and not resume:
+                print(f"--init: {change}")
     torch.manual_seed(cfg.seed)
     num_classes = len(store.charset)
     model = create_model(cfg.model, num_classes, cfg.image_size, **cfg.model_args).to(env.device)
+    init_report = None
+    if cfg.init and not resume:
+        from .finetune import init_from
+
+        init_report = init_from(model, cfg.init, "".join(store.charset))
+        if env.is_main:
+            print(f"initialised from {cfg.init}: {init_report['classes_kept']} classes keep their rows, "
+                  f"{init_report['classes_new']} new" + (f" ({init_report['new_characters']})"
+                                                         if init_report["classes_new"] else ""))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_idx, val_idx = split_indices(store, cfg)
@@ -291,6 +319,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         if env.is_main:
             print(f"resuming {out} at epoch {start_epoch + 1}/{epochs}, step {step}/{budget} "
                   f"(best val acc so far {best_acc:.4f})")
+    teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
+                      cfg.teacher_crops, env.device) if cfg.teachers else None
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
     if env.is_main:
@@ -298,7 +328,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         write_json(out / "config.json", {"config": config_to_dict(cfg), "store": str(store.path),
                                          "train": len(train_idx), "val": len(val_idx), "world_size": env.world_size,
                                          "device": str(env.device), "threads": torch.get_num_threads(),
-                                         "steps_per_epoch": steps, "total_steps": budget})
+                                         "steps_per_epoch": steps, "total_steps": budget, "init": init_report})
     last_metrics: dict = {}
     saved_at = time.monotonic()
     for epoch in range(start_epoch, epochs):
@@ -318,8 +348,13 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                 saved_at = time.monotonic()
             return step >= budget
 
+        frozen = None
+        if epoch < cfg.freeze_epochs:
+            from .finetune import backbone
+
+            frozen = backbone(unwrap(ddp))
         tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
-                             progress, start=skip, after_step=after_step)
+                             progress, start=skip, after_step=after_step, frozen=frozen, teacher=teacher)
         skip = 0
         vm = evaluate(unwrap(ddp), store, val_idx, cfg, env)
         metrics = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], **tm, **vm}

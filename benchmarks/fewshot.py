@@ -1,0 +1,127 @@
+"""Few-shot curve: fine-tuning the shipped GB2312 model vs training from scratch on k real images per class.
+
+    python benchmarks/fewshot.py --split val --shots 10 --seeds 0 --ft-lr 0.001   # choose settings
+    python benchmarks/fewshot.py --split test                                     # report, once
+
+Real data: casia-hwdb-22's training images, the last 10% of each class by file number held out as
+validation (writers the rest never saw, see tail_split.py). For each seed, k images per class are
+drawn from the other 90% ("all" = every one of them). Both methods use fast-1's recipe (five-crop
+prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312``.
+``--split val`` scores the held-out tail, ``--split test`` the 2,674 test images (22-way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import OUT, REAL, save  # noqa: E402
+
+from hccr.config import apply_overrides, get_preset  # noqa: E402
+from hccr.data.store import Store, convert, store_view  # noqa: E402
+from hccr.evaluate import topk_accuracy  # noqa: E402
+from hccr.predict import Recognizer, predict_inputs  # noqa: E402
+from hccr.train import fit  # noqa: E402
+from hccr.utils import use_all_cores  # noqa: E402
+
+
+def real_stores(work: Path) -> tuple[Path, Path]:
+    """(training images with the held-out-writer tail as validation, test images), converted once."""
+    from tail_split import tail_store
+
+    train = OUT / "sim2real" / "real-train"  # shared with benchmarks/sim2real.py
+    if not (train / "manifest.json").exists():
+        convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train, progress=False)
+    test = OUT / "sim2real" / "real-test"
+    if not (test / "manifest.json").exists():
+        convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test, progress=False)
+    return tail_store(train, work / "real-tail"), test
+
+
+def subset(tail: Path, dst: Path, shots: int | None, seed: int) -> Path:
+    """``tail`` with only ``shots`` random training images per class kept (split code 2 = left out)."""
+    if (dst / "split.npy").exists():
+        return dst
+    st = Store(tail)
+    split = np.asarray(st.split).copy()
+    if shots is not None:
+        rng = np.random.default_rng(seed)
+        for c in range(len(st.charset)):
+            idx = np.flatnonzero((st.labels == c) & (split == 0))
+            split[np.setdiff1d(idx, rng.choice(idx, min(shots, len(idx)), replace=False))] = 2
+    return store_view(tail, dst, split)
+
+
+def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, args) -> None:
+    """Train one point of the curve (resumes an unfinished run, reuses a finished one)."""
+    if (out / "done").exists():
+        return
+    sets = [f"seed={seed}"]
+    if shots is None:  # every training image: the preset's batch, whole epochs
+        sets += [f"epochs={args.epochs_all}", "steps=0"]
+    else:  # a handful of images: a fixed step budget, smaller batches
+        sets += ["batch_size=64", f"steps={args.steps}", "epochs=1000000", "warmup_epochs=0"]
+    if method == "finetune":
+        sets += ["init=gb2312", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
+    cfg = apply_overrides(get_preset("fast-1"), sets)
+    if shots is not None:  # warm up over the first 5% of steps, whatever the epoch length
+        steps_per_epoch = max(1, (len(Store(store).indices("train")) + 63) // 64)
+        cfg.warmup_epochs = 0.05 * args.steps / steps_per_epoch
+    t = time.perf_counter()
+    fit(cfg, store, out, resume=(out / "last.state.pt").exists(), progress=False)
+    (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", choices=["val", "test"], default="val")
+    ap.add_argument("--shots", default="5,10,50,all")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--methods", default="finetune,scratch")
+    ap.add_argument("--ft-lr", type=float, default=1e-3)
+    ap.add_argument("--freeze-epochs", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=400, help="optimizer steps for the k-shot points")
+    ap.add_argument("--epochs-all", type=int, default=20)
+    ap.add_argument("--name", default="")
+    ap.add_argument("--work", default=str(OUT / "fewshot"))
+    args = ap.parse_args()
+    use_all_cores()
+    work = Path(args.work)
+    tail, test = real_stores(work)
+    tag = args.name or f"lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}"
+    rows = []
+    for shots_s in args.shots.split(","):
+        shots = None if shots_s == "all" else int(shots_s)
+        for seed in map(int, args.seeds.split(",")):
+            store = subset(tail, work / "subsets" / f"{shots_s}-s{seed}", shots, seed)
+            for method in args.methods.split(","):
+                out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' else args.steps}"
+                run_one(method, shots, seed, store, out, args)
+                rec = Recognizer.from_checkpoint(out)
+                if args.split == "val":
+                    pred = predict_inputs(rec, [str(store)], crops=5, split="val", progress=False)
+                else:
+                    pred = predict_inputs(rec, [str(test)], crops=5, progress=False)
+                acc = topk_accuracy(pred.probs, pred.labels)
+                row = {"method": method, "shots": shots_s, "seed": seed, "top1": acc["top1"], "top5": acc["top5"],
+                       "train_images": int(len(Store(store).indices("train"))),
+                       "train_seconds": float((out / "done").read_text())}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    summary = {}
+    for method in args.methods.split(","):
+        for shots_s in args.shots.split(","):
+            t1 = [r["top1"] for r in rows if r["method"] == method and r["shots"] == shots_s]
+            summary[f"{method}-{shots_s}"] = {"mean": float(np.mean(t1)), "std": float(np.std(t1)), "n": len(t1)}
+            print(f"{method:9s} {shots_s:>4s}/class: top-1 {np.mean(t1):.4f} ± {np.std(t1):.4f} ({len(t1)} seeds)")
+    save(f"fewshot-{args.split}-{tag}", {"args": vars(args), "rows": rows, "summary": summary})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Starting a run from another model: ``hccr train --init CKPT`` (the shipped ``gb2312`` included).
+
+The backbone is reused as it is. Classifier rows (the main head and any auxiliary heads) are carried
+over *by character*: a character the source model knows keeps its row wherever it sits in the new
+charset; a character new to it keeps the fresh initialisation. ``freeze_epochs`` trains only the
+heads for the first epochs, so a few hundred images do not wreck features learnt from millions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import HccrError
+
+HEAD_PREFIXES = ("head.", "aux_heads.")  # the model contract: classifiers live under these names
+
+
+def resolve_init(ref: str | os.PathLike) -> Path:
+    """A shipped model's name, a run folder or a checkpoint -> the checkpoint's ``.json``."""
+    from .checkpoint import resolve
+    from .shipped import SHIPPED, shipped_files
+
+    if str(ref) in SHIPPED:
+        return shipped_files(str(ref))[0]
+    if str(ref).endswith(".onnx"):
+        raise HccrError(f"--init {ref}: an ONNX file cannot be trained; give its checkpoint (.json/.safetensors)")
+    return resolve(ref)
+
+
+def adopt_architecture(cfg, meta: dict) -> list[str]:
+    """Make ``cfg`` build the source model's network at its input size and polarity; returns what changed."""
+    args = {k: v for k, v in meta["model_args"].items() if k not in ("num_classes", "image_size")}
+    pre = meta["preprocessing"]
+    want = {"model": meta["arch"], "model_args": args, "image_size": int(pre["image_size"]), "ink": pre["ink"],
+            "stretch": bool(pre.get("stretch_in_training", False))}
+    changed = [f"{k} {getattr(cfg, k)!r} -> {v!r}" for k, v in want.items() if getattr(cfg, k) != v]
+    for k, v in want.items():
+        setattr(cfg, k, v)
+    if not args.get("aux", True) and cfg.aux_weights:
+        cfg.aux_weights = ()
+        changed.append("aux_weights -> () (the source model has no auxiliary heads)")
+    return changed
+
+
+def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], source_charset: str,
+                     target_charset: str) -> dict:
+    """Load ``source`` into ``model``; classifier rows are matched by character. Returns counts."""
+    target = model.state_dict()
+    src_index = {c: i for i, c in enumerate(source_charset)}
+    pairs = [(j, src_index[c]) for j, c in enumerate(target_charset) if c in src_index]
+    dst_rows = torch.tensor([j for j, _ in pairs], dtype=torch.long)
+    src_rows = torch.tensor([i for _, i in pairs], dtype=torch.long)
+    new_state, copied, remapped, fresh = {}, 0, 0, []
+    for name, t in target.items():
+        s = source.get(name)
+        if s is None:
+            fresh.append(name)
+            continue
+        is_head = name.startswith(HEAD_PREFIXES) and t.ndim >= 1 and t.shape[0] == len(target_charset) \
+            and s.shape[0] == len(source_charset) and t.shape[1:] == s.shape[1:]
+        if is_head:
+            row = t.clone()
+            row[dst_rows] = s[src_rows].to(t.dtype)
+            new_state[name] = row
+            remapped += 1
+        elif s.shape == t.shape:
+            new_state[name] = s.to(t.dtype)
+            copied += 1
+        else:
+            raise HccrError(f"--init: {name} has shape {tuple(s.shape)} in the source model but "
+                            f"{tuple(t.shape)} here; the architectures differ")
+    model.load_state_dict({**target, **new_state})
+    return {"tensors_copied": copied, "head_tensors_remapped": remapped, "tensors_fresh": len(fresh),
+            "classes_kept": len(pairs), "classes_new": len(target_charset) - len(pairs),
+            "new_characters": "".join(c for c in target_charset if c not in src_index)[:200]}
+
+
+def init_from(model: nn.Module, ref: str | os.PathLike, target_charset: str) -> dict:
+    """Initialise ``model`` from the checkpoint ``ref`` (see :func:`transfer_weights`)."""
+    from safetensors.torch import load_file
+
+    from .checkpoint import read_meta
+
+    path = resolve_init(ref)
+    meta = read_meta(path)
+    weights = path.with_suffix(".safetensors")
+    try:
+        source = load_file(str(weights))
+    except Exception as e:  # missing, truncated or not safetensors
+        raise HccrError(f"--init {ref}: cannot read {weights} ({str(e).splitlines()[0][:120]})") from None
+    return {"init": str(ref), **transfer_weights(model, source, meta["charset"], target_charset)}
+
+
+def backbone(model: nn.Module) -> nn.ModuleList:
+    """Every top-level part of the model except its classifiers (what ``freeze_epochs`` holds still)."""
+    return nn.ModuleList(m for n, m in model.named_children() if f"{n}." not in HEAD_PREFIXES)

@@ -1,0 +1,38 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from hccr.data.store import ConvertOptions, Store, convert
+from hccr.data.synth import SynthConfig, synth
+
+CHARS = "永安家察寒宿它守完宏国人大小山川日月水火"
+
+
+@pytest.fixture(scope="module")
+def merged_store(tmp_path_factory):
+    """Synthetic handwriting of 20 characters in which every 安 is labelled 永 (two folders merged)."""
+    root = tmp_path_factory.mktemp("audit")
+    synth(root / "gnt", SynthConfig(chars=CHARS, writers=60, seed=1), workers=1, progress=False)
+    store = convert([str(root / "gnt")], root / "store", ConvertOptions(size=64), workers=1, progress=False).path
+    st = Store(store)
+    labels = np.asarray(st.labels).copy()
+    labels[labels == st.charset.index["安"]] = st.charset.index["永"]
+    (store / "labels.npy").unlink()
+    np.save(store / "labels.npy", labels)
+    return store
+
+
+def test_audit_finds_a_merged_class_and_the_samples_it_holds(merged_store, tmp_path):
+    r = run_cli("audit", merged_store, "--model", "gb2312", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert "class 永 looks like two characters" in r.stdout
+    res = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert [c["char"] for c in res["two_character_classes"]] == ["永"]  # and no other class
+    assert sorted(res["two_character_classes"][0]["groups"]) == [60, 60]  # split exactly into its two characters
+    assert (tmp_path / "a" / "class-永.png").exists()
+    # A model that knows 安 reads the 安 samples filed under 永 as what they are.
+    wrong = [s for s in res["mislabelled"] if s["label"] == "永"]
+    assert len(wrong) >= 50 and all(s["predicted"] == "安" for s in wrong)
+    assert "## Classes that look like two characters" in (tmp_path / "a" / "audit.md").read_text()

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+import torch
+from conftest import run_cli
+
+from hccr.distill import Teacher, distill_loss
+from hccr.errors import HccrError
+from hccr.predict import Recognizer
+
+
+def test_distill_loss_is_zero_only_when_the_student_agrees():
+    logits = torch.randn(8, 5)
+    same = torch.softmax(logits / 2.0, -1)
+    assert distill_loss(logits, same, 2.0).abs() < 1e-5
+    assert distill_loss(-logits, same, 2.0) > 0.1
+
+
+def test_teacher_answers_in_the_students_character_order(tiny_run):
+    x = torch.rand(3, 1, 32, 32)
+    rec = Recognizer.from_checkpoint(tiny_run)  # knows 一人十口
+    ref = torch.softmax(rec.logits(x, 5), -1).clone()
+    t = Teacher((str(tiny_run),), (), "口一X", temperature=1.0, crops=5, device=torch.device("cpu"))
+    soft = t(x)
+    assert soft.shape == (3, 3) and torch.allclose(soft.sum(1), torch.ones(3))
+    kept = ref[:, [3, 0]] / ref[:, [3, 0]].sum(1, keepdim=True)  # 口 and 一, renormalised; X gets nothing
+    assert torch.allclose(soft[:, :2], kept, atol=1e-5) and (soft[:, 2] == 0).all()
+    with pytest.raises(HccrError, match="2 teacher weights for 1 teachers"):
+        Teacher((str(tiny_run),), (0.5, 0.5), "口一", 1.0, 5, torch.device("cpu"))
+
+
+def test_distilled_student_loads_and_predicts_like_any_checkpoint(tiny_run, tiny_store, tmp_path):
+    r = run_cli("distill", "--teacher", tiny_run, "--teacher", tiny_run, "--data", tiny_store, "--out", tmp_path / "s",
+                "--epochs", "1", "--temperature", "3", "--set", "image_size=32", "--set", "model_args.aux=false",
+                "--set", "aux_weights=")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert meta["config"]["teachers"] == [str(tiny_run)] * 2 and meta["config"]["distill_temperature"] == 3.0
+    r = run_cli("predict", "--model", tmp_path / "s", tiny_store, "--split", "val")
+    assert r.returncode == 0, r.stderr
+    assert "accuracy: top1" in r.stdout

@@ -1,0 +1,72 @@
+import json
+
+import pytest
+import torch
+
+from hccr.augment import AugmentConfig
+from hccr.checkpoint import load_checkpoint
+from hccr.config import apply_overrides, get_preset
+from hccr.errors import HccrError
+from hccr.finetune import transfer_weights
+from hccr.models import create_model
+from hccr.train import fit
+
+
+def _tiny(num_classes: int, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model("charnet-s", num_classes, 32, widths=(8, 16, 16, 32), stem=8)
+
+
+def test_init_carries_classifier_rows_over_by_character():
+    src, dst = _tiny(4, 0), _tiny(3, 1)
+    fresh = dst.state_dict()["head.1.weight"].clone()
+    report = transfer_weights(dst, src.state_dict(), "一人十口", "口X一")
+    s, d = src.state_dict(), dst.state_dict()
+    assert torch.equal(d["head.1.weight"][0], s["head.1.weight"][3])  # 口: row 3 there, row 0 here
+    assert torch.equal(d["head.1.weight"][2], s["head.1.weight"][0])  # 一
+    assert torch.equal(d["head.1.bias"][0], s["head.1.bias"][3])
+    assert torch.equal(d["head.1.weight"][1], fresh[1])  # X is new: it keeps its fresh row
+    for name in d:  # auxiliary heads are remapped the same way; the backbone is copied
+        if not name.startswith(("head.", "aux_heads.")):
+            assert torch.equal(d[name], s[name]), name
+    assert report["classes_kept"] == 2 and report["classes_new"] == 1 and report["new_characters"] == "X"
+
+
+def test_init_refuses_a_different_architecture():
+    wider = create_model("charnet-s", 4, 32, widths=(8, 16, 32, 32), stem=8)
+    with pytest.raises(HccrError, match="the architectures differ"):
+        transfer_weights(_tiny(4, 0), wider.state_dict(), "一人十口", "一人十口")
+
+
+def test_fine_tuning_starts_where_the_source_model_was_and_freezing_holds_the_backbone(tiny_store, tmp_path):
+    src_cfg = apply_overrides(get_preset("fast-1"), [
+        "image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003"])
+    src_cfg.augment = AugmentConfig(rotation=5)  # light augmentation: a few steps must already learn
+    src_run = tmp_path / "src"
+    assert fit(src_cfg, tiny_store, src_run, progress=False)["val_acc"] > 0.5
+    source, _ = load_checkpoint(src_run)
+    cfg = apply_overrides(get_preset("fast-1"), ["batch_size=32", "epochs=1", "warmup_epochs=0", "lr=0.001",
+                                                 f"init={src_run}", "freeze_epochs=1"])
+    assert cfg.image_size == 64  # taken from the source model at fit time
+    m = fit(cfg, tiny_store, tmp_path / "ft", progress=False)
+    tuned, meta = load_checkpoint(tmp_path / "ft" / "last.json")
+    assert meta["preprocessing"]["image_size"] == 32 and meta["config"]["init"] == str(src_run)
+    s, t = source.state_dict(), tuned.state_dict()
+    for name in s:  # weights and BatchNorm statistics of the frozen backbone did not move
+        if not name.startswith(("head.", "aux_heads.")) and s[name].is_floating_point():
+            assert torch.equal(s[name], t[name]), name
+    assert not torch.equal(s["head.1.weight"], t["head.1.weight"])  # the classifier trained
+    assert m["val_acc"] > 0.5  # it starts from a model that already reads these characters
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["init"]["classes_kept"] == 4
+
+
+def test_init_from_the_shipped_model_keeps_every_gb2312_character(tiny_store, tmp_path):
+    cfg = apply_overrides(get_preset("fast-1"), ["batch_size=16", "epochs=1", "limit_steps=1", "init=gb2312"])
+    fit(cfg, tiny_store, tmp_path / "ft", progress=False)
+    info = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert info["init"]["classes_kept"] == 4 and info["config"]["model_args"]["aux"] is False
+
+
+def test_freezing_without_a_source_model_is_refused():
+    with pytest.raises(HccrError, match="freeze_epochs needs init"):
+        apply_overrides(get_preset("fast-1"), ["freeze_epochs=2"])
