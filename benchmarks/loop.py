@@ -23,7 +23,7 @@ from hccr.config import apply_overrides, get_preset  # noqa: E402
 from hccr.data.store import Store  # noqa: E402
 from hccr.models import create_model  # noqa: E402
 from hccr.train import autocast_for, fit, make_optimizer  # noqa: E402
-from hccr.utils import use_all_cores  # noqa: E402
+from hccr.utils import read_json, use_all_cores  # noqa: E402
 
 
 def model_only(cfg, classes: int, steps: int) -> float:
@@ -52,17 +52,22 @@ def main() -> None:
     ap.add_argument("--preset", default="gb2312")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--name", default="", help="suffix of the result file")
     args = ap.parse_args()
     use_all_cores()
     cfg = apply_overrides(get_preset(args.preset), [f"steps={args.steps}", "checkpoint_minutes=0", *args.overrides])
     classes = len(Store(args.store).charset)
-    m = fit(cfg, args.store, Path(tempfile.mkdtemp()) / "run", progress=False)
+    run = Path(tempfile.mkdtemp()) / "run"
+    m = fit(cfg, args.store, run, progress=False)
+    probe = read_json(run / "config.json")["precision_probe"]
+    cfg.amp = m["precision"] != "fp32"  # the model alone in the dtype the loop trained in (the probe's choice)
     loop = m["train_img_per_s"]
     alone = model_only(cfg, classes, min(args.steps, 30))
-    print(f"{args.preset} ({classes} classes, batch {cfg.batch_size}, amp={cfg.amp}): loop {loop:.0f} img/s, "
-          f"model only {alone:.0f} img/s, loop/model {loop / alone:.2f}")
-    save(f"loop-{args.preset}", {"classes": classes, "batch": cfg.batch_size, "amp": cfg.amp, "loop_img_per_s": loop,
-                                 "model_only_img_per_s": alone, "ratio": loop / alone})
+    print(f"{args.preset} ({classes} classes, batch {cfg.batch_size}, {m['precision']}, probe {probe}): "
+          f"loop {loop:.0f} img/s, model only {alone:.0f} img/s, loop/model {loop / alone:.2f}")
+    save(f"loop-{args.preset}{args.name}", {"classes": classes, "batch": cfg.batch_size, "precision": m["precision"],
+                                            "probe": probe, "overrides": args.overrides, "loop_img_per_s": loop,
+                                            "model_only_img_per_s": alone, "ratio": loop / alone})
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 
 from .ensemble import PAPER_WEIGHTS, normalize_weights
 from .errors import HccrError
-from .predict import load_recognizer, topk_chars
+from .runtime import load_recognizer, topk_chars
 
 
 def load(path: str | os.PathLike | None = None, device: str = "cpu"):

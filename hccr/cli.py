@@ -265,7 +265,7 @@ def predict(
 
     The older form `hccr predict MODEL INPUT...` still works when MODEL is clearly a model."""
     from .evaluate import topk_accuracy
-    from .predict import load_recognizer, predict_inputs, restrict_to, topk_chars
+    from .runtime import load_recognizer, predict_inputs, restrict_to, topk_chars
     from .shipped import is_model_path
     from .utils import use_all_cores
 
@@ -359,7 +359,7 @@ def evaluate(
 
     Given data instead of prediction files, predicts it first with --model (default: the shipped model)."""
     from .evaluate import evaluate as run
-    from .predict import Predictions
+    from .runtime import Predictions
 
     if all(p.suffix == ".npz" for p in inputs):
         if model is not None:
@@ -433,7 +433,7 @@ def _predict_labelled(inputs: list[Path], model: str | None, out: Path):
     """Predictions for labelled data; CASIA .gnt inputs are converted to a store in ``out`` first."""
     from .data.store import ConvertOptions
     from .data.store import convert as run_convert
-    from .predict import load_recognizer, predict_inputs
+    from .runtime import load_recognizer, predict_inputs
     from .utils import use_all_cores
 
     use_all_cores()

@@ -36,6 +36,7 @@ class TrainConfig:
     val_fraction: float = 0.05  # held out of the training split when the store has no validation split
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     amp: bool = True  # bf16 autocast on CPUs that support it and on CUDA (fp16 where bf16 is missing)
+    amp_probe: bool = True  # on a CPU, time a few steps in bf16 and fp32 first and train in the faster one
     channels_last: bool = True
     seed: int = 0
     limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches

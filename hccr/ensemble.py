@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .errors import HccrError
-from .predict import Predictions
+from .runtime import Predictions
 
 PAPER_WEIGHTS = (0.3, 0.2, 0.5)
 

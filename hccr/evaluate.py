@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HccrError
-from .predict import Predictions
+from .runtime import Predictions
 
 
 def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.charset import Charset
 from .errors import HccrError
-from .predict import MULTICROP_RATIO, BaseRecognizer, crop_boxes
+from .predict import MULTICROP_RATIO, crop_boxes
+from .runtime import OnnxRecognizer  # noqa: F401  (its home before the torch-free runtime)
 
 
 class EnsembleGraph(nn.Module):
@@ -119,47 +119,3 @@ def quantize_int8(src: str | os.PathLike, out: str | os.PathLike) -> Path:
     with atomic_path(out) as tmp:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
     return Path(out)
-
-
-class OnnxRecognizer(BaseRecognizer):
-    """The same interface as :class:`hccr.predict.Recognizer`, running an exported graph in ONNX Runtime."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        import onnxruntime as ort
-
-        path = Path(path)
-        if not path.is_file():
-            raise HccrError(f"{path}: no such ONNX file")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise HccrError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("hccr_format") != "hccr-onnx/1":
-            raise HccrError(f"{path}: not exported by hccr (no hccr metadata)")
-        self.charset = Charset(meta["charset"])
-        pre = json.loads(meta["preprocessing"])
-        self.image_size = int(pre["image_size"])
-        self.margin = float(pre.get("margin", 0.0))
-        self.crops = int(meta["crops"])
-        self.input_size = int(meta["input_size"])
-        self.identity = {"path": str(path), "arch": "onnx", "members": json.loads(meta["members"]),
-                         "weights": json.loads(meta["weights"])}
-
-    def proba_normalized(self, x: torch.Tensor, crops: int | None = None) -> np.ndarray:
-        from .augment import resize
-
-        if crops is not None and crops != self.crops:
-            raise HccrError(f"this ONNX model was exported with {self.crops} crop(s); export again for {crops}")
-        x = resize(x, self.input_size)
-        return self.session.run(None, {"image": x.numpy().astype(np.float32)})[0]
-
-    def predict_proba(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False) -> np.ndarray:
-        return super().predict_proba(images, self.crops if crops is None else crops, batch_size, bgr)
-
-    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
-                bgr: bool = False):
-        return super().predict(images, topk, self.crops if crops is None else crops, allowed, bgr)

@@ -149,7 +149,7 @@ def shipped_check(real: list[str] | None, synthetic_test: Path) -> tuple[str, di
     """The shipped GB2312 recognizer, answering among all its 6,763 characters, on real
     handwriting when there is some, else on the unseen synthetic writers."""
     from .evaluate import topk_accuracy
-    from .predict import load_recognizer, predict_inputs
+    from .runtime import load_recognizer, predict_inputs
 
     try:
         rec = load_recognizer(None)

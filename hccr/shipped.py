@@ -50,7 +50,7 @@ def load_shipped(name: str = DEFAULT_MODEL, device: str = "cpu", backend: str = 
     if backend not in ("auto", "onnx", "torch"):
         raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
     if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):
-        from .export import OnnxRecognizer
+        from .runtime import OnnxRecognizer
 
         return OnnxRecognizer(onnx_path)
     from .predict import Recognizer

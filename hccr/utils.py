@@ -36,10 +36,13 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def use_all_cores() -> int:
-    """Let torch use every core (the default on some builds is fewer)."""
-    import torch
-
+    """Let torch use every core (the default on some builds is fewer); nothing to do without torch
+    (ONNX Runtime uses every core by itself)."""
     n = os.cpu_count() or 1
+    try:
+        import torch
+    except ImportError:
+        return n
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -94,7 +94,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from ..predict import load_recognizer
+    from ..runtime import load_recognizer
 
     limits = limits or Limits()
     rec = load_recognizer(model_path)
