@@ -249,12 +249,15 @@ ModelOpt = Annotated[str | None, typer.Option(
 
 @app.command()
 def predict(
-    inputs: Annotated[list[Path], typer.Argument(help="A packed store, image folders, or image files.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (flat, or <root>/<char>/ for labelled "
+                                                     "images), glob patterns, - (paths on stdin), or a packed store.")],
     model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write probabilities to this .npz.")] = None,
     crops: Annotated[int | None, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop); default: the model's.")] = None,
-    topk: Annotated[int, typer.Option(help="Candidates to print for image files.")] = 5,
+    topk: Annotated[int, typer.Option(help="Candidates to print per image.")] = 5,
     charset: Annotated[str | None, typer.Option(help="Only answer with these characters (gb2312-1, a file, or a string).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table, jsonl or csv (jsonl/csv print every image).")] = "table",
+    on_error: Annotated[str, typer.Option(help="An unreadable image: skip it (and count it) or stop.")] = "stop",
     split: Annotated[str, typer.Option(help="For a store: all, train or val.")] = "all",
     batch_size: int = 256,
     float16: Annotated[bool, typer.Option(help="Store probabilities as float16.")] = False,
@@ -265,28 +268,61 @@ def predict(
 
     The older form `hccr predict MODEL INPUT...` still works when MODEL is clearly a model."""
     from .evaluate import topk_accuracy
-    from .runtime import load_recognizer, predict_inputs, restrict_to, topk_chars
+    from .runtime import load_recognizer, predict_inputs, restrict_to
     from .shipped import is_model_path
     from .utils import use_all_cores
 
+    if format_ not in ("table", "jsonl", "csv"):
+        raise HccrError(f"--format must be table, jsonl or csv, not {format_!r}")
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
-        model, inputs = str(inputs[0]), inputs[1:]
+        model, inputs = inputs[0], inputs[1:]
     use_all_cores()
     rec = load_recognizer(model, device, amp)
     crops = crops or getattr(rec, "crops", None) or 5
-    pred = predict_inputs(rec, [str(i) for i in inputs], crops=crops, batch_size=batch_size, split=split)
+    pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
+                          progress=format_ == "table", on_error=on_error)
     if charset:
         pred.probs = restrict_to(pred.probs, rec.charset, charset)
+    info = sys.stderr if format_ != "table" else sys.stdout  # keep machine-readable output clean
+    for problem in pred.meta["skipped"][:10]:
+        print(f"skipped {problem}", file=sys.stderr)
+    if pred.meta["skipped"]:
+        print(f"skipped {len(pred.meta['skipped'])} unreadable image(s)", file=sys.stderr)
     if out is not None:
         pred.save(out, float16=float16)
         print(f"wrote {out}: {len(pred)} samples x {pred.probs.shape[1]} classes "
-              f"({pred.meta['ms_per_char']:.2f} ms/char, {crops} crop(s))")
+              f"({pred.meta['ms_per_char']:.2f} ms/char, {crops} crop(s))", file=info)
+    if pred.meta["unknown_labels"]:
+        print(f"{pred.meta['unknown_labels']} of {len(pred)} labelled images are of characters the model does not "
+              f"know ({pred.meta['unknown_chars'][:40]}): counted apart, not in the accuracy", file=info)
     if (pred.labels >= 0).any():
         acc = topk_accuracy(pred.probs, pred.labels)
-        print("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
-    if len(pred) <= 50 or out is None:
-        for sid, cands in list(zip(pred.ids, topk_chars(pred.probs, rec.charset, topk), strict=True))[:50]:
-            print(f"{sid}: " + "  ".join(f"{ch} {p:.3f}" for ch, p in cands))
+        print(f"accuracy on {int((pred.labels >= 0).sum())} images: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()),
+              file=info)
+    _print_predictions(pred, rec.charset, topk, format_, limit=None if format_ != "table" or out is None else 50)
+
+
+def _print_predictions(pred, charset, topk: int, fmt: str, limit: int | None) -> None:
+    import csv
+    import json
+
+    from .runtime import topk_chars
+
+    n = len(pred) if limit is None else min(limit, len(pred))
+    cands = topk_chars(pred.probs[:n], charset, topk)
+    writer = csv.writer(sys.stdout) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["file", *[f"{w}{i + 1}" for i in range(topk) for w in ("char", "prob")]])
+    for sid, cs in zip(pred.ids[:n], cands, strict=True):
+        if fmt == "jsonl":
+            print(json.dumps({"file": str(sid), "top": [{"char": c, "prob": round(p, 6)} for c, p in cs]},
+                             ensure_ascii=False))
+        elif writer:
+            writer.writerow([sid, *[x for c, p in cs for x in (c, f"{p:.6f}")]])
+        else:
+            print(f"{sid}: " + "  ".join(f"{ch} {p:.3f}" for ch, p in cs))
+    if n < len(pred):
+        print(f"... {len(pred) - n} more images in the .npz (print every one with --format jsonl or csv)")
 
 
 @app.command()
@@ -368,10 +404,10 @@ def evaluate(
         names = [p.stem for p in inputs]
     else:
         loaded, names = [_predict_labelled(inputs, model, out)], [model or "gb2312"]
-        known = loaded[0].labels >= 0
-        if (~known).any():
-            print(f"{int((~known).sum())} of {len(known)} images are of characters the model does not know: "
-                  "counted apart, not in the accuracy")
+        meta = loaded[0].meta
+        if meta.get("unknown_labels"):
+            print(f"{meta['unknown_labels']} of {len(loaded[0])} images are of characters the model does not know "
+                  f"({meta['unknown_chars'][:40]}): counted apart, not in the accuracy")
     res = run(loaded[0], out, compare=dict(zip(names[1:], loaded[1:], strict=True)), name=names[0])
     for name, r in res["table"].items():
         print(f"{name:30s} top-1 {r['top1']:.4f}  top-5 {r.get('top5', float('nan')):.4f}  ECE {r['ece']:.4f}")

@@ -152,60 +152,107 @@ class Predictions:
             raise HccrError(f"{path}: not an hccr predictions file ({e})") from None
 
 
-def _gather_inputs(inputs: list[str], charset: Charset, split: str) -> tuple[str, list, np.ndarray, np.ndarray]:
-    """-> kind ('store' or 'files'), loader payload, labels, ids."""
-    from .data.images import IMAGE_SUFFIXES, load_gray, scan_image_folder
-    from .data.store import Store
+def expand_inputs(inputs: list[str], stdin=None) -> list[tuple[str, str | None]]:
+    """What users type -> ``(image path, label character or None)``: image files; folders, either
+    labelled (``<root>/<char>/<n>.png``) or flat (images directly inside, unlabelled); glob patterns
+    (``scans/**/*.png``); ``-`` for paths on standard input, one per line."""
+    import glob
+    import sys
 
-    if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
-        store = Store(inputs[0])
-        idx = store.indices(split)
-        lut = np.array([charset.index.get(ch, -1) for ch in store.charset], dtype=np.int32)
-        return "store", [store, idx], lut[store.labels[idx]], np.array([f"store:{i}" for i in idx])
-    paths, labels = [], []
+    from .data.images import IMAGE_SUFFIXES, _class_dirs, scan_image_folder
+
+    out: list[tuple[str, str | None]] = []
     for inp in inputs:
+        if inp == "-":
+            lines = [ln.strip() for ln in (stdin or sys.stdin).read().splitlines() if ln.strip()]
+            out += expand_inputs(lines) if lines and "-" not in lines else []
+            continue
         p = Path(inp)
-        if p.is_dir():
-            for it in scan_image_folder(p):
-                paths.append(it.path)
-                labels.append(charset.index.get(it.char, -1))
+        if not p.exists() and any(ch in inp for ch in "*?["):
+            matches = sorted(m for m in glob.glob(inp, recursive=True)
+                             if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                raise HccrError(f"{inp}: no image file matches this pattern")
+            out += [(m, None) for m in matches]
+        elif p.is_dir():
+            flat = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if flat or not _class_dirs(p):
+                if not flat:
+                    raise HccrError(f"{p}: no images found (expected image files, or <root>/<char>/<n>.png)")
+                out += [(str(f), None) for f in flat]
+            else:
+                out += [(it.path, it.char) for it in scan_image_folder(p)]
         elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            paths.append(str(p))
-            labels.append(-1)
+            out.append((str(p), None))
         elif p.exists():
             raise HccrError(f"{p}: not an image, an image folder or an hccr store")
         else:
             raise HccrError(f"{p}: no such file or folder")
-    return "files", [load_gray, paths], np.asarray(labels, np.int32), np.asarray(paths)
+    return out
 
 
 def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch_size: int = 256, split: str = "all",
-                   progress: bool = True) -> Predictions:
-    """Probabilities for a store (``split`` of it), an image folder (labels from folder names) or files."""
+                   progress: bool = True, on_error: str = "stop") -> Predictions:
+    """Probabilities for a store (``split`` of it) or images (see :func:`expand_inputs`; labels come
+    from per-character folder names). ``on_error="skip"`` leaves out unreadable images and counts
+    them (``meta["skipped"]``); images labelled with characters the model does not know get label
+    -1 and are counted in ``meta["unknown_labels"]``, never silently mixed into an accuracy."""
+    from .data.images import load_gray
+    from .data.store import Store
     from .utils import Progress
 
-    kind, payload, labels, ids = _gather_inputs([str(i) for i in inputs], rec.charset, split)
+    if on_error not in ("skip", "stop"):
+        raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
+    inputs = [str(i) for i in inputs]
+    store = None
+    if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
+        store = Store(inputs[0])
+        idx = store.indices(split)
+        chars = [store.charset[int(c)] for c in store.labels[idx]]
+        ids = np.array([f"store:{i}" for i in idx])
+    else:
+        items = expand_inputs(inputs)
+        chars = [c for _, c in items]
+        ids = np.array([p for p, _ in items])
+    labels = np.array([rec.charset.index.get(c, -1) if c is not None else -1 for c in chars], np.int32)
+    unknown = np.array([c is not None and c not in rec.charset.index for c in chars], bool)
     n = len(labels)
     if n == 0:
-        raise HccrError(f"{', '.join(map(str, inputs))}: nothing to predict")
+        raise HccrError(f"{', '.join(inputs)}: nothing to predict")
     probs = np.zeros((n, len(rec.charset)), np.float32)
+    ok = np.ones(n, bool)
+    skipped: list[str] = []
     t0 = time.perf_counter()
     with Progress((n + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
         for i in range(0, n, batch_size):
-            if kind == "store":
-                store, idx = payload
+            if store is not None:
                 b = idx[i : i + batch_size]  # sorted: sequential reads from the memory map
                 s = round(rec.image_size * MULTICROP_RATIO) if crops == 5 else rec.image_size
                 probs[i : i + len(b)] = rec.proba_normalized(resize_batch(store.images[b], s), crops)
             else:
-                loader, paths = payload
-                imgs = [loader(p) for p in paths[i : i + batch_size]]
-                probs[i : i + len(imgs)] = rec.predict_proba(imgs, crops, batch_size)
+                imgs, rows = [], []
+                for j in range(i, min(i + batch_size, n)):
+                    try:
+                        imgs.append(load_gray(ids[j]))
+                        rows.append(j)
+                    except HccrError as e:
+                        if on_error == "stop":
+                            raise HccrError(f"{e} (--on-error skip leaves it out and goes on)") from None
+                        skipped.append(str(e))
+                        ok[j] = False
+                if imgs:
+                    probs[rows] = rec.predict_proba(imgs, crops, batch_size)
             bar.update(1)
     dt = time.perf_counter() - t0
-    meta = {"model": rec.identity, "crops": crops, "ms_per_char": 1000 * dt / n, "seconds": dt,
-            "kind": "model", "split": split if kind == "store" else None}
-    return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(map(str, inputs)), meta)
+    if not ok.all():
+        probs, labels, ids = probs[ok], labels[ok], ids[ok]
+        if not ok.any():
+            raise HccrError(f"{', '.join(inputs)}: no readable image ({skipped[0]})")
+    meta = {"model": rec.identity, "crops": crops, "ms_per_char": 1000 * dt / max(int(ok.sum()), 1), "seconds": dt,
+            "kind": "model", "split": split if store is not None else None, "skipped": skipped,
+            "unknown_labels": int(unknown[ok].sum()),
+            "unknown_chars": "".join(sorted({c for c, u in zip(chars, unknown, strict=True) if u}))}
+    return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(inputs), meta)
 
 
 def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", amp: bool = False):

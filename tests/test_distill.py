@@ -38,4 +38,4 @@ def test_distilled_student_loads_and_predicts_like_any_checkpoint(tiny_run, tiny
     assert meta["config"]["teachers"] == [str(tiny_run)] * 2 and meta["config"]["distill_temperature"] == 3.0
     r = run_cli("predict", "--model", tmp_path / "s", tiny_store, "--split", "val")
     assert r.returncode == 0, r.stderr
-    assert "accuracy: top1" in r.stdout
+    assert "accuracy on " in r.stdout and "top1" in r.stdout

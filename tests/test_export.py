@@ -47,6 +47,6 @@ def test_cli_export_and_predict_with_onnx(tiny_run, tiny_store, tmp_path):
     assert (tmp_path / "m.int8.onnx").exists()
     r = run_cli("predict", tmp_path / "m.onnx", tiny_store, "--out", tmp_path / "p.npz")
     assert r.returncode == 0, r.stderr
-    assert "accuracy: top1" in r.stdout
+    assert "accuracy on " in r.stdout and "top1" in r.stdout
     r = run_cli("predict", tmp_path / "nope.onnx", tiny_store)
     assert r.returncode != 0 and "no such ONNX file" in r.stderr and "Traceback" not in r.stderr

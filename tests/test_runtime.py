@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 
 # Run the CLI (or a snippet) in a Python where `import torch` and `import safetensors` fail.
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['safetensors'] = None; "

@@ -1,0 +1,157 @@
+"""The best system on real handwriting: ensembles chosen on validation, one distilled student, speed.
+
+    python benchmarks/best_system.py [--distill-epochs 10] [--teacher-crops 5]
+
+Members are the six "all" runs of benchmarks/fewshot.py (run it first): fast-1 from scratch and
+fast-1 fine-tuned from the shipped GB2312 model, three seeds each, trained on casia-hwdb-22's
+training images minus the held-out-writer tail. Every candidate ensemble is scored on that tail
+(validation) and the best is chosen there; the test figures (2,674 images, 22-way, five crops) are
+printed next to it, never used to choose. The student (CharNet-S without auxiliary heads, started
+from the shipped model) learns the best three-member ensemble's soft five-crop predictions with
+``hccr distill`` and predicts from one crop. Speed: ms/char, batched and single, with the paper's
+CharNet 3 x 5-crop system (random weights, 22 classes, fp32) measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import OUT, REAL, save, table  # noqa: E402
+from latency import ms_per_char, recognizer  # noqa: E402
+
+from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
+from hccr.ensemble import combine, fit_weights  # noqa: E402
+from hccr.evaluate import topk_accuracy  # noqa: E402
+from hccr.predict import Recognizer  # noqa: E402
+from hccr.runtime import OnnxRecognizer, Predictions, predict_inputs  # noqa: E402
+from hccr.utils import use_all_cores  # noqa: E402
+
+FEW = OUT / "fewshot"
+MEMBERS = {**{f"ft-s{s}": FEW / "runs" / f"finetune-all-s{s}-lr0.003-f0-s400" for s in range(3)},
+           **{f"scratch-s{s}": FEW / "runs" / f"scratch-all-s{s}-400" for s in range(3)}}
+
+
+def predictions(name: str, run: Path, split: str, crops: int, work: Path) -> Predictions:
+    """Five-crop (or one-crop) predictions of a run on the validation tail or the test images, cached."""
+    path = work / "preds" / f"{name}-{split}-c{crops}.npz"
+    if path.exists():
+        return Predictions.load(path)
+    rec = Recognizer.from_checkpoint(run)
+    if split == "val":
+        pred = predict_inputs(rec, [str(FEW / "subsets" / "all-s0")], crops=crops, split="val", progress=False)
+    else:
+        pred = predict_inputs(rec, [str(OUT / "sim2real" / "real-test")], crops=crops, progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pred.save(path)
+    return pred
+
+
+def score(pred: Predictions) -> dict:
+    acc = topk_accuracy(pred.probs, pred.labels)
+    p = pred.probs[np.arange(len(pred.labels)), pred.labels]
+    return {"top1": acc["top1"], "top5": acc["top5"], "logloss": float(-np.log(np.clip(p, 1e-12, None)).mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--distill-epochs", type=int, default=10)
+    ap.add_argument("--teacher-crops", type=int, default=5)
+    ap.add_argument("--budget", type=float, default=8.0, help="seconds per speed measurement")
+    ap.add_argument("--work", default=str(OUT / "best"))
+    args = ap.parse_args()
+    use_all_cores()
+    work = Path(args.work)
+    missing = [str(r) for r in MEMBERS.values() if not (r / "done").exists()]
+    if missing:
+        sys.exit(f"run benchmarks/fewshot.py --split test first; missing: {', '.join(missing)}")
+    val = {n: predictions(n, r, "val", 5, work) for n, r in MEMBERS.items()}
+    test = {n: predictions(n, r, "test", 5, work) for n, r in MEMBERS.items()}
+
+    # Candidates: every member alone, equal-weight means of groups, weights fitted on validation.
+    names = list(MEMBERS)
+    groups = {f"{n}": [n] for n in names}
+    groups["fine-tuned x3"] = [n for n in names if n.startswith("ft")]
+    groups["scratch x3"] = [n for n in names if n.startswith("scratch")]
+    for combo in itertools.combinations(names, 3):
+        if len({c.split("-")[0] for c in combo}) == 2:  # mixed three: both kinds of member
+            groups[" + ".join(combo)] = list(combo)
+    groups["all six"] = names
+    rows = []
+    for label, g in groups.items():
+        w = [1.0] * len(g)
+        rows.append({"system": label, "members": g, "weights": w,
+                     **{f"val_{k}": v for k, v in score(combine([val[n] for n in g], w)).items()}})
+    fw = fit_weights([val[n] for n in names]).tolist()
+    rows.append({"system": "all six, weights fitted on validation", "members": names, "weights": fw,
+                 **{f"val_{k}": v for k, v in score(combine([val[n] for n in names], fw)).items()}})
+    for r in rows:
+        t = score(combine([test[n] for n in r["members"]], r["weights"]))
+        r.update({f"test_{k}": v for k, v in t.items()})
+    best = max(rows, key=lambda r: (r["val_top1"], -r["val_logloss"]))
+    teacher = max((r for r in rows if len(r["members"]) == 3), key=lambda r: (r["val_top1"], -r["val_logloss"]))
+    shown = [r for r in rows if len(r["members"]) != 3 or r is teacher or "x3" in r["system"]]
+    print(table(shown, ["system", "val_top1", "val_logloss", "test_top1", "test_top5"]))
+    print(f"chosen on validation: {best['system']} (test top-1 {best['test_top1']:.4f}); "
+          f"distillation teacher: {teacher['system']}")
+
+    # The student.
+    student = work / f"student-e{args.distill_epochs}-c{args.teacher_crops}"
+    cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(FEW / "subsets" / "all-s0"), "--out",
+           str(student), "--epochs", str(args.distill_epochs), "--teacher-crops", str(args.teacher_crops),
+           "--weights", ",".join(str(w) for w in teacher["weights"]), "--set", "init=gb2312"]
+    for n in teacher["members"]:
+        cmd += ["--teacher", str(MEMBERS[n])]
+    t0 = time.perf_counter()
+    if not (student / "done").exists():
+        subprocess.run(cmd + (["--resume"] if (student / "last.state.pt").exists() else []), check=True)
+        (student / "done").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    student_rows = []
+    for crops in (1, 5):
+        v = score(predictions(f"{student.name}", student, "val", crops, work))
+        t = score(predictions(f"{student.name}", student, "test", crops, work))
+        student_rows.append({"system": f"student, {crops} crop(s)", **{f"val_{k}": x for k, x in v.items()},
+                             **{f"test_{k}": x for k, x in t.items()}})
+    print(table(student_rows, ["system", "val_top1", "test_top1", "test_top5"]))
+
+    # Speed, the paper's system measured in the same run.
+    from hccr.export import export_onnx
+
+    onnx_path = export_onnx([str(student)], work / "student.onnx", crops=1)
+    items = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
+    images = [load_gray(it.path) for it in items[:: max(1, len(items) // 256)]][:256]
+    systems = {
+        "student, PyTorch fp32, 1 crop": ([Recognizer.from_checkpoint(student)], 1),
+        "student, ONNX Runtime, 1 crop": ([OnnxRecognizer(onnx_path)], 1),
+        f"ensemble ({teacher['system']}), PyTorch, 3 x 5 crops": (
+            [Recognizer.from_checkpoint(MEMBERS[n]) for n in teacher["members"]], 5),
+        "paper: CharNet 3 x 5 crops, fp32": ([recognizer("charnet", 256, 22, amp=False) for _ in range(3)], 5),
+    }
+    speed = []
+    for label, (members, crops) in systems.items():
+        row = {"system": label}
+        for mode, batch in (("batched", 64), ("single", 1)):
+            budget = args.budget * (3 if "paper" in label else 1)
+            row[f"{mode}_ms"] = ms_per_char(members, images, crops, batch, budget)
+        speed.append(row)
+    ref = speed[-1]
+    for r in speed:
+        r["x_batched"], r["x_single"] = ref["batched_ms"] / r["batched_ms"], ref["single_ms"] / r["single_ms"]
+    print(table(speed, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
+    save("best-system", {"candidates": rows, "chosen": best["system"], "teacher": teacher["system"],
+                         "student": student_rows, "student_cmd": " ".join(cmd[1:]),
+                         "student_train_seconds": float((student / "done").read_text()), "speed": speed,
+                         "args": vars(args)})
+    print(json.dumps({"chosen": best["system"], "test_top1": best["test_top1"]}))
+
+
+if __name__ == "__main__":
+    main()
