@@ -31,11 +31,12 @@ def file_digest(path: str | os.PathLike, limit: int = 1 << 22) -> str:
     return h.hexdigest()[:16]
 
 
-def normalize_images(images: list[np.ndarray], image_size: int, crops: int, margin: float = 0.0) -> np.ndarray:
+def normalize_images(images: list[np.ndarray], image_size: int, crops: int, margin: float = 0.0,
+                     cleanup: bool = True) -> np.ndarray:
     """The one input path shared by PyTorch, ONNX Runtime and the server: gray images (dark ink on
     white, any size) -> (B, 1, s, s) float32, ink high, aspect kept, at the size the crops need."""
     s = round(image_size * MULTICROP_RATIO) if crops == 5 else image_size
-    arr = np.stack([normalize(np.asarray(im, np.uint8), s, margin) for im in images])
+    arr = np.stack([normalize(np.asarray(im, np.uint8), s, margin, cleanup) for im in images])
     return arr[:, None].astype(np.float32) / 255
 
 
@@ -58,9 +59,10 @@ class BaseRecognizer:
     charset: Charset
     image_size: int
     margin: float = 0.0
+    cleanup: bool = True  # flatten the paper and crop to the ink first (False: the image as it is)
 
     def normalize_images(self, images: list[np.ndarray], crops: int) -> np.ndarray:
-        return normalize_images(images, self.image_size, crops, self.margin)
+        return normalize_images(images, self.image_size, crops, self.margin, self.cleanup)
 
     def predict_proba(self, images, crops: int = 5, batch_size: int = 256, bgr: bool = False) -> np.ndarray:
         """(N, C) probabilities for one image or a list: paths, bytes, PIL images or arrays (see

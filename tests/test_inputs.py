@@ -73,3 +73,33 @@ def test_polarity_and_dtypes():
     assert (as_gray(255 - img) == img).all()  # inverted back
     assert (as_gray(img.astype(np.uint16) * 257) == img).all()  # 16-bit scaled to 8
     assert (as_gray(img.astype(bool)) == img).all()
+
+
+def _character() -> np.ndarray:
+    """A cross touching every edge: a tight crop, as CASIA stores characters."""
+    img = np.full((50, 40), 255, np.uint8)
+    img[:, 18:23] = 30
+    img[20:25, :] = 30
+    return img
+
+
+def test_a_character_on_a_large_page_normalises_like_the_tight_crop():
+    from hccr.preprocess import normalize
+
+    tight = _character()
+    page = np.full((300, 260), 255, np.uint8)
+    page[170:220, 31:71] = tight
+    page[5, 250] = 0  # one speck of dust far away must not stretch the box
+    np.testing.assert_array_equal(normalize(page, 32), normalize(tight, 32))
+
+
+def test_gray_unevenly_lit_paper_becomes_white_and_clean_images_are_untouched():
+    from hccr.preprocess import clean
+
+    tight = _character()
+    np.testing.assert_array_equal(clean(tight), tight)  # nothing to do on a clean, tight crop
+    ramp = np.linspace(170, 230, tight.shape[1], dtype=np.float32)[None, :]  # lighting gradient on gray paper
+    photo = (tight.astype(np.float32) / 255 * ramp).astype(np.uint8)
+    out = clean(photo)
+    paper = out[tight == 255] if out.shape == tight.shape else out[out > 128]
+    assert np.median(paper) >= 250 and out[tight.shape[0] // 2, 20] < 80  # white paper, ink still dark
