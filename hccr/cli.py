@@ -258,6 +258,7 @@ def predict(
     charset: Annotated[str | None, typer.Option(help="Only answer with these characters (gb2312-1, a file, or a string).")] = None,
     format_: Annotated[str, typer.Option("--format", help="table, jsonl or csv (jsonl/csv print every image).")] = "table",
     on_error: Annotated[str, typer.Option(help="An unreadable image: skip it (and count it) or stop.")] = "stop",
+    strict: Annotated[bool, typer.Option(help="Refuse images that look like several characters instead of warning.")] = False,
     split: Annotated[str, typer.Option(help="For a store: all, train or val.")] = "all",
     batch_size: int = 256,
     float16: Annotated[bool, typer.Option(help="Store probabilities as float16.")] = False,
@@ -288,6 +289,13 @@ def predict(
         print(f"skipped {problem}", file=sys.stderr)
     if pred.meta["skipped"]:
         print(f"skipped {len(pred.meta['skipped'])} unreadable image(s)", file=sys.stderr)
+    several = pred.meta["several_characters"]
+    if several:
+        msg = (f"{len(several)} image(s) look like several characters (a word or a line), e.g. {several[0]}; "
+               "hccr reads one character per image: crop each character first")
+        if strict:
+            raise HccrError(msg)
+        print(f"warning: {msg}", file=sys.stderr)
     if out is not None:
         pred.save(out, float16=float16)
         print(f"wrote {out}: {len(pred)} samples x {pred.probs.shape[1]} classes "

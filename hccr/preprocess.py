@@ -63,6 +63,24 @@ def clean(img: np.ndarray) -> np.ndarray:
     return crop_ink(flatten_paper(img))
 
 
+def looks_like_several(img: np.ndarray, threshold: int = 48) -> bool:
+    """Whether a cleaned image (white paper, cropped to the ink) probably holds several characters
+    side by side or one above the other (a word, a line): at least 1.6 times longer than wide, and
+    cut by a blank gap with at least a quarter of the ink on either side. One wide character
+    (一, 二) has no such gap; one with gaps between its strokes (川, 八) is not that elongated."""
+    h, w = img.shape
+    if max(h, w) < 1.6 * min(h, w) or min(h, w) < 4:
+        return False
+    ink = (img < 255 - threshold).sum(axis=0 if w > h else 1).astype(np.float64)
+    total = ink.sum()
+    if total == 0:
+        return False
+    before = np.cumsum(ink) / total
+    blank = ink == 0
+    # A blank line at position i with at least a quarter of the ink before and after it.
+    return bool((blank & (before >= 0.25) & (before <= 0.75)).sum() >= max(1, round(0.08 * min(h, w))))
+
+
 def normalize(img: np.ndarray, size: int, margin: float = 0.0, cleanup: bool = True) -> np.ndarray:
     """Gray image (dark ink on white, any H×W) -> ``size``×``size`` uint8 with ink high, aspect kept.
 

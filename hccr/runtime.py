@@ -40,6 +40,14 @@ def normalize_images(images: list[np.ndarray], image_size: int, crops: int, marg
     return arr[:, None].astype(np.float32) / 255
 
 
+def several_characters(images: list[np.ndarray]) -> list[bool]:
+    """For each gray image: whether it probably holds several characters (a word, a line), which a
+    single-character recognizer would answer confidently and wrongly."""
+    from .preprocess import clean, looks_like_several
+
+    return [looks_like_several(clean(np.asarray(im, np.uint8))) for im in images]
+
+
 def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
     """(B, h, w) uint8 store images (ink high) -> (B, 1, size, size) float32 in [0, 1], resized the
     way :func:`normalize` resizes image files (Pillow, bilinear), so stores and files agree."""
@@ -80,7 +88,16 @@ class BaseRecognizer:
         """Top-k ``(character, probability)`` for each image: a path, bytes, a PIL image or an array
         (H×W gray, H×W×3 RGB, or BGR with ``bgr=True``; uint8 or float in [0, 1]), or a list of them.
         ``allowed`` (a string of characters, a charset name or file) restricts the answers."""
-        probs = self.predict_proba(images, crops, bgr=bgr)
+        import warnings
+
+        from .inputs import as_gray_list
+
+        images = as_gray_list(images, bgr)
+        several = [i for i, s in enumerate(several_characters(images)) if s]
+        if several:
+            warnings.warn(f"image(s) {', '.join(map(str, several[:10]))} look like several characters (a word or "
+                          "a line); hccr reads one character per image", stacklevel=2)
+        probs = self.predict_proba(images, crops)
         if allowed:
             probs = restrict_to(probs, self.charset, allowed)
             topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
@@ -199,8 +216,8 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch
     from per-character folder names). ``on_error="skip"`` leaves out unreadable images and counts
     them (``meta["skipped"]``); images labelled with characters the model does not know get label
     -1 and are counted in ``meta["unknown_labels"]``, never silently mixed into an accuracy."""
-    from .data.images import load_gray
     from .data.store import Store
+    from .inputs import as_gray
     from .utils import Progress
 
     if on_error not in ("skip", "stop"):
@@ -224,6 +241,7 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch
     probs = np.zeros((n, len(rec.charset)), np.float32)
     ok = np.ones(n, bool)
     skipped: list[str] = []
+    several: list[str] = []
     t0 = time.perf_counter()
     with Progress((n + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
         for i in range(0, n, batch_size):
@@ -235,7 +253,7 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch
                 imgs, rows = [], []
                 for j in range(i, min(i + batch_size, n)):
                     try:
-                        imgs.append(load_gray(ids[j]))
+                        imgs.append(as_gray(ids[j], name=str(ids[j])))
                         rows.append(j)
                     except HccrError as e:
                         if on_error == "stop":
@@ -244,6 +262,7 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch
                         ok[j] = False
                 if imgs:
                     probs[rows] = rec.predict_proba(imgs, crops, batch_size)
+                    several += [str(ids[j]) for j, s in zip(rows, several_characters(imgs), strict=True) if s]
             bar.update(1)
     dt = time.perf_counter() - t0
     if not ok.all():
@@ -252,7 +271,7 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch
             raise HccrError(f"{', '.join(inputs)}: no readable image ({skipped[0]})")
     meta = {"model": rec.identity, "crops": crops, "ms_per_char": 1000 * dt / max(int(ok.sum()), 1), "seconds": dt,
             "kind": "model", "split": split if store is not None else None, "skipped": skipped,
-            "unknown_labels": int(unknown[ok].sum()),
+            "unknown_labels": int(unknown[ok].sum()), "several_characters": several,
             "unknown_chars": "".join(sorted({c for c, u in zip(chars, unknown, strict=True) if u}))}
     return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(inputs), meta)
 

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import REAL, needs_real
+from conftest import REAL, needs_real, run_cli
 from PIL import Image
 
 from hccr.data.images import load_gray, scan_image_folder
@@ -53,3 +53,11 @@ def test_real_png_export_layout():
         g = load_gray(it.path)
         assert g.dtype == np.uint8 and g.ndim == 2
         assert np.median(g) > 200  # white background after compositing, not black
+
+
+def test_a_huge_image_is_refused_with_its_name_not_a_traceback(tmp_path):
+    Image.new("L", (8000, 6000), 255).save(tmp_path / "scan.png")  # 48 M pixels: over hccr's limit
+    with pytest.raises(HccrError, match=r"scan.png: 8000×6000 pixels is too large .* crop or downscale"):
+        load_gray(tmp_path / "scan.png")
+    r = run_cli("predict", tmp_path / "scan.png")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "scan.png" in r.stderr

@@ -62,3 +62,24 @@ def test_images_of_unknown_characters_are_counted_not_dropped(folders):
     assert r.returncode == 0, r.stderr
     assert "1 of 3 labelled images are of characters the model does not know (宬)" in r.stdout
     assert "accuracy on 2 images: top1 1.0000" in r.stdout
+
+
+def test_an_image_of_a_word_gets_a_warning_or_with_strict_an_error(tmp_path):
+    import numpy as np
+
+    cells = []
+    for ch in "你好":
+        g, cell = glyph(ch, 64), np.full((70, 70), 255, np.uint8)
+        cell[: g.shape[0], : g.shape[1]] = g
+        cells.append(cell)
+    Image.fromarray(np.concatenate(cells, 1)).save(tmp_path / "word.png")
+    Image.fromarray(glyph("一", 64)).save(tmp_path / "one.png")  # wide, but one character
+    r = run_cli("predict", tmp_path / "word.png", tmp_path / "one.png")
+    assert r.returncode == 0, r.stderr
+    assert "1 image(s) look like several characters" in r.stderr and "word.png" in r.stderr
+    r = run_cli("predict", tmp_path / "word.png", "--strict")
+    assert r.returncode == 2 and "crop each character first" in r.stderr
+    with pytest.warns(UserWarning, match="several characters"):
+        import hccr
+
+        hccr.load().predict(str(tmp_path / "word.png"))

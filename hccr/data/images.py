@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import HccrError, Problem
 
+MAX_PIXELS = 40_000_000  # a scanned A4 page at 600 dpi is 35 M; anything larger is refused before decoding
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 
 
@@ -43,6 +44,9 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
     name = "<bytes>" if isinstance(src, bytes) else str(src)
     try:
         with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            if im.width * im.height > MAX_PIXELS:  # read from the header: nothing decoded yet
+                raise HccrError(f"{name}: {im.width}×{im.height} pixels is too large for one character image "
+                                f"(limit {MAX_PIXELS // 1_000_000} M pixels); crop or downscale it")
             im.load()
             if im.width == 0 or im.height == 0:
                 raise HccrError(f"{name}: empty image (0 pixels)")
@@ -51,6 +55,9 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
         raise HccrError(f"{name}: no such file") from None
     except UnidentifiedImageError:
         raise HccrError(f"{name}: not an image Pillow can read") from None
+    except Image.DecompressionBombError:  # Pillow refuses the largest ones in open() already
+        raise HccrError(f"{name}: too large for one character image (over {MAX_PIXELS // 1_000_000} M pixels); "
+                        "crop or downscale it") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise HccrError(f"{name}: corrupt image ({e})") from None
 

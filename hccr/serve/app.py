@@ -94,7 +94,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from ..runtime import load_recognizer
+    from ..runtime import load_recognizer, several_characters
 
     limits = limits or Limits()
     rec = load_recognizer(model_path)
@@ -161,11 +161,15 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         async with slots:
             loop = asyncio.get_running_loop()
             try:
-                (cands,) = await loop.run_in_executor(pool, lambda: rec.predict([image], topk=k))
+                (cands,), (several,) = await loop.run_in_executor(
+                    pool, lambda: (rec.predict([image], topk=k), several_characters([image])))
             except HccrError as e:
                 raise ApiError(422, str(e)) from None
-        return {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
-                "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
+        out = {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
+               "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
+        if several:
+            out["warning"] = "the image looks like several characters (a word or a line); hccr reads one character"
+        return out
 
     return app
 
