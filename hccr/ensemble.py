@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .errors import HccrError
-from .runtime import Predictions
+from .runtime import MANY_CLASSES, Predictions
 
 PAPER_WEIGHTS = (0.3, 0.2, 0.5)
 
@@ -43,11 +43,14 @@ def combine(preds: list[Predictions], weights: list[float] | tuple[float, ...] |
     if weights is None:
         weights = PAPER_WEIGHTS if len(preds) == 3 else [1.0] * len(preds)
     w = normalize_weights(weights, len(preds))
-    probs = sum(wk * p.probs.astype(np.float64) for wk, p in zip(w, preds, strict=True))
+    big = preds[0].probs.shape[1] > MANY_CLASSES
+    probs = np.zeros(preds[0].probs.shape, np.float16 if big else np.float32)
+    for i in range(0, len(probs), 4096):  # in chunks of rows: no N x C float64 temporary
+        probs[i : i + 4096] = sum(wk * p.probs[i : i + 4096].astype(np.float64) for wk, p in zip(w, preds, strict=True))
     ms = sum(p.meta.get("ms_per_char", 0.0) for p in preds)
     meta = {"kind": "ensemble", "weights": w.tolist(), "members": [p.meta.get("model") for p in preds],
             "crops": preds[0].meta.get("crops"), "ms_per_char": ms}
-    return Predictions(probs.astype(np.float32), preds[0].charset, preds[0].labels, preds[0].ids, preds[0].source, meta)
+    return Predictions(probs, preds[0].charset, preds[0].labels, preds[0].ids, preds[0].source, meta)
 
 
 def fit_weights(val_preds: list[Predictions], step: float = 0.05) -> np.ndarray:

@@ -11,21 +11,40 @@ import numpy as np
 from .errors import HccrError
 from .runtime import Predictions
 
+CHUNK = 4096  # rows per step: metrics over N x 6,763 probabilities never make an N x C temporary
 
-def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+
+def scan(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row argmax, top probability and rank of the true class (-1 where unlabelled), computed
+    in chunks of rows in float32 whatever the stored dtype (float16 prediction files included)."""
+    n = len(labels)
+    pred, conf, rank = np.zeros(n, np.int64), np.zeros(n, np.float32), np.full(n, -1, np.int64)
+    for i in range(0, n, CHUNK):
+        p = np.asarray(probs[i : i + CHUNK], np.float32)
+        y = labels[i : i + CHUNK]
+        pred[i : i + len(p)] = p.argmax(1)
+        conf[i : i + len(p)] = p.max(1)
+        ok = y >= 0
+        if ok.any():  # rank = number of classes with a strictly higher probability than the true one
+            true_p = p[np.flatnonzero(ok), y[ok]]
+            rank[i + np.flatnonzero(ok)] = (p[ok] > true_p[:, None]).sum(1)
+    return {"pred": pred, "conf": conf, "rank": rank}
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5, 10),
+                  stats: dict | None = None) -> dict[str, float]:
     ok = labels >= 0
     if not ok.any():
         raise HccrError("no labelled samples to evaluate (predict on a store or a <root>/<char>/ folder)")
-    p, y = probs[ok], labels[ok]
-    # Rank of the true class = number of classes with a strictly higher probability.
-    rank = (p > p[np.arange(len(y)), y][:, None]).sum(1)
+    rank = (stats or scan(probs, labels))["rank"][ok]
     return {f"top{k}": float((rank < k).mean()) for k in ks if k <= probs.shape[1] or k == 1}
 
 
-def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict:
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15, stats: dict | None = None) -> dict:
     ok = labels >= 0
-    conf = probs[ok].max(1)
-    correct = probs[ok].argmax(1) == labels[ok]
+    st = stats or scan(probs, labels)
+    conf = st["conf"][ok]
+    correct = st["pred"][ok] == labels[ok]
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(conf, edges) - 1, 0, bins - 1)
     acc, cnf, cnt = np.zeros(bins), np.zeros(bins), np.bincount(which, minlength=bins)
@@ -37,10 +56,11 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict:
     return {"ece": ece, "bin_acc": acc.tolist(), "bin_conf": cnf.tolist(), "bin_count": cnt.tolist(), "edges": edges.tolist()}
 
 
-def confusion_pairs(probs: np.ndarray, labels: np.ndarray, top: int = 10) -> list[tuple[int, int, int]]:
+def confusion_pairs(probs: np.ndarray, labels: np.ndarray, top: int = 10, stats: dict | None = None
+                    ) -> list[tuple[int, int, int]]:
     """(true class, predicted class, count) for the most frequent mistakes."""
     ok = labels >= 0
-    pred = probs[ok].argmax(1)
+    pred = (stats or scan(probs, labels))["pred"][ok]
     y = labels[ok]
     wrong = pred != y
     if not wrong.any():
@@ -51,9 +71,10 @@ def confusion_pairs(probs: np.ndarray, labels: np.ndarray, top: int = 10) -> lis
     return [(int(codes[i] // c), int(codes[i] % c), int(counts[i])) for i in order]
 
 
-def summary(pred: Predictions) -> dict:
-    s = topk_accuracy(pred.probs, pred.labels)
-    s["ece"] = calibration(pred.probs, pred.labels)["ece"]
+def summary(pred: Predictions, stats: dict | None = None) -> dict:
+    stats = stats or scan(pred.probs, pred.labels)
+    s = topk_accuracy(pred.probs, pred.labels, stats=stats)
+    s["ece"] = calibration(pred.probs, pred.labels, stats=stats)["ece"]
     s["count"] = int((pred.labels >= 0).sum())
     s["ms_per_char"] = pred.meta.get("ms_per_char")
     return s
@@ -90,9 +111,10 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     cs = Charset(main.charset)
     y, probs = main.labels, main.probs
     ok = y >= 0
-    summ = summary(main)
-    cal = calibration(probs, y)
-    pred = probs.argmax(1)
+    stats = scan(probs, y)
+    summ = summary(main, stats)
+    cal = calibration(probs, y, stats=stats)
+    pred = stats["pred"]
 
     # Per-class accuracy.
     rows = []
@@ -106,7 +128,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
         w.writerows(rows)
 
     # Most confused pairs with an example image of each.
-    pairs = confusion_pairs(probs, y)
+    pairs = confusion_pairs(probs, y, stats=stats)
     tiles = []
     for t, p, n in pairs:
         idx = np.flatnonzero(ok & (y == t) & (pred == p))[0]
@@ -153,7 +175,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
 
     # Comparison table and report.
     table = {**(compare or {}), name: main}
-    results = {k: summary(v) for k, v in table.items()}
+    results = {k: (summ if v is main else summary(v)) for k, v in table.items()}
     lines = [f"# Evaluation: {name}", "", f"Source: `{main.source}`, {summ['count']} labelled samples, "
              f"{len(cs)} classes, {main.meta.get('crops', '?')} crop(s).", "",
              "| model | top-1 | top-5 | top-10 | ECE | ms/char |", "|---|---|---|---|---|---|"]

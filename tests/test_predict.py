@@ -108,3 +108,24 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     r = run_cli("ensemble", tmp_path / "qs" / "preds" / "fast-1.test.npz", tmp_path / "qs" / "preds" / "fast-2.test.npz",
                 "--out", tmp_path / "e.npz", "--weights", "1,x")
     assert r.returncode != 0 and "--weights must be numbers" in r.stderr
+
+
+def test_metrics_stream_in_chunks_and_read_float16_files(tmp_path, monkeypatch):
+    import hccr.evaluate as ev
+
+    rng = np.random.default_rng(0)
+    probs = rng.random((50, 9)).astype(np.float32)
+    probs /= probs.sum(1, keepdims=True)
+    labels = rng.integers(-1, 9, 50)
+    ok = labels >= 0
+    rank = (probs[ok] > probs[ok, labels[ok]][:, None]).sum(1)  # the definition, on the whole array
+    monkeypatch.setattr(ev, "CHUNK", 7)  # many chunks, one ragged
+    got = ev.topk_accuracy(probs, labels, ks=(1, 3))
+    assert got == {"top1": float((rank < 1).mean()), "top3": float((rank < 3).mean())}
+    assert ev.confusion_pairs(probs, labels)[0][2] >= 1
+    p = Predictions(probs.astype(np.float16), "abcdefghi", labels.astype(np.int32),
+                    np.array([f"store:{i}" for i in range(50)]), "x", {})
+    p.save(tmp_path / "p.npz")
+    back = Predictions.load(tmp_path / "p.npz")
+    assert back.probs.dtype == np.float16  # kept half: 6,763 classes x 100,000 images = 1.35 GB, not 2.7
+    assert ev.topk_accuracy(back.probs, back.labels, ks=(1,))["top1"] == pytest.approx(got["top1"], abs=0.05)
