@@ -465,12 +465,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="Concurrent inferences.")] = 2,
+    allow_host: Annotated[list[str] | None, typer.Option(help="Host names clients may use to reach the server "
+                                                         "(default: --host, localhost, 127.0.0.1; '*' for any).")] = None,
 ) -> None:
     """HTTP API (POST /v1/recognize, GET /healthz, /docs) with a drawing page at /."""
     from .serve.app import Limits
     from .serve.app import serve as run
 
-    run(model or model_arg, host, port, Limits(workers=workers))
+    run(model or model_arg, host, port, Limits(workers=workers), allowed_hosts=allow_host)
 
 
 def _predict_labelled(inputs: list[Path], model: str | None, out: Path):

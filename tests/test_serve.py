@@ -138,3 +138,22 @@ def test_drawing_page_in_headless_chromium(model_dir, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_hardening_streamed_limit_one_error_shape_hosts_and_offline_docs(client):
+    def chunks():  # no Content-Length: the limit must still hold while the body streams in
+        for _ in range(100):
+            yield b"x" * 10_000
+
+    r = client.post("/v1/recognize", content=chunks(), headers={"content-type": "image/png"})
+    assert r.status_code == 413 and "over" in r.json()["error"]
+    r = client.post("/v1/recognize", json={"strokes": [[[0, 0], [1e308, 5]]]})
+    assert r.status_code == 422 and "within" in r.json()["error"]
+    r = client.post("/v1/recognize", content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "error" in r.json()
+    r = client.get("/nope")
+    assert r.status_code == 404 and set(r.json()) == {"error"}  # not FastAPI's {"detail": ...}
+    r = client.get("/healthz", headers={"host": "evil.example"})
+    assert r.status_code == 400
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower() and "src=" not in docs.text

@@ -4,10 +4,12 @@
                          ``{"strokes": [[[x, y], ...], ...], "topk": 5}`` -> top-k characters
     GET  /healthz        liveness and what model is loaded
     GET  /               the drawing page (no external resources)
-    GET  /docs           OpenAPI documentation
+    GET  /docs           the API described on one self-contained page (no CDN); /openapi.json
 
-Every bad input is a 4xx with ``{"error": ...}``; inference runs in a bounded worker pool and
-the model is loaded once.
+Every error, whatever raised it, answers ``{"error": ...}`` with a 4xx/5xx status. Bodies are
+read in a stream and cut off at the size limit (chunked uploads included); decoding, drawing and
+inference run in a bounded worker pool, so the event loop (and /healthz) stays responsive; the
+``Host`` header must name this server (DNS-rebinding guard); the model is loaded once.
 """
 
 
@@ -16,6 +18,7 @@ import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 
 import numpy as np
@@ -29,6 +32,7 @@ class Limits:
     max_pixels: int = 4096 * 4096  # decoded image
     max_points: int = 20_000  # all strokes together
     max_strokes: int = 200
+    max_coord: float = 1e6  # |x|, |y| of stroke points
     workers: int = 2  # concurrent inferences
     queue: int = 64  # requests waiting for a worker before 503
 
@@ -76,8 +80,8 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
             a = np.asarray(s, dtype=np.float64).reshape(-1, 2)
         except (ValueError, TypeError):
             raise ApiError(422, "each stroke must be a list of [x, y] number pairs") from None
-        if not np.isfinite(a).all():
-            raise ApiError(422, "stroke coordinates must be finite numbers")
+        if not np.isfinite(a).all() or (np.abs(a) > limits.max_coord).any():
+            raise ApiError(422, f"stroke coordinates must be finite numbers within ±{limits.max_coord:g}")
         if len(a):
             arrays.append(a)
     if sum(len(a) for a in arrays) > limits.max_points:
@@ -90,9 +94,38 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
     return render_trajectory(arrays, size=96, stroke_width=5.0)
 
 
-def create_app(model_path: str | None = None, limits: Limits | None = None, topk: int = 5):
+def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int]:
+    import json
+
+    try:
+        payload = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(422, "body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(422, "JSON nested too deeply") from None
+    if not isinstance(payload, dict) or "strokes" not in payload:
+        raise ApiError(422, 'JSON body must be an object with "strokes": [[[x, y], ...], ...]')
+    k = payload.get("topk", default_topk)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
+        raise ApiError(422, "topk must be an integer from 1 to 50")
+    return payload["strokes"], k
+
+
+DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>hccr API</title>
+<style>body{font:15px system-ui,sans-serif;max-width:52em;margin:2em auto}code,pre{background:#f3f3f3}</style>
+<h1>hccr API</h1><pre id="d">loading /openapi.json ...</pre>
+<script>fetch('openapi.json').then(r=>r.json()).then(s=>{let t='';for(const[p,ops]of Object.entries(s.paths))
+for(const[m,o]of Object.entries(ops))t+=m.toUpperCase()+' '+p+'\n  '+(o.description||o.summary||'').trim()+'\n\n';
+document.getElementById('d').textContent=t})</script>"""
+
+
+def create_app(model_path: str | None = None, limits: Limits | None = None, topk: int = 5,
+               allowed_hosts: list[str] | None = None):
     from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from ..runtime import load_recognizer, several_characters
 
@@ -101,12 +134,22 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     crops = getattr(rec, "crops", 5)
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hccr-infer")
     slots = asyncio.Semaphore(limits.workers + limits.queue)
-    app = FastAPI(title="hccr", version="1", description="Offline handwritten Chinese character recognition")
+    app = FastAPI(title="hccr", version="1", description="Offline handwritten Chinese character recognition",
+                  docs_url=None, redoc_url=None)  # FastAPI's own pages load scripts from a CDN
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "testserver"])
     page = resources.files("hccr.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)  # 404, 405, ...: the same shape as every other error
+    async def _http_error(_req: Request, exc: HTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_req: Request, exc: RequestValidationError):
+        return JSONResponse({"error": f"invalid request: {exc.errors()[:1]}"}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception):  # a bug, not the client's fault; still JSON
@@ -115,6 +158,10 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
         return page
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> str:
+        return DOCS_PAGE
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -127,42 +174,37 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_bytes:
             raise ApiError(413, f"request body over {limits.max_bytes} bytes")
-        body = await request.body()
-        if len(body) > limits.max_bytes:
-            raise ApiError(413, f"request body over {limits.max_bytes} bytes")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        k = topk
-        if ctype == "application/json":
-            import json
-
-            try:
-                payload = json.loads(body or b"null")
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ApiError(422, "body is not valid JSON") from None
-            if not isinstance(payload, dict) or "strokes" not in payload:
-                raise ApiError(422, 'JSON body must be an object with "strokes": [[[x, y], ...], ...]')
-            k = payload.get("topk", topk)
-            if not isinstance(k, int) or not 1 <= k <= 50:
-                raise ApiError(422, "topk must be an integer from 1 to 50")
-            image = render_strokes(payload["strokes"], limits)
-        elif ctype == "multipart/form-data":
-            form = await request.form()
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise ApiError(422, 'multipart upload needs a file field named "file"')
-            image = decode_image(await upload.read(), limits)
-        elif ctype.startswith("image/") or ctype == "application/octet-stream":
-            image = decode_image(body, limits)
-        else:
+        if ctype not in ("application/json", "multipart/form-data", "application/octet-stream") \
+                and not ctype.startswith("image/"):
             raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
                                 "multipart/form-data or application/json strokes")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # counted as it arrives: a chunked upload cannot grow past the limit
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise ApiError(413, f"request body over {limits.max_bytes} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        loop = asyncio.get_running_loop()
+        k = topk
+        if ctype == "application/json":
+            strokes, k = parse_strokes_json(body, topk)
+            work = partial(render_strokes, strokes, limits)
+        elif ctype == "multipart/form-data":
+            data = await _multipart_file(body, request.headers.get("content-type", ""))
+            work = partial(decode_image, data, limits)
+        else:
+            work = partial(decode_image, body, limits)
         if slots.locked():
             raise ApiError(503, "server busy, try again")
         async with slots:
-            loop = asyncio.get_running_loop()
             try:
-                (cands,), (several,) = await loop.run_in_executor(
-                    pool, lambda: (rec.predict([image], topk=k), several_characters([image])))
+                def infer():
+                    image = work()  # decoding and drawing off the event loop too
+                    return rec.predict([image], topk=k), several_characters([image])
+
+                (cands,), (several,) = await loop.run_in_executor(pool, infer)
             except HccrError as e:
                 raise ApiError(422, str(e)) from None
         out = {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
@@ -174,7 +216,27 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     return app
 
 
-def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> None:
+async def _multipart_file(body: bytes, content_type: str) -> bytes:
+    """The ``file`` field of a multipart body already read (and size-checked)."""
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartParser
+
+    async def one():
+        yield body
+
+    try:
+        form = await MultiPartParser(Headers({"content-type": content_type}), one()).parse()
+    except Exception:  # malformed multipart: the client's fault
+        raise ApiError(422, "malformed multipart body") from None
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise ApiError(422, 'multipart upload needs a file field named "file"')
+    return await upload.read()
+
+
+def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
+          allowed_hosts: list[str] | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(model_path, limits), host=host, port=port, log_level="info")
+    hosts = allowed_hosts or sorted({host, "127.0.0.1", "localhost"} - {"0.0.0.0", "::"}) or ["*"]
+    uvicorn.run(create_app(model_path, limits, allowed_hosts=hosts), host=host, port=port, log_level="info")
