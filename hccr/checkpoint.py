@@ -40,6 +40,9 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
 def resolve(path: str | os.PathLike) -> Path:
     """A run folder (its best checkpoint), a ``.json`` or a ``.safetensors`` path -> the ``.json``."""
     p = Path(path)
+    if p.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        raise HccrError(f"{path}: a pickled PyTorch file, which hccr does not load (it can run code); give a run "
+                        "folder or NAME.json next to NAME.safetensors")
     if p.is_dir():
         p = p / "best.json"
     elif p.suffix == ".safetensors":
@@ -50,10 +53,27 @@ def resolve(path: str | os.PathLike) -> Path:
 
 
 def read_meta(path: str | os.PathLike) -> dict:
+    """The checkpoint's JSON, checked: a damaged or inconsistent file is an :class:`HccrError` naming it."""
     p = resolve(path)
-    meta = read_json(p)
-    if meta.get("format") != FORMAT:
-        raise HccrError(f"{p}: not an hccr checkpoint (format {meta.get('format')!r})")
+    try:
+        meta = read_json(p)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HccrError(f"{p}: damaged checkpoint metadata (not valid JSON: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise HccrError(f"{p}: not an hccr checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    try:
+        args, pre, charset = meta["model_args"], meta["preprocessing"], meta["charset"]
+        classes, size = int(args["num_classes"]), int(pre["image_size"])
+        problem = (f"{classes} classes" if not 1 <= classes <= 100_000 else
+                   f"image size {size}" if not 8 <= size <= 2048 else
+                   f"{len(charset)} characters for {classes} classes" if len(charset) != classes else
+                   f"ink {pre['ink']!r}" if pre.get("ink") not in ("high", "dark") else
+                   "image sizes of model and preprocessing differ" if int(args.get("image_size", size)) != size
+                   else None)
+    except (KeyError, TypeError, ValueError) as e:
+        raise HccrError(f"{p}: damaged checkpoint metadata (missing or malformed {e})") from None
+    if problem:
+        raise HccrError(f"{p}: inconsistent checkpoint metadata ({problem})")
     return meta
 
 
@@ -71,7 +91,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     args = dict(meta["model_args"])
     model = create_model(meta["arch"], **args)
     try:
-        model.load_state_dict(load_file(str(weights), device=str(device)))
+        state = load_file(str(weights), device=str(device))
+    except Exception as e:  # truncated, not safetensors, unreadable
+        raise HccrError(f"{weights}: damaged weights file ({str(e).splitlines()[0][:160]})") from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise HccrError(f"{weights}: weights do not fit {meta['arch']} as described in {p.name} "
                         f"(saved by hccr {meta.get('hccr_version', '?')}, an older design?): "

@@ -13,6 +13,20 @@ from .errors import HccrError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Offline handwritten Chinese character recognition (CASIA-HWDB, CharNet ensembles).")
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"hccr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Offline handwritten Chinese character recognition (CASIA-HWDB, CharNet ensembles)."""
+
+
 OnError = Annotated[str, typer.Option(help="What to do with a bad sample: skip (count it) or stop.")]
 
 
@@ -65,6 +79,8 @@ def show(
     from .data.store import Store
     from .report import sample_grid
 
+    if n < 1:
+        raise HccrError(f"--n must be at least 1, got {n}")
     s = Store(store)
     sample_grid(s, out, n=n, split=split, seed=seed)
     print(f"wrote {out}")

@@ -407,8 +407,9 @@ class Store:
     def indices(self, split: str = "all") -> np.ndarray:
         if split == "all":
             return np.arange(len(self))
-        code = {"train": 0, "val": 1}[split]
-        return np.flatnonzero(self.split == code)
+        if split not in ("train", "val"):
+            raise HccrError(f"unknown split {split!r}: a store has all, train and val")
+        return np.flatnonzero(self.split == {"train": 0, "val": 1}[split])
 
     def __repr__(self) -> str:
         return f"Store({self.path}, {len(self)} samples, {len(self.charset)} classes, {self.size}px)"
