@@ -123,10 +123,10 @@ class CharNet(CharNetBase):
 
 @register_model("charnet")
 def charnet(num_classes: int, image_size: int = 256, **kw) -> CharNet:
-    if image_size < 128 or image_size % 32:
+    if image_size < 96 or image_size % 32:  # at 64 px the last stage would shrink to nothing
         from ..errors import HccrError
 
-        raise HccrError(f"charnet needs an image size that is a multiple of 32 and at least 128, got {image_size}")
+        raise HccrError(f"charnet needs an image size that is a multiple of 32 and at least 96, got {image_size}")
     return CharNet(num_classes, image_size, **kw)
 
 
