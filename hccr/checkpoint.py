@@ -24,6 +24,31 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def checkpoint_meta(cfg, store, model: nn.Module, metrics: dict, epoch: int) -> dict:
+    """The checkpoint schema (``FORMAT``): everything a checkpoint says about itself besides the weights."""
+    from .config import config_to_dict
+
+    # A model's own ``arch_args`` (every constructor argument, defaults included) win over the
+    # config's overrides, so a checkpoint rebuilds the same network even if defaults change later.
+    args = {**cfg.model_args, **getattr(unwrap(model), "arch_args", {})}
+    return {
+        "arch": cfg.model,
+        "model_args": {"num_classes": len(store.charset), "image_size": cfg.image_size, **args},
+        "charset": "".join(store.charset),
+        "preprocessing": {
+            "image_size": cfg.image_size, "ink": cfg.ink, "stretch_in_training": cfg.stretch,
+            "store_size": store.size, "margin": store.manifest["normalization"]["margin"],
+            "normalization": "flatten the paper, crop to the ink, invert (ink high), keep aspect, pad to a centred "
+                             "square, resize",
+            "multicrop_ratio": 280 / 256,
+        },
+        "config": config_to_dict(cfg),
+        "metrics": metrics,
+        "epoch": epoch,
+        "store": str(store.path),
+    }
+
+
 def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     """Write ``<stem>.safetensors`` then ``<stem>.json`` (the JSON last: it marks a complete checkpoint)."""
     from safetensors.torch import save_file

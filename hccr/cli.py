@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,25 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """Offline handwritten Chinese character recognition (CASIA-HWDB, CharNet ensembles)."""
 
 
-OnError = Annotated[str, typer.Option(help="What to do with a bad sample: skip (count it) or stop.")]
+class OnErrorChoice(StrEnum):  # choices listed in --help and checked by the parser
+    skip = "skip"
+    stop = "stop"
+
+
+class SplitChoice(StrEnum):
+    all = "all"
+    train = "train"
+    val = "val"
+
+
+class FormatChoice(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+OnError = Annotated[OnErrorChoice, typer.Option(help="What to do with a bad sample: skip (count it) or stop.")]
+Split = Annotated[SplitChoice, typer.Option(help="Which part of a store.")]
 
 
 @app.command()
@@ -41,7 +60,7 @@ def convert(
     margin: Annotated[float, typer.Option(help="Blank border as a fraction of the side.")] = 0.0,
     stroke_width: Annotated[float, typer.Option(help="Pen width (px at 64 px) for rendering .pot data.")] = 2.0,
     seed: int = 0,
-    on_error: OnError = "skip",
+    on_error: OnError = OnErrorChoice.skip,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     overwrite: bool = False,
 ) -> None:
@@ -52,7 +71,7 @@ def convert(
     if len(sources) < 2:
         raise HccrError("convert needs at least one source and the output folder: hccr convert SRC... OUT")
     opts = ConvertOptions(size=size, charset=charset, val_fraction=val_fraction, split_by_writer=split_by_writer,
-                          limit=limit, margin=margin, stroke_width=stroke_width, seed=seed, on_error=on_error)
+                          limit=limit, margin=margin, stroke_width=stroke_width, seed=seed, on_error=on_error.value)
     res = run([str(s) for s in sources[:-1]], sources[-1], opts, workers=workers, overwrite=overwrite)
     if res.skipped:
         print("skipped: " + ", ".join(f"{k}: {v}" for k, v in res.skipped.items()))
@@ -72,7 +91,7 @@ def show(
     store: Path,
     out: Annotated[Path, typer.Option(help="Where to write the PNG grid.")] = Path("grid.png"),
     n: Annotated[int, typer.Option(help="How many samples.")] = 64,
-    split: Annotated[str, typer.Option(help="all, train or val.")] = "all",
+    split: Split = SplitChoice.all,
     seed: int = 0,
 ) -> None:
     """Draw a labelled grid of samples from a store."""
@@ -82,7 +101,7 @@ def show(
     if n < 1:
         raise HccrError(f"--n must be at least 1, got {n}")
     s = Store(store)
-    sample_grid(s, out, n=n, split=split, seed=seed)
+    sample_grid(s, out, n=n, split=split.value, seed=seed)
     print(f"wrote {out}")
 
 
@@ -272,10 +291,11 @@ def predict(
     crops: Annotated[int | None, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop); default: the model's.")] = None,
     topk: Annotated[int, typer.Option(help="Candidates to print per image.")] = 5,
     charset: Annotated[str | None, typer.Option(help="Only answer with these characters (gb2312-1, a file, or a string).")] = None,
-    format_: Annotated[str, typer.Option("--format", help="table, jsonl or csv (jsonl/csv print every image).")] = "table",
-    on_error: Annotated[str, typer.Option(help="An unreadable image: skip it (and count it) or stop.")] = "stop",
+    format_: Annotated[FormatChoice, typer.Option("--format", help="jsonl and csv print every image.")] = FormatChoice.table,
+    on_error: Annotated[OnErrorChoice, typer.Option(help="An unreadable image: skip it (and count it) or stop.")
+                        ] = OnErrorChoice.stop,
     strict: Annotated[bool, typer.Option(help="Refuse images that look like several characters instead of warning.")] = False,
-    split: Annotated[str, typer.Option(help="For a store: all, train or val.")] = "all",
+    split: Split = SplitChoice.all,
     batch_size: int = 256,
     float16: Annotated[bool, typer.Option(help="Store probabilities as float16.")] = False,
     amp: Annotated[bool, typer.Option(help="bf16 autocast (faster on CPUs with bf16 units, ~1e-2 different).")] = False,
@@ -289,8 +309,7 @@ def predict(
     from .shipped import is_model_path
     from .utils import use_all_cores
 
-    if format_ not in ("table", "jsonl", "csv"):
-        raise HccrError(f"--format must be table, jsonl or csv, not {format_!r}")
+    format_, on_error, split = format_.value, on_error.value, split.value
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
     use_all_cores()
@@ -524,6 +543,11 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as e:  # the machine's, not hccr's: a full disk, a permission, a vanished file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e} (nothing half-written is kept: outputs are renamed into place "
+              "only when complete)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

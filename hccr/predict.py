@@ -90,7 +90,7 @@ class Recognizer(BaseRecognizer):
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, crops: int = 5) -> torch.Tensor:
         """Normalised (B, 1, s, s) -> (B, C) logits averaged over crops."""
-        from .train import autocast_for
+        from .precision import autocast_for
 
         b = x.shape[0]
         views = to_model_input(multicrop(x.to(self.device), self.image_size, crops), self.ink)

@@ -18,13 +18,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import distributed as D
 from .augment import gaussian_blur, random_pen_ink, random_warp, resize, stretch_to_content
-from .checkpoint import save_checkpoint, unwrap
+from .checkpoint import checkpoint_meta, save_checkpoint, unwrap
 from .config import TrainConfig, config_to_dict
 from .data.store import Store
 from .distill import Teacher, distill_loss
 from .errors import HccrError
 from .losses import binary_focal_loss, cross_entropy, deep_supervision
 from .models import create_model
+from .precision import _cpu_has_bf16, autocast_for, precision_of
 from .utils import Progress, write_json
 
 # ---------------------------------------------------------------------------------------------
@@ -48,31 +49,6 @@ def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, devic
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
-
-
-def precision_of(device: torch.device, amp: bool) -> str:
-    """The dtype training computes in: bf16 where the hardware has it (fp16 on older GPUs), else fp32."""
-    if not amp:
-        return "fp32"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if device.type == "cpu" and _cpu_has_bf16() else "fp32"
-
-
-def autocast_for(device: torch.device, enabled: bool):
-    """(autocast context for ``precision_of``, whether it is fp16 and so needs a gradient scaler)."""
-    precision = precision_of(device, enabled)
-    if precision == "fp32":
-        return contextlib.nullcontext(), False
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return torch.autocast(device.type, dtype=dtype), precision == "fp16"
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def probe_precision(model: nn.Module, cfg: TrainConfig, device: torch.device, classes: int, steps: int = 3) -> dict:
@@ -248,27 +224,6 @@ def evaluate(model: nn.Module, store: Store, indices: np.ndarray, cfg: TrainConf
     return {"val_acc": correct / total, "val_loss": loss_sum / total, "val_count": int(total)}
 
 
-def checkpoint_meta(cfg: TrainConfig, store: Store, model: nn.Module, metrics: dict, epoch: int) -> dict:
-    # A model's own ``arch_args`` (every constructor argument, defaults included) win over the
-    # config's overrides, so a checkpoint rebuilds the same network even if defaults change later.
-    args = {**cfg.model_args, **getattr(unwrap(model), "arch_args", {})}
-    return {
-        "arch": cfg.model,
-        "model_args": {"num_classes": len(store.charset), "image_size": cfg.image_size, **args},
-        "charset": "".join(store.charset),
-        "preprocessing": {
-            "image_size": cfg.image_size, "ink": cfg.ink, "stretch_in_training": cfg.stretch,
-            "store_size": store.size, "margin": store.manifest["normalization"]["margin"],
-            "normalization": "invert (ink high), keep aspect, pad to a centred square, resize",
-            "multicrop_ratio": 280 / 256,
-        },
-        "config": config_to_dict(cfg),
-        "metrics": metrics,
-        "epoch": epoch,
-        "store": str(store.path),
-    }
-
-
 def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool = False,
         device: str | None = None, progress: bool = True) -> dict:
     """Train ``cfg`` on a packed store; writes ``best.*``, ``last.*``, ``metrics.jsonl``, ``config.json``."""
@@ -302,6 +257,8 @@ def load_state(path: Path, device: torch.device) -> dict:
 
 def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
     state_path = out / "last.state.pt"
+    if out.exists() and not out.is_dir():
+        raise HccrError(f"{out}: is a file; --out names the run folder: choose another")
     if not resume and (out / "last.json").exists():
         raise HccrError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not state_path.exists():

@@ -54,7 +54,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
     cases = [
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
-        (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "unknown split 'test'"),
+        (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "'test' is not one of"),
         (["show", tiny_store, "--n", "0"], "--n must be at least 1"),
         (["train", "--data", tiny_store, "--out", tmp_path / "r", "--device", "cuda:7"], "--device cuda:7"),
     ]

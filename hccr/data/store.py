@@ -184,6 +184,8 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
     if opts.size < 8:
         raise HccrError(f"--size must be at least 8, got {opts.size}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HccrError(f"{out}: is a file; the store is a folder: choose another OUT")
     if (out / "manifest.json").exists():
         if not overwrite:
             raise HccrError(f"{out}: a store already exists there (use --overwrite to replace it)")
