@@ -157,3 +157,16 @@ def test_hardening_streamed_limit_one_error_shape_hosts_and_offline_docs(client)
     assert r.status_code == 400
     docs = client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower() and "src=" not in docs.text
+
+
+def test_batch_endpoint_answers_each_image_in_order_and_docs_describe_it(client):
+    files = [("file", ("a.png", _png(_char_image()), "image/png")), ("file", ("bad.png", b"nope", "image/png")),
+             ("file", ("c.png", _png(_char_image()), "image/png"))]
+    r = client.post("/v1/recognize/batch", files=files)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["file"] for x in res] == ["a.png", "bad.png", "c.png"]
+    assert len(res[0]["candidates"]) == 4 and "not an image" in res[1]["error"] and res[2]["candidates"]
+    spec = client.get("/openapi.json").json()
+    assert "/v1/recognize/batch" in spec["paths"] and "Recognition" in spec["components"]["schemas"]
+    assert "application/json" in spec["paths"]["/v1/recognize"]["post"]["requestBody"]["content"]

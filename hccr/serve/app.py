@@ -2,6 +2,7 @@
 
     POST /v1/recognize   an image upload (multipart field ``file``, or a raw image body) or JSON
                          ``{"strokes": [[[x, y], ...], ...], "topk": 5}`` -> top-k characters
+    POST /v1/recognize/batch   several images (multipart, repeated field ``file``) -> one result each
     GET  /healthz        liveness and what model is loaded
     GET  /               the drawing page (no external resources)
     GET  /docs           the API described on one self-contained page (no CDN); /openapi.json
@@ -33,6 +34,7 @@ class Limits:
     max_points: int = 20_000  # all strokes together
     max_strokes: int = 200
     max_coord: float = 1e6  # |x|, |y| of stroke points
+    max_batch: int = 64  # images in one batch request
     workers: int = 2  # concurrent inferences
     queue: int = 64  # requests waiting for a worker before 503
 
@@ -119,6 +121,50 @@ for(const[m,o]of Object.entries(ops))t+=m.toUpperCase()+' '+p+'\n  '+(o.descript
 document.getElementById('d').textContent=t})</script>"""
 
 
+def _schemas():
+    """Typed responses, so /docs and /openapi.json describe what the API answers."""
+    from pydantic import BaseModel
+
+    class Candidate(BaseModel):
+        char: str
+        prob: float
+
+    class Recognition(BaseModel):
+        candidates: list[Candidate]
+        latency_ms: float
+        warning: str | None = None
+
+    class ItemResult(BaseModel):
+        file: str
+        candidates: list[Candidate] | None = None
+        warning: str | None = None
+        error: str | None = None
+
+    class BatchRecognition(BaseModel):
+        results: list[ItemResult]
+        latency_ms: float
+
+    class Health(BaseModel):
+        status: str
+        model: str
+        classes: int
+        crops: int
+
+    class ErrorBody(BaseModel):
+        error: str
+
+    return Recognition, BatchRecognition, Health, ErrorBody
+
+
+REQUEST_DOC = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "application/json": {"schema": {"type": "object", "required": ["strokes"], "properties": {
+        "strokes": {"type": "array", "description": "strokes, each a list of [x, y] points",
+                    "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
+        "topk": {"type": "integer", "minimum": 1, "maximum": 50}}}}}}}
+
+
 def create_app(model_path: str | None = None, limits: Limits | None = None, topk: int = 5,
                allowed_hosts: list[str] | None = None):
     from fastapi import FastAPI, Request
@@ -163,29 +209,75 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     async def docs() -> str:
         return DOCS_PAGE
 
-    @app.get("/healthz")
+    Recognition, BatchRecognition, Health, ErrorBody = _schemas()
+    errors = {code: {"model": ErrorBody} for code in (413, 415, 422, 503)}
+
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict:
         return {"status": "ok", "model": str(model_path or "gb2312"), "classes": len(rec.charset), "crops": crops}
 
-    @app.post("/v1/recognize")
-    async def recognize(request: Request) -> dict:
-        """Upload an image (multipart ``file`` or a raw image body) or post JSON strokes."""
-        t0 = time.perf_counter()
+    async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_bytes:
             raise ApiError(413, f"request body over {limits.max_bytes} bytes")
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype not in ("application/json", "multipart/form-data", "application/octet-stream") \
-                and not ctype.startswith("image/"):
-            raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
-                                "multipart/form-data or application/json strokes")
         chunks, size = [], 0
         async for chunk in request.stream():  # counted as it arrives: a chunked upload cannot grow past the limit
             size += len(chunk)
             if size > limits.max_bytes:
                 raise ApiError(413, f"request body over {limits.max_bytes} bytes")
             chunks.append(chunk)
-        body = b"".join(chunks)
+        return b"".join(chunks)
+
+    @app.post("/v1/recognize/batch", response_model=BatchRecognition, responses=errors, openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+    async def recognize_batch(request: Request) -> dict:
+        """Several images in one multipart request (repeat the field ``file``); each gets its own
+        result or its own error, in the order sent."""
+        t0 = time.perf_counter()
+        ctype = request.headers.get("content-type", "")
+        if not ctype.lower().startswith("multipart/form-data"):
+            raise ApiError(415, "send the images as multipart/form-data, field file repeated")
+        files = await _multipart_files(await read_body(request), ctype)
+        if not files:
+            raise ApiError(422, 'no file fields: repeat a field named "file" once per image')
+        if len(files) > limits.max_batch:
+            raise ApiError(413, f"{len(files)} images; at most {limits.max_batch} per request")
+        if slots.locked():
+            raise ApiError(503, "server busy, try again")
+
+        def infer() -> list[dict]:
+            results, images, where = [], [], []
+            for name, data in files:
+                try:
+                    images.append(decode_image(data, limits))
+                    where.append(len(results))
+                    results.append({"file": name})
+                except ApiError as e:
+                    results.append({"file": name, "error": e.message})
+            if images:
+                for i, cands, several in zip(where, rec.predict(images, topk=topk), several_characters(images),
+                                             strict=True):
+                    results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
+                    if several:
+                        results[i]["warning"] = "looks like several characters (a word or a line)"
+            return results
+
+        async with slots:
+            results = await asyncio.get_running_loop().run_in_executor(pool, infer)
+        return {"results": results, "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
+
+    @app.post("/v1/recognize", response_model=Recognition, response_model_exclude_none=True, responses=errors,
+              openapi_extra=REQUEST_DOC)
+    async def recognize(request: Request) -> dict:
+        """Upload an image (multipart ``file`` or a raw image body) or post JSON strokes."""
+        t0 = time.perf_counter()
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ("application/json", "multipart/form-data", "application/octet-stream") \
+                and not ctype.startswith("image/"):
+            raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
+                                "multipart/form-data or application/json strokes")
+        body = await read_body(request)
         loop = asyncio.get_running_loop()
         k = topk
         if ctype == "application/json":
@@ -216,8 +308,8 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     return app
 
 
-async def _multipart_file(body: bytes, content_type: str) -> bytes:
-    """The ``file`` field of a multipart body already read (and size-checked)."""
+async def _multipart_files(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """``(filename, bytes)`` of every ``file`` field of a multipart body already read (and size-checked)."""
     from starlette.datastructures import Headers
     from starlette.formparsers import MultiPartParser
 
@@ -225,13 +317,19 @@ async def _multipart_file(body: bytes, content_type: str) -> bytes:
         yield body
 
     try:
-        form = await MultiPartParser(Headers({"content-type": content_type}), one()).parse()
+        form = await MultiPartParser(Headers({"content-type": content_type}), one(), max_files=1024).parse()
     except Exception:  # malformed multipart: the client's fault
         raise ApiError(422, "malformed multipart body") from None
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
+    return [(u.filename or f"file {i}", await u.read()) for i, u in enumerate(form.getlist("file"))
+            if not isinstance(u, str)]
+
+
+async def _multipart_file(body: bytes, content_type: str) -> bytes:
+    """The ``file`` field of a multipart body (one image)."""
+    files = await _multipart_files(body, content_type)
+    if not files:
         raise ApiError(422, 'multipart upload needs a file field named "file"')
-    return await upload.read()
+    return files[0][1]
 
 
 def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
