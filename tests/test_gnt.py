@@ -91,3 +91,12 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.gnt'}: no such file or folder"]
+
+
+def test_a_record_with_a_wrong_size_costs_only_itself():
+    recs = _records()
+    bad = bytearray(recs[1])
+    bad[0:4] = struct.pack("<I", 7_000_000)  # the size field of record 1 is garbage
+    rec = parse_gnt(b"".join([recs[0], bytes(bad), *recs[2:]]), "w.gnt")
+    assert len(rec) == len(recs) - 1  # every record after the bad one is still read
+    assert "skipped" in rec.problems[0].message and rec.problems[0].where.endswith(str(len(recs[0])))

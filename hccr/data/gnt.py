@@ -90,38 +90,76 @@ class GntRecords:
             yield np.ndarray((h, w), np.uint8, buf, s), chr(c)
 
 
+_HDR = struct.Struct("<I2sHH")  # size, tag code, width, height
+
+
+def _valid_at(buf: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Offsets in [lo, hi) where a plausible record header starts: its size is 10 + W*H with
+    0 < W, H <= 4096 (the tag is checked later, like every record's). Vectorised over the window."""
+    n = len(buf)
+    hi = min(hi, n - HEADER + 1)
+    if hi <= lo:
+        return np.zeros(0, np.int64)
+    win = buf[lo : hi + HEADER - 1].astype(np.int64)
+    m = hi - lo
+    size = win[0:m] | win[1 : m + 1] << 8 | win[2 : m + 2] << 16 | win[3 : m + 3] << 24
+    w = win[6 : m + 6] | win[7 : m + 7] << 8
+    h = win[8 : m + 8] | win[9 : m + 9] << 8
+    ok = (w > 0) & (h > 0) & (w <= 4096) & (h <= 4096) & (size == HEADER + w * h)
+    return lo + np.flatnonzero(ok)
+
+
+def _resync(buf: np.ndarray, start: int, window: int = 1 << 20) -> int | None:
+    """The first offset after ``start`` where two consecutive records (or one ending exactly at the
+    end of the file) have plausible headers: where reading can safely go on after a bad record."""
+    n = len(buf)
+    lo = start + 1
+    while lo < n - HEADER:
+        for p in _valid_at(buf, lo, lo + window).tolist():
+            size = int(_U32.unpack_from(memoryview(buf), p)[0])
+            nxt = p + size
+            if nxt == n or (nxt < n - HEADER and len(_valid_at(buf, nxt, nxt + 1))):
+                return p
+        lo += window
+    return None
+
+
 def _walk_offsets(buf: np.ndarray, source: str, problems: list[Problem]) -> np.ndarray:
     """Record start offsets, following the chain of sample sizes (the one sequential step).
 
-    Stops at the first record that cannot be located (truncated, or a size below the header).
+    Each header is checked as the chain is walked (size = 10 + W*H, W and H > 0); after a bad one
+    the reader resynchronises on the next pair of plausible records, so one damaged record costs
+    only itself (and the bytes up to the next good record), not the rest of the file.
     """
     n = len(buf)
     mv = memoryview(buf)
-    unpack = _U32.unpack_from
-    offsets = [0]
+    unpack = _HDR.unpack_from
+    offsets: list[int] = []
     append = offsets.append
-    off, size, too_small = 0, HEADER, False
-    try:
-        while True:
-            size = unpack(mv, off)[0]
-            if size < HEADER:
-                too_small = True
+    off = 0
+    while off < n:
+        if n - off < HEADER:
+            problems.append(Problem(source, f"truncated record: {n - off} bytes left, a header needs {HEADER}",
+                                    f"record at offset {off}"))
+            break
+        size, _tag, w, h = unpack(mv, off)
+        if w > 0 and h > 0 and size == HEADER + w * h:
+            if off + size > n:
+                problems.append(Problem(source, f"truncated record: sample size {size} but only {n - off} "
+                                        "bytes left", f"record at offset {off}"))
                 break
-            off += size
             append(off)
-    except struct.error:  # fewer than 4 bytes left at ``off``
-        pass
-    last = offsets.pop()  # where the next record would start
-    if last > n:  # the final record runs past the end of the file
-        start = offsets.pop()
-        problems.append(Problem(source, f"truncated record: sample size {last - start} but only {n - start} "
-                                "bytes left", f"record at offset {start}"))
-    elif too_small:
-        problems.append(Problem(source, f"corrupt record: sample size {size} is smaller than the {HEADER}-byte "
-                                "header; the rest of the file cannot be located", f"record at offset {last}"))
-    elif last < n:
-        problems.append(Problem(source, f"truncated record: {n - last} bytes left, a header needs {HEADER}",
-                                f"record at offset {last}"))
+            off += size
+            continue
+        nxt = _resync(buf, off)
+        skipped = (nxt if nxt is not None else n) - off
+        what = (f"zero width or height ({w}x{h})" if w == 0 or h == 0 else
+                f"sample size {size} disagrees with 10 + W*H = {HEADER + w * h} (W={w}, H={h})")
+        problems.append(Problem(source, what + (f"; skipped {skipped} bytes to the next good record" if nxt is not None
+                                                else "; no good record after it"), f"record at offset {off}"))
+        if nxt is None:
+            break
+        off = nxt
     return np.asarray(offsets, dtype=np.int64)
 
 
@@ -140,23 +178,11 @@ def parse_gnt(data: bytes | np.ndarray, source: str = "<bytes>", writer: str | N
     buf = data.view(np.ndarray) if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
     problems: list[Problem] = []
     offs = _walk_offsets(buf, source, problems)
-    # Every header field of every record at once: sizes follow from the offsets; W, H and the tag
-    # are gathered through little-endian uint16 views of the buffer (one per byte alignment).
-    ends = np.append(offs[1:], offs[-1] + _U32.unpack_from(memoryview(buf), int(offs[-1]))[0]) \
-        if len(offs) else offs
-    size = ends - offs
+    # Every header field of every record at once, through little-endian uint16 views of the buffer
+    # (one per byte alignment). The walk has checked sizes and dimensions; tags are checked here.
     w, h = _u16_at(buf, offs + 6), _u16_at(buf, offs + 8)
     codes = buf[offs + 4].astype(np.int32) << 8 | buf[offs + 5]
-
     ok = np.ones(len(offs), dtype=bool)
-    bad_dims = (w == 0) | (h == 0)
-    bad_size = ~bad_dims & (size != HEADER + w.astype(np.int64) * h)
-    for i in np.flatnonzero(bad_dims):
-        problems.append(Problem(source, f"zero width or height ({w[i]}x{h[i]})", f"record at offset {offs[i]}"))
-    for i in np.flatnonzero(bad_size):
-        problems.append(Problem(source, f"sample size {size[i]} disagrees with 10 + W*H = "
-                                f"{HEADER + int(w[i]) * int(h[i])} (W={w[i]}, H={h[i]})", f"record at offset {offs[i]}"))
-    ok &= ~bad_dims & ~bad_size
 
     lut = _gbk_table()
     cps = lut[codes]
