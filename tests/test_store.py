@@ -123,3 +123,15 @@ def test_cli_convert_and_info_on_real_data(tmp_path):
     assert "samples    11154" in r.stdout and "classes    22" in r.stdout
     r = run_cli("show", tmp_path / "st", "--out", tmp_path / "g.png", "--n", "9")
     assert r.returncode == 0 and Image.open(tmp_path / "g.png").size[0] > 100
+
+
+def test_a_conversion_stopped_by_a_bad_image_resumes_with_on_error_skip(tmp_path):
+    src = tmp_path / "png" / "永"
+    src.mkdir(parents=True)
+    Image.fromarray(np.full((20, 20), 0, np.uint8)).save(src / "1.png")
+    (src / "2.png").write_bytes(b"broken")
+    with pytest.raises(HccrError, match="2.png"):
+        convert([str(tmp_path / "png")], tmp_path / "out", ConvertOptions(on_error="stop"), workers=1, progress=False)
+    res = convert([str(tmp_path / "png")], tmp_path / "out", ConvertOptions(on_error="skip"), workers=1,
+                  progress=False)
+    assert len(Store(res.path)) == 1 and sum(res.skipped.values()) == 1

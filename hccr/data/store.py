@@ -196,13 +196,18 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
     units = plan_units([str(s) for s in sources])
 
     work = out.with_name(out.name + ".partial")
-    plan = {"format": FORMAT, "sources": [str(s) for s in sources], "options": asdict(opts),
+    # What finished chunks depend on; --on-error does not change a chunk that was finished, so a
+    # conversion stopped by a bad sample can be resumed with --on-error skip.
+    options = {k: v for k, v in asdict(opts).items() if k != "on_error"}
+    plan = {"format": FORMAT, "sources": [str(s) for s in sources], "options": options,
             "units": [u.key for u in units]}
     if work.exists():
         old = read_json(work / "plan.json") if (work / "plan.json").exists() else None
-        if old != plan:
+        if old != plan and overwrite:
+            shutil.rmtree(work)
+        elif old != plan:
             raise HccrError(f"{work}: an unfinished conversion with other sources or options is there; "
-                            "delete it or rerun with the same arguments to resume it")
+                            "rerun with the same arguments to resume it, or add --overwrite to start over")
     (work / "chunks").mkdir(parents=True, exist_ok=True)
     write_json(work / "plan.json", plan)
 
