@@ -170,3 +170,65 @@ def test_batch_endpoint_answers_each_image_in_order_and_docs_describe_it(client)
     spec = client.get("/openapi.json").json()
     assert "/v1/recognize/batch" in spec["paths"] and "Recognition" in spec["components"]["schemas"]
     assert "application/json" in spec["paths"]["/v1/recognize"]["post"]["requestBody"]["content"]
+
+
+@pytest.mark.slow
+def test_server_under_load_stays_responsive_and_refuses_a_huge_chunked_upload_in_little_memory(model_dir, tmp_path):
+    """A real server process: a 400 MB upload without Content-Length is refused while the server's
+    peak memory stays small; then 16 clients send 4096x4096 images while /healthz is timed."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hccr.cli", "serve", "--model", str(model_dir), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+        def body():
+            for _ in range(400):
+                yield b"\0" * (1 << 20)
+
+        try:
+            r = httpx.post(f"{url}/v1/recognize", content=body(), headers={"content-type": "image/png"}, timeout=60)
+            assert r.status_code == 413
+        except httpx.HTTPError:
+            pass  # the server may close the connection mid-upload: also a refusal
+        peak_kb = int(next(ln for ln in open(f"/proc/{proc.pid}/status") if ln.startswith("VmHWM")).split()[1])
+        assert peak_kb < 500_000, f"server peak memory {peak_kb / 1e3:.0f} MB"
+
+        big = np.full((4096, 4096), 255, np.uint8)
+        big[1000:3000, 1900:2200] = 0
+        payload = _png(big)
+        stop = threading.Event()
+
+        def client():
+            with httpx.Client(timeout=60) as c:
+                while not stop.is_set():
+                    c.post(f"{url}/v1/recognize", content=payload, headers={"content-type": "image/png"})
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(16)]
+        for t in threads:
+            t.start()
+        time.sleep(2)  # the load is on
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+            times.append(time.perf_counter() - t0)
+            time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(times)[len(times) // 2] < 0.1, times  # median under 100 ms while decoding 4096² images
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
