@@ -458,6 +458,40 @@ def evaluate(
 
 
 @app.command()
+def calibrate(
+    inputs: Annotated[list[str], typer.Argument(help="Labelled images the model did not train on: a store "
+                                                     "(see --split) or <root>/<char>/ folders.")],
+    model: ModelOpt = None,
+    split: Split = SplitChoice.val,
+    write: Annotated[bool, typer.Option(help="Record the temperature in the model's files.")] = True,
+) -> None:
+    """Fit the softmax temperature that makes the model's confidences honest (lowest NLL), report
+    ECE before and after, and record it in the model (checkpoint JSON, ONNX metadata)."""
+    from .evaluate import calibration, fit_temperature, topk_accuracy
+    from .runtime import load_recognizer, predict_inputs, temper
+    from .shipped import write_temperature
+    from .utils import use_all_cores
+
+    use_all_cores()
+    rec = load_recognizer(model)
+    rec.temperature = 1.0
+    pred = predict_inputs(rec, inputs, crops=getattr(rec, "crops", None) or 5, split=split.value)
+    ok = pred.labels >= 0
+    if ok.sum() < 50:
+        raise HccrError(f"calibration needs at least 50 labelled images the model knows, got {int(ok.sum())}")
+    t = fit_temperature(pred.probs, pred.labels)
+    before = calibration(pred.probs, pred.labels)["ece"]
+    after = calibration(temper(pred.probs, t), pred.labels)["ece"]
+    top1 = topk_accuracy(pred.probs, pred.labels, ks=(1,))["top1"]
+    print(f"temperature {t:.3f}: ECE {before:.4f} -> {after:.4f} on {int(ok.sum())} images (top-1 {top1:.4f}, unchanged)")
+    if write:
+        info = {"images": int(ok.sum()), "data": ",".join(Path(i).name for i in inputs), "split": split.value, "ece_before": round(before, 4),
+                "ece_after": round(after, 4)}
+        for p in write_temperature(model or "gb2312", t, info):
+            print(f"wrote {p}")
+
+
+@app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for data, models, predictions and the report.")] = Path("runs/quickstart"),
     real: Annotated[list[Path] | None, typer.Option(help="Also evaluate on real data (a <root>/<char>/ folder, .gnt ...).")] = None,

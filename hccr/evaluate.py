@@ -71,6 +71,36 @@ def confusion_pairs(probs: np.ndarray, labels: np.ndarray, top: int = 10, stats:
     return [(int(codes[i] // c), int(codes[i] % c), int(counts[i])) for i in order]
 
 
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of the true labels (golden-section
+    search over log T in [1/8, 16]): one number, so a few hundred labelled images suffice."""
+    ok = np.flatnonzero(labels >= 0)
+    if len(ok) == 0:
+        raise HccrError("calibration needs labelled images")
+    logp = np.log(np.clip(np.asarray(probs[ok], np.float64), 1e-30, None))
+    y = labels[ok]
+
+    def nll(log_t: float) -> float:
+        z = logp / np.exp(log_t)
+        z -= z.max(1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean())
+
+    lo, hi = np.log(1 / 8), np.log(16)
+    g = (np.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(40):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = nll(b)
+    return float(np.exp((lo + hi) / 2))
+
+
 def summary(pred: Predictions, stats: dict | None = None) -> dict:
     stats = stats or scan(pred.probs, pred.labels)
     s = topk_accuracy(pred.probs, pred.labels, stats=stats)

@@ -71,6 +71,7 @@ class Recognizer(BaseRecognizer):
         self.ink = pre["ink"]
         self.margin = float(pre.get("margin", 0.0))
         self.amp = amp  # bf16 autocast: faster on CPUs with bf16 units, probabilities differ by ~1e-2
+        self.temperature = float(meta.get("calibration", {}).get("temperature", 1.0))
         self.identity = identity or {"arch": meta.get("arch")}
 
     @classmethod

@@ -42,6 +42,20 @@ def normalize_images(images: list[np.ndarray], image_size: int, crops: int, marg
     return arr[:, None].astype(np.float32) / 255
 
 
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities at another softmax temperature: softmax(log p / T) = softmax(z / T) for any
+    logits z behind p, so a recognizer that only returns probabilities (ONNX) can be calibrated."""
+    if temperature == 1.0:
+        return probs
+    out = np.empty(probs.shape, probs.dtype)
+    for i in range(0, len(probs), 4096):
+        z = np.log(np.clip(np.asarray(probs[i : i + 4096], np.float64), 1e-30, None)) / temperature
+        z -= z.max(1, keepdims=True)
+        e = np.exp(z)
+        out[i : i + 4096] = e / e.sum(1, keepdims=True)
+    return out
+
+
 def several_characters(images: list[np.ndarray]) -> list[bool]:
     """For each gray image: whether it probably holds several characters (a word, a line), which a
     single-character recognizer would answer confidently and wrongly."""
@@ -70,6 +84,11 @@ class BaseRecognizer:
     image_size: int
     margin: float = 0.0
     cleanup: bool = True  # flatten the paper and crop to the ink first (False: the image as it is)
+    temperature: float = 1.0  # fitted by `hccr calibrate`: probabilities a user can threshold
+
+    def probabilities(self, x: np.ndarray, crops: int) -> np.ndarray:
+        """Normalised images -> calibrated (B, C) probabilities."""
+        return temper(self.proba_normalized(x, crops), self.temperature)
 
     def normalize_images(self, images: list[np.ndarray], crops: int) -> np.ndarray:
         return normalize_images(images, self.image_size, crops, self.margin, self.cleanup)
@@ -82,7 +101,7 @@ class BaseRecognizer:
         images = as_gray_list(images, bgr)
         out = []
         for i in range(0, len(images), batch_size):
-            out.append(self.proba_normalized(self.normalize_images(images[i : i + batch_size], crops), crops))
+            out.append(self.probabilities(self.normalize_images(images[i : i + batch_size], crops), crops))
         return np.concatenate(out) if out else np.zeros((0, len(self.charset)), np.float32)
 
     def predict(self, images, topk: int = 5, crops: int = 5, allowed: str | None = None, bgr: bool = False
@@ -252,7 +271,7 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch
             if store is not None:
                 b = idx[i : i + batch_size]  # sorted: sequential reads from the memory map
                 s = round(rec.image_size * MULTICROP_RATIO) if crops == 5 else rec.image_size
-                probs[i : i + len(b)] = rec.proba_normalized(resize_batch(store.images[b], s), crops)
+                probs[i : i + len(b)] = rec.probabilities(resize_batch(store.images[b], s), crops)
             else:
                 imgs, rows = [], []
                 for j in range(i, min(i + batch_size, n)):
@@ -326,6 +345,7 @@ class OnnxRecognizer(BaseRecognizer):
         self.margin = float(pre.get("margin", 0.0))
         self.crops = int(meta["crops"])
         self.input_size = int(meta["input_size"])
+        self.temperature = float(meta.get("temperature", 1.0))
         self.identity = {"path": str(path), "arch": "onnx", "members": json.loads(meta["members"]),
                          "weights": json.loads(meta["weights"])}
 

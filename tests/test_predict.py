@@ -129,3 +129,20 @@ def test_metrics_stream_in_chunks_and_read_float16_files(tmp_path, monkeypatch):
     back = Predictions.load(tmp_path / "p.npz")
     assert back.probs.dtype == np.float16  # kept half: 6,763 classes x 100,000 images = 1.35 GB, not 2.7
     assert ev.topk_accuracy(back.probs, back.labels, ks=(1,))["top1"] == pytest.approx(got["top1"], abs=0.05)
+
+
+def test_temperature_fit_recovers_a_known_miscalibration_and_the_shipped_model_carries_one():
+    from hccr.evaluate import calibration, fit_temperature
+    from hccr.runtime import temper
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (4000, 10))
+    p_true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    labels = np.array([rng.choice(10, p=row) for row in p_true])  # labels drawn from the calibrated model
+    over = temper(p_true, 0.5)  # the same model, overconfident (logits doubled)
+    t = fit_temperature(over, labels)
+    assert 1.8 < t < 2.2  # the fix undoes the doubling
+    assert calibration(temper(over, t), labels)["ece"] < calibration(over, labels)["ece"] / 2
+    import hccr
+
+    assert 0.3 < hccr.load().temperature < 3 and hccr.load().temperature != 1.0  # fitted, recorded in the asset
