@@ -64,3 +64,17 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         assert fragment in r.stderr, (args, r.stderr)
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("hccr ")
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda d: (d / "images.npy").write_bytes((d / "images.npy").read_bytes()[:200]), "damaged store"),
+    (lambda d: (d / "labels.npy").unlink(), "damaged store"),
+    (lambda d: (d / "manifest.json").write_text("{nope"), "damaged store"),
+    (lambda d: (d / "charset.txt").write_text("一", encoding="utf-8"), "labels beyond"),
+])
+def test_damaged_stores_are_one_line_errors(tiny_store, tmp_path, damage, fragment):
+    d = tmp_path / "store"
+    shutil.copytree(tiny_store, d)
+    damage(d)
+    r = run_cli("info", d)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and fragment in r.stderr, r.stderr

@@ -393,16 +393,27 @@ class Store:
             hint = f" (an unfinished conversion is in {partial}; rerun hccr convert to finish it)" \
                 if partial.exists() else ""
             raise HccrError(f"{self.path}: not an hccr store (no manifest.json){hint}")
-        self.manifest = read_json(mf)
-        if self.manifest.get("format") != FORMAT:
-            raise HccrError(f"{self.path}: unknown store format {self.manifest.get('format')!r}")
-        self.images = np.load(self.path / "images.npy", mmap_mode="r")
-        self.labels = np.load(self.path / "labels.npy")
-        self.writers = np.load(self.path / "writers.npy")
-        self.sizes = np.load(self.path / "sizes.npy")
-        self.split = np.load(self.path / "split.npy")
-        self.charset = Charset.load(self.path / "charset.txt")
-        self.writer_names = (self.path / "writers.txt").read_text(encoding="utf-8").splitlines()
+        try:
+            self.manifest = read_json(mf)
+            if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+                raise HccrError(f"{self.path}: unknown store format "
+                                f"{self.manifest.get('format') if isinstance(self.manifest, dict) else None!r}")
+            self.images = np.load(self.path / "images.npy", mmap_mode="r")
+            self.labels = np.load(self.path / "labels.npy")
+            self.writers = np.load(self.path / "writers.npy")
+            self.sizes = np.load(self.path / "sizes.npy")
+            self.split = np.load(self.path / "split.npy")
+            self.charset = Charset.load(self.path / "charset.txt")
+            self.writer_names = (self.path / "writers.txt").read_text(encoding="utf-8").splitlines()
+        except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+            raise HccrError(f"{self.path}: damaged store ({getattr(e, 'filename', None) or ''} "
+                            f"{str(e).splitlines()[0][:120]}); convert it again") from None
+        n = len(self.labels)
+        if self.images.ndim != 3 or any(len(a) != n for a in (self.images, self.writers, self.sizes, self.split)):
+            raise HccrError(f"{self.path}: damaged store (arrays of different lengths); convert it again")
+        if n and int(self.labels.max()) >= len(self.charset):
+            raise HccrError(f"{self.path}: damaged store (labels beyond its {len(self.charset)} characters); "
+                            "convert it again")
 
     def __len__(self) -> int:
         return len(self.labels)
