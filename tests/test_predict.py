@@ -146,3 +146,18 @@ def test_temperature_fit_recovers_a_known_miscalibration_and_the_shipped_model_c
     import hccr
 
     assert 0.3 < hccr.load().temperature < 3 and hccr.load().temperature != 1.0  # fitted, recorded in the asset
+
+
+def test_cli_calibrate_records_the_temperature_in_the_checkpoint(tiny_run, tiny_store, tmp_path):
+    import json
+    import shutil
+
+    from conftest import run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    r = run_cli("calibrate", tiny_store, "--model", run, "--split", "all")
+    assert r.returncode == 0, r.stderr
+    assert "temperature" in r.stdout and "ECE" in r.stdout
+    t = json.loads((run / "best.json").read_text())["calibration"]["temperature"]
+    assert Recognizer.from_checkpoint(run).temperature == t and t != 1.0
