@@ -40,12 +40,12 @@ def test_init_refuses_a_different_architecture():
 
 def test_fine_tuning_starts_where_the_source_model_was_and_freezing_holds_the_backbone(tiny_store, tmp_path):
     src_cfg = apply_overrides(get_preset("fast-1"), [
-        "image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003"])
+        "image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003", "amp=false"])
     src_cfg.augment = AugmentConfig(rotation=5)  # light augmentation: a few steps must already learn
     src_run = tmp_path / "src"
     assert fit(src_cfg, tiny_store, src_run, progress=False)["val_acc"] > 0.5
     source, _ = load_checkpoint(src_run)
-    cfg = apply_overrides(get_preset("fast-1"), ["batch_size=32", "epochs=1", "warmup_epochs=0", "lr=0.001",
+    cfg = apply_overrides(get_preset("fast-1"), ["batch_size=32", "epochs=1", "warmup_epochs=0", "lr=0.001", "amp=false",
                                                  f"init={src_run}", "freeze_epochs=1"])
     assert cfg.image_size == 64  # taken from the source model at fit time
     m = fit(cfg, tiny_store, tmp_path / "ft", progress=False)

@@ -61,7 +61,8 @@ def test_checkpoint_rebuilds_a_non_default_architecture(tmp_path):
     torch.manual_seed(0)
     m = create_model("charnet-s", num_classes=5, image_size=32, widths=(8, 16, 16, 32), strides=(2, 2, 1, 1),
                      conv_stages=(1, 3)).eval()
-    save_checkpoint(tmp_path / "ck", m, {"arch": "charnet-s",
+    save_checkpoint(tmp_path / "ck", m, {"arch": "charnet-s", "charset": "一二三四五",
+                                          "preprocessing": {"image_size": 32, "ink": "high"},
                                           "model_args": {"num_classes": 5, "image_size": 32, **m.arch_args}})
     loaded, meta = load_checkpoint(tmp_path / "ck.json")
     x = torch.rand(2, 1, 32, 32)

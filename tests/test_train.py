@@ -16,6 +16,7 @@ from hccr.train import fit
 def _cfg(**kw):
     cfg = get_preset("fast-1")
     cfg = apply_overrides(cfg, ["image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003",
+                                "amp_probe=false",
                                 "model_args.widths=8,16,16,32", "model_args.stem=8"])
     cfg.augment = AugmentConfig(rotation=5)  # light augmentation: a few steps must already learn
     for k, v in kw.items():
@@ -128,3 +129,17 @@ def test_torchrun_two_processes_on_cpu(tiny_store, tmp_path):
     last = json.loads((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()[-1])
     done = int(torch.load(tmp_path / "ddp" / "last.state.pt", weights_only=True)["epoch"])  # epochs finished
     assert done == 2 and last["val_count"] == 64  # exact: every validation sample counted once
+
+
+def test_precision_probe_times_both_dtypes_and_leaves_the_run_untouched():
+    from hccr.models import create_model
+    from hccr.train import probe_precision
+
+    cfg = apply_overrides(get_preset("fast-1"), ["image_size=32", "batch_size=8"])
+    model = create_model("charnet-s", 4, 32, widths=(8, 16, 16, 32), stem=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    res = probe_precision(model, cfg, torch.device("cpu"), 4, steps=1)
+    assert res["chosen"] in ("fp32", "bf16") and res["fp32_img_per_s"] > 0 and res["bf16_img_per_s"] > 0
+    assert torch.equal(torch.get_rng_state(), rng)  # dropout's stream is where it was
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics too
