@@ -187,20 +187,26 @@ def train(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:
     """Train a model (single process, or many under torchrun --nproc-per-node N); --init fine-tunes one."""
-    from .config import apply_overrides, config_from_dict, get_preset
+    from .config import apply_overrides
     from .train import fit
-    from .utils import read_json
 
-    if resume and (out / "config.json").exists():
-        cfg = config_from_dict(read_json(out / "config.json")["config"])
-    else:
-        cfg = get_preset(preset)
+    cfg, _ = _run_config(out, resume, preset)
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed), ("init", init),
                        ("freeze_epochs", freeze_epochs)):
         if value is not None:
             setattr(cfg, key, value)
     cfg = apply_overrides(cfg, set_ or [])
     fit(cfg, data, out, resume=resume, device=device)
+
+
+def _run_config(out: Path, resume: bool, preset: str):
+    """(config, resumed): the run's own config when resuming it, else the preset's."""
+    from .config import config_from_dict, get_preset
+    from .utils import read_json
+
+    if resume and (out / "config.json").exists():
+        return config_from_dict(read_json(out / "config.json")["config"]), True
+    return get_preset(preset), False
 
 
 @app.command()
@@ -219,14 +225,11 @@ def distill(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:
     """Train one student on the soft five-crop predictions of an ensemble of teachers."""
-    from .config import apply_overrides, config_from_dict, get_preset
+    from .config import apply_overrides
     from .train import fit
-    from .utils import read_json
 
-    if resume and (out / "config.json").exists():
-        cfg = config_from_dict(read_json(out / "config.json")["config"])
-    else:
-        cfg = get_preset(preset)
+    cfg, resumed = _run_config(out, resume, preset)
+    if not resumed:
         cfg.teachers = tuple(str(t) for t in teacher)
         try:
             cfg.teacher_weights = tuple(float(w) for w in weights.split(",")) if weights else ()
