@@ -6,7 +6,8 @@
 Real data: casia-hwdb-22's training images, the last 10% of each class by file number held out as
 validation (writers the rest never saw, see tail_split.py). For each seed, k images per class are
 drawn from the other 90% ("all" = every one of them). Both methods use fast-1's recipe (five-crop
-prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312``.
+prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312``;
+``--methods resnet`` trains the lean ResNet from scratch the same way (``--set model=resnet-lean``).
 ``--split val`` scores the held-out tail, ``--split test`` the 2,674 test images (22-way).
 """
 
@@ -69,6 +70,8 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
         sets += ["batch_size=64", f"steps={args.steps}", "epochs=1000000", "warmup_epochs=0"]
     if method == "finetune":
         sets += ["init=gb2312", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
+    elif method == "resnet":  # the lean ResNet, from scratch with the same recipe
+        sets += ["model=resnet-lean"]
     cfg = apply_overrides(get_preset("fast-1"), sets)
     if shots is not None:  # warm up over the first 5% of steps, whatever the epoch length
         steps_per_epoch = max(1, (len(Store(store).indices("train")) + 63) // 64)
@@ -83,7 +86,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["val", "test"], default="val")
     ap.add_argument("--shots", default="5,10,50,all")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--methods", default="finetune,scratch")
+    ap.add_argument("--methods", default="finetune,scratch", help="finetune, scratch and/or resnet")
     ap.add_argument("--ft-lr", type=float, default=1e-3)
     ap.add_argument("--freeze-epochs", type=int, default=0)
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps for the k-shot points")

@@ -102,7 +102,7 @@ def main() -> None:
             own = [it for it in train if it.char == ch]
             items += own[-round(len(own) * 0.1):]
     rec = Recognizer.from_checkpoint(args.model)
-    rec.cleanup = not args.no_cleanup
+    rec.spec = rec.spec.with_(cleanup=not args.no_cleanup)
     images = [load_gray(it.path) for it in items]
     labels = np.array([rec.charset.index.get(it.char, -1) for it in items])
     rows = []
@@ -117,7 +117,7 @@ def main() -> None:
     for r in rows:
         r["vs_clean_pt"] = 100 * (r["top1"] - clean)
     print(table(rows, ["input", "top1", "vs_clean_pt", "seconds"]))
-    save(f"robustness-{args.split}{args.name}", {"model": args.model, "cleanup": rec.cleanup, "split": args.split, "images": len(items), "crops": args.crops, "rows": rows})
+    save(f"robustness-{args.split}{args.name}", {"model": args.model, "cleanup": rec.spec.cleanup, "split": args.split, "images": len(items), "crops": args.crops, "rows": rows})
 
 
 if __name__ == "__main__":

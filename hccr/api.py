@@ -41,11 +41,12 @@ class Ensemble:
             weights = PAPER_WEIGHTS if len(self.members) == 3 else [1.0] * len(self.members)
         self.weights = normalize_weights(weights, len(self.members))
 
-    def predict_proba(self, images, crops: int = 5, bgr: bool = False) -> np.ndarray:
+    def predict_proba(self, images, crops: int | None = None, bgr: bool = False) -> np.ndarray:
+        """Each member predicts with ``crops`` (default: its own spec's)."""
         from .inputs import as_gray_list
 
         images = as_gray_list(images, bgr)
         return sum(w * m.predict_proba(images, crops) for w, m in zip(self.weights, self.members, strict=True))
 
-    def predict(self, images, topk: int = 5, crops: int = 5, bgr: bool = False) -> list[list[tuple[str, float]]]:
+    def predict(self, images, topk: int = 5, crops: int | None = None, bgr: bool = False) -> list[list[tuple[str, float]]]:
         return topk_chars(self.predict_proba(images, crops, bgr), self.charset, topk)

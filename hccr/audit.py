@@ -145,9 +145,10 @@ def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256) -
     from .checkpoint import load_checkpoint
     from .finetune import resolve_init
     from .predict import multicrop, to_model_input
+    from .preprocess import InputSpec
 
     model, meta = load_checkpoint(resolve_init(model_ref))
-    size, ink = int(meta["preprocessing"]["image_size"]), meta["preprocessing"]["ink"]
+    spec = InputSpec.from_meta(meta["preprocessing"], crops=1)
     index = {c: i for i, c in enumerate(meta["charset"])}
     lut = np.array([index.get(c, -1) for c in store.charset])
     if (lut < 0).all():
@@ -157,7 +158,7 @@ def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256) -
         for i in range(0, len(idx), batch):
             b = idx[i : i + batch]
             x = torch.from_numpy(np.ascontiguousarray(store.images[b])).unsqueeze(1).float().div_(255)
-            v = to_model_input(multicrop(x, size, 1), ink)
+            v = to_model_input(multicrop(x, spec.size, 1), spec.ink)
             f = model.forward_features(v)
             z = model.forward_head(f).float()
             p = torch.softmax(z, -1).numpy()[:, np.maximum(lut, 0)] * (lut >= 0)

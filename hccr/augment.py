@@ -107,3 +107,11 @@ def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | N
         gain = 1 - torch.rand(b, generator=generator).to(dev) * cfg.ink
         x = x * gain.view(b, 1, 1, 1).to(x.dtype)
     return x
+
+
+def to_model_input(x: torch.Tensor, ink: str, channels_last: bool = True) -> torch.Tensor:
+    """Ink-high images -> the polarity the network was built for (``InputSpec.ink``); every front end
+    (training, PyTorch prediction, distillation teachers, the audit) flips through here."""
+    if ink == "dark":
+        x = 1.0 - x
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -15,6 +15,7 @@ from torch import nn
 
 from . import __version__
 from .errors import HccrError
+from .preprocess import InputSpec
 from .utils import atomic_path, read_json, write_json
 
 FORMAT = "hccr-ckpt/1"
@@ -22,6 +23,12 @@ FORMAT = "hccr-ckpt/1"
 
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
+
+
+def train_spec(cfg, store) -> InputSpec:
+    """The input spec a training run gives its checkpoints: the config's size and polarity, the
+    store's margin (conversion framed every image that way), five crops at prediction."""
+    return InputSpec(cfg.image_size, cfg.ink, float(store.manifest["normalization"]["margin"]), 5)
 
 
 def checkpoint_meta(cfg, store, model: nn.Module, metrics: dict, epoch: int) -> dict:
@@ -35,13 +42,8 @@ def checkpoint_meta(cfg, store, model: nn.Module, metrics: dict, epoch: int) -> 
         "arch": cfg.model,
         "model_args": {"num_classes": len(store.charset), "image_size": cfg.image_size, **args},
         "charset": "".join(store.charset),
-        "preprocessing": {
-            "image_size": cfg.image_size, "ink": cfg.ink, "stretch_in_training": cfg.stretch,
-            "store_size": store.size, "margin": store.manifest["normalization"]["margin"],
-            "normalization": "flatten the paper, crop to the ink, invert (ink high), keep aspect, pad to a centred "
-                             "square, resize",
-            "multicrop_ratio": 280 / 256,
-        },
+        "preprocessing": {**train_spec(cfg, store).to_meta(), "stretch_in_training": cfg.stretch,
+                          "store_size": store.size},
         "config": config_to_dict(cfg),
         "metrics": metrics,
         "epoch": epoch,
@@ -95,8 +97,12 @@ def read_meta(path: str | os.PathLike) -> dict:
                    f"ink {pre['ink']!r}" if pre.get("ink") not in ("high", "dark") else
                    "image sizes of model and preprocessing differ" if int(args.get("image_size", size)) != size
                    else None)
+        if problem is None:
+            InputSpec.from_meta(pre)  # margin and crops in range
     except (KeyError, TypeError, ValueError) as e:
         raise HccrError(f"{p}: damaged checkpoint metadata (missing or malformed {e})") from None
+    except HccrError as e:
+        problem = str(e)
     if problem:
         raise HccrError(f"{p}: inconsistent checkpoint metadata ({problem})")
     return meta

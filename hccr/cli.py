@@ -317,7 +317,7 @@ def predict(
         model, inputs = inputs[0], inputs[1:]
     use_all_cores()
     rec = load_recognizer(model, device, amp)
-    crops = crops or getattr(rec, "crops", None) or 5
+    crops = crops or rec.spec.crops
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
                           progress=format_ == "table", on_error=on_error)
     if charset:
@@ -478,7 +478,7 @@ def calibrate(
     use_all_cores()
     rec = load_recognizer(model)
     rec.temperature = 1.0
-    pred = predict_inputs(rec, inputs, crops=getattr(rec, "crops", None) or 5, split=split.value)
+    pred = predict_inputs(rec, inputs, crops=None, split=split.value)
     ok = pred.labels >= 0
     if ok.sum() < 50:
         raise HccrError(f"calibration needs at least 50 labelled images the model knows, got {int(ok.sum())}")
@@ -565,7 +565,7 @@ def _predict_labelled(inputs: list[Path], model: str | None, out: Path):
         data.append(str(store))
     if len(data) > 1 and any((Path(d) / "manifest.json").exists() for d in data):
         raise HccrError("evaluate one store at a time (or image folders and files together)")
-    pred = predict_inputs(rec, data, crops=getattr(rec, "crops", None) or 5)
+    pred = predict_inputs(rec, data, crops=None)
     out.mkdir(parents=True, exist_ok=True)
     pred.save(out / "predictions.npz", float16=True)
     return pred

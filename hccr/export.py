@@ -17,18 +17,17 @@ import torch
 from torch import nn
 
 from .errors import HccrError
-from .predict import MULTICROP_RATIO, crop_boxes
+from .preprocess import InputSpec
 from .runtime import OnnxRecognizer  # noqa: F401  (its home before the torch-free runtime)
 
 
 class EnsembleGraph(nn.Module):
-    def __init__(self, members: list[nn.Module], weights: list[float], size: int, crops: int, inks: list[str]):
+    def __init__(self, members: list[nn.Module], weights: list[float], spec: InputSpec, inks: list[str]):
         super().__init__()
         self.members = nn.ModuleList(m.eval() for m in members)
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))
-        self.size, self.crops, self.inks = size, crops, inks
-        big = round(size * MULTICROP_RATIO)
-        self.boxes = crop_boxes(big, size) if crops == 5 else [(0, 0)]
+        self.size, self.crops, self.inks = spec.size, spec.crops, inks
+        self.boxes = spec.boxes()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -48,25 +47,25 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
     from .ensemble import PAPER_WEIGHTS, normalize_weights
     from .utils import atomic_path
 
-    if crops not in (1, 5):
-        raise HccrError(f"--crops must be 1 or 5, got {crops}")
     models, metas = zip(*(load_checkpoint(c) for c in checkpoints), strict=True)
     charset = metas[0]["charset"]
-    size = metas[0]["preprocessing"]["image_size"]
-    for c, m in zip(checkpoints[1:], metas[1:], strict=True):
+    specs = [InputSpec.from_meta(m["preprocessing"], crops) for m in metas]
+    # The graph takes ink-high images and flips them per member, so only size and margin must agree.
+    spec = specs[0].with_(ink="high")
+    for c, m, sp in zip(checkpoints[1:], metas[1:], specs[1:], strict=True):
         if m["charset"] != charset:
             raise HccrError(f"{c}: its character list differs from {checkpoints[0]}'s")
-        if m["preprocessing"]["image_size"] != size:
-            raise HccrError(f"{c}: input size {m['preprocessing']['image_size']} differs from {size}; "
-                            "one graph needs one input size")
+        if (sp.size, sp.margin) != (spec.size, spec.margin):
+            raise HccrError(f"{c}: input size {sp.size} px / margin {sp.margin} differs from {spec.size} px / "
+                            f"{spec.margin}; one graph needs one input framing")
     if weights is None:
         weights = list(PAPER_WEIGHTS) if len(models) == 3 else [1.0] * len(models)
     w = normalize_weights(weights, len(models)).tolist()
-    graph = EnsembleGraph(list(models), w, size, crops, [m["preprocessing"]["ink"] for m in metas]).eval()
-    in_size = round(size * MULTICROP_RATIO) if crops == 5 else size
+    graph = EnsembleGraph(list(models), w, spec, [sp.ink for sp in specs]).eval()
+    in_size = spec.side()
     dummy = torch.rand(2, 1, in_size, in_size)
     meta = {"hccr_format": "hccr-onnx/1", "charset": charset, "weights": json.dumps(w), "crops": str(crops),
-            "input_size": str(in_size), "preprocessing": json.dumps({**metas[0]["preprocessing"], "ink": "high"}),
+            "input_size": str(in_size), "preprocessing": json.dumps({**metas[0]["preprocessing"], **spec.to_meta()}),
             "members": json.dumps(member_names or [Path(c).name for c in checkpoints])}
     out = Path(out)
     with atomic_path(out) as tmp:

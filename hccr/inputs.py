@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import HccrError
+from .preprocess import fix_polarity  # noqa: F401  (re-exported: its home before the one normalisation)
 
 
 def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
@@ -51,14 +52,6 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
             gray = gray * alpha + 255 * (1 - alpha)
         a = gray
     return fix_polarity(np.clip(np.nan_to_num(a, nan=255.0) + 0.5, 0, 255).astype(np.uint8))
-
-
-def fix_polarity(img: np.ndarray) -> np.ndarray:
-    """Invert light-on-dark images: the border (paper) should be the light side."""
-    if min(img.shape) < 3:
-        return img
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    return (255 - img) if float(np.median(border)) < 128 else img
 
 
 def as_gray_list(images, bgr: bool = False) -> list[np.ndarray]:

@@ -14,45 +14,28 @@ import os
 import numpy as np
 import torch
 
-from .augment import resize
+from .augment import resize, to_model_input  # noqa: F401  (to_model_input re-exported)
 from .data.charset import Charset
-from .errors import HccrError
-from .preprocess import MULTICROP_RATIO
+from .preprocess import InputSpec, crop_boxes  # noqa: F401  (crop_boxes re-exported)
 from .runtime import (  # noqa: F401  (the torch-free half, re-exported for existing imports)
     BaseRecognizer,
     Predictions,
     file_digest,
     load_recognizer,
-    normalize_images,
     predict_inputs,
     restrict_to,
     topk_chars,
 )
 
 
-def crop_boxes(big: int, size: int) -> list[tuple[int, int]]:
-    """Top-left corners of the five crops: centre, then top-left, top-right, bottom-left, bottom-right."""
-    d = big - size
-    c = d // 2
-    return [(c, c), (0, 0), (0, d), (d, 0), (d, d)]
-
-
 def multicrop(x: torch.Tensor, size: int, crops: int) -> torch.Tensor:
     """(B, 1, s, s) normalised images -> (B * crops, 1, size, size), crops of one image adjacent."""
+    spec = InputSpec(size, crops=crops)
+    x = resize(x, spec.side())
     if crops == 1:
-        return resize(x, size)
-    if crops != 5:
-        raise HccrError(f"--crops must be 1 or 5, got {crops}")
-    big = round(size * MULTICROP_RATIO)
-    x = resize(x, big)
-    views = [x[:, :, r : r + size, c : c + size] for r, c in crop_boxes(big, size)]
+        return x
+    views = [x[:, :, r : r + size, c : c + size] for r, c in spec.boxes()]
     return torch.stack(views, 1).reshape(-1, 1, size, size)
-
-
-def to_model_input(x: torch.Tensor, ink: str, channels_last: bool = True) -> torch.Tensor:
-    if ink == "dark":
-        x = 1.0 - x
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 class Recognizer(BaseRecognizer):
@@ -66,10 +49,7 @@ class Recognizer(BaseRecognizer):
         self.meta = meta
         self.device = torch.device(device)
         self.charset = Charset(meta["charset"])
-        pre = meta["preprocessing"]
-        self.image_size = int(pre["image_size"])
-        self.ink = pre["ink"]
-        self.margin = float(pre.get("margin", 0.0))
+        self.spec = InputSpec.from_meta(meta["preprocessing"])
         self.amp = amp  # bf16 autocast: faster on CPUs with bf16 units, probabilities differ by ~1e-2
         self.temperature = float(meta.get("calibration", {}).get("temperature", 1.0))
         self.identity = identity or {"arch": meta.get("arch")}
@@ -84,17 +64,17 @@ class Recognizer(BaseRecognizer):
                  "created": meta.get("created"), "epoch": meta.get("epoch")}
         return cls(model, meta, device, ident, amp)
 
-    def proba_normalized(self, x: np.ndarray | torch.Tensor, crops: int = 5) -> np.ndarray:
+    def proba_normalized(self, x: np.ndarray | torch.Tensor, crops: int | None = None) -> np.ndarray:
         """Normalised (B, 1, s, s) images, any s -> (B, C) probabilities."""
         return torch.softmax(self.logits(torch.as_tensor(x), crops), -1).numpy()
 
     @torch.inference_mode()
-    def logits(self, x: torch.Tensor, crops: int = 5) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, crops: int | None = None) -> torch.Tensor:
         """Normalised (B, 1, s, s) -> (B, C) logits averaged over crops."""
         from .precision import autocast_for
 
-        b = x.shape[0]
-        views = to_model_input(multicrop(x.to(self.device), self.image_size, crops), self.ink)
+        b, crops = x.shape[0], self.spec.crops if crops is None else crops
+        views = to_model_input(multicrop(x.to(self.device), self.spec.size, crops), self.spec.ink)
         ctx, _ = autocast_for(self.device, self.amp)
         with ctx:
             out = self.model(views)

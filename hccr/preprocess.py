@@ -7,6 +7,7 @@ ratio, pad to a square, resize to ``size``. The paper-specific training-time blu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,10 +61,18 @@ def crop_ink(img: np.ndarray, threshold: int = 20, noisy_threshold: int = 48) ->
     return img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
+def fix_polarity(img: np.ndarray) -> np.ndarray:
+    """Invert light-on-dark images: the border (paper) should be the light side."""
+    if min(img.shape) < 3:
+        return img
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    return (255 - img) if float(np.median(border)) < 128 else img
+
+
 def clean(img: np.ndarray) -> np.ndarray:
     """What every image goes through before size normalisation, in conversion, training and
-    prediction alike: paper flattened to white, then cropped to the ink."""
-    return crop_ink(flatten_paper(img))
+    prediction alike: light-on-dark inverted, paper flattened to white, then cropped to the ink."""
+    return crop_ink(flatten_paper(fix_polarity(img)))
 
 
 def looks_like_several(img: np.ndarray, threshold: int = 48) -> bool:
@@ -108,6 +117,86 @@ def normalize(img: np.ndarray, size: int, margin: float = 0.0, cleanup: bool = T
     if side == size:
         return sq
     return np.asarray(Image.fromarray(sq).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def crop_boxes(big: int, size: int) -> list[tuple[int, int]]:
+    """Top-left corners of the five crops: centre, then top-left, top-right, bottom-left, bottom-right."""
+    d = big - size
+    c = d // 2
+    return [(c, c), (0, 0), (0, d), (d, 0), (d, d)]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects of its input, in one place, for every front end.
+
+    Conversion, training, prediction (PyTorch and ONNX Runtime), export and serving read the
+    same four facts from here rather than from their own copies: the model's input ``size``,
+    the ``ink`` polarity the network sees (``"high"``: ink 1, paper 0; ``"dark"``: the reverse),
+    the ``margin`` (fraction of the side left blank around the character, from the store it was
+    trained on) and the default number of ``crops`` (1, or the paper's 5: centre and corners of
+    the image normalised to ``size * 280 / 256``). ``cleanup`` flattens the paper and crops to the
+    ink first (:func:`clean`); turning it off feeds images as they are.
+
+    It is stored in a checkpoint's ``preprocessing`` (:meth:`to_meta`) and read back with
+    :meth:`from_meta`, so a model never sees at prediction a framing it was not trained on.
+    """
+
+    size: int
+    ink: str = "high"
+    margin: float = 0.0
+    crops: int = 5
+    cleanup: bool = True
+
+    def __post_init__(self) -> None:
+        from .errors import HccrError
+
+        if not 8 <= int(self.size) <= 2048:
+            raise HccrError(f"input size must be 8-2048 px, not {self.size}")
+        if self.ink not in ("high", "dark"):
+            raise HccrError(f"ink must be 'high' or 'dark', not {self.ink!r}")
+        if not 0.0 <= self.margin < 0.5:
+            raise HccrError(f"margin must be in [0, 0.5), not {self.margin}")
+        if self.crops not in (1, 5):
+            raise HccrError(f"--crops must be 1 or 5, got {self.crops}")
+
+    @classmethod
+    def from_meta(cls, pre: dict, crops: int | None = None) -> InputSpec:
+        """From a checkpoint's or an ONNX file's ``preprocessing`` (older files lack some keys)."""
+        return cls(int(pre["image_size"]), pre.get("ink", "high"), float(pre.get("margin", 0.0)),
+                   int(crops if crops is not None else pre.get("crops", 5)))
+
+    def to_meta(self) -> dict:
+        return {"image_size": self.size, "ink": self.ink, "margin": self.margin, "crops": self.crops,
+                "multicrop_ratio": MULTICROP_RATIO,
+                "normalization": "flatten the paper, crop to the ink, invert (ink high), keep aspect, pad to a "
+                                 "centred square with the margin, resize"}
+
+    def with_(self, **changes) -> InputSpec:
+        return replace(self, **changes)
+
+    def side(self, crops: int | None = None) -> int:
+        """The side images are normalised to: ``size * 280 / 256`` for five crops, ``size`` for one."""
+        crops = self.crops if crops is None else crops
+        if crops not in (1, 5):
+            from .errors import HccrError
+
+            raise HccrError(f"--crops must be 1 or 5, got {crops}")
+        return round(self.size * MULTICROP_RATIO) if crops == 5 else self.size
+
+    def boxes(self, crops: int | None = None) -> list[tuple[int, int]]:
+        """Top-left corners of the ``size``×``size`` crops inside an image of :meth:`side`."""
+        crops = self.crops if crops is None else crops
+        return crop_boxes(self.side(crops), self.size) if crops == 5 else [(0, 0)]
+
+    def normalize(self, img: np.ndarray, side: int | None = None) -> np.ndarray:
+        """One gray image (dark ink on white) -> ``side``×``side`` uint8, ink high (default: :meth:`side`)."""
+        return normalize(np.asarray(img, np.uint8), side or self.side(), self.margin, self.cleanup)
+
+    def batch(self, images: list[np.ndarray], crops: int | None = None) -> np.ndarray:
+        """Gray images -> (B, 1, s, s) float32 in [0, 1], ink high, at the side the crops need."""
+        s = self.side(crops)
+        return np.stack([self.normalize(im, s) for im in images])[:, None].astype(np.float32) / 255
 
 
 def gaussian_kernel1d(ksize: int, sigma: float) -> np.ndarray:

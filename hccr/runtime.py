@@ -4,8 +4,9 @@ Everything a user needs to *use* a model lives here and imports only numpy, Pill
 ``.onnx`` models, the shipped one included) ONNX Runtime. PyTorch checkpoints load through
 :mod:`hccr.predict`, imported only when one is asked for; training is the ``hccr[train]`` extra.
 
-Each image is normalised (ink high, aspect kept, padded square) to ``size * 280 / 256`` pixels for
-the paper's five crops (centre and four corners, logits averaged), or to ``size`` for one crop.
+Each image is normalised as the model's :class:`~hccr.preprocess.InputSpec` says (ink high, aspect
+kept, padded square) to ``size * 280 / 256`` pixels for the paper's five crops (centre and four
+corners, logits averaged), or to ``size`` for one crop.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from .data.charset import Charset
 from .errors import HccrError
-from .preprocess import MULTICROP_RATIO, normalize
+from .preprocess import InputSpec
 
 MANY_CLASSES = 4096  # above this, probabilities are kept as float16 (prediction files and ensembles)
 
@@ -31,15 +32,6 @@ def file_digest(path: str | os.PathLike, limit: int = 1 << 22) -> str:
     with open(path, "rb") as f:
         h.update(f.read(limit))
     return h.hexdigest()[:16]
-
-
-def normalize_images(images: list[np.ndarray], image_size: int, crops: int, margin: float = 0.0,
-                     cleanup: bool = True) -> np.ndarray:
-    """The one input path shared by PyTorch, ONNX Runtime and the server: gray images (dark ink on
-    white, any size) -> (B, 1, s, s) float32, ink high, aspect kept, at the size the crops need."""
-    s = round(image_size * MULTICROP_RATIO) if crops == 5 else image_size
-    arr = np.stack([normalize(np.asarray(im, np.uint8), s, margin, cleanup) for im in images])
-    return arr[:, None].astype(np.float32) / 255
 
 
 def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -78,34 +70,44 @@ def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
 
 class BaseRecognizer:
     """What every recognizer offers on top of ``proba_normalized(x, crops)``, which maps normalised
-    (B, 1, s, s) float32 images (ink high, s = the crops' input size) to (B, C) probabilities."""
+    (B, 1, s, s) float32 images (ink high, s = ``spec.side(crops)``) to (B, C) probabilities.
+    ``spec`` (:class:`~hccr.preprocess.InputSpec`) is everything the model expects of its input;
+    ``crops=None`` anywhere means the spec's own."""
 
     charset: Charset
-    image_size: int
-    margin: float = 0.0
-    cleanup: bool = True  # flatten the paper and crop to the ink first (False: the image as it is)
+    spec: InputSpec
     temperature: float = 1.0  # fitted by `hccr calibrate`: probabilities a user can threshold
 
-    def probabilities(self, x: np.ndarray, crops: int) -> np.ndarray:
+    @property
+    def image_size(self) -> int:
+        return self.spec.size
+
+    @property
+    def crops(self) -> int:
+        return self.spec.crops
+
+    def probabilities(self, x: np.ndarray, crops: int | None = None) -> np.ndarray:
         """Normalised images -> calibrated (B, C) probabilities."""
-        return temper(self.proba_normalized(x, crops), self.temperature)
+        return temper(self.proba_normalized(x, self.spec.crops if crops is None else crops), self.temperature)
 
-    def normalize_images(self, images: list[np.ndarray], crops: int) -> np.ndarray:
-        return normalize_images(images, self.image_size, crops, self.margin, self.cleanup)
+    def normalize_images(self, images: list[np.ndarray], crops: int | None = None) -> np.ndarray:
+        return self.spec.batch(images, crops)
 
-    def predict_proba(self, images, crops: int = 5, batch_size: int = 256, bgr: bool = False) -> np.ndarray:
+    def predict_proba(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False
+                      ) -> np.ndarray:
         """(N, C) probabilities for one image or a list: paths, bytes, PIL images or arrays (see
         :mod:`hccr.inputs`)."""
         from .inputs import as_gray_list
 
+        crops = self.spec.crops if crops is None else crops
         images = as_gray_list(images, bgr)
         out = []
         for i in range(0, len(images), batch_size):
             out.append(self.probabilities(self.normalize_images(images[i : i + batch_size], crops), crops))
         return np.concatenate(out) if out else np.zeros((0, len(self.charset)), np.float32)
 
-    def predict(self, images, topk: int = 5, crops: int = 5, allowed: str | None = None, bgr: bool = False
-                ) -> list[list[tuple[str, float]]]:
+    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
+                bgr: bool = False) -> list[list[tuple[str, float]]]:
         """Top-k ``(character, probability)`` for each image: a path, bytes, a PIL image or an array
         (H×W gray, H×W×3 RGB, or BGR with ``bgr=True``; uint8 or float in [0, 1]), or a list of them.
         ``allowed`` (a string of characters, a charset name or file) restricts the answers."""
@@ -194,109 +196,105 @@ class Predictions:
 
 
 def expand_inputs(inputs: list[str], stdin=None) -> list[tuple[str, str | None]]:
-    """What users type -> ``(image path, label character or None)``: image files; folders, either
-    labelled (``<root>/<char>/<n>.png``) or flat (images directly inside, unlabelled); glob patterns
-    (``scans/**/*.png``); ``-`` for paths on standard input, one per line."""
-    import glob
-    import sys
+    """What users type -> ``(image path, label character or None)`` for the image inputs among
+    them (see :func:`hccr.data.sources.plan_units`, which also reads ``.gnt`` and ``.pot`` files)."""
+    from .data.sources import plan_units
 
-    from .data.images import IMAGE_SUFFIXES, _class_dirs, scan_image_folder
-
-    out: list[tuple[str, str | None]] = []
-    for inp in inputs:
-        if inp == "-":
-            lines = [ln.strip() for ln in (stdin or sys.stdin).read().splitlines() if ln.strip()]
-            out += expand_inputs(lines) if lines and "-" not in lines else []
-            continue
-        p = Path(inp)
-        if not p.exists() and any(ch in inp for ch in "*?["):
-            matches = sorted(m for m in glob.glob(inp, recursive=True)
-                             if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise HccrError(f"{inp}: no image file matches this pattern")
-            out += [(m, None) for m in matches]
-        elif p.is_dir():
-            flat = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if flat or not _class_dirs(p):
-                if not flat:
-                    raise HccrError(f"{p}: no images found (expected image files, or <root>/<char>/<n>.png)")
-                out += [(str(f), None) for f in flat]
-            else:
-                out += [(it.path, it.char) for it in scan_image_folder(p)]
-        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            out.append((str(p), None))
-        elif p.exists():
-            raise HccrError(f"{p}: not an image, an image folder or an hccr store")
-        else:
-            raise HccrError(f"{p}: no such file or folder")
-    return out
+    return [f for u in plan_units(inputs, labelled=False, stdin=stdin) if u.kind == "images" for f in u.files]
 
 
-def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int = 5, batch_size: int = 256, split: str = "all",
+def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = None, batch_size: int = 256, split: str = "all",
                    progress: bool = True, on_error: str = "stop") -> Predictions:
     """Probabilities for a store (``split`` of it) or images (see :func:`expand_inputs`; labels come
     from per-character folder names). ``on_error="skip"`` leaves out unreadable images and counts
     them (``meta["skipped"]``); images labelled with characters the model does not know get label
     -1 and are counted in ``meta["unknown_labels"]``, never silently mixed into an accuracy."""
     from .data.store import Store
-    from .inputs import as_gray
-    from .utils import Progress
 
     if on_error not in ("skip", "stop"):
         raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
+    crops = rec.spec.crops if crops is None else crops
     inputs = [str(i) for i in inputs]
-    store = None
+    t0 = time.perf_counter()
     if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
-        store = Store(inputs[0])
-        idx = store.indices(split)
-        chars = [store.charset[int(c)] for c in store.labels[idx]]
-        ids = np.array([f"store:{i}" for i in idx])
+        probs, chars, ids, skipped, several = _predict_store(rec, Store(inputs[0]), split, crops, batch_size, progress)
     else:
-        items = expand_inputs(inputs)
-        chars = [c for _, c in items]
-        ids = np.array([p for p, _ in items])
+        probs, chars, ids, skipped, several = _predict_sources(rec, inputs, crops, batch_size, progress, on_error)
+        split = None
+    dt = time.perf_counter() - t0
     labels = np.array([rec.charset.index.get(c, -1) if c is not None else -1 for c in chars], np.int32)
     unknown = np.array([c is not None and c not in rec.charset.index for c in chars], bool)
-    n = len(labels)
-    if n == 0:
-        raise HccrError(f"{', '.join(inputs)}: nothing to predict")
+    meta = {"model": rec.identity, "crops": crops, "ms_per_char": 1000 * dt / max(len(labels), 1), "seconds": dt,
+            "kind": "model", "split": split, "skipped": skipped, "unknown_labels": int(unknown.sum()),
+            "several_characters": several, "unknown_chars": "".join(sorted({c for c, u in zip(chars, unknown,
+                                                                                              strict=True) if u}))}
+    return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(inputs), meta)
+
+
+def _probs_dtype(rec: BaseRecognizer):
     # Thousands of classes: float16 (100,000 images x 6,763 classes = 1.35 GB instead of 2.7).
-    probs = np.zeros((n, len(rec.charset)), np.float16 if len(rec.charset) > MANY_CLASSES else np.float32)
-    ok = np.ones(n, bool)
+    return np.float16 if len(rec.charset) > MANY_CLASSES else np.float32
+
+
+def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_size: int, progress: bool):
+    """A packed store: images already normalised, read in sorted batches from the memory map."""
+    from .utils import Progress
+
+    idx = store.indices(split)
+    if len(idx) == 0:
+        raise HccrError(f"{store.path}: no images in split {split!r}")
+    probs = np.zeros((len(idx), len(rec.charset)), _probs_dtype(rec))
+    with Progress((len(idx) + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
+        for i in range(0, len(idx), batch_size):
+            b = idx[i : i + batch_size]
+            probs[i : i + len(b)] = rec.probabilities(resize_batch(store.images[b], rec.spec.side(crops)), crops)
+            bar.update(1)
+    chars = [store.charset[int(c)] for c in store.labels[idx]]
+    return probs, chars, np.array([f"store:{i}" for i in idx]), [], []
+
+
+def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_size: int, progress: bool,
+                     on_error: str):
+    """Images, folders, globs, ``-``, ``.gnt`` and ``.pot`` files, streamed through the same units
+    ``hccr convert`` reads (:mod:`hccr.data.sources`), ``batch_size`` samples at a time."""
+    from .data.sources import plan_units
+    from .errors import Problem
+    from .utils import Progress
+
+    units = plan_units(inputs, labelled=False)
+    chunks: list[np.ndarray] = []
+    chars: list[str | None] = []
+    ids: list[str] = []
     skipped: list[str] = []
     several: list[str] = []
-    t0 = time.perf_counter()
-    with Progress((n + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
-        for i in range(0, n, batch_size):
-            if store is not None:
-                b = idx[i : i + batch_size]  # sorted: sequential reads from the memory map
-                s = round(rec.image_size * MULTICROP_RATIO) if crops == 5 else rec.image_size
-                probs[i : i + len(b)] = rec.probabilities(resize_batch(store.images[b], s), crops)
-            else:
-                imgs, rows = [], []
-                for j in range(i, min(i + batch_size, n)):
-                    try:
-                        imgs.append(as_gray(ids[j], name=str(ids[j])))
-                        rows.append(j)
-                    except HccrError as e:
-                        if on_error == "stop":
-                            raise HccrError(f"{e} (--on-error skip leaves it out and goes on)") from None
-                        skipped.append(str(e))
-                        ok[j] = False
-                if imgs:
-                    probs[rows] = rec.predict_proba(imgs, crops, batch_size)
-                    several += [str(ids[j]) for j, s in zip(rows, several_characters(imgs), strict=True) if s]
+    batch: list = []
+
+    def flush() -> None:
+        imgs = [s.image for s in batch]
+        chunks.append(rec.predict_proba(imgs, crops, batch_size).astype(_probs_dtype(rec), copy=False))
+        several.extend(s.id for s, m in zip(batch, several_characters(imgs), strict=True) if m)
+        chars.extend(s.char for s in batch)
+        ids.extend(s.id for s in batch)
+        batch.clear()
+
+    with Progress(len(units), "predict", disable=not progress, unit="units") as bar:
+        for unit in units:
+            for item in unit.samples():
+                if isinstance(item, Problem):
+                    if on_error == "stop":
+                        raise HccrError(f"{item} (--on-error skip leaves it out and goes on)")
+                    skipped.append(str(item))
+                    continue
+                batch.append(item)
+                if len(batch) == batch_size:
+                    flush()
             bar.update(1)
-    dt = time.perf_counter() - t0
-    if not ok.all():
-        probs, labels, ids = probs[ok], labels[ok], ids[ok]
-        if not ok.any():
-            raise HccrError(f"{', '.join(inputs)}: no readable image ({skipped[0]})")
-    meta = {"model": rec.identity, "crops": crops, "ms_per_char": 1000 * dt / max(int(ok.sum()), 1), "seconds": dt,
-            "kind": "model", "split": split if store is not None else None, "skipped": skipped,
-            "unknown_labels": int(unknown[ok].sum()), "several_characters": several,
-            "unknown_chars": "".join(sorted({c for c, u in zip(chars, unknown, strict=True) if u}))}
-    return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(inputs), meta)
+    if batch:
+        flush()
+    if not chunks:
+        raise HccrError(f"{', '.join(inputs)}: " + (f"no readable image ({skipped[0]})" if skipped
+                                                     else "nothing to predict"))
+    return np.concatenate(chunks), chars, np.array(ids), skipped, several
 
 
 def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", amp: bool = False):
@@ -340,10 +338,7 @@ class OnnxRecognizer(BaseRecognizer):
         if meta.get("hccr_format") != "hccr-onnx/1":
             raise HccrError(f"{path}: not exported by hccr (no hccr metadata)")
         self.charset = Charset(meta["charset"])
-        pre = json.loads(meta["preprocessing"])
-        self.image_size = int(pre["image_size"])
-        self.margin = float(pre.get("margin", 0.0))
-        self.crops = int(meta["crops"])
+        self.spec = InputSpec.from_meta(json.loads(meta["preprocessing"]), crops=int(meta["crops"]))
         self.input_size = int(meta["input_size"])
         self.temperature = float(meta.get("temperature", 1.0))
         self.identity = {"path": str(path), "arch": "onnx", "members": json.loads(meta["members"]),
@@ -356,9 +351,4 @@ class OnnxRecognizer(BaseRecognizer):
             raise HccrError(f"this ONNX model takes {self.input_size} px inputs, got {x.shape[-1]} px")
         return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
 
-    def predict_proba(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False) -> np.ndarray:
-        return super().predict_proba(images, self.crops if crops is None else crops, batch_size, bgr)
 
-    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
-                bgr: bool = False):
-        return super().predict(images, topk, self.crops if crops is None else crops, allowed, bgr)

@@ -82,6 +82,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     keep["store"] = Path(meta.get("store", "")).name  # no absolute path in shipped metadata
     keep["provenance"] = provenance or {}
     keep["weights_dtype"] = "float16"
+    keep["preprocessing"] = {**meta["preprocessing"], "crops": crops}  # the .json predicts as the .onnx does
     model = model.to(torch.float16)
     json_path = save_checkpoint(out_stem, model, keep)
     onnx_path = out_stem.with_suffix(".onnx")
@@ -146,13 +147,14 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              "## What it recognises", "",
              f"Single handwritten characters, one per image: {n:,} classes"
              + (" (all of GB2312: 3,755 level-1 and 3,008 level-2 hanzi)." if n == 6763 else "."),
-             "Input: a gray image of one character, dark ink on light paper, cropped close to the character "
-             "(the image is padded to a square, aspect kept, and resized). Crop a character from a page before "
-             "asking; light-on-dark images must be inverted. It does not read words or lines, or characters "
-             "outside its list.", "",
+             "Input: an image of one character (gray or colour, any size). hccr flattens the paper, inverts "
+             "light-on-dark images, crops to the ink and pads to a square (aspect kept) before resizing, so a "
+             "character anywhere on a blank page is found. It does not read words or lines (it warns when an "
+             "image looks like several characters), or characters outside its list.", "",
              "## Model", "",
              f"- architecture: `{meta['arch']}` {json_inline(meta['model_args'])}",
-             f"- input: {meta['preprocessing']['image_size']} px, ink {meta['preprocessing']['ink']}; "
+             f"- input: {meta['preprocessing']['image_size']} px, ink {meta['preprocessing']['ink']}, "
+             f"{meta['preprocessing'].get('crops', 5)} crop(s); "
              f"{meta.get('weights_dtype', 'float32')} weights",
              "- files: `hccr/assets/gb2312.safetensors` + `.json` (PyTorch, `--init`), `gb2312.onnx` "
              "(ONNX Runtime; fp16-stored weights, fp32 compute)" if name == DEFAULT_MODEL else "", "",

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import distributed as D
-from .augment import gaussian_blur, random_pen_ink, random_warp, resize, stretch_to_content
+from .augment import gaussian_blur, random_pen_ink, random_warp, resize, stretch_to_content, to_model_input
 from .checkpoint import checkpoint_meta, save_checkpoint, unwrap
 from .config import TrainConfig, config_to_dict
 from .data.store import Store
@@ -44,11 +44,7 @@ def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, devic
             x = random_pen_ink(x, cfg.augment, generator)
     if cfg.blur_ksize > 1:
         x = gaussian_blur(x, cfg.blur_ksize, cfg.blur_sigma)
-    if cfg.ink == "dark":
-        x = 1.0 - x
-    if cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return to_model_input(x, cfg.ink, cfg.channels_last)
 
 
 def probe_precision(model: nn.Module, cfg: TrainConfig, device: torch.device, classes: int, steps: int = 3) -> dict:
@@ -174,7 +170,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             logits, aux = out if isinstance(out, tuple) else (out, [])
             loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
             if teacher is not None:
-                soft = teacher(1.0 - x if cfg.ink == "dark" else x)
+                soft = teacher(to_model_input(x, cfg.ink, False))  # back to ink high (the flip is its own inverse)
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(
                     logits, soft, cfg.distill_temperature)
             optimizer.zero_grad(set_to_none=True)

@@ -36,7 +36,7 @@ def test_store_round_trip(tmp_path):
 
 def test_normalize_keeps_aspect_and_inverts():
     img = np.full((40, 20), 255, np.uint8)
-    img[:, :] = 0  # all ink, tall
+    img[1:-1, 1:-1] = 0  # a tall block of ink on white paper
     out = normalize(img, 32)
     assert out.shape == (32, 32)
     assert out[:, 16].min() > 200 and out[16, 0] == 0 and out[16, -1] == 0  # ink high, padded left/right

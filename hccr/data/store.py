@@ -18,9 +18,7 @@ where it stopped. The folder is renamed to ``OUT`` only when the store is comple
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import multiprocessing as mp
 import os
 import shutil
@@ -33,111 +31,27 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ErrorPolicy, HccrError, Problem
-from ..preprocess import normalize
+from ..preprocess import InputSpec
 from ..utils import Progress, read_json, write_json
 from .charset import Charset, resolve_charset
-from .gnt import GntUnit, find_gnt
-from .images import IMAGE_SUFFIXES, load_gray, scan_image_folder
-from .pot import read_pot
-from .render import render_trajectory
+from .sources import Unit, plan_units  # noqa: F401  (Unit re-exported)
 
 FORMAT = "hccr-store/1"
-GNT_PART_BYTES = 48 << 20  # split big .gnt files so both cores work on one file
-IMAGES_PER_UNIT = 1000
-
-
-# ---------------------------------------------------------------------------------------------
-# Units of work (picklable; each one becomes one chunk file)
-
-@dataclass(frozen=True)
-class Unit:
-    kind: str  # "gnt" | "pot" | "images"
-    path: str
-    member: str | None = None
-    part: int = 0
-    parts: int = 1
-    files: tuple[tuple[str, str], ...] = ()  # (path, char) for "images"
-
-    @property
-    def key(self) -> str:
-        if self.kind == "images":
-            digest = hashlib.sha1("\n".join(p for p, _ in self.files).encode()).hexdigest()[:12]
-            return f"images:{self.path}:{digest}"
-        return f"{self.kind}:{self.path}:{self.member or ''}:{self.part}/{self.parts}"
-
-
-def plan_units(sources: list[str]) -> list[Unit]:
-    units: list[Unit] = []
-    for src in sources:
-        p = Path(src)
-        if not p.exists():
-            raise HccrError(f"{src}: no such file or folder")
-        found: list[Unit] = []
-        suffix = p.suffix.lower()
-        if p.is_file() and suffix in (".gnt", ".zip") or p.is_dir() and _has(p, (".gnt", ".zip")):
-            for g in find_gnt(p):
-                nbytes = _gnt_bytes(g)
-                parts = max(1, math.ceil(nbytes / GNT_PART_BYTES))
-                found += [Unit("gnt", g.path, g.member, k, parts) for k in range(parts)]
-        if p.is_file() and suffix == ".pot" or p.is_dir() and _has(p, (".pot",)):
-            files = [p] if p.is_file() else sorted(p.rglob("*.pot"))
-            found += [Unit("pot", str(f)) for f in files]
-        if p.is_file() and suffix in IMAGE_SUFFIXES:
-            raise HccrError(f"{src}: a single image has no label; convert a folder laid out as <root>/<char>/<n>.png")
-        if p.is_dir() and not found:
-            items = scan_image_folder(p)
-            for i in range(0, len(items), IMAGES_PER_UNIT):
-                batch = tuple((it.path, it.char) for it in items[i : i + IMAGES_PER_UNIT])
-                found.append(Unit("images", str(p), files=batch))
-        if not found:
-            raise HccrError(f"{src}: no .gnt, .pot or image files found")
-        units += found
-    return units
-
-
-def _has(folder: Path, suffixes: tuple[str, ...]) -> bool:
-    return any(f.suffix.lower() in suffixes for f in folder.rglob("*"))
-
-
-def _gnt_bytes(g: GntUnit) -> int:
-    if g.member is None:
-        return os.path.getsize(g.path)
-    import zipfile
-
-    with zipfile.ZipFile(g.path) as zf:
-        return zf.getinfo(g.member).file_size
 
 
 def run_unit(unit: Unit, size: int, margin: float, stroke_width: float) -> dict:
     """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples)."""
     problems: list[Problem] = []
     images, chars, sizes, writers = [], [], [], []
-
-    def add(img: np.ndarray, ch: str, writer: str) -> None:
-        images.append(normalize(img, size, margin))
-        chars.append(ord(ch))
-        sizes.append(img.shape)
-        writers.append(writer)
-
-    if unit.kind == "gnt":
-        rec = GntUnit(unit.path, unit.member).read()
-        n = len(rec)
-        lo, hi = n * unit.part // unit.parts, n * (unit.part + 1) // unit.parts
-        for i in range(lo, hi):
-            add(rec.image(i), chr(rec.codepoints[i]), rec.writer)
-        if unit.part == 0:
-            problems += rec.problems
-    elif unit.kind == "pot":
-        rec = read_pot(unit.path)
-        for s in rec.samples:
-            add(render_trajectory(s.strokes, size=max(size, 64), stroke_width=stroke_width), s.char, rec.writer)
-        problems += rec.problems
-    else:
-        for path, ch in unit.files:
-            try:
-                add(load_gray(path), ch, "")
-            except HccrError as e:
-                problems.append(Problem(path, str(e).split(": ", 1)[-1]))
+    spec = InputSpec(size, margin=margin)  # the framing prediction gives files (hccr.preprocess)
+    for item in unit.samples(stroke_width, render_size=max(size, 64)):
+        if isinstance(item, Problem):
+            problems.append(item)
+            continue
+        images.append(spec.normalize(item.image, size))
+        chars.append(ord(item.char))
+        sizes.append(item.image.shape)
+        writers.append(item.writer)
     return {
         "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
         "chars": np.asarray(chars, dtype=np.int32),

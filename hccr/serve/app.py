@@ -177,7 +177,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
 
     limits = limits or Limits()
     rec = load_recognizer(model_path)
-    crops = getattr(rec, "crops", 5)
+    crops = rec.spec.crops
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hccr-infer")
     slots = asyncio.Semaphore(limits.workers + limits.queue)
     app = FastAPI(title="hccr", version="1", description="Offline handwritten Chinese character recognition",
