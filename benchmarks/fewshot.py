@@ -72,7 +72,7 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
         sets += ["init=gb2312", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
     elif method == "resnet":  # the lean ResNet, from scratch with the same recipe
         sets += ["model=resnet-lean"]
-    cfg = apply_overrides(get_preset("fast-1"), sets)
+    cfg = apply_overrides(get_preset("fast-1"), sets + args.set)
     if shots is not None:  # warm up over the first 5% of steps, whatever the epoch length
         steps_per_epoch = max(1, (len(Store(store).indices("train")) + 63) // 64)
         cfg.warmup_epochs = 0.05 * args.steps / steps_per_epoch
@@ -91,7 +91,8 @@ def main() -> None:
     ap.add_argument("--freeze-epochs", type=int, default=0)
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps for the k-shot points")
     ap.add_argument("--epochs-all", type=int, default=20)
-    ap.add_argument("--name", default="")
+    ap.add_argument("--name", default="", help="tag of the fine-tuning runs (default: from --ft-lr etc.)")
+    ap.add_argument("--set", action="append", default=[], help="extra key=value for every run (as hccr train --set)")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
@@ -104,7 +105,7 @@ def main() -> None:
         for seed in map(int, args.seeds.split(",")):
             store = subset(tail, work / "subsets" / f"{shots_s}-s{seed}", shots, seed)
             for method in args.methods.split(","):
-                out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' else args.steps}"
+                out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)
                 rec = Recognizer.from_checkpoint(out)
                 if args.split == "val":

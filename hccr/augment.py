@@ -58,6 +58,13 @@ class AugmentConfig:
     elastic_grid: int = 4  # control points per side of the elastic field
     pen: float = 0.0  # probability of a heavier or lighter pen: 3x3 dilation or erosion of the ink
     ink: float = 0.0  # ink gain uniform in [1 - ink, 1]: paler pens and scans
+    blur: float = 0.0  # probability of a Gaussian blur, sigma uniform in blur_sigma (px at the input size)
+    blur_sigma: tuple[float, float] = (0.4, 1.2)
+    noise: float = 0.0  # pixel noise: Gaussian, std uniform in [0, noise] per sample (1 = full ink), clipped
+
+    @property
+    def photometric(self) -> bool:
+        return bool(self.pen or self.ink or self.blur or self.noise)
 
     @property
     def active(self) -> bool:
@@ -95,8 +102,10 @@ def random_warp(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None
 
 
 def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
-    """What the simulation cannot vary after rendering: pen width by morphology (grey dilation
-    or erosion with a 3x3 window, each with probability ``pen / 2``) and ink intensity (a gain)."""
+    """What rendering and scanning vary after the shape: pen width by morphology (grey dilation
+    or erosion with a 3x3 window, each with probability ``pen / 2``), ink intensity (a gain), a
+    soft focus or a low-resolution scan (a Gaussian blur of random width, with probability
+    ``blur``) and sensor or paper grain (Gaussian noise, clipped to [0, 1])."""
     b, dev = x.shape[0], x.device
     if cfg.pen:
         r = torch.rand(b, generator=generator).to(dev).view(b, 1, 1, 1)
@@ -106,7 +115,30 @@ def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | N
     if cfg.ink:
         gain = 1 - torch.rand(b, generator=generator).to(dev) * cfg.ink
         x = x * gain.view(b, 1, 1, 1).to(x.dtype)
+    if cfg.blur:
+        lo, hi = cfg.blur_sigma
+        sigma = torch.rand(b, generator=generator).to(dev) * (hi - lo) + lo
+        on = torch.rand(b, generator=generator).to(dev) < cfg.blur
+        x = torch.where(on.view(b, 1, 1, 1), batched_blur(x, sigma, hi), x)
+    if cfg.noise:
+        std = torch.rand(b, generator=generator).to(dev) * cfg.noise
+        grain = torch.randn(x.shape, generator=generator).to(dev)
+        x = (x + grain.to(x.dtype) * std.view(b, 1, 1, 1).to(x.dtype)).clamp_(0, 1)
     return x
+
+
+def batched_blur(x: Tensor, sigma: Tensor, max_sigma: float) -> Tensor:
+    """A separable Gaussian blur with its own ``sigma`` per sample, in one grouped convolution pair
+    (samples as channels); zero padding, as ink-high images have paper 0 at their edges."""
+    b, c, h, w = x.shape
+    r = max(1, math.ceil(3 * max_sigma))
+    t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
+    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.view(-1, 1).float() ** 2))
+    k = (k / k.sum(1, keepdim=True)).to(x.dtype).repeat_interleave(c, 0)  # (b*c, 2r+1)
+    y = x.reshape(1, b * c, h, w)
+    y = F.conv2d(y, k.view(b * c, 1, 1, -1), padding=(0, r), groups=b * c)
+    y = F.conv2d(y, k.view(b * c, 1, -1, 1), padding=(r, 0), groups=b * c)
+    return y.reshape(b, c, h, w)
 
 
 def to_model_input(x: torch.Tensor, ink: str, channels_last: bool = True) -> torch.Tensor:

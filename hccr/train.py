@@ -40,7 +40,7 @@ def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, devic
     x = resize(x, cfg.image_size)
     if train:
         x = random_warp(x, cfg.augment, generator)
-        if cfg.augment.pen or cfg.augment.ink:
+        if cfg.augment.photometric:
             x = random_pen_ink(x, cfg.augment, generator)
     if cfg.blur_ksize > 1:
         x = gaussian_blur(x, cfg.blur_ksize, cfg.blur_sigma)

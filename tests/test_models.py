@@ -126,3 +126,21 @@ def test_pen_and_ink_augmentation_change_stroke_weight_and_darkness():
     peak = z.amax((1, 2, 3))
     assert float(peak.min()) >= 0.5 and float(peak.min()) < 0.9 and bool((z <= x).all())  # paler, never darker
     assert torch.equal(random_pen_ink(x, AugmentConfig(), g), x)  # off: untouched
+
+
+def test_blur_and_noise_augmentation_soften_strokes_and_add_grain_per_sample():
+    from hccr.augment import AugmentConfig, batched_blur, random_pen_ink
+
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 8:24, 14:18] = 1.0
+    g = torch.Generator().manual_seed(0)
+    y = random_pen_ink(x, AugmentConfig(blur=0.5, blur_sigma=(0.8, 1.2)), g)
+    soft = y.amax((1, 2, 3)) < 0.99
+    assert 10 < int(soft.sum()) < 54  # about half the samples blurred, the others untouched
+    assert torch.equal(y[~soft], x[~soft])
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=1e-3)  # ink spread, not lost
+    # Each sample its own width: a wider sigma spreads further.
+    b = batched_blur(x[:2], torch.tensor([0.5, 2.0]), 2.0)
+    assert float(b[0, 0, 16, 12]) < float(b[1, 0, 16, 12])
+    n = random_pen_ink(x, AugmentConfig(noise=0.2), g)
+    assert float(n.min()) >= 0 and float(n.max()) <= 1 and float((n - x).abs().mean()) > 0.01
