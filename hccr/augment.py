@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -91,14 +92,30 @@ def random_warp(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None
     a = torch.stack([torch.stack([cos / sx, (-sin + shear * cos) / sx], -1),
                      torch.stack([sin / sy, (cos + shear * sin) / sy], -1)], 1)
     t = torch.stack([u(-cfg.translate, cfg.translate), u(-cfg.translate, cfg.translate)], -1) * 2
-    theta = torch.cat([a, t.unsqueeze(-1)], -1)
-    grid = F.affine_grid(theta, [b, 1, x.shape[-2], x.shape[-1]], align_corners=False)
-    if cfg.elastic:
-        g = cfg.elastic_grid
+    coef = torch.cat([a, t.unsqueeze(-1)], -1)  # the affine map (theta), (b, 2, 3)
+    g = cfg.elastic_grid if cfg.elastic else 0
+    if g:  # elastic control points, bicubically interpolated: (b, 2, g * g) more coefficients
         noise = torch.randn(b, 2, g, g, generator=generator, dtype=dt).to(dev) * (cfg.elastic * 2)
-        field = F.interpolate(noise, size=x.shape[-2:], mode="bicubic", align_corners=True)
-        grid = grid + field.permute(0, 2, 3, 1)
+        coef = torch.cat([coef, noise.reshape(b, 2, g * g)], -1)
+    h, w = x.shape[-2:]
+    # Affine grid + elastic field in one matrix product (equal to affine_grid + bicubic interpolate,
+    # several times faster on CPU: those two were most of the augmentation's time).
+    grid = (coef.reshape(b * 2, -1) @ _warp_basis(h, w, g, str(dev))).view(b, 2, h, w).permute(0, 2, 3, 1)
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@lru_cache(maxsize=16)
+def _warp_basis(h: int, w: int, g: int, device: str) -> Tensor:
+    """(3 + g*g, h*w): rows x, y, 1 of the pixel centres (``affine_grid``, align_corners=False),
+    then the bicubic interpolation (align_corners=True) of each of the g×g control points."""
+    ys = (2 * torch.arange(h, dtype=torch.float32) + 1) / h - 1
+    xs = (2 * torch.arange(w, dtype=torch.float32) + 1) / w - 1
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    rows = [xx.reshape(1, -1), yy.reshape(1, -1), torch.ones(1, h * w)]
+    if g:
+        eye = torch.eye(g * g).view(g * g, 1, g, g)
+        rows.append(F.interpolate(eye, size=(h, w), mode="bicubic", align_corners=True).view(g * g, h * w))
+    return torch.cat(rows).to(device)
 
 
 def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:

@@ -144,3 +144,19 @@ def test_blur_and_noise_augmentation_soften_strokes_and_add_grain_per_sample():
     assert float(b[0, 0, 16, 12]) < float(b[1, 0, 16, 12])
     n = random_pen_ink(x, AugmentConfig(noise=0.2), g)
     assert float(n.min()) >= 0 and float(n.max()) <= 1 and float((n - x).abs().mean()) > 0.01
+
+
+def test_warp_basis_is_affine_grid_plus_bicubic_field():
+    """The augmentation's one matrix product equals torch's affine_grid + bicubic interpolate."""
+    import torch.nn.functional as F
+
+    from hccr.augment import _warp_basis
+
+    g = torch.Generator().manual_seed(0)
+    theta = torch.randn(3, 2, 3, generator=g)
+    noise = torch.randn(3, 2, 4, 4, generator=g)
+    ref = F.affine_grid(theta, [3, 1, 24, 20], align_corners=False) + \
+        F.interpolate(noise, size=(24, 20), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    coef = torch.cat([theta, noise.reshape(3, 2, 16)], -1).reshape(6, -1)
+    ours = (coef @ _warp_basis(24, 20, 4, "cpu")).view(3, 2, 24, 20).permute(0, 2, 3, 1)
+    assert torch.allclose(ours, ref, atol=1e-5)
