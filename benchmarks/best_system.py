@@ -1,14 +1,15 @@
 """The best system on real handwriting: ensembles chosen on validation, one distilled student, speed.
 
-    python benchmarks/best_system.py [--distill-epochs 10] [--teacher-crops 5]
+    python benchmarks/best_system.py [--kinds ft,scratch,resnet] [--student-seeds 1,2,3]
 
-Members are the six "all" runs of benchmarks/fewshot.py (run it first): fast-1 from scratch and
-fast-1 fine-tuned from the shipped GB2312 model, three seeds each, trained on casia-hwdb-22's
-training images minus the held-out-writer tail. Every candidate ensemble is scored on that tail
+Members are the "all" runs of benchmarks/fewshot.py (run it first): fast-1 from scratch (scratch),
+fast-1 fine-tuned from the shipped GB2312 model (ft) and the lean ResNet from scratch with fast-1's
+recipe (resnet, ``--methods resnet``), three seeds each, trained on casia-hwdb-22's training images
+minus the held-out-writer tail. Every candidate ensemble is scored on that tail
 (validation) and the best is chosen there; the test figures (2,674 images, 22-way, five crops) are
-printed next to it, never used to choose. The student (CharNet-S without auxiliary heads, started
-from the shipped model) learns the best three-member ensemble's soft five-crop predictions with
-``hccr distill`` and predicts from one crop. Speed: ms/char, batched and single, with the paper's
+printed next to it, never used to choose. The students (CharNet-S without auxiliary heads, started
+from the shipped model, one per seed) learn the best three-member ensemble's soft five-crop
+predictions with ``hccr distill`` and predict from one crop. Speed: ms/char, batched and single, with the paper's
 CharNet 3 x 5-crop system (random weights, 22 classes, fp32) measured in the same run; batched =
 64 characters per call (32 for CharNet at 256 px, whose activations would not fit otherwise).
 """
@@ -37,8 +38,7 @@ from hccr.runtime import OnnxRecognizer, Predictions, predict_inputs  # noqa: E4
 from hccr.utils import use_all_cores  # noqa: E402
 
 FEW = OUT / "fewshot"
-MEMBERS = {**{f"ft-s{s}": FEW / "runs" / f"finetune-all-s{s}-lr0.003-f0-s400" for s in range(3)},
-           **{f"scratch-s{s}": FEW / "runs" / f"scratch-all-s{s}-400" for s in range(3)}}
+RUNS = {"ft": "finetune-all-s{}-lr0.003-f0-s400", "scratch": "scratch-all-s{}-400", "resnet": "resnet-all-s{}-400"}
 
 
 def predictions(name: str, run: Path, split: str, crops: int, work: Path) -> Predictions:
@@ -68,31 +68,36 @@ def main() -> None:
     ap.add_argument("--teacher-crops", type=int, default=5)
     ap.add_argument("--budget", type=float, default=8.0, help="seconds per speed measurement")
     ap.add_argument("--work", default=str(OUT / "best"))
+    ap.add_argument("--kinds", default="ft,scratch,resnet", help="member kinds, three seeds each")
+    ap.add_argument("--student-seeds", default="1,2,3", help="fast-1 seeds are 1..3")
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
+    kinds = args.kinds.split(",")
+    MEMBERS = {f"{k}-s{s}": FEW / "runs" / RUNS[k].format(s) for k in kinds for s in range(3)}
     missing = [str(r) for r in MEMBERS.values() if not (r / "done").exists()]
     if missing:
-        sys.exit(f"run benchmarks/fewshot.py --split test first; missing: {', '.join(missing)}")
+        sys.exit(f"run benchmarks/fewshot.py --shots all (--methods finetune,scratch,resnet) first; missing: "
+                 f"{', '.join(missing)}")
     val = {n: predictions(n, r, "val", 5, work) for n, r in MEMBERS.items()}
     test = {n: predictions(n, r, "test", 5, work) for n, r in MEMBERS.items()}
 
     # Candidates: every member alone, equal-weight means of groups, weights fitted on validation.
     names = list(MEMBERS)
     groups = {f"{n}": [n] for n in names}
-    groups["fine-tuned x3"] = [n for n in names if n.startswith("ft")]
-    groups["scratch x3"] = [n for n in names if n.startswith("scratch")]
+    for k in kinds:
+        groups[f"{k} x3"] = [n for n in names if n.startswith(k + "-")]
     for combo in itertools.combinations(names, 3):
-        if len({c.split("-")[0] for c in combo}) == 2:  # mixed three: both kinds of member
+        if len({c.split("-")[0] for c in combo}) >= 2:  # mixed three: at least two kinds of member
             groups[" + ".join(combo)] = list(combo)
-    groups["all six"] = names
+    groups[f"all {len(names)}"] = names
     rows = []
     for label, g in groups.items():
         w = [1.0] * len(g)
         rows.append({"system": label, "members": g, "weights": w,
                      **{f"val_{k}": v for k, v in score(combine([val[n] for n in g], w)).items()}})
     fw = fit_weights([val[n] for n in names]).tolist()
-    rows.append({"system": "all six, weights fitted on validation", "members": names, "weights": fw,
+    rows.append({"system": f"all {len(names)}, weights fitted on validation", "members": names, "weights": fw,
                  **{f"val_{k}": v for k, v in score(combine([val[n] for n in names], fw)).items()}})
     for r in rows:
         t = score(combine([test[n] for n in r["members"]], r["weights"]))
@@ -104,24 +109,35 @@ def main() -> None:
     print(f"chosen on validation: {best['system']} (test top-1 {best['test_top1']:.4f}); "
           f"distillation teacher: {teacher['system']}")
 
-    # The student.
-    student = work / f"student-e{args.distill_epochs}-c{args.teacher_crops}"
-    cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(FEW / "subsets" / "all-s0"), "--out",
-           str(student), "--epochs", str(args.distill_epochs), "--teacher-crops", str(args.teacher_crops),
-           "--weights", ",".join(str(w) for w in teacher["weights"]), "--set", "init=gb2312"]
-    for n in teacher["members"]:
-        cmd += ["--teacher", str(MEMBERS[n])]
-    t0 = time.perf_counter()
-    if not (student / "done").exists():
-        subprocess.run(cmd + (["--resume"] if (student / "last.state.pt").exists() else []), check=True)
-        (student / "done").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    student_rows = []
+    # The students, one per seed, all taught by the chosen teacher.
+    student_rows, students = [], []
+    for seed in map(int, args.student_seeds.split(",")):
+        student = work / f"student-e{args.distill_epochs}-c{args.teacher_crops}-{'+'.join(teacher['members'])}-s{seed}"
+        cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(FEW / "subsets" / "all-s0"), "--out",
+               str(student), "--epochs", str(args.distill_epochs), "--teacher-crops", str(args.teacher_crops),
+               "--weights", ",".join(str(w) for w in teacher["weights"]), "--set", "init=gb2312", "--set",
+               f"seed={seed}"]
+        for n in teacher["members"]:
+            cmd += ["--teacher", str(MEMBERS[n])]
+        t0 = time.perf_counter()
+        if not (student / "done").exists():
+            subprocess.run(cmd + (["--resume"] if (student / "last.state.pt").exists() else []), check=True)
+            (student / "done").write_text(f"{time.perf_counter() - t0:.1f}\n")
+        students.append(student)
+        for crops in (1, 5):
+            v = score(predictions(f"{student.name}", student, "val", crops, work))
+            t = score(predictions(f"{student.name}", student, "test", crops, work))
+            student_rows.append({"system": f"student seed {seed}, {crops} crop(s)", "seed": seed, "crops": crops,
+                                 "train_seconds": float((student / "done").read_text()), "cmd": " ".join(cmd[1:]),
+                                 **{f"val_{k}": x for k, x in v.items()}, **{f"test_{k}": x for k, x in t.items()}})
     for crops in (1, 5):
-        v = score(predictions(f"{student.name}", student, "val", crops, work))
-        t = score(predictions(f"{student.name}", student, "test", crops, work))
-        student_rows.append({"system": f"student, {crops} crop(s)", **{f"val_{k}": x for k, x in v.items()},
-                             **{f"test_{k}": x for k, x in t.items()}})
+        own = [r for r in student_rows if r["crops"] == crops]
+        student_rows.append({"system": f"students, {crops} crop(s), mean of {len(own)} seeds", "crops": crops,
+                             **{f"{sp}_{m}": float(np.mean([r[f"{sp}_{m}"] for r in own]))
+                                for sp in ("val", "test") for m in ("top1", "top5", "logloss")},
+                             "test_top1_std": float(np.std([r["test_top1"] for r in own]))})
     print(table(student_rows, ["system", "val_top1", "test_top1", "test_top5"]))
+    student = students[0]
 
     # Speed, the paper's system measured in the same run.
     from hccr.export import export_onnx
@@ -148,8 +164,7 @@ def main() -> None:
         r["x_batched"], r["x_single"] = ref["batched_ms"] / r["batched_ms"], ref["single_ms"] / r["single_ms"]
     print(table(speed, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
     save("best-system", {"candidates": rows, "chosen": best["system"], "teacher": teacher["system"],
-                         "student": student_rows, "student_cmd": " ".join(cmd[1:]),
-                         "student_train_seconds": float((student / "done").read_text()), "speed": speed,
+                         "student": student_rows, "speed": speed,
                          "args": vars(args)})
     print(json.dumps({"chosen": best["system"], "test_top1": best["test_top1"]}))
 

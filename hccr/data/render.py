@@ -43,7 +43,7 @@ def draw_polylines(strokes: Sequence[np.ndarray], widths: Sequence[float | np.nd
         cuts = np.flatnonzero(np.diff(q)) + 1
         bounds = [0, *cuts.tolist(), len(q)]
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            draw.line([float(v) for v in pts[a : b + 1].reshape(-1)], fill=int(value), width=int(q[a]))
+            draw.line(pts[a : b + 1].reshape(-1).tolist(), fill=int(value), width=int(q[a]))
         for (x, y), wd in ((pts[0], q[0]), (pts[-1], q[-1])):
             r = wd / 2
             draw.ellipse([x - r, y - r, x + r, y + r], fill=int(value))
@@ -53,7 +53,7 @@ def draw_polylines(strokes: Sequence[np.ndarray], widths: Sequence[float | np.nd
 def _stroke(draw, pts: np.ndarray, width: float, value: int) -> None:
     width = max(width, 1.0)
     r = width / 2
-    flat = [float(v) for v in pts.reshape(-1)]
+    flat = pts.reshape(-1).tolist()
     if len(pts) > 1:
         draw.line(flat, fill=value, width=max(1, int(round(width))), joint="curve")
     for x, y in (pts[0], pts[-1]):  # round caps

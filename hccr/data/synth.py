@@ -133,46 +133,119 @@ def smooth_noise(n: int, rng: np.random.Generator, amplitude: float, cycles: flo
 # ---------------------------------------------------------------------------------------------
 # One sample
 
+def distort_strokes(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.Generator, jitter: float,
+                    speed: float, spacing: float = 10.0) -> list[np.ndarray]:
+    """Every stroke of a character at once (points concatenated, one id per stroke): resampled by
+    arclength, smoothed (corners rounded like a fast pen), displaced, scaled and turned about its
+    centre, wobbled across its direction of travel, and trimmed or extended at its ends.
+
+    The same operations as :func:`resample`, :func:`smooth`, :func:`smooth_noise` and :func:`trim`
+    applied stroke by stroke, without a Python loop over strokes (that loop was most of the
+    generator's time)."""
+    raw = [a for a in (np.asarray(s, np.float64).reshape(-1, 2) for s in strokes) if len(a)]
+    ns = len(raw)
+    lens = np.array([len(a) for a in raw])
+    first = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    pts = np.concatenate(raw)
+    sid = np.repeat(np.arange(ns), lens)
+
+    # Resample: evenly spaced points along each polyline, by arclength, in one interpolation (strokes
+    # are kept apart on the arclength axis by a unit gap).
+    seg = np.hypot(*np.diff(pts, axis=0).T) if len(pts) > 1 else np.zeros(0)
+    seg[first[1:] - 1] = 0.0
+    arc = np.concatenate([[0.0], np.cumsum(seg)]) + sid
+    length = arc[first + lens - 1] - arc[first]
+    ok = (lens >= 2) & (length >= 1e-6)
+    n = np.where(ok, np.maximum(2, np.ceil(length / spacing).astype(np.int64) + 1), np.minimum(lens, 1))
+    n = np.where(lens < 2, lens, n)
+    q_sid = np.repeat(np.arange(ns), n)
+    q_first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    local = np.arange(len(q_sid)) - q_first[q_sid]
+    step = np.where(n > 1, length / np.maximum(n - 1, 1), 0.0)
+    t = arc[first][q_sid] + local * step[q_sid]
+    p = np.stack([np.interp(t, arc, pts[:, 0]), np.interp(t, arc, pts[:, 1])], 1)
+
+    # Smooth: moving average of width 2r+1 with the end points repeated, ends kept (strokes of 3+ points).
+    r = int(round(speed * 4))
+    last_local = (n - 1)[q_sid]
+    if r >= 1:
+        c = np.concatenate([np.zeros((1, 2)), np.cumsum(p, 0)])
+        lo, hi = local - r, local + r
+        inside = c[q_first[q_sid] + np.minimum(hi, last_local) + 1] - c[q_first[q_sid] + np.maximum(lo, 0)]
+        below, above = np.maximum(0, -lo), np.maximum(0, hi - last_local)
+        avg = (inside + below[:, None] * p[q_first[q_sid]] + above[:, None] * p[(q_first + n - 1)[q_sid]]) / (2 * r + 1)
+        ends = (local == 0) | (local == last_local)
+        p = np.where(((n >= 3)[q_sid] & ~ends)[:, None], avg, p)
+
+    # Displace, scale and turn each stroke about its centre.
+    centre = np.add.reduceat(p, q_first, axis=0) / n[:, None] if len(p) else np.zeros((0, 2))
+    ang = rng.normal(0, 0.05, ns)
+    scale = np.exp(rng.normal(0, 0.07, ns))
+    shift = rng.normal(0, jitter, (ns, 2))
+    cos, sin, k = np.cos(ang)[q_sid], np.sin(ang)[q_sid], scale[q_sid]
+    d = p - centre[q_sid]
+    p = np.stack([d[:, 0] * cos - d[:, 1] * sin, d[:, 0] * sin + d[:, 1] * cos], 1) * k[:, None] \
+        + centre[q_sid] + shift[q_sid]
+
+    # Wobble perpendicular to the direction of travel: a smooth random curve per stroke (3+ points).
+    nxt = q_first[q_sid] + np.minimum(local + 1, last_local)
+    prv = q_first[q_sid] + np.maximum(local - 1, 0)
+    dv = p[nxt] - p[prv]
+    nrm = np.stack([-dv[:, 1], dv[:, 0]], 1) / (np.hypot(dv[:, 0], dv[:, 1])[:, None] + 1e-9)
+    phase = rng.uniform(size=(ns, 3))
+    kk = np.arange(1, 4)
+    coef = rng.normal(size=(ns, 3)) / kk * (style.wobble / 1.3)
+    tt = local / np.maximum(last_local, 1)
+    waves = np.sin(2 * np.pi * (1.5 * tt[:, None] * kk + phase[q_sid]))
+    p = p + np.where((n > 2)[q_sid], (waves * coef[q_sid]).sum(1), 0.0)[:, None] * nrm
+
+    # Trim (or extend, when negative) a fraction of each stroke's length at each end (3+ points).
+    start, end = rng.normal(style.shorten, 0.05, ns), rng.normal(style.shorten, 0.05, ns)
+    long = n >= 3
+    a = np.where(long, np.rint(np.clip(start, 0, 0.3) * (n - 1)).astype(np.int64), 0)
+    b = np.where(long, n - np.rint(np.clip(end, 0, 0.3) * (n - 1)).astype(np.int64), n)
+    keep = (local >= a[q_sid]) & (local < b[q_sid])
+    head, tail = long & (start < 0), long & (end < 0)
+    kept = b - a
+    count = kept + head + tail
+    o_first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    out = np.empty((int(count.sum()), 2))
+    out[(o_first + head)[q_sid][keep] + (local - a[q_sid])[keep]] = p[keep]
+    f0, f1 = p[q_first[head]], p[q_first[head] + 1]
+    out[o_first[head]] = f0 + (f0 - f1) * ((-start[head]) * n[head] * 0.5)[:, None]
+    l0, l1 = p[q_first[tail] + n[tail] - 1], p[q_first[tail] + n[tail] - 2]
+    out[(o_first + head + kept)[tail]] = l0 + (l0 - l1) * ((-end[tail]) * n[tail] * 0.5)[:, None]
+    return np.split(out, o_first[1:])
+
+
 def simulate(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.Generator
              ) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
     """Turn stroke medians into distorted pen trajectories: (points, per-segment widths, ink) per stroke."""
     spacing = 10.0
-    out_pts: list[np.ndarray] = []
     # Per-sample variation around the writer's style.
     jitter = style.jitter * np.exp(rng.normal(0, 0.25))
     pen = style.pen * np.exp(rng.normal(0, 0.08))
     speed = float(np.clip(style.speed + rng.normal(0, 0.08), 0, 1))
-    for pts in strokes:
-        p = resample(np.asarray(pts, np.float64), spacing)
-        p = smooth(p, int(round(speed * 4)))
-        # Displace, scale and turn the stroke about its centre.
-        c = p.mean(0)
-        ang = rng.normal(0, 0.05)
-        rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-        p = (p - c) @ rot.T * np.exp(rng.normal(0, 0.07)) + c + rng.normal(0, jitter, size=2)
-        # Wobble perpendicular to the direction of travel.
-        if len(p) > 2:
-            d = np.concatenate([p[1:2] - p[:1], p[2:] - p[:-2], p[-1:] - p[-2:-1]])
-            nrm = np.stack([-d[:, 1], d[:, 0]], 1) / (np.hypot(d[:, 0], d[:, 1])[:, None] + 1e-9)
-            p = p + nrm * smooth_noise(len(p), rng, style.wobble)[:, None]
-        p = trim(p, rng.normal(style.shorten, 0.05), rng.normal(style.shorten, 0.05))
-        out_pts.append(p)
+    out_pts = distort_strokes(strokes, style, rng, jitter, speed, spacing)
 
     # Hooks and cursive joins towards the next stroke's start.
     extra: list[np.ndarray] = []
-    for i in range(len(out_pts) - 1):
-        end, nxt = out_pts[i][-1], out_pts[i + 1][0]
-        gap = nxt - end
-        dist = float(np.linalg.norm(gap))
-        if dist < 1e-6:
-            continue
-        if rng.uniform() < speed * 0.65 and dist < 400:
-            bend = np.array([-gap[1], gap[0]]) / dist * rng.normal(0, 0.2) * dist
-            t = np.linspace(0, 1, max(3, int(dist / spacing)))[:, None]
-            extra.append(end + gap * t + bend * (4 * t * (1 - t)))
-        elif rng.uniform() < style.hook:
-            length = rng.uniform(25, 70)
-            extra.append(np.stack([end, end + gap / dist * length * 0.6, end + gap / dist * length]))
+    if len(out_pts) > 1:
+        ends = np.array([p[-1] for p in out_pts[:-1]])
+        gaps = np.array([p[0] for p in out_pts[1:]]) - ends
+        dist = np.hypot(gaps[:, 0], gaps[:, 1])
+        g = len(gaps)
+        join = (dist >= 1e-6) & (rng.uniform(size=g) < speed * 0.65) & (dist < 400)
+        hook = (dist >= 1e-6) & ~join & (rng.uniform(size=g) < style.hook)
+        bend_k, hook_len = rng.normal(0, 0.2, g), rng.uniform(25, 70, g)
+        for i in np.flatnonzero(join | hook):
+            end, gap, dst = ends[i], gaps[i], dist[i]
+            if join[i]:
+                bend = np.array([-gap[1], gap[0]]) * bend_k[i]
+                t = np.linspace(0, 1, max(3, int(dst / spacing)))[:, None]
+                extra.append(end + gap * t + bend * (4 * t * (1 - t)))
+            else:
+                extra.append(end + gap / dst * np.array([[0.0], [0.6], [1.0]]) * hook_len[i])
 
     # Global geometry: monotone warps (proportions), smooth field, slant, rotation, aspect.
     allp = np.concatenate(out_pts + extra) if extra else np.concatenate(out_pts)
@@ -194,18 +267,19 @@ def simulate(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.G
     allp = (allp - BOX / 2) @ m.T + BOX / 2
     pieces = np.split(allp, np.cumsum(counts)[:-1])
 
-    # Pen pressure: a press at the start, tapering tails for fast writers, per-stroke variation.
-    widths, inks = [], []
-    taper = 0.25 + 0.6 * speed
-    for k, p in enumerate(pieces):
-        n = max(len(p) - 1, 1)
-        t = np.arange(n) / max(n - 1, 1)
-        if k >= len(out_pts):  # joins and hooks: a light, thin line
-            widths.append(np.full(n, pen * rng.uniform(0.3, 0.6)))
-        else:
-            prof = 1 + 0.25 * np.exp(-t / 0.08) - taper * np.clip((t - 0.7) / 0.3, 0, 1) ** 1.5 * rng.uniform(0.3, 1)
-            widths.append(pen * np.exp(rng.normal(0, 0.12)) * prof)
-        inks.append(float(np.clip(style.ink + rng.normal(0, 12), 0, 210)))
+    # Pen pressure: a press at the start, tapering tails for fast writers, per-stroke variation;
+    # joins and hooks are a light, thin line. One width per segment, for all pieces at once.
+    nseg = np.maximum(np.asarray(counts) - 1, 1)
+    piece = np.repeat(np.arange(len(counts)), nseg)
+    seg_first = np.concatenate([[0], np.cumsum(nseg)[:-1]])
+    t = (np.arange(len(piece)) - seg_first[piece]) / np.maximum(nseg - 1, 1)[piece]
+    taper = (0.25 + 0.6 * speed) * rng.uniform(0.3, 1, len(counts))
+    press = pen * np.exp(rng.normal(0, 0.12, len(counts)))
+    light = pen * rng.uniform(0.3, 0.6, len(counts))
+    prof = 1 + 0.25 * np.exp(-t / 0.08) - taper[piece] * np.clip((t - 0.7) / 0.3, 0, 1) ** 1.5
+    is_stroke = (np.arange(len(counts)) < len(out_pts))[piece]
+    widths = np.split(np.where(is_stroke, press[piece] * prof, light[piece]), seg_first[1:])
+    inks = np.clip(style.ink + rng.normal(0, 12, len(counts)), 0, 210).tolist()
     return pieces, widths, inks
 
 
