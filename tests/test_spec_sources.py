@@ -77,7 +77,6 @@ def test_conversion_inverts_light_on_dark_images_as_prediction_does(tmp_path):
 
     from hccr.data.store import ConvertOptions, Store, convert
 
-    rng = np.random.default_rng(0)
     for name, flip in (("dark", False), ("light", True)):
         for ch in "一二":
             (tmp_path / name / ch).mkdir(parents=True)
