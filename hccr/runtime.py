@@ -195,18 +195,11 @@ class Predictions:
             raise HccrError(f"{path}: not an hccr predictions file ({e})") from None
 
 
-def expand_inputs(inputs: list[str], stdin=None) -> list[tuple[str, str | None]]:
-    """What users type -> ``(image path, label character or None)`` for the image inputs among
-    them (see :func:`hccr.data.sources.plan_units`, which also reads ``.gnt`` and ``.pot`` files)."""
-    from .data.sources import plan_units
-
-    return [f for u in plan_units(inputs, labelled=False, stdin=stdin) if u.kind == "images" for f in u.files]
-
-
 def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = None, batch_size: int = 256, split: str = "all",
                    progress: bool = True, on_error: str = "stop") -> Predictions:
-    """Probabilities for a store (``split`` of it) or images (see :func:`expand_inputs`; labels come
-    from per-character folder names). ``on_error="skip"`` leaves out unreadable images and counts
+    """Probabilities for a store (``split`` of it) or any other sources (images, folders, globs,
+    ``-``, ``.gnt``/``.pot`` files: :func:`hccr.data.sources.plan_units`; labels come from records
+    and per-character folder names). ``on_error="skip"`` leaves out unreadable images and counts
     them (``meta["skipped"]``); images labelled with characters the model does not know get label
     -1 and are counted in ``meta["unknown_labels"]``, never silently mixed into an accuracy."""
     from .data.store import Store
