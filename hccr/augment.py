@@ -136,7 +136,9 @@ def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | N
         lo, hi = cfg.blur_sigma
         sigma = torch.rand(b, generator=generator).to(dev) * (hi - lo) + lo
         on = torch.rand(b, generator=generator).to(dev) < cfg.blur
-        x = torch.where(on.view(b, 1, 1, 1), batched_blur(x, sigma, hi), x)
+        if on.any():  # blur only the chosen samples
+            x = x.clone()
+            x[on] = batched_blur(x[on], sigma[on], hi)
     if cfg.noise:
         std = torch.rand(b, generator=generator).to(dev) * cfg.noise
         grain = torch.randn(x.shape, generator=generator).to(dev)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import HccrError
-from .preprocess import fix_polarity  # noqa: F401  (re-exported: its home before the one normalisation)
+from .preprocess import fix_polarity
 
 
 def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:

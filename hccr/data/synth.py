@@ -156,8 +156,7 @@ def distort_strokes(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.r
     arc = np.concatenate([[0.0], np.cumsum(seg)]) + sid
     length = arc[first + lens - 1] - arc[first]
     ok = (lens >= 2) & (length >= 1e-6)
-    n = np.where(ok, np.maximum(2, np.ceil(length / spacing).astype(np.int64) + 1), np.minimum(lens, 1))
-    n = np.where(lens < 2, lens, n)
+    n = np.where(ok, np.maximum(2, np.ceil(length / spacing).astype(np.int64) + 1), 1)  # else one point
     q_sid = np.repeat(np.arange(ns), n)
     q_first = np.concatenate([[0], np.cumsum(n)[:-1]])
     local = np.arange(len(q_sid)) - q_first[q_sid]
@@ -178,7 +177,7 @@ def distort_strokes(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.r
         p = np.where(((n >= 3)[q_sid] & ~ends)[:, None], avg, p)
 
     # Displace, scale and turn each stroke about its centre.
-    centre = np.add.reduceat(p, q_first, axis=0) / n[:, None] if len(p) else np.zeros((0, 2))
+    centre = np.add.reduceat(p, q_first, axis=0) / n[:, None]
     ang = rng.normal(0, 0.05, ns)
     scale = np.exp(rng.normal(0, 0.07, ns))
     shift = rng.normal(0, jitter, (ns, 2))
