@@ -104,20 +104,24 @@ def looks_like_several(img: np.ndarray, threshold: int = 48) -> bool:
     return bool((blank & (before >= 0.25) & (before <= 0.75)).sum() >= max(1, round(0.08 * min(h, w))))
 
 
-def normalize(img: np.ndarray, size: int, margin: float = 0.0, cleanup: bool = True) -> np.ndarray:
-    """Gray image (dark ink on white, any H×W) -> ``size``×``size`` uint8 with ink high, aspect kept.
-
-    ``margin`` is the fraction of the side left blank around the character (0 = touching the edges).
-    ``cleanup`` (the default everywhere) first flattens the paper and crops to the ink (:func:`clean`).
-    """
+def prepare(img: np.ndarray, cleanup: bool = True) -> np.ndarray:
+    """A gray image as it arrives (dark ink on white, any H×W) -> the image :func:`frame` squares:
+    shrunk first when larger than ``MAX_SIDE`` (a photo or a page scan: cleaning 16 M pixels is
+    wasted work), then, with ``cleanup`` (the default everywhere), :func:`clean`."""
     from PIL import Image
 
-    if max(img.shape) > MAX_SIDE:  # a photo or a page scan: shrink first, cleaning 16 M pixels is wasted work
+    if max(img.shape) > MAX_SIDE:
         scale = MAX_SIDE / max(img.shape)
         img = np.asarray(Image.fromarray(img).resize((max(1, round(img.shape[1] * scale)),
                                                       max(1, round(img.shape[0] * scale))), Image.Resampling.BOX))
-    if cleanup:
-        img = clean(img)
+    return clean(img) if cleanup else img
+
+
+def frame(img: np.ndarray, size: int, margin: float = 0.0) -> np.ndarray:
+    """A prepared image (dark ink on white) -> ``size``×``size`` uint8 with ink high, aspect kept,
+    centred on a square with ``margin`` (the fraction of the side left blank) around it."""
+    from PIL import Image
+
     h, w = img.shape
     side = max(h, w)
     if margin:
@@ -128,6 +132,12 @@ def normalize(img: np.ndarray, size: int, margin: float = 0.0, cleanup: bool = T
     if side == size:
         return sq
     return np.asarray(Image.fromarray(sq).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def normalize(img: np.ndarray, size: int, margin: float = 0.0, cleanup: bool = True) -> np.ndarray:
+    """Gray image (dark ink on white, any H×W) -> ``size``×``size`` uint8 with ink high, aspect kept:
+    :func:`prepare` then :func:`frame`."""
+    return frame(prepare(img, cleanup), size, margin)
 
 
 def crop_boxes(big: int, size: int) -> list[tuple[int, int]]:
@@ -206,8 +216,16 @@ class InputSpec:
 
     def batch(self, images: list[np.ndarray], crops: int | None = None) -> np.ndarray:
         """Gray images -> (B, 1, s, s) float32 in [0, 1], ink high, at the side the crops need."""
+        return self.batch_checked(images, crops)[0]
+
+    def batch_checked(self, images: list[np.ndarray], crops: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`batch`, plus for each image whether it looks like several characters
+        (:func:`looks_like_several`), judged on the same cleaned image: each image is cleaned once."""
         s = self.side(crops)
-        return np.stack([self.normalize(im, s) for im in images])[:, None].astype(np.float32) / 255
+        prepared = [prepare(np.asarray(im, np.uint8), self.cleanup) for im in images]
+        several = np.array([looks_like_several(p) for p in prepared], bool)
+        x = np.stack([frame(p, s, self.margin) for p in prepared]) if prepared else np.zeros((0, s, s), np.uint8)
+        return x[:, None].astype(np.float32) / 255, several
 
 
 def gaussian_kernel1d(ksize: int, sigma: float) -> np.ndarray:

@@ -50,10 +50,11 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def several_characters(images: list[np.ndarray]) -> list[bool]:
     """For each gray image: whether it probably holds several characters (a word, a line), which a
-    single-character recognizer would answer confidently and wrongly."""
-    from .preprocess import clean, looks_like_several
+    single-character recognizer would answer confidently and wrongly. Recognizers answer this as
+    they read (:meth:`BaseRecognizer.proba_and_flags`); this is for images read without one."""
+    from .preprocess import looks_like_several, prepare
 
-    return [looks_like_several(clean(np.asarray(im, np.uint8))) for im in images]
+    return [looks_like_several(prepare(np.asarray(im, np.uint8))) for im in images]
 
 
 def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
@@ -93,18 +94,39 @@ class BaseRecognizer:
     def normalize_images(self, images: list[np.ndarray], crops: int | None = None) -> np.ndarray:
         return self.spec.batch(images, crops)
 
-    def predict_proba(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False
-                      ) -> np.ndarray:
-        """(N, C) probabilities for one image or a list: paths, bytes, PIL images or arrays (see
-        :mod:`hccr.inputs`)."""
+    def proba_and_flags(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C) probabilities and (N,) flags, True where an image looks like several characters
+        (a word or a line), for one image or a list: paths, bytes, PIL images or arrays (see
+        :mod:`hccr.inputs`). Each image is cleaned once for both."""
         from .inputs import as_gray_list
 
         crops = self.spec.crops if crops is None else crops
         images = as_gray_list(images, bgr)
-        out = []
+        probs, flags = [], []
         for i in range(0, len(images), batch_size):
-            out.append(self.probabilities(self.normalize_images(images[i : i + batch_size], crops), crops))
-        return np.concatenate(out) if out else np.zeros((0, len(self.charset)), np.float32)
+            x, several = self.spec.batch_checked(images[i : i + batch_size], crops)
+            probs.append(self.probabilities(x, crops))
+            flags.append(several)
+        if not probs:
+            return np.zeros((0, len(self.charset)), np.float32), np.zeros(0, bool)
+        return np.concatenate(probs), np.concatenate(flags)
+
+    def predict_proba(self, images, crops: int | None = None, batch_size: int = 256, bgr: bool = False
+                      ) -> np.ndarray:
+        """(N, C) probabilities for one image or a list: paths, bytes, PIL images or arrays (see
+        :mod:`hccr.inputs`)."""
+        return self.proba_and_flags(images, crops, batch_size, bgr)[0]
+
+    def predict_flagged(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
+                        bgr: bool = False) -> tuple[list[list[tuple[str, float]]], np.ndarray]:
+        """:meth:`predict` without the warning: the top-k lists and, per image, whether it looks
+        like several characters (what a server answers in its own words)."""
+        probs, several = self.proba_and_flags(images, crops, bgr=bgr)
+        if allowed:
+            probs = restrict_to(probs, self.charset, allowed)
+            topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
+        return topk_chars(probs, self.charset, topk), several
 
     def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
                 bgr: bool = False) -> list[list[tuple[str, float]]]:
@@ -113,18 +135,12 @@ class BaseRecognizer:
         ``allowed`` (a string of characters, a charset name or file) restricts the answers."""
         import warnings
 
-        from .inputs import as_gray_list
-
-        images = as_gray_list(images, bgr)
-        several = [i for i, s in enumerate(several_characters(images)) if s]
-        if several:
-            warnings.warn(f"image(s) {', '.join(map(str, several[:10]))} look like several characters (a word or "
-                          "a line); hccr reads one character per image", stacklevel=2)
-        probs = self.predict_proba(images, crops)
-        if allowed:
-            probs = restrict_to(probs, self.charset, allowed)
-            topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
-        return topk_chars(probs, self.charset, topk)
+        cands, several = self.predict_flagged(images, topk, crops, allowed, bgr)
+        if several.any():
+            where = ", ".join(map(str, np.flatnonzero(several)[:10]))
+            warnings.warn(f"image(s) {where} look like several characters (a word or a line); hccr reads one "
+                          "character per image", stacklevel=2)
+        return cands
 
 
 def restrict_to(probs: np.ndarray, charset: Charset, allowed: str) -> np.ndarray:
@@ -264,8 +280,9 @@ def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_s
 
     def flush() -> None:
         imgs = [s.image for s in batch]
-        chunks.append(rec.predict_proba(imgs, crops, batch_size).astype(_probs_dtype(rec), copy=False))
-        several.extend(s.id for s, m in zip(batch, several_characters(imgs), strict=True) if m)
+        probs, flags = rec.proba_and_flags(imgs, crops, batch_size)
+        chunks.append(probs.astype(_probs_dtype(rec), copy=False))
+        several.extend(s.id for s, m in zip(batch, flags, strict=True) if m)
         chars.extend(s.char for s in batch)
         ids.extend(s.id for s in batch)
         batch.clear()

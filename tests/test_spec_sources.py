@@ -25,6 +25,23 @@ def test_input_spec_round_trips_through_metadata_and_refuses_nonsense():
             InputSpec(**bad)
 
 
+def test_one_cleaning_gives_the_batch_and_the_several_characters_flag():
+    """A word (two blocks side by side) is flagged and a single block is not, on the very images
+    the batch holds; a photo-sized image is shrunk before it is cleaned."""
+    from hccr.runtime import several_characters
+
+    word = np.full((60, 200), 255, np.uint8)
+    word[10:50, 10:80] = word[10:50, 120:190] = 0
+    one = np.full((60, 60), 255, np.uint8)
+    one[10:50, 15:45] = 0
+    photo = np.kron(one, np.ones((40, 40), np.uint8))  # 2,400 px square
+    spec = InputSpec(32)
+    x, several = spec.batch_checked([word, one, photo], crops=1)
+    assert several.tolist() == [True, False, False] == several_characters([word, one, photo])
+    assert np.array_equal(x, spec.batch([word, one, photo], crops=1)) and x.shape == (3, 1, 32, 32)
+    assert np.abs(x[1] - x[2]).mean() < 0.01  # the big copy frames like the small one
+
+
 def test_checkpoint_torch_and_onnx_recognizers_share_one_spec(tiny_run, tmp_path):
     pytest.importorskip("onnxruntime")
     from hccr.export import export_onnx

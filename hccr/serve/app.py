@@ -173,7 +173,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     from starlette.exceptions import HTTPException
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    from ..runtime import load_recognizer, several_characters
+    from ..runtime import load_recognizer
 
     limits = limits or Limits()
     rec = load_recognizer(model_path)
@@ -256,8 +256,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                 except ApiError as e:
                     results.append({"file": name, "error": e.message})
             if images:
-                for i, cands, several in zip(where, rec.predict(images, topk=topk), several_characters(images),
-                                             strict=True):
+                for i, cands, several in zip(where, *rec.predict_flagged(images, topk=topk), strict=True):
                     results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
                     if several:
                         results[i]["warning"] = "looks like several characters (a word or a line)"
@@ -294,7 +293,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             try:
                 def infer():
                     image = work()  # decoding and drawing off the event loop too
-                    return rec.predict([image], topk=k), several_characters([image])
+                    return rec.predict_flagged([image], topk=k)
 
                 (cands,), (several,) = await loop.run_in_executor(pool, infer)
             except HccrError as e:
