@@ -1,0 +1,74 @@
+"""The system chosen on validation, retrained on every training writer and scored on test once.
+
+    python benchmarks/retrain_all.py [--epochs 20]
+
+benchmarks/best_system.py chooses an ensemble (members, recipes, weights) on the held-out-writer
+tail of casia-hwdb-22's training images; its members never saw the writers of that tail. Once the
+choice is made, the usual last step is to train the chosen recipe again on all the training data:
+here each member of the chosen system (read from .bench/best-system.json) is trained again with
+its own recipe and seed on the store of benchmarks/casia22.py (every training writer; a random 10%
+of images kept for picking the best epoch), and the members and their mean (the chosen weights) are
+scored on the 2,674 test images (22-way, five crops). Nothing here is chosen on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import OUT, save, table  # noqa: E402
+
+from hccr.config import apply_overrides, get_preset  # noqa: E402
+from hccr.evaluate import topk_accuracy  # noqa: E402
+from hccr.predict import Recognizer, predict_inputs  # noqa: E402
+from hccr.train import fit  # noqa: E402
+from hccr.utils import use_all_cores  # noqa: E402
+
+# The recipes behind best_system.py's member kinds (benchmarks/fewshot.py, "all" points).
+RECIPES = {"ft": ["init=gb2312", "lr=0.003", "freeze_epochs=0"], "scratch": [], "resnet": ["model=resnet-lean"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=20, help="as the members were chosen (fewshot.py --epochs-all)")
+    ap.add_argument("--work", default=str(OUT / "retrain-all"))
+    args = ap.parse_args()
+    use_all_cores()
+    store, test = OUT / "casia22" / "train", OUT / "casia22" / "test"
+    if not (store / "manifest.json").exists():
+        sys.exit(f"{store} not found: run benchmarks/casia22.py first")
+    best = json.loads((OUT / "best-system.json").read_text())
+    chosen = best["chosen"]  # e.g. "ft-s0 + ft-s2 + scratch-s1"
+    weights = np.array(next(c["weights"] for c in best["candidates"] if c["system"] == chosen), np.float64)
+    work = Path(args.work)
+    rows, probs = [], []
+    labels = None
+    for member in chosen.split(" + "):
+        kind, seed = member.rsplit("-s", 1)
+        out = work / member
+        if not (out / "done").exists():
+            cfg = apply_overrides(get_preset("fast-1"), [f"seed={seed}", f"epochs={args.epochs}", "steps=0",
+                                                          *RECIPES[kind]])
+            t = time.perf_counter()
+            fit(cfg, store, out, resume=(out / "last.state.pt").exists(), progress=False)
+            (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
+        pred = predict_inputs(Recognizer.from_checkpoint(out), [str(test)], crops=5, progress=False)
+        labels = pred.labels
+        probs.append(pred.probs)
+        acc = topk_accuracy(pred.probs, pred.labels)
+        rows.append({"system": member, "test_top1": acc["top1"], "test_top5": acc["top5"],
+                     "train_seconds": float((out / "done").read_text())})
+    acc = topk_accuracy(np.tensordot(weights / weights.sum(), np.stack(probs), 1), labels)
+    rows.append({"system": f"{chosen} (weights {', '.join(f'{w:g}' for w in weights)})", "test_top1": acc["top1"], "test_top5": acc["top5"]})
+    print(table(rows, ["system", "test_top1", "test_top5", "train_seconds"]))
+    save("retrain-all", {"chosen": chosen, "weights": weights.tolist(), "epochs": args.epochs, "rows": rows, "test_images": int(len(labels))})
+
+
+if __name__ == "__main__":
+    main()
