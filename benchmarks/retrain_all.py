@@ -1,6 +1,7 @@
 """The system chosen on validation, retrained on every training writer and scored on test once.
 
     python benchmarks/retrain_all.py [--epochs 20]
+    python benchmarks/retrain_all.py --system "scratch-s1 + scratch-s2 + scratch-s3" --size 96
 
 benchmarks/best_system.py chooses an ensemble (members, recipes, weights) on the held-out-writer
 tail of casia-hwdb-22's training images; its members never saw the writers of that tail. Once the
@@ -9,6 +10,8 @@ here each member of the chosen system (read from .bench/best-system.json) is tra
 its own recipe and seed on the store of benchmarks/casia22.py (every training writer; a random 10%
 of images kept for picking the best epoch), and the members and their mean (the chosen weights) are
 scored on the 2,674 test images (22-way, five crops). Nothing here is chosen on test.
+``--system`` names other members (kind-sSEED, equal weights) and ``--size`` another input size,
+with both stores converted at that size (as benchmarks/paper_recipe.py chose it on validation).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, save, table  # noqa: E402
+from common import OUT, REAL, save, table  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
+from hccr.data.store import ConvertOptions, Store, convert  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.predict import Recognizer, predict_inputs  # noqa: E402
 from hccr.train import fit  # noqa: E402
@@ -37,24 +41,37 @@ RECIPES = {"ft": ["init=gb2312", "lr=0.003", "freeze_epochs=0"], "scratch": [], 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=20, help="as the members were chosen (fewshot.py --epochs-all)")
+    ap.add_argument("--system", default=None, help='members "kind-sSEED + ..." (default: the chosen system)')
+    ap.add_argument("--size", type=int, default=64, help="input size; stores converted at it")
     ap.add_argument("--work", default=str(OUT / "retrain-all"))
     args = ap.parse_args()
     use_all_cores()
-    store, test = OUT / "casia22" / "train", OUT / "casia22" / "test"
-    if not (store / "manifest.json").exists():
-        sys.exit(f"{store} not found: run benchmarks/casia22.py first")
-    best = json.loads((OUT / "best-system.json").read_text())
-    chosen = best["chosen"]  # e.g. "ft-s0 + ft-s2 + scratch-s1"
-    weights = np.array(next(c["weights"] for c in best["candidates"] if c["system"] == chosen), np.float64)
     work = Path(args.work)
+    if args.size == 64:
+        store, test = OUT / "casia22" / "train", OUT / "casia22" / "test"
+        if not (store / "manifest.json").exists():
+            sys.exit(f"{store} not found: run benchmarks/casia22.py first")
+    else:  # the same 10% random split (same seed), images converted at the input size
+        store, test = work / f"train{args.size}", work / f"test{args.size}"
+        if not (store / "manifest.json").exists():
+            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], store,
+                    ConvertOptions(size=args.size, val_fraction=0.1), progress=False)
+        if not (test / "manifest.json").exists():
+            convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test,
+                    ConvertOptions(size=args.size, charset="".join(Store(store).charset)), progress=False)
+    best = json.loads((OUT / "best-system.json").read_text())
+    chosen = args.system or best["chosen"]  # e.g. "ft-s0 + ft-s2 + scratch-s1"
+    weights = np.array(next((c["weights"] for c in best["candidates"] if c["system"] == chosen),
+                            [1.0] * len(chosen.split(" + "))), np.float64)
+    tag = "" if args.size == 64 else f"-{args.size}px"
     rows, probs = [], []
     labels = None
     for member in chosen.split(" + "):
         kind, seed = member.rsplit("-s", 1)
-        out = work / member
+        out = work / f"{member}{tag}"
         if not (out / "done").exists():
             cfg = apply_overrides(get_preset("fast-1"), [f"seed={seed}", f"epochs={args.epochs}", "steps=0",
-                                                          *RECIPES[kind]])
+                                                          f"image_size={args.size}", *RECIPES[kind]])
             t = time.perf_counter()
             fit(cfg, store, out, resume=(out / "last.state.pt").exists(), progress=False)
             (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
@@ -67,7 +84,7 @@ def main() -> None:
     acc = topk_accuracy(np.tensordot(weights / weights.sum(), np.stack(probs), 1), labels)
     rows.append({"system": f"{chosen} (weights {', '.join(f'{w:g}' for w in weights)})", "test_top1": acc["top1"], "test_top5": acc["top5"]})
     print(table(rows, ["system", "test_top1", "test_top5", "train_seconds"]))
-    save("retrain-all", {"chosen": chosen, "weights": weights.tolist(), "epochs": args.epochs, "rows": rows, "test_images": int(len(labels))})
+    save(f"retrain-all{tag}", {"chosen": chosen, "weights": weights.tolist(), "epochs": args.epochs, "size": args.size, "rows": rows, "test_images": int(len(labels))})
 
 
 if __name__ == "__main__":
