@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, save  # noqa: E402
+from common import OUT, REAL, real_stores, save  # noqa: E402
 
-from hccr.data.store import ConvertOptions, Store, convert  # noqa: E402
+from hccr.data.store import Store  # noqa: E402
 from hccr.quickstart import fit_and_ensemble, format_table  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
@@ -32,12 +32,7 @@ def main() -> None:
     use_all_cores()
     work = Path(args.work)
     t0 = time.perf_counter()
-    train, test = work / "train", work / "test"
-    if not (train / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train, ConvertOptions(val_fraction=0.1), progress=False)
-    charset = "".join(Store(train).charset)
-    if not (test / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test, ConvertOptions(charset=charset), progress=False)
+    train, test = real_stores(work / "train", work / "test", val_fraction=0.1)
     res = fit_and_ensemble(train, {"casia-hwdb-22 test": test}, work, args.epochs)
     wall = time.perf_counter() - t0
     table = res["tables"]["casia-hwdb-22 test"]

@@ -37,6 +37,20 @@ def save(name: str, result: dict) -> Path:
     return path
 
 
+def real_stores(train: Path, test: Path, size: int = 64, val_fraction: float = 0.0) -> tuple[Path, Path]:
+    """casia-hwdb-22's training and test PNGs as stores at ``size`` px (converted once, reused after);
+    the test store takes the training store's character list."""
+    from hccr.data.store import ConvertOptions, Store, convert
+
+    if not (train / "manifest.json").exists():
+        convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train,
+                ConvertOptions(size=size, val_fraction=val_fraction), progress=False)
+    if not (test / "manifest.json").exists():
+        convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test,
+                ConvertOptions(size=size, charset="".join(Store(train).charset)), progress=False)
+    return train, test
+
+
 def table(rows: list[dict], cols: list[str]) -> str:
     widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]

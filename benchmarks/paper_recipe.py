@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, save  # noqa: E402
+from common import OUT, REAL, real_stores, save  # noqa: E402
 from tail_split import tail_store  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
-from hccr.data.store import ConvertOptions, Store, convert  # noqa: E402
+from hccr.data.store import Store  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.models import create_model  # noqa: E402
 from hccr.predict import Recognizer  # noqa: E402
@@ -36,13 +36,7 @@ from hccr.utils import use_all_cores  # noqa: E402
 
 
 def stores(work: Path, size: int) -> tuple[Path, Path]:
-    full, test = work / f"train{size}", work / f"test{size}"
-    if not (full / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Train" / "Train")], full, ConvertOptions(size=size), progress=False)
-    if not (test / "manifest.json").exists():
-        charset = "".join(Store(full).charset)
-        convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test, ConvertOptions(size=size, charset=charset),
-                progress=False)
+    full, test = real_stores(work / f"train{size}", work / f"test{size}", size)
     return tail_store(full, work / f"tail{size}"), test
 
 

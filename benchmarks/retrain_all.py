@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, save, table  # noqa: E402
+from common import OUT, real_stores, save, table  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
-from hccr.data.store import ConvertOptions, Store, convert  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.predict import Recognizer, predict_inputs  # noqa: E402
 from hccr.train import fit  # noqa: E402
@@ -52,13 +51,7 @@ def main() -> None:
         if not (store / "manifest.json").exists():
             sys.exit(f"{store} not found: run benchmarks/casia22.py first")
     else:  # the same 10% random split (same seed), images converted at the input size
-        store, test = work / f"train{args.size}", work / f"test{args.size}"
-        if not (store / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], store,
-                    ConvertOptions(size=args.size, val_fraction=0.1), progress=False)
-        if not (test / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test,
-                    ConvertOptions(size=args.size, charset="".join(Store(store).charset)), progress=False)
+        store, test = real_stores(work / f"train{args.size}", work / f"test{args.size}", args.size, 0.1)
     best = json.loads((OUT / "best-system.json").read_text())
     chosen = args.system or best["chosen"]  # e.g. "ft-s0 + ft-s2 + scratch-s1"
     weights = np.array(next((c["weights"] for c in best["candidates"] if c["system"] == chosen),
