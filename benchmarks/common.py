@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -38,10 +39,12 @@ def save(name: str, result: dict) -> Path:
 
 
 def real_stores(train: Path, test: Path, size: int = 64, val_fraction: float = 0.0) -> tuple[Path, Path]:
-    """casia-hwdb-22's training and test PNGs as stores at ``size`` px (converted once, reused after);
-    the test store takes the training store's character list."""
+    """casia-hwdb-22's training and test PNGs as stores at ``size`` px, converted once and reused after
+    (the test store takes the training store's character list); exits with a message without the data."""
     from hccr.data.store import ConvertOptions, Store, convert
 
+    if not REAL.is_dir():
+        sys.exit(f"real data not found at {REAL}")
     if not (train / "manifest.json").exists():
         convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train,
                 ConvertOptions(size=size, val_fraction=val_fraction), progress=False)

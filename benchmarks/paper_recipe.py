@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, real_stores, save  # noqa: E402
+from common import OUT, real_stores, save  # noqa: E402
 from tail_split import tail_store  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
@@ -47,8 +47,6 @@ def main() -> None:
     ap.add_argument("--presets", default="paper-1,fast-1")
     ap.add_argument("--work", default=str(OUT / "paper-recipe"))
     args = ap.parse_args()
-    if not REAL.is_dir():
-        sys.exit(f"real data not found at {REAL}")
     use_all_cores()
     work = Path(args.work)
     train, test = stores(work, args.size)
