@@ -8,7 +8,10 @@
 #   WRITERS [64]        simulated writers for training (6,763 samples each)
 #   VAL_WRITERS [3]     further writers held out whole: the "unseen synthetic writers" validation
 #   STEPS               optimizer steps (default: the gb2312 preset's, sized for ~2 h on 2 CPU cores)
-#   STYLE               style profile JSON for the simulated writers (default: hccr's default profile)
+#   STYLE [builtin]     the simulated writers' style: builtin (hccr/assets/style-builtin.json, what
+#                       the shipped model was trained with), default (hccr's calibrated profile,
+#                       7 pt worse on real handwriting at 6,763 classes: docs/benchmarks.md), or a
+#                       profile JSON of your own (hccr synth --calibrate)
 #   FONTS               extra shape sources, font files separated by ':' (default: none)
 #   FONT_FRACTION [0.3] share of samples drawn from FONTS when given
 #   DEVICE              cpu, cuda (default: the GPU if any)
@@ -18,13 +21,18 @@ WORK=${1:-runs/gb2312}
 WRITERS=${WRITERS:-64}
 VAL_WRITERS=${VAL_WRITERS:-3}
 FONT_FRACTION=${FONT_FRACTION:-0.3}
+STYLE=${STYLE:-builtin}
 HCCR=${HCCR:-hccr}
 mkdir -p "$WORK"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 t0=$(date +%s)
 
 font_args=()
-[ -n "${STYLE:-}" ] && font_args+=(--style "$STYLE")
+case "$STYLE" in
+  builtin) font_args+=(--style "$(dirname "$0")/../hccr/assets/style-builtin.json") ;;
+  default) ;;
+  *) font_args+=(--style "$STYLE") ;;
+esac
 if [ -n "${FONTS:-}" ]; then
   IFS=':' read -r -a fonts <<< "$FONTS"
   for f in "${fonts[@]}"; do font_args+=(--font "$f"); done
@@ -49,5 +57,5 @@ train_args=(--preset gb2312 --data "$WORK/store" --out "$WORK/run")
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
 log "4/4 package -> $WORK/gb2312.{json,safetensors,onnx}"
-$HCCR package "$WORK/run" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} FONTS=${FONTS:+yes} STYLE=${STYLE:-default})"
+$HCCR package "$WORK/run" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} FONTS=${FONTS:+yes} STYLE=$STYLE)"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"
