@@ -1,0 +1,92 @@
+"""Every member trained on all of casia-hwdb-22's training writers, pooled: which ensemble, chosen on validation.
+
+    python benchmarks/pool.py
+
+Three benchmarks have trained fast members on the same store (every training writer, the same
+random 10% of images held out, converted at 64 px or, same split, at 96 px): the paper pipeline
+(benchmarks/casia22.py: fast-1/2/3, 40 epochs), the chosen system retrained (benchmarks/retrain_all.py:
+ft-s0, ft-s2, scratch-s1, 20 epochs) and three fast-1 seeds at 96 px (retrain_all.py --size 96).
+None of them saw the held-out 10%; each picked its best epoch on it, so validation figures are a
+little optimistic, alike for all. A fixed list of candidate ensembles is scored on that 10%
+(five crops each member) and the best top-1 (then lowest log-loss, then fewest members) is chosen;
+test figures (2,674 images, 22-way) are printed beside every candidate, never used to choose.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from best_system import score  # noqa: E402
+from common import OUT, save, table  # noqa: E402
+
+from hccr.ensemble import combine  # noqa: E402
+from hccr.predict import Recognizer  # noqa: E402
+from hccr.runtime import Predictions, predict_inputs  # noqa: E402
+from hccr.utils import use_all_cores  # noqa: E402
+
+RA = OUT / "retrain-all"
+# name -> (run, store holding the 10% validation split, test store)
+MEMBERS = {
+    **{f"paper-fast-{i}": (OUT / "casia22" / "models" / f"fast-{i}", OUT / "casia22" / "train", OUT / "casia22" / "test")
+       for i in (1, 2, 3)},
+    **{m: (RA / m, OUT / "casia22" / "train", OUT / "casia22" / "test") for m in ("ft-s0", "ft-s2", "scratch-s1")},
+    **{f"s{i}-96px": (RA / f"scratch-s{i}-96px", RA / "train96", RA / "test96") for i in (1, 2, 3)},
+}
+PAPER = ["paper-fast-1", "paper-fast-2", "paper-fast-3"]
+CHOSEN = ["ft-s0", "ft-s2", "scratch-s1"]
+PX96 = ["s1-96px", "s2-96px", "s3-96px"]
+CANDIDATES = [
+    *[(m, [m], None) for m in MEMBERS],
+    ("paper pipeline, weights 0.3/0.2/0.5", PAPER, [0.3, 0.2, 0.5]),
+    ("chosen triple (ft-s0 + ft-s2 + scratch-s1)", CHOSEN, None),
+    ("96 px triple", PX96, None),
+    ("chosen triple + 96 px triple", CHOSEN + PX96, None),
+    ("all nine, equal weights", list(MEMBERS), None),
+]
+
+
+def predictions(name: str, split: str) -> Predictions:
+    path = OUT / "pool" / f"{name}-{split}.npz"
+    if path.exists():
+        return Predictions.load(path)
+    run, train, test = MEMBERS[name]
+    rec = Recognizer.from_checkpoint(run)
+    store, sp = (train, "val") if split == "val" else (test, "all")
+    pred = predict_inputs(rec, [str(store)], crops=5, split=sp, progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pred.save(path)
+    return pred
+
+
+def main() -> None:
+    use_all_cores()
+    missing = [str(r) for r, _, _ in MEMBERS.values() if not (r / "best.json").exists()]
+    if missing:
+        sys.exit("run benchmarks/casia22.py, benchmarks/retrain_all.py and retrain_all.py --system "
+                 f"\"scratch-s1 + scratch-s2 + scratch-s3\" --size 96 first; missing: {', '.join(missing)}")
+    preds = {n: {sp: predictions(n, sp) for sp in ("val", "test")} for n in MEMBERS}
+    for sp in ("val", "test"):  # the 64 and 96 px stores must hold the same images in the same order
+        ref = preds[PAPER[0]][sp].labels
+        bad = [n for n in MEMBERS if not np.array_equal(preds[n][sp].labels, ref)]
+        if bad:
+            sys.exit(f"{sp} labels differ between stores for {bad}: reconvert them with the same split")
+    rows = []
+    for name, members, weights in CANDIDATES:
+        w = weights or [1.0] * len(members)
+        v = score(combine([preds[m]["val"] for m in members], w))
+        t = score(combine([preds[m]["test"] for m in members], w))
+        rows.append({"system": name, "members": members, "weights": w, **{f"val_{k}": x for k, x in v.items()},
+                     **{f"test_{k}": x for k, x in t.items()}})
+    best = max(rows, key=lambda r: (r["val_top1"], -r["val_logloss"], -len(r["members"])))
+    print(table(rows, ["system", "val_top1", "val_logloss", "test_top1", "test_top5"]))
+    print(f"chosen on validation: {best['system']} (val {best['val_top1']:.4f}, test {best['test_top1']:.4f})")
+    save("pool", {"val_images": int(len(preds[PAPER[0]]["val"].labels)),
+                  "test_images": int(len(preds[PAPER[0]]["test"].labels)), "rows": rows, "chosen": best["system"]})
+
+
+if __name__ == "__main__":
+    main()
