@@ -12,12 +12,16 @@ of images kept for picking the best epoch), and the members and their mean (the 
 scored on the 2,674 test images (22-way, five crops). Nothing here is chosen on test.
 ``--system`` names other members (kind-sSEED, equal weights) and ``--size`` another input size,
 with both stores converted at that size (as benchmarks/paper_recipe.py chose it on validation).
+``--student-seeds 1,2`` also distils one student per seed from the retrained system, as
+benchmarks/best_system.py does from the 90% members (``hccr distill``, started from the shipped
+model, teachers' five crops, the system's weights), on the same store, and scores it from one crop.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +47,8 @@ def main() -> None:
     ap.add_argument("--system", default=None, help='members "kind-sSEED + ..." (default: the chosen system)')
     ap.add_argument("--size", type=int, default=64, help="input size; stores converted at it")
     ap.add_argument("--work", default=str(OUT / "retrain-all"))
+    ap.add_argument("--student-seeds", default="", help="distil one student per seed from the system, e.g. 1,2")
+    ap.add_argument("--distill-epochs", type=int, default=10, help="as benchmarks/best_system.py")
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
@@ -76,6 +82,22 @@ def main() -> None:
                      "train_seconds": float((out / "done").read_text())})
     acc = topk_accuracy(np.tensordot(weights / weights.sum(), np.stack(probs), 1), labels)
     rows.append({"system": f"{chosen} (weights {', '.join(f'{w:g}' for w in weights)})", "test_top1": acc["top1"], "test_top5": acc["top5"]})
+    for seed in filter(None, args.student_seeds.split(",")):
+        out = work / f"student-e{args.distill_epochs}-s{seed}{tag}"
+        cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(store), "--out", str(out),
+               "--epochs", str(args.distill_epochs), "--teacher-crops", "5", "--weights",
+               ",".join(f"{w:g}" for w in weights), "--set", "init=gb2312", "--set", f"seed={seed}",
+               "--set", f"image_size={args.size}"]
+        for member in chosen.split(" + "):
+            cmd += ["--teacher", str(work / f"{member}{tag}")]
+        if not (out / "done").exists():
+            t = time.perf_counter()
+            subprocess.run(cmd + (["--resume"] if (out / "last.state.pt").exists() else []), check=True)
+            (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
+        pred = predict_inputs(Recognizer.from_checkpoint(out), [str(test)], crops=1, progress=False)
+        acc = topk_accuracy(pred.probs, pred.labels)
+        rows.append({"system": f"student seed {seed} (1 crop)", "test_top1": acc["top1"], "test_top5": acc["top5"],
+                     "train_seconds": float((out / "done").read_text()), "cmd": " ".join(cmd[1:])})
     print(table(rows, ["system", "test_top1", "test_top5", "train_seconds"]))
     save(f"retrain-all{tag}", {"chosen": chosen, "weights": weights.tolist(), "epochs": args.epochs, "size": args.size, "rows": rows, "test_images": int(len(labels))})
 
