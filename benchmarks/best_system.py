@@ -115,7 +115,7 @@ def main() -> None:
         student = work / f"student-e{args.distill_epochs}-c{args.teacher_crops}-{'+'.join(teacher['members'])}-s{seed}"
         cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(FEW / "subsets" / "all-s0"), "--out",
                str(student), "--epochs", str(args.distill_epochs), "--teacher-crops", str(args.teacher_crops),
-               "--weights", ",".join(str(w) for w in teacher["weights"]), "--set", "init=gb2312", "--set",
+               "--weights", ",".join(str(w) for w in teacher["weights"]), "--set", "init=gb2312-synth", "--set",
                f"seed={seed}"]
         for n in teacher["members"]:
             cmd += ["--teacher", str(MEMBERS[n])]

@@ -6,7 +6,7 @@
 Real data: casia-hwdb-22's training images, the last 10% of each class by file number held out as
 validation (writers the rest never saw, see tail_split.py). For each seed, k images per class are
 drawn from the other 90% ("all" = every one of them). Both methods use fast-1's recipe (five-crop
-prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312``;
+prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312-synth`` (the synthetic-only shipped model: no real image of these characters);
 ``--methods resnet`` trains the lean ResNet from scratch the same way (``--set model=resnet-lean``).
 ``--split val`` scores the held-out tail, ``--split test`` the 2,674 test images (22-way).
 """
@@ -69,7 +69,7 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
     else:  # a handful of images: a fixed step budget, smaller batches
         sets += ["batch_size=64", f"steps={args.steps}", "epochs=1000000", "warmup_epochs=0"]
     if method == "finetune":
-        sets += ["init=gb2312", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
+        sets += ["init=gb2312-synth", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
     elif method == "resnet":  # the lean ResNet, from scratch with the same recipe
         sets += ["model=resnet-lean"]
     cfg = apply_overrides(get_preset("fast-1"), sets + args.set)

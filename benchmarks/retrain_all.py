@@ -38,7 +38,7 @@ from hccr.train import fit  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
 # The recipes behind best_system.py's member kinds (benchmarks/fewshot.py, "all" points).
-RECIPES = {"ft": ["init=gb2312", "lr=0.003", "freeze_epochs=0"], "scratch": [], "resnet": ["model=resnet-lean"]}
+RECIPES = {"ft": ["init=gb2312-synth", "lr=0.003", "freeze_epochs=0"], "scratch": [], "resnet": ["model=resnet-lean"]}
 
 
 def main() -> None:
@@ -86,7 +86,7 @@ def main() -> None:
         out = work / f"student-e{args.distill_epochs}-s{seed}{tag}"
         cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(store), "--out", str(out),
                "--epochs", str(args.distill_epochs), "--teacher-crops", "5", "--weights",
-               ",".join(f"{w:g}" for w in weights), "--set", "init=gb2312", "--set", f"seed={seed}",
+               ",".join(f"{w:g}" for w in weights), "--set", "init=gb2312-synth", "--set", f"seed={seed}",
                "--set", f"image_size={args.size}"]
         for member in chosen.split(" + "):
             cmd += ["--teacher", str(work / f"{member}{tag}")]

@@ -7,7 +7,8 @@ Two kinds of fault, two signals:
   confidently to another class.
 * **A class that holds two characters** (an export that merged two folders, such as a 宀 folder
   that also held 宇): the class's samples form two well-separated groups in the feature space of
-  a model that never saw these labels (the shipped GB2312 recognizer; out-of-fold models trained
+  a model that never saw these labels (the shipped ``gb2312-synth``, trained on synthetic handwriting
+  only; out-of-fold models trained
   on the merged label learn to map both characters to one place and hide the split). Each class is split in two by k-means on its out-of-fold features; the separation
   (distance between the halves over their spread) is compared with the median class's, and
   classes at 4x or more are flagged. A class that is one character varies continuously and
@@ -15,7 +16,7 @@ Two kinds of fault, two signals:
 
 With ``--model`` the given model supplies answers and features instead of the folds: much faster,
 but a model trained on these very labels has learnt their faults, so only a model trained
-elsewhere (e.g. the shipped one for GB2312 characters) can vouch for the samples.
+elsewhere (e.g. the shipped gb2312-synth for GB2312 characters) can vouch for the samples.
 """
 
 from __future__ import annotations
@@ -187,10 +188,11 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
         source = f"{folds}-fold out-of-fold {preset}, {epochs} epochs"
         # Models trained on a merged class learn to map both of its characters to one place, so
         # the two-character check uses features of a model that never saw these labels: the
-        # shipped recognizer's (trained on synthetic handwriting; generic strokes and shapes).
-        _, feats = predict_with_features("gb2312", store, np.arange(len(store)))
+        # shipped gb2312-synth's (synthetic handwriting only, no real label ever; generic strokes and
+        # shapes). Not the default gb2312, which learnt from real images of casia-hwdb-22's characters.
+        _, feats = predict_with_features("gb2312-synth", store, np.arange(len(store)))
         fold = None
-        source += "; class features from the shipped gb2312 model"
+        source += "; class features from the shipped gb2312-synth model"
     labels = np.asarray(store.labels)
     pred, conf = probs.argmax(1), probs.max(1)
     wrong = np.flatnonzero((pred != labels) & (conf >= threshold))

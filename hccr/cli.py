@@ -282,7 +282,7 @@ def presets_cmd() -> None:
 
 
 ModelOpt = Annotated[str | None, typer.Option(
-    "--model", "-m", help="gb2312 (the shipped model, the default), a run folder, a checkpoint or an .onnx file.")]
+    "--model", "-m", help="gb2312 (the shipped model, the default), gb2312-synth (shipped, synthetic handwriting only), a run folder, a checkpoint or an .onnx file.")]
 
 
 @app.command()
@@ -377,12 +377,22 @@ def package(
     out: Annotated[Path, typer.Option(help="Output stem: writes STEM.json, STEM.safetensors (fp16) and STEM.onnx.")],
     recipe: Annotated[str, typer.Option(help="How the run was made, recorded as provenance.")] = "",
     crops: Annotated[int, typer.Option(help="Crops inside the ONNX graph.")] = 1,
+    divide_prior: Annotated[bool, typer.Option(help="Fold the training store's class prior out of the classifier "
+                                                    "(for unbalanced data, e.g. real images of a few characters).")] = False,
+    real_data: Annotated[str, typer.Option(help="What real images were mixed into training (provenance, model card).")] = "",
 ) -> None:
     """Turn a training run into a shippable model (fp16 checkpoint + ONNX, provenance, no absolute paths)."""
     from .shipped import package as run_package
-    from .shipped import run_provenance
+    from .shipped import run_provenance, store_class_counts
 
-    j, o = run_package(run, out, run_provenance(run, recipe), crops)
+    prov = run_provenance(run, recipe)
+    if real_data:
+        prov["real"] = real_data
+    counts = None
+    if divide_prior:
+        counts, store_name = store_class_counts(run)
+        print(f"class prior from {store_name}: {min(counts)}-{max(counts)} samples per class")
+    j, o = run_package(run, out, prov, crops, counts)
     for p in (j.with_suffix(".safetensors"), j, o):
         print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
 

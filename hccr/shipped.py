@@ -3,7 +3,8 @@
 ``hccr/assets/gb2312.*`` is the recognizer for all 6,763 GB2312 characters: ``gb2312.json`` +
 ``gb2312.safetensors`` (fp16 weights, a checkpoint any hccr command reads) and ``gb2312.onnx``
 (the same weights stored in fp16, computed in fp32 by ONNX Runtime). Naming no model anywhere
-(``hccr.load()``, ``hccr predict IMAGE``, ``hccr serve``) means this one.
+(``hccr.load()``, ``hccr predict IMAGE``, ``hccr serve``) means this one. ``gb2312-synth.*`` is the
+model it was fine-tuned from, trained on synthetic handwriting alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 from .errors import HccrError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-SHIPPED = {"gb2312": ASSETS / "gb2312"}  # name -> asset stem
+# name -> asset stem. gb2312: synthetic handwriting + real CASIA-HWDB images of 21 characters;
+# gb2312-synth: synthetic handwriting only (its weights owe nothing to CASIA-HWDB).
+SHIPPED = {"gb2312": ASSETS / "gb2312", "gb2312-synth": ASSETS / "gb2312-synth"}
 DEFAULT_MODEL = "gb2312"
 
 
@@ -64,10 +67,52 @@ def _has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def divide_out_prior(model, counts) -> int:
+    """Fold the training class prior out of the classifier (post-hoc logit adjustment): the bias
+    moves by ``-log prior``, so the model answers ``p / prior`` (normalised), as if every class had
+    been seen equally often. For runs on unbalanced data, e.g. real images of a few characters mixed
+    into synthetic ones, which otherwise pull other characters towards those few. Returns the
+    number of classes whose bias moved."""
+    import numpy as np
+    import torch
+
+    counts = np.asarray(counts, np.float64)
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(counts)]
+    if not heads or heads[-1].bias is None:
+        raise HccrError(f"the model has no classifier layer with a bias and {len(counts)} outputs")
+    if counts.sum() <= 0:
+        raise HccrError("the training store holds no samples: no class prior to divide out")
+    prior = counts / counts.sum()
+    shift = -np.log(np.maximum(prior, prior[prior > 0].min()))  # unseen classes count as the rarest
+    shift -= np.median(shift)  # a constant shift changes nothing; keep the common classes where they were
+    with torch.no_grad():
+        heads[-1].bias += torch.as_tensor(shift, dtype=heads[-1].bias.dtype, device=heads[-1].bias.device)
+    return int((np.abs(shift) > 1e-6).sum())
+
+
+def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
+    """A run's training store: samples per class (in the model's class order) and the store's name."""
+    import numpy as np
+
+    from .data.store import Store
+    from .utils import read_json
+
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    cfg = folder / "config.json"
+    store = Path(read_json(cfg).get("store", "")) if cfg.exists() else None
+    if store is None or not (store / "manifest.json").exists():
+        raise HccrError(f"{folder}: its training store ({store or 'not recorded'}) is needed to divide out "
+                        "the class prior; run this where the store is")
+    st = Store(store)
+    return np.bincount(np.asarray(st.labels), minlength=len(st.charset)).tolist(), store.name
+
+
 def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dict | None = None,
-            crops: int = 1) -> tuple[Path, Path]:
+            crops: int = 1, class_counts: list[int] | None = None) -> tuple[Path, Path]:
     """A training run -> a shippable model: fp16 safetensors + JSON (training-only parts and
-    absolute paths dropped, provenance added) and an ONNX file with fp16-stored weights."""
+    absolute paths dropped, provenance added) and an ONNX file with fp16-stored weights.
+    ``class_counts`` (the training store's samples per class) folds the class prior out of the
+    classifier (:func:`divide_out_prior`)."""
     import torch
 
     from .checkpoint import load_checkpoint, save_checkpoint
@@ -76,6 +121,13 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     model, meta = load_checkpoint(run)
     if len(getattr(model, "aux_heads", ())):
         raise HccrError(f"{run}: the model has auxiliary heads; train it with model_args.aux=false to ship it")
+    if class_counts is not None:
+        if len(class_counts) != meta["model_args"]["num_classes"]:
+            raise HccrError(f"{run}: {len(class_counts)} class counts for {meta['model_args']['num_classes']} classes")
+        shifted = divide_out_prior(model, class_counts)
+        meta["prior_correction"] = {"classes_shifted": shifted, "min_count": int(min(class_counts)),
+                                    "max_count": int(max(class_counts)),
+                                    "what": "training class prior divided out of the classifier bias"}
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store")}
@@ -127,7 +179,14 @@ LICENCE = """The weights were learned from synthetic handwriting drawn from the 
 hanzi-writer-data (derived from Make Me a Hanzi, which took it from fonts by Arphic Technology),
 distributed under the Arphic Public License (hccr/assets/ARPHICPL.TXT); where fonts were used as
 extra shape sources they are named under Training data, each under its own licence. hccr's code is
-Apache-2.0. No CASIA-HWDB image was used to train the shipped model."""
+Apache-2.0."""
+NO_REAL = " No CASIA-HWDB image was used to train this model."
+REAL_LICENCE = """
+
+Real handwriting was mixed into its training ({real}). CASIA-HWDB is released by the Institute of
+Automation, Chinese Academy of Sciences, for academic research; check its terms before any other
+use of this model. `gb2312-synth` (`--model gb2312-synth`) was trained on synthetic handwriting
+alone and owes nothing to CASIA-HWDB."""
 
 
 def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
@@ -142,6 +201,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
     cfg = meta.get("config", {})
     n = meta["model_args"]["num_classes"]
     name = model or DEFAULT_MODEL
+    real = p.get("real")
     lines = [f"# Model card: `{name}`", "",
              "_Generated by `hccr model-card` from the model's metadata; do not edit by hand._", "",
              "## What it recognises", "",
@@ -156,14 +216,21 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- input: {meta['preprocessing']['image_size']} px, ink {meta['preprocessing']['ink']}, "
              f"{meta['preprocessing'].get('crops', 5)} crop(s); "
              f"{meta.get('weights_dtype', 'float32')} weights",
-             "- files: `hccr/assets/gb2312.safetensors` + `.json` (PyTorch, `--init`), `gb2312.onnx` "
-             "(ONNX Runtime; fp16-stored weights, fp32 compute)" if name == DEFAULT_MODEL else "", "",
+             f"- files: `hccr/assets/{name}.safetensors` + `.json` (PyTorch, `--init`), `{name}.onnx` "
+             "(ONNX Runtime; fp16-stored weights, fp32 compute)" if name in SHIPPED else "", "",
              "## Training data", "",
-             f"- synthetic handwriting only: {syn.get('writers', '?')} simulated writers x {syn.get('characters', '?')} "
+             f"- real handwriting: {real}" if real else None,
+             f"- class prior: {meta['prior_correction']['what']} (samples per class "
+             f"{meta['prior_correction']['min_count']}-{meta['prior_correction']['max_count']}), so the classes with "
+             "real images do not pull other characters towards them" if meta.get("prior_correction") else None,
+             f"- synthetic handwriting{'' if real else ' only'}: {syn.get('writers', '?')} simulated writers x "
+             f"{syn.get('characters', '?')} "
              f"characters (seed {syn.get('seed', '?')}), stroke medians of hanzi-writer-data"
              + (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: "
                 + ", ".join(syn.get("fonts", [])) if syn.get("fonts") else "; no fonts"),
              f"- writer simulation: {p['generator']}" if p.get("generator") else None,
+             f"- validation: {p.get('val_samples', '?')} samples held out at random (mostly synthetic); the last "
+             "checkpoint is shipped" if real else
              f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)",
              "", "## Recipe", "",
              f"- `{p.get('recipe', '')}`",
@@ -173,7 +240,8 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- trained on {p.get('device', '?')} in {p.get('train_seconds', '?')} s of training-loop time "
              f"({p.get('train_img_per_s', '?')} img/s)", "",
              "## Measured", "",
-             f"- unseen synthetic writers, {n:,}-way: top-1 {meta.get('metrics', {}).get('val_acc', float('nan')):.4f}"]
+             f"- {'its validation samples' if real else 'unseen synthetic writers'}, {n:,}-way: top-1 "
+             f"{meta.get('metrics', {}).get('val_acc', float('nan')):.4f}"]
     for ev in meta.get("evaluations", []):
         lines.append(f"- {ev['what']}: " + ", ".join(f"{k} {v}" for k, v in ev["result"].items())
                      + (f" ({ev['command']})" if ev.get("command") else ""))
@@ -185,11 +253,13 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
     lines += ["", "Full figures, commands and machines: docs/benchmarks.md.", "",
               "## Limits", "",
               "- one character per image; GB2312 only (no traditional-only or extension characters);",
-              "- trained on synthetic handwriting: real handwriting of a style far from the simulation reads worse "
-              "(see Measured); fine-tune on your own images for your domain;",
+              ("- trained mostly on synthetic handwriting (real images of a few characters only): "
+               if real else "- trained on synthetic handwriting: ")
+              + "real handwriting of a style far from the simulation reads worse (see Measured); fine-tune on your "
+              "own images for your domain;",
               "- probabilities are calibrated on real handwriting of 21 characters (see Measured); check "
               "calibration on your own data (`hccr calibrate`) before thresholding.", "",
-              "## Licence", "", LICENCE, ""]
+              "## Licence", "", LICENCE + (REAL_LICENCE.format(real=real) if real else NO_REAL), ""]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

@@ -92,6 +92,7 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     table = r.stdout.split("synthetic test writers:")[1]
     for row in ("fast-1", "fast-2", "fast-3", "ensemble (paper 0.3/0.2/0.5)", "ensemble (fitted)"):
         assert row in table
+    assert "shipped gb2312 (6,763-way)" in r.stdout and "gb2312-synth (6,763-way)" in r.stdout  # both shipped models
     assert (tmp_path / "qs" / "report" / "report.md").exists()
     r = run_cli("evaluate", tmp_path / "qs" / "preds" / "ensemble-paper.test.npz", tmp_path / "qs" / "preds" / "fast-1.test.npz",
                 "--out", tmp_path / "rep")
