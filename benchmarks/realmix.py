@@ -39,6 +39,7 @@ from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
 from hccr.data.store import ConvertOptions, Store, convert  # noqa: E402
 from hccr.data.synth import SynthConfig, synth  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
+from hccr.shipped import class_counts  # noqa: E402
 from hccr.train import fit  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
@@ -62,10 +63,8 @@ def tail_split(root: Path) -> tuple[list, list]:
 
 def class_prior(store: Path, charset) -> np.ndarray:
     """The training store's class frequencies, in the model's class order."""
-    st = Store(store)
-    counts = np.bincount(np.asarray(st.labels), minlength=len(st.charset)).astype(np.float64)
     prior = np.zeros(len(charset))
-    prior[[charset.index[c] for c in st.charset]] = counts
+    prior[[charset.index[c] for c in Store(store).charset]] = class_counts(store)
     return prior / prior.sum()
 
 

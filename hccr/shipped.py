@@ -92,9 +92,6 @@ def divide_out_prior(model, counts) -> int:
 
 def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     """A run's training store: samples per class (in the model's class order) and the store's name."""
-    import numpy as np
-
-    from .data.store import Store
     from .utils import read_json
 
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
@@ -103,8 +100,17 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     if store is None or not (store / "manifest.json").exists():
         raise HccrError(f"{folder}: its training store ({store or 'not recorded'}) is needed to divide out "
                         "the class prior; run this where the store is")
+    return class_counts(store), store.name
+
+
+def class_counts(store: str | os.PathLike) -> list[int]:
+    """Samples per class of a store, in the store's class order."""
+    import numpy as np
+
+    from .data.store import Store
+
     st = Store(store)
-    return np.bincount(np.asarray(st.labels), minlength=len(st.charset)).tolist(), store.name
+    return np.bincount(np.asarray(st.labels), minlength=len(st.charset)).tolist()
 
 
 def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dict | None = None,
