@@ -39,7 +39,7 @@ from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
 from hccr.data.store import ConvertOptions, Store, convert  # noqa: E402
 from hccr.data.synth import SynthConfig, synth  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
-from hccr.shipped import class_counts  # noqa: E402
+from hccr.shipped import counts_per_class, record_evaluations  # noqa: E402
 from hccr.train import fit  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
@@ -64,7 +64,7 @@ def tail_split(root: Path) -> tuple[list, list]:
 def class_prior(store: Path, charset) -> np.ndarray:
     """The training store's class frequencies, in the model's class order."""
     prior = np.zeros(len(charset))
-    prior[[charset.index[c] for c in Store(store).charset]] = class_counts(store)
+    prior[[charset.index[c] for c in Store(store).charset]] = counts_per_class(store)
     return prior / prior.sum()
 
 
@@ -147,18 +147,14 @@ def main() -> None:
                      "A_top1": a["top1"], "A_top5": a["top5"], "B_images": b["images"], "A_images": a["images"]})
     print(table(rows, ["model", "B_top1", "B_top5", "B_predicted_in_A", "B_top1_without_A", "A_top1", "A_top5"]))
     if args.record and args.split == "test" and not args.final:
-        from hccr.utils import read_json, write_json
-
         row = next(r for r in rows if "prior divided out" in r["model"])
         base = rows[0]
-        meta = read_json(args.record)
-        meta["evaluations"] = [e for e in meta.get("evaluations", []) if "never seen in real form" not in e["what"]] + [
+        record_evaluations(args.record, [
             {"what": f"characters never seen in real form: the same recipe with real images of 11 characters only, "
                      f"read on the real test images of 10 others ({row['B_images']} images, {GROUP_B}), 6,763-way "
                      f"(gb2312-synth on the same images: top1 {base['B_top1']:.4f}, top5 {base['B_top5']:.4f})",
              "result": {"top1": round(row["B_top1"], 4), "top5": round(row["B_top5"], 4)},
-             "command": "python benchmarks/realmix.py --split test"}]
-        write_json(args.record, meta)
+             "command": "python benchmarks/realmix.py --split test"}])
         print(f"recorded the group-B figure in {args.record}")
     save(f"realmix{'-final' if args.final else ''}-{args.split}-s{args.steps}-lr{args.lr:g}",
          {"split": args.split, "steps": args.steps, "lr": args.lr, "writers": args.writers,

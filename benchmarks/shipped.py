@@ -31,8 +31,8 @@ from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
 from hccr.data.synth import SynthConfig, writer_samples  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.predict import Recognizer, restrict_to  # noqa: E402
-from hccr.shipped import ASSETS, SHIPPED, shipped_files  # noqa: E402
-from hccr.utils import read_json, use_all_cores, write_json  # noqa: E402
+from hccr.shipped import ASSETS, SHIPPED, record_evaluations, shipped_files  # noqa: E402
+from hccr.utils import read_json, use_all_cores  # noqa: E402
 
 BUILTIN = ASSETS / "style-builtin.json"  # the writers the shipped models were trained on
 
@@ -148,9 +148,7 @@ def main() -> None:
     print(f"hccr.load({args.model!r}): {load_s:.2f} s ({res['backend']})")
     save(f"shipped-{Path(args.model).stem}", res)
     if args.record:
-        meta = read_json(ckpt)
-        meta["evaluations"] = evaluations
-        write_json(ckpt, meta)
+        record_evaluations(ckpt, evaluations)
         print(f"recorded {len(evaluations)} evaluations in {ckpt}")
 
 

@@ -100,10 +100,10 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     if store is None or not (store / "manifest.json").exists():
         raise HccrError(f"{folder}: its training store ({store or 'not recorded'}) is needed to divide out "
                         "the class prior; run this where the store is")
-    return class_counts(store), store.name
+    return counts_per_class(store), store.name
 
 
-def class_counts(store: str | os.PathLike) -> list[int]:
+def counts_per_class(store: str | os.PathLike) -> list[int]:
     """Samples per class of a store, in the store's class order."""
     import numpy as np
 
@@ -147,6 +147,17 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     export_onnx([str(json_path)], onnx_path, crops=crops, member_names=[out_stem.name])
     store_weights_fp16(onnx_path)
     return json_path, onnx_path
+
+
+def record_evaluations(ckpt: str | os.PathLike, entries: list[dict]) -> None:
+    """Add measured figures to a checkpoint's ``evaluations`` (the model card lists them): an entry
+    replaces the ones made by the same command, the others stay."""
+    from .utils import read_json, write_json
+
+    meta = read_json(ckpt)
+    commands = {e.get("command") for e in entries}
+    meta["evaluations"] = [e for e in meta.get("evaluations", []) if e.get("command") not in commands] + entries
+    write_json(ckpt, meta)
 
 
 def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
