@@ -2,6 +2,8 @@
 
     python benchmarks/realmix.py [--steps 1500] [--split val|test]
     python benchmarks/realmix.py --final      (the same recipe with every GB2312 character's real images)
+    python benchmarks/realmix.py --init RUN/gb2312.safetensors --name NAME [--no-control]
+                                              (another synthetic-only base model in gb2312-synth's place)
 
 A model trained on synthetic handwriting alone (gb2312-synth) reads real handwriting far worse
 than synthetic (docs/benchmarks.md). Real images exist for a few characters only, so the question that matters for the thousands without
@@ -95,6 +97,9 @@ def main() -> None:
     ap.add_argument("--split", choices=["val", "test"], default="val")
     ap.add_argument("--work", default=str(OUT / "realmix"))
     ap.add_argument("--final", action="store_true", help="train on every GB2312 character's real images")
+    ap.add_argument("--init", default="gb2312-synth", help="the synthetic-only model to fine-tune (shipped name or file)")
+    ap.add_argument("--name", default="", help="suffix of the run folders and result file (use with --init)")
+    ap.add_argument("--no-control", action="store_true", help="skip the synthetic-only control arm")
     ap.add_argument("--record", default=None, help="with --split test: add the group-B figure of the prior-divided "
                                                    "arm to this model's evaluations (a checkpoint .json)")
     args = ap.parse_args()
@@ -118,6 +123,8 @@ def main() -> None:
     synth_s = time.perf_counter() - t
     stores = {"synthetic only": ([str(f) for f in files], work / "store-synth"),
               "synthetic + real A": ([str(f) for f in files] + [str(real_a)], work / "store-mix")}
+    if args.no_control:
+        del stores["synthetic only"]
     if args.final:
         stores = {"synthetic + real, all GB2312 characters": ([str(f) for f in files] + [str(real_a)],
                                                               work / "store-final")}
@@ -127,12 +134,13 @@ def main() -> None:
 
     rows = []
     eval_items = tail if args.split == "val" else scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
-    models = {"gb2312-synth (no fine-tuning)": ("gb2312-synth", None)}
+    models = {f"{Path(args.init).parent.name if Path(args.init).is_file() else args.init} (no fine-tuning)":
+              (args.init, None)}
     for arm, (_, store) in stores.items():
         kind = "run-final" if args.final else "run-mix" if "real" in arm else "run-synth"
-        run = work / kind / f"s{args.steps}-lr{args.lr:g}"
+        run = work / kind / f"{args.name + '-' if args.name else ''}s{args.steps}-lr{args.lr:g}"
         if not (run / "done").exists():
-            cfg = apply_overrides(get_preset("gb2312"), ["init=gb2312-synth", f"steps={args.steps}", f"lr={args.lr}",
+            cfg = apply_overrides(get_preset("gb2312"), [f"init={args.init}", f"steps={args.steps}", f"lr={args.lr}",
                                                          "warmup_epochs=0.05"])
             t = time.perf_counter()
             fit(cfg, store, run, resume=(run / "last.state.pt").exists(), progress=False)
@@ -152,12 +160,13 @@ def main() -> None:
         record_evaluations(args.record, [
             {"what": f"characters never seen in real form: the same recipe with real images of 11 characters only, "
                      f"read on the real test images of 10 others ({row['B_images']} images, {GROUP_B}), 6,763-way "
-                     f"(gb2312-synth on the same images: top1 {base['B_top1']:.4f}, top5 {base['B_top5']:.4f})",
+                     f"({base['model'].split(' (')[0]} on the same images: top1 {base['B_top1']:.4f}, top5 {base['B_top5']:.4f})",
              "result": {"top1": round(row["B_top1"], 4), "top5": round(row["B_top5"], 4)},
              "command": "python benchmarks/realmix.py --split test"}])
         print(f"recorded the group-B figure in {args.record}")
-    save(f"realmix{'-final' if args.final else ''}-{args.split}-s{args.steps}-lr{args.lr:g}",
-         {"split": args.split, "steps": args.steps, "lr": args.lr, "writers": args.writers,
+    save(f"realmix{'-final' if args.final else ''}{'-' + args.name if args.name else ''}-{args.split}"
+         f"-s{args.steps}-lr{args.lr:g}",
+         {"init": args.init, "split": args.split, "steps": args.steps, "lr": args.lr, "writers": args.writers,
           "synth_seconds": synth_s, "rows": rows})
 
 

@@ -163,7 +163,9 @@ def _number(v: str) -> typing.Any:
 
 def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
     """Apply ``key=value`` strings; ``augment.rotation=5`` reaches into the augmentation config and
-    ``model_args.widths=16,32,64,128`` sets one architecture argument (numbers; commas make a tuple)."""
+    ``model_args.widths=16,32,64,128`` sets one architecture argument (numbers; commas make a tuple).
+    ``model=NAME`` naming another architecture drops the preset's ``model_args`` (give any
+    ``model_args.*`` for the new one after it)."""
     hints = typing.get_type_hints(TrainConfig)
     aug_hints = typing.get_type_hints(AugmentConfig)
     for item in items:
@@ -179,6 +181,8 @@ def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
         elif key.startswith("model_args.") and key != "model_args.":
             cfg.model_args = {**cfg.model_args, key.split(".", 1)[1]: _number(value.strip())}
         elif key in hints and key != "augment":
+            if key == "model" and value.strip() != cfg.model:
+                cfg.model_args = {}  # the preset's architecture arguments belong to its own model
             setattr(cfg, key, _coerce(hints[key], value, key))
         else:
             raise HccrError(f"--set {key}: unknown config field; known: {', '.join(f.name for f in fields(TrainConfig))}")

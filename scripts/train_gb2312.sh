@@ -8,6 +8,7 @@
 #   WRITERS [64]        simulated writers for training (6,763 samples each)
 #   VAL_WRITERS [3]     further writers held out whole: the "unseen synthetic writers" validation
 #   STEPS               optimizer steps (default: the gb2312 preset's, sized for ~2 h on 2 CPU cores)
+#   MODEL               architecture (default: the gb2312 preset's, charnet-s; e.g. resnet-lean)
 #   STYLE [builtin]     the simulated writers' style: builtin (hccr/assets/style-builtin.json, what
 #                       the shipped model was trained with), default (hccr's calibrated profile,
 #                       7 pt worse on real handwriting at 6,763 classes: docs/benchmarks.md), or a
@@ -49,13 +50,14 @@ if [ ! -f "$WORK/store/manifest.json" ]; then
     --val-fraction "$(python3 -c "print($VAL_WRITERS / ($WRITERS + $VAL_WRITERS))")" 2>&1 | tail -n 2
 fi
 
-log "3/4 train (preset gb2312${STEPS:+, $STEPS steps})"
+log "3/4 train (preset gb2312${MODEL:+, model $MODEL}${STEPS:+, $STEPS steps})"
 train_args=(--preset gb2312 --data "$WORK/store" --out "$WORK/run")
+[ -n "${MODEL:-}" ] && train_args+=(--set "model=$MODEL")
 [ -n "${STEPS:-}" ] && train_args+=(--set "steps=$STEPS")
 [ -n "${DEVICE:-}" ] && train_args+=(--device "$DEVICE")
 [ -f "$WORK/run/last.state.pt" ] && train_args+=(--resume)
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
 log "4/4 package -> $WORK/gb2312.{json,safetensors,onnx}"
-$HCCR package "$WORK/run" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} FONTS=${FONTS:+yes} STYLE=$STYLE)"
+$HCCR package "$WORK/run" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} MODEL=${MODEL:-preset} FONTS=${FONTS:+yes} STYLE=$STYLE)"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"

@@ -10,6 +10,7 @@ from hccr.augment import AugmentConfig
 from hccr.checkpoint import load_checkpoint
 from hccr.config import apply_overrides, get_preset
 from hccr.errors import HccrError
+from hccr.models import create_model
 from hccr.train import fit
 
 
@@ -34,6 +35,11 @@ def test_overrides_are_typed_and_checked():
         apply_overrides(get_preset("fast-1"), ["epoch=3"])
     with pytest.raises(HccrError, match="cannot read"):
         apply_overrides(get_preset("fast-1"), ["epochs=many"])
+    # Naming another architecture drops the preset's arguments for its own (gb2312's aux=False).
+    cfg = apply_overrides(get_preset("gb2312"), ["model=resnet-lean"])
+    assert cfg.model == "resnet-lean" and cfg.model_args == {}
+    create_model(cfg.model, 10, cfg.image_size, **cfg.model_args)
+    assert apply_overrides(get_preset("gb2312"), ["model=charnet-s"]).model_args == {"aux": False}
     p = get_preset("paper-3")
     assert (p.model, p.image_size, p.loss, p.blur_ksize, p.blur_sigma, p.batch_size) == ("charnet", 256, "focal", 7, 50.0, 128)
 
