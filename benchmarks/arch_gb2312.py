@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, machine, save, table  # noqa: E402
 
 CANDIDATES = {
-    "charnet-s": ([], None),  # the shipped architecture
-    "charnet-s-wide": (["model_args.widths=48,96,192,384"], None),
-    "resnet-lean": (["model=resnet-lean"], {}),  # the ResNet takes no auxiliary-head option
+    "charnet-s": (["model=charnet-s", "model_args.aux=false"], None),  # shipped until the sixth session
+    "charnet-s-wide": (["model=charnet-s", "model_args.aux=false", "model_args.widths=48,96,192,384"], None),
+    "resnet-lean": (["model=resnet-lean"], {}),  # the shipped architecture (the gb2312 preset's)
 }
 
 

@@ -7,8 +7,8 @@
 # Environment (defaults in brackets):
 #   WRITERS [64]        simulated writers for training (6,763 samples each)
 #   VAL_WRITERS [3]     further writers held out whole: the "unseen synthetic writers" validation
-#   STEPS               optimizer steps (default: the gb2312 preset's, sized for ~2 h on 2 CPU cores)
-#   MODEL               architecture (default: the gb2312 preset's, charnet-s; e.g. resnet-lean)
+#   STEPS               optimizer steps (default: the gb2312 preset's 8,000, ~72 min on 2 CPU cores)
+#   MODEL               architecture (default: the gb2312 preset's, resnet-lean; e.g. charnet-s)
 #   STYLE [builtin]     the simulated writers' style: builtin (hccr/assets/style-builtin.json, what
 #                       the shipped model was trained with), default (hccr's calibrated profile,
 #                       7 pt worse on real handwriting at 6,763 classes: docs/benchmarks.md), or a

@@ -35,11 +35,15 @@ def test_overrides_are_typed_and_checked():
         apply_overrides(get_preset("fast-1"), ["epoch=3"])
     with pytest.raises(HccrError, match="cannot read"):
         apply_overrides(get_preset("fast-1"), ["epochs=many"])
-    # Naming another architecture drops the preset's arguments for its own (gb2312's aux=False).
-    cfg = apply_overrides(get_preset("gb2312"), ["model=resnet-lean"])
+    # Naming another architecture drops the preset's arguments for its own; booleans read as such.
+    cfg = apply_overrides(get_preset("fast-1"), ["model_args.aux=false", "model=resnet-lean"])
     assert cfg.model == "resnet-lean" and cfg.model_args == {}
     create_model(cfg.model, 10, cfg.image_size, **cfg.model_args)
-    assert apply_overrides(get_preset("gb2312"), ["model=charnet-s"]).model_args == {"aux": False}
+    cfg = apply_overrides(get_preset("gb2312"), ["model=charnet-s", "model_args.aux=false"])
+    assert cfg.model_args == {"aux": False}
+    def params(**kw):
+        return sum(p.numel() for p in create_model("charnet-s", 10, 64, **kw).parameters())
+    assert params(**cfg.model_args) < params()  # no auxiliary heads
     p = get_preset("paper-3")
     assert (p.model, p.image_size, p.loss, p.blur_ksize, p.blur_sigma, p.batch_size) == ("charnet", 256, "focal", 7, 50.0, 128)
 
