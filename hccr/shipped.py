@@ -292,7 +292,8 @@ def json_inline(d: dict) -> str:
 
 def write_temperature(model: str | os.PathLike, temperature: float, info: dict) -> list[Path]:
     """Record a fitted temperature in a model: a checkpoint's JSON (``calibration``), an ``.onnx``
-    file's metadata (``temperature``), or both files of a shipped model. Returns the files written."""
+    file's metadata (``temperature``), or both files of a shipped or packaged model (a checkpoint JSON
+    with an ``.onnx`` of the same stem beside it). Returns the files written."""
     from .checkpoint import read_meta, resolve
     from .utils import write_json
 
@@ -304,6 +305,8 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
         paths = [Path(model)]
     else:
         paths = [resolve(model)]
+        if paths[0].with_suffix(".onnx").exists():  # a packaged model's ONNX twin answers the same
+            paths.append(paths[0].with_suffix(".onnx"))
     for p in paths:
         if p.suffix == ".json":
             meta = read_meta(p)

@@ -9,6 +9,7 @@ from hccr.config import apply_overrides, get_preset
 from hccr.errors import HccrError
 from hccr.finetune import transfer_weights
 from hccr.models import create_model
+from hccr.shipped import shipped_files
 from hccr.train import fit
 
 
@@ -64,7 +65,8 @@ def test_init_from_the_shipped_model_keeps_every_gb2312_character(tiny_store, tm
     cfg = apply_overrides(get_preset("fast-1"), ["batch_size=16", "epochs=1", "limit_steps=1", "init=gb2312"])
     fit(cfg, tiny_store, tmp_path / "ft", progress=False)
     info = json.loads((tmp_path / "ft" / "config.json").read_text())
-    assert info["init"]["classes_kept"] == 4 and info["config"]["model_args"]["aux"] is False
+    shipped_arch = json.loads(shipped_files("gb2312")[0].read_text())["arch"]
+    assert info["init"]["classes_kept"] == 4 and info["config"]["model"] == shipped_arch != get_preset("fast-1").model
 
 
 def test_freezing_without_a_source_model_is_refused():

@@ -28,7 +28,7 @@ def test_asset_files_stay_within_the_size_limits():
         meta = json.loads(stem.with_suffix(".json").read_text())
         text = json.dumps(meta, ensure_ascii=False)
         assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text  # no absolute paths
-        assert meta["weights_dtype"] == "float16" and meta["model_args"]["aux"] is False
+        assert meta["weights_dtype"] == "float16" and not meta["model_args"].get("aux", False)  # no auxiliary heads
         assert stem.with_suffix(".onnx").exists()
 
 
@@ -104,7 +104,7 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     from hccr.train import fit
 
     cfg = apply_overrides(get_preset("gb2312"), ["image_size=32", "batch_size=32", "steps=6", "warmup_epochs=0",
-                                                 "model_args.widths=8,16,16,32", "model_args.stem=8"])
+                                                 "model_args.widths=8,16,16,32"])
     fit(cfg, tiny_store, tmp_path / "run", progress=False)
     j, o = package(tmp_path / "run", tmp_path / "pkg" / "tiny", {"recipe": "test"})
     meta = json.loads(j.read_text())
@@ -119,6 +119,10 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     img[0][5:35, 12:16] = 0
     assert np.abs(torch_rec.predict_proba(img, 1) - onnx_rec.predict_proba(img)).max() < 1e-3
     assert "/" not in "".join(onnx_rec.identity["members"])  # no paths in the ONNX metadata
+    # calibrating the packaged checkpoint records the temperature in its ONNX twin as well
+    from hccr.shipped import write_temperature
+    assert len(write_temperature(j, 2.0, {"images": 1})) == 2
+    assert Recognizer.from_checkpoint(j).temperature == OnnxRecognizer(o).temperature == 2.0
 
     fast = apply_overrides(get_preset("fast-1"), ["image_size=32", "batch_size=32", "steps=2", "warmup_epochs=0"])
     fit(fast, tiny_store, tmp_path / "aux", progress=False)
