@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, machine, save, table  # noqa: E402
 
-CANDIDATES = {
-    "charnet-s": (["model=charnet-s", "model_args.aux=false"], None),  # shipped until the sixth session
-    "charnet-s-wide": (["model=charnet-s", "model_args.aux=false", "model_args.widths=48,96,192,384"], None),
-    "resnet-lean": (["model=resnet-lean"], {}),  # the shipped architecture (the gb2312 preset's)
+CANDIDATES = {  # --set overrides of the gb2312 preset
+    "charnet-s": ["model=charnet-s", "model_args.aux=false"],  # shipped until the sixth session
+    "charnet-s-wide": ["model=charnet-s", "model_args.aux=false", "model_args.widths=48,96,192,384"],
+    "resnet-lean": ["model=resnet-lean"],  # the shipped architecture (the gb2312 preset's)
 }
 
 
@@ -56,11 +56,7 @@ def train_all(args: argparse.Namespace) -> None:
     print(f"synth {synth_s:.0f} s; store ready", flush=True)
     rows = []
     def config(name: str, extra: list[str]):
-        overrides, model_args = CANDIDATES[name]
-        cfg = apply_overrides(get_preset("gb2312"), overrides + extra)
-        if model_args is not None:
-            cfg.model_args = dict(model_args)
-        return cfg
+        return apply_overrides(get_preset("gb2312"), CANDIDATES[name] + extra)
 
     for name in args.only.split(",") if args.only else CANDIDATES:
         probe = config(name, ["epochs=1", "steps=0", f"limit_steps={args.probe_steps}"])

@@ -134,8 +134,8 @@ def main() -> None:
 
     rows = []
     eval_items = tail if args.split == "val" else scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
-    models = {f"{Path(args.init).parent.name if Path(args.init).is_file() else args.init} (no fine-tuning)":
-              (args.init, None)}
+    base_name = Path(args.init).parent.name if Path(args.init).is_file() else args.init
+    models = {f"{base_name} (no fine-tuning)": (args.init, None)}
     for arm, (_, store) in stores.items():
         kind = "run-final" if args.final else "run-mix" if "real" in arm else "run-synth"
         run = work / kind / f"{args.name + '-' if args.name else ''}s{args.steps}-lr{args.lr:g}"
@@ -160,7 +160,7 @@ def main() -> None:
         record_evaluations(args.record, [
             {"what": f"characters never seen in real form: the same recipe with real images of 11 characters only, "
                      f"read on the real test images of 10 others ({row['B_images']} images, {GROUP_B}), 6,763-way "
-                     f"({base['model'].split(' (')[0]} on the same images: top1 {base['B_top1']:.4f}, top5 {base['B_top5']:.4f})",
+                     f"({base_name} on the same images: top1 {base['B_top1']:.4f}, top5 {base['B_top5']:.4f})",
              "result": {"top1": round(row["B_top1"], 4), "top5": round(row["B_top5"], 4)},
              "command": "python benchmarks/realmix.py --split test"}])
         print(f"recorded the group-B figure in {args.record}")
