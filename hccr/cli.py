@@ -379,6 +379,9 @@ def package(
     crops: Annotated[int, typer.Option(help="Crops inside the ONNX graph.")] = 1,
     divide_prior: Annotated[bool, typer.Option(help="Fold the training store's class prior out of the classifier "
                                                     "(for unbalanced data, e.g. real images of a few characters).")] = False,
+    prior_power: Annotated[float | None, typer.Option(help="With --divide-prior: divide by prior**POWER (default 1, "
+                                                           "fully; below 1 keeps part of the pull towards the "
+                                                           "characters with real images).")] = None,
     real_data: Annotated[str, typer.Option(help="What real images were mixed into training (provenance, model card).")] = "",
 ) -> None:
     """Turn a training run into a shippable model (fp16 checkpoint + ONNX, provenance, no absolute paths)."""
@@ -389,10 +392,12 @@ def package(
     if real_data:
         prov["real"] = real_data
     counts = None
+    if prior_power is not None and not divide_prior:
+        raise HccrError("--prior-power needs --divide-prior")
     if divide_prior:
         counts, store_name = store_class_counts(run)
         print(f"class prior from {store_name}: {min(counts)}-{max(counts)} samples per class")
-    j, o = run_package(run, out, prov, crops, counts)
+    j, o = run_package(run, out, prov, crops, counts, 1.0 if prior_power is None else prior_power)
     for p in (j.with_suffix(".safetensors"), j, o):
         print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
 

@@ -67,12 +67,13 @@ def _has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def divide_out_prior(model, counts) -> int:
+def divide_out_prior(model, counts, power: float = 1.0) -> int:
     """Fold the training class prior out of the classifier (post-hoc logit adjustment): the bias
-    moves by ``-log prior``, so the model answers ``p / prior`` (normalised), as if every class had
-    been seen equally often. For runs on unbalanced data, e.g. real images of a few characters mixed
-    into synthetic ones, which otherwise pull other characters towards those few. Returns the
-    number of classes whose bias moved."""
+    moves by ``-power * log prior``, so the model answers ``p / prior**power`` (normalised); at
+    ``power`` 1 as if every class had been seen equally often. For runs on unbalanced data, e.g.
+    real images of a few characters mixed into synthetic ones, which otherwise pull other
+    characters towards those few; a power below 1 keeps part of that pull, for users whose
+    characters are the ones with real images. Returns the number of classes whose bias moved."""
     import numpy as np
     import torch
 
@@ -82,8 +83,10 @@ def divide_out_prior(model, counts) -> int:
         raise HccrError(f"the model has no classifier layer with a bias and {len(counts)} outputs")
     if counts.sum() <= 0:
         raise HccrError("the training store holds no samples: no class prior to divide out")
+    if not 0.0 < power <= 2.0:
+        raise HccrError(f"the prior power must be in (0, 2], not {power}")
     prior = counts / counts.sum()
-    shift = -np.log(np.maximum(prior, prior[prior > 0].min()))  # unseen classes count as the rarest
+    shift = -power * np.log(np.maximum(prior, prior[prior > 0].min()))  # unseen classes count as the rarest
     shift -= np.median(shift)  # a constant shift changes nothing; keep the common classes where they were
     with torch.no_grad():
         heads[-1].bias += torch.as_tensor(shift, dtype=heads[-1].bias.dtype, device=heads[-1].bias.device)
@@ -114,11 +117,12 @@ def counts_per_class(store: str | os.PathLike) -> list[int]:
 
 
 def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dict | None = None,
-            crops: int = 1, class_counts: list[int] | None = None) -> tuple[Path, Path]:
+            crops: int = 1, class_counts: list[int] | None = None, prior_power: float = 1.0
+            ) -> tuple[Path, Path]:
     """A training run -> a shippable model: fp16 safetensors + JSON (training-only parts and
     absolute paths dropped, provenance added) and an ONNX file with fp16-stored weights.
     ``class_counts`` (the training store's samples per class) folds the class prior out of the
-    classifier (:func:`divide_out_prior`)."""
+    classifier (:func:`divide_out_prior`, to the power ``prior_power``)."""
     import torch
 
     from .checkpoint import load_checkpoint, save_checkpoint
@@ -130,10 +134,10 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     if class_counts is not None:
         if len(class_counts) != meta["model_args"]["num_classes"]:
             raise HccrError(f"{run}: {len(class_counts)} class counts for {meta['model_args']['num_classes']} classes")
-        shifted = divide_out_prior(model, class_counts)
+        shifted = divide_out_prior(model, class_counts, prior_power)
         meta["prior_correction"] = {"classes_shifted": shifted, "min_count": int(min(class_counts)),
-                                    "max_count": int(max(class_counts)),
-                                    "what": "training class prior divided out of the classifier bias"}
+                                    "max_count": int(max(class_counts)), "power": prior_power,
+                                    "what": "training class prior (to this power) divided out of the classifier bias"}
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store")}

@@ -57,6 +57,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "'test' is not one of"),
         (["show", tiny_store, "--n", "0"], "--n must be at least 1"),
         (["train", "--data", tiny_store, "--out", tmp_path / "r", "--device", "cuda:7"], "--device cuda:7"),
+        (["package", tiny_run, "--out", tmp_path / "p", "--prior-power", "0.5"], "--prior-power needs --divide-prior"),
     ]
     for args, fragment in cases:
         r = run_cli(*args)

@@ -147,6 +147,16 @@ def test_dividing_out_the_class_prior_balances_the_answers():
     assert (after[:, 0] < before[:, 0]).all()  # the over-represented class no longer pulls the answers
     with pytest.raises(HccrError, match="classifier layer"):
         divide_out_prior(model, np.ones(5))
+    # a power below 1 divides part of the prior out: p / prior**0.5, between the two
+    torch.manual_seed(0)
+    half = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))  # the same initial weights
+    divide_out_prior(half, counts, power=0.5)
+    mid = torch.softmax(half(x), -1).detach().numpy()
+    expected = before / np.sqrt(counts / counts.sum())
+    assert np.allclose(mid, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    assert (after[:, 0] < mid[:, 0]).all() and (mid[:, 0] < before[:, 0]).all()
+    with pytest.raises(HccrError, match="power"):
+        divide_out_prior(half, counts, power=0)
 
 
 def test_evaluate_the_shipped_model_on_casia_gnt_files(tmp_path):
