@@ -232,15 +232,24 @@ def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool 
 
 
 def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: torch.Generator, epoch: int,
-               batch: int, step: int, best_acc: float, best_loss: float, cfg: TrainConfig) -> None:
+               batch: int, step: int, best_acc: float, best_loss: float, cfg: TrainConfig, ema=None) -> None:
     """The resume state: tensors, numbers and strings only, so resuming never unpickles code."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "gen": gen.get_state(),
                 "rng": torch.get_rng_state(),  # dropout's stream
                 "epoch": epoch, "batch": batch, "step": step, "best_acc": best_acc, "best_loss": best_loss,
-                "config": json.dumps(config_to_dict(cfg))}, tmp)
+                "config": json.dumps(config_to_dict(cfg)),
+                **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
     tmp.replace(path)
+
+
+def make_ema(model: nn.Module, decay: float):
+    """An exponential moving average of the weights and BatchNorm statistics, updated after every
+    optimizer step (``ema.update_parameters(model)``); ``ema.module`` is the averaged network."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def load_state(path: Path, device: torch.device) -> dict:
@@ -308,7 +317,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         scheduler.load_state_dict(st["scheduler"])
         scaler.load_state_dict(st["scaler"])
         if "batch" in st:  # mid-epoch state: epoch in progress, batches done in it
-            start_epoch, skip, step, gen_state = st["epoch"], st["batch"], st["step"], st["gen"]
+            start_epoch, skip, step = st["epoch"], st["batch"], st["step"]
+            gen_state = st["gen"] if skip else None  # at an epoch's start the epoch's own seed applies
             torch.set_rng_state(st["rng"])
         else:  # saved at the end of an epoch by an older hccr
             start_epoch, step = st["epoch"] + 1, (st["epoch"] + 1) * steps
@@ -318,6 +328,12 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                   f"(best val acc so far {best_acc:.4f})")
     teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
                       cfg.teacher_crops, env.device) if cfg.teachers else None
+    ema = make_ema(model, cfg.ema) if cfg.ema else None
+    if resume and (ema is not None) != ("ema" in st):
+        raise HccrError(f"{out}: the run was started {'without' if ema is not None else 'with'} a weight average; "
+                        f"resume it with the same --set ema as it began")
+    if resume and ema is not None:
+        ema.load_state_dict(st["ema"])
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
     if env.is_main:
@@ -339,10 +355,12 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         def after_step(i: int, epoch: int = epoch, best: tuple = (best_acc, best_loss)) -> bool:
             nonlocal step, saved_at
             step += 1
+            if ema is not None:
+                ema.update_parameters(model)
             if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:
                 if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
-                               cfg)
+                               cfg, ema)
                 saved_at = time.monotonic()
             return step >= budget
 
@@ -354,7 +372,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
                              progress, start=skip, after_step=after_step, frozen=frozen, teacher=teacher)
         skip = 0
-        vm = evaluate(unwrap(ddp), store, val_idx, cfg, env)
+        shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
+        vm = evaluate(shipped, store, val_idx, cfg, env)
         metrics = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], **tm, **vm,
                    "precision": precision}
         acc = vm.get("val_acc", tm["train_acc"])
@@ -367,10 +386,10 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         if env.is_main:
             meta = checkpoint_meta(cfg, store, model, metrics, epoch + 1)
             if improved:
-                save_checkpoint(out / "best", model, meta)
-            save_checkpoint(out / "last", model, meta)
+                save_checkpoint(out / "best", shipped, meta)
+            save_checkpoint(out / "last", shipped, meta)
             save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch + 1, 0, step, best_acc, best_loss,
-                       cfg)
+                       cfg, ema)
             saved_at = time.monotonic()
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")

@@ -113,6 +113,30 @@ def test_step_budget_and_mid_epoch_resume_match_an_uninterrupted_run(tiny_store,
     assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run is the same run
 
 
+def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = _cfg(model_args={}, epochs=2, ema=0.9, schedule="constant")
+    m = fit(cfg, tiny_store, tmp_path / "whole", progress=False)
+    assert m["val_acc"] > 0.5  # validation reads the averaged network, which has learnt too
+    state = torch.load(tmp_path / "whole" / "last.state.pt", weights_only=True)
+    saved = load_file(str(tmp_path / "whole" / "last.safetensors"))
+    key = next(k for k in saved if k.endswith("weight") and saved[k].dim() == 4)
+    assert torch.allclose(saved[key], state["ema"]["module." + key])  # the checkpoint is the average...
+    assert not torch.allclose(saved[key], state["model"][key])  # ...not the last step's weights
+    cfg1 = _cfg(model_args={}, epochs=1, ema=0.9, schedule="constant")
+    fit(cfg1, tiny_store, tmp_path / "cut", progress=False)
+    with pytest.raises(HccrError, match="same --set ema"):
+        fit(_cfg(model_args={}, epochs=2, schedule="constant"), tiny_store, tmp_path / "cut", resume=True,
+            progress=False)
+    fit(cfg, tiny_store, tmp_path / "cut", resume=True, progress=False)
+    resumed = load_file(str(tmp_path / "cut" / "last.safetensors"))
+    assert all(torch.allclose(saved[k], resumed[k]) for k in saved)  # the average went on where it stopped
+    # (and so did the run: an epoch resumed at its start draws the augmentation that epoch draws uncut)
+    with pytest.raises(HccrError, match="ema must be"):
+        apply_overrides(get_preset("fast-1"), ["ema=1.5"]).validate()
+
+
 def test_resume_refuses_a_pickled_state(tiny_store, tmp_path):
     run = tmp_path / "run"
     fit(_cfg(model_args={}, epochs=1), tiny_store, run, progress=False)
