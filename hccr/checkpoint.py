@@ -132,3 +132,26 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                         f"(saved by hccr {meta.get('hccr_version', '?')}, an older design?): "
                         f"{str(e).splitlines()[-1].strip()[:200]}") from None
     return model.to(device).eval(), meta
+
+
+def average_checkpoints(refs: list[str | os.PathLike]) -> tuple[nn.Module, dict]:
+    """The uniform average of the weights of checkpoints of one network (a "model soup"), e.g. a run
+    and its continuation on fresh data; BatchNorm statistics are averaged too. Returns ``(model,
+    meta)``: the last checkpoint's metadata without its metrics (measure the average anew), plus
+    ``averaged_from``."""
+    if len(refs) < 2:
+        raise HccrError("averaging needs at least two checkpoints")
+    loaded = [load_checkpoint(r) for r in refs]
+    model, meta = loaded[-1]
+    for ref, (_, m) in zip(refs, loaded, strict=True):
+        for key in ("arch", "model_args", "charset"):
+            if m[key] != meta[key]:
+                raise HccrError(f"{ref}: its {key} differs from {refs[-1]}'s; only checkpoints of one network "
+                                "and charset can be averaged")
+    states = [m.state_dict() for m, _ in loaded]
+    avg = {k: (sum(st[k].double() for st in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+           for k, v in states[-1].items()}
+    model.load_state_dict(avg)
+    meta = {k: v for k, v in meta.items() if k not in ("metrics", "format", "hccr_version", "created")}
+    meta["averaged_from"] = [str(resolve(r).resolve()) for r in refs]
+    return model, meta

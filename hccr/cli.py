@@ -402,6 +402,19 @@ def package(
         print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
 
 
+@app.command()
+def average(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints of one network and charset (run folders or .json).")],
+    out: Annotated[Path, typer.Option(help="Output stem: writes STEM.json and STEM.safetensors.")],
+) -> None:
+    """Average the weights of checkpoints (e.g. a run and its continuation on fresh data): often
+    better than either; package the result like a run."""
+    from .checkpoint import average_checkpoints, save_checkpoint
+
+    model, meta = average_checkpoints(checkpoints)
+    print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
+
+
 @app.command("model-card")
 def model_card(
     model: ModelOpt = None,

@@ -140,7 +140,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
                                     "what": "training class prior (to this power) divided out of the classifier bias"}
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
-    keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store")}
+    keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store", "averaged_from")}
     keep["store"] = Path(meta.get("store", "")).name  # no absolute path in shipped metadata
     keep["provenance"] = provenance or {}
     keep["weights_dtype"] = "float16"
@@ -168,9 +168,25 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
     """What made a run: recipe, data (synthetic writers, fonts by file name), steps, samples, time."""
     import json
 
+    from .checkpoint import read_meta
     from .utils import read_json
 
     run = Path(run)
+    sources = read_meta(run).get("averaged_from")
+    if sources:  # `hccr average`: the parts' provenance, and the totals of what went in
+        parts = [run_provenance(Path(s).parent) for s in sources]
+        prov = {"recipe": recipe, "averaged": parts}
+        for key in ("steps", "epochs", "train_seconds", "train_samples"):
+            if all(isinstance(p.get(key), (int, float)) for p in parts):
+                prov[key] = round(sum(p[key] for p in parts), 1)
+        syn = [p["synthetic"] for p in parts if p.get("synthetic")]
+        if syn:
+            prov["synthetic"] = {**syn[-1], "writers": sum(s.get("writers") or 0 for s in syn),
+                                 "seed": ", ".join(str(s.get("seed")) for s in syn)}
+        for key in ("val_samples", "device", "world_size", "batch_size", "train_img_per_s"):
+            if key in parts[-1]:
+                prov[key] = parts[-1][key]
+        return prov
     folder = run if run.is_dir() else run.parent
     prov: dict = {"recipe": recipe}
     if (folder / "config.json").exists():
@@ -255,6 +271,10 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)",
              "", "## Recipe", "",
              f"- `{p.get('recipe', '')}`",
+             f"- weights: the average of {len(p['averaged'])} runs' (`hccr average`): "
+             + "; ".join(f"{q.get('steps', '?')} steps on {q.get('train_samples', '?')} samples "
+                         f"(writers seed {q.get('synthetic', {}).get('seed', '?')})" for q in p["averaged"])
+             if p.get("averaged") else None,
              f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
              f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
              f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",
@@ -262,7 +282,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"({p.get('train_img_per_s', '?')} img/s)", "",
              "## Measured", "",
              f"- {'its validation samples' if real else 'unseen synthetic writers'}, {n:,}-way: top-1 "
-             f"{meta.get('metrics', {}).get('val_acc', float('nan')):.4f}"]
+             f"{meta['metrics']['val_acc']:.4f}" if meta.get("metrics", {}).get("val_acc") is not None else None]
     for ev in meta.get("evaluations", []):
         lines.append(f"- {ev['what']}: " + ", ".join(f"{k} {v}" for k, v in ev["result"].items())
                      + (f" ({ev['command']})" if ev.get("command") else ""))

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_cli
 
 import hccr
@@ -128,6 +129,26 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     fit(fast, tiny_store, tmp_path / "aux", progress=False)
     with pytest.raises(HccrError, match="auxiliary heads"):
         package(tmp_path / "aux", tmp_path / "pkg" / "aux")
+
+    # a run and its continuation, averaged (`hccr average`), package with both runs' provenance
+    from safetensors.torch import load_file
+
+    from hccr.checkpoint import average_checkpoints, save_checkpoint
+    from hccr.shipped import run_provenance
+
+    fit(apply_overrides(cfg, [f"init={tmp_path / 'run'}", "steps=4", "seed=5"]), tiny_store, tmp_path / "more",
+        progress=False)
+    save_checkpoint(tmp_path / "soup", *average_checkpoints([tmp_path / "run", tmp_path / "more"]))
+    a, b, avg = (load_file(str(p)) for p in (tmp_path / "run" / "best.safetensors",
+                                             tmp_path / "more" / "best.safetensors", tmp_path / "soup.safetensors"))
+    key = next(k for k in avg if avg[k].is_floating_point() and not torch.equal(a[k], b[k]))
+    assert torch.allclose(avg[key], (a[key] + b[key]) / 2)
+    prov = run_provenance(tmp_path / "soup.json", "soup")
+    assert len(prov["averaged"]) == 2 and prov["steps"] == 6 + 4
+    js, _ = package(tmp_path / "soup.json", tmp_path / "pkg" / "soup", prov)
+    assert "averaged_from" not in json.loads(js.read_text())  # the parts' absolute paths stay home
+    with pytest.raises(HccrError, match="arch differs"):
+        average_checkpoints([tmp_path / "run", tmp_path / "aux"])
 
 
 def test_dividing_out_the_class_prior_balances_the_answers():
