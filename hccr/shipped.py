@@ -183,9 +183,12 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
         if syn:
             prov["synthetic"] = {**syn[-1], "writers": sum(s.get("writers") or 0 for s in syn),
                                  "seed": ", ".join(str(s.get("seed")) for s in syn)}
-        for key in ("val_samples", "device", "world_size", "batch_size", "train_img_per_s"):
+        for key in ("val_samples", "device", "world_size", "batch_size"):
             if key in parts[-1]:
                 prov[key] = parts[-1][key]
+        if all(p.get("train_seconds") and p.get("train_img_per_s") for p in parts):
+            prov["train_img_per_s"] = round(sum(p["train_img_per_s"] * p["train_seconds"] for p in parts)
+                                            / sum(p["train_seconds"] for p in parts), 1)
         return prov
     folder = run if run.is_dir() else run.parent
     prov: dict = {"recipe": recipe}
@@ -193,7 +196,7 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
         c = read_json(folder / "config.json")
         prov.update(train_samples=c.get("train"), val_samples=c.get("val"), device=c.get("device"),
                     world_size=c.get("world_size"), total_steps=c.get("total_steps"),
-                    batch_size=c["config"].get("batch_size"))
+                    batch_size=c["config"].get("batch_size"), lr=c["config"].get("lr"))
         store = Path(c.get("store", ""))
         synth_json = store.parent / "synth" / "synth.json"
         if synth_json.exists():
@@ -276,7 +279,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
                          f"(writers seed {q.get('synthetic', {}).get('seed', '?')})" for q in p["averaged"])
              if p.get("averaged") else None,
              f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
-             f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
+             f"lr {' then '.join(str(q.get('lr')) for q in p['averaged']) if p.get('averaged') else cfg.get('lr')}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
              f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",
              f"- trained on {p.get('device', '?')} in {p.get('train_seconds', '?')} s of training-loop time "
              f"({p.get('train_img_per_s', '?')} img/s)", "",
