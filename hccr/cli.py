@@ -407,8 +407,8 @@ def average(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints of one network and charset (run folders or .json).")],
     out: Annotated[Path, typer.Option(help="Output stem: writes STEM.json and STEM.safetensors.")],
 ) -> None:
-    """Average the weights of checkpoints (e.g. a run and its continuation on fresh data): often
-    better than either; package the result like a run."""
+    """Average the weights of checkpoints of one network (e.g. a run and its continuation on fresh
+    data, as gb2312-synth was made); package the result like a run."""
     from .checkpoint import average_checkpoints, save_checkpoint
 
     model, meta = average_checkpoints(checkpoints)
