@@ -64,7 +64,7 @@ def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], source_c
             and s.shape[0] == len(source_charset) and t.shape[1:] == s.shape[1:]
         if is_head:
             row = t.clone()
-            row[dst_rows] = s[src_rows].to(t.dtype)
+            row[dst_rows.to(t.device)] = s[src_rows].to(t.device, t.dtype)
             new_state[name] = row
             remapped += 1
         elif s.shape == t.shape:
