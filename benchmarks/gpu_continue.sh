@@ -4,7 +4,7 @@
 #   INIT=ckpt.json OUT=dir SEED=2314 WRITERS=80 STEPS=14000 bash benchmarks/gpu_continue.sh
 # Synthesises WRITERS (+3 held out) fresh built-in-style writers x 6,763 characters on all cores,
 # fine-tunes INIT on them (lr 1e-3, warm-up 0.05 epoch, cosine to 0) on the GPU, and copies the
-# new run's last checkpoint, metrics, config and log to OUT; averaging with INIT and the choice
+# new run's last checkpoint, metrics, config, synth.json and log to OUT; averaging with INIT and the choice
 # between the candidates happen afterwards, on the real validation split (docs/benchmarks.md).
 # TRAIN_SECONDS bounds training; if it runs out, the last finished epoch is what comes back.
 set -uo pipefail
@@ -31,5 +31,6 @@ timeout "${TRAIN_SECONDS:-330}" $HCCR train --preset gb2312 --data "$WORK/store"
   --set "steps=$STEPS" --set lr=1e-3 --set warmup_epochs=0.05 --set "seed=$SEED" ${DEVICE:+--device "$DEVICE"} \
   2>&1 | grep --line-buffered -v "steps \[" | tee -a "$OUT/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s"
-cp "$WORK"/run/last.json "$WORK"/run/last.safetensors "$WORK"/run/metrics.jsonl "$WORK"/run/config.json "$OUT"/
+cp "$WORK"/run/last.json "$WORK"/run/last.safetensors "$WORK"/run/metrics.jsonl "$WORK"/run/config.json \
+  "$WORK"/synth/synth.json "$OUT"/  # synth.json: the writers behind the run, for the model card
 ls -la "$OUT"

@@ -174,7 +174,7 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
     run = Path(run)
     sources = read_meta(run).get("averaged_from")
     if sources:  # `hccr average`: the parts' provenance, and the totals of what went in
-        parts = [run_provenance(Path(s).parent) for s in sources]
+        parts = [run_provenance(s) for s in sources]  # each part's own checkpoint (its folder may hold no best)
         prov = {"recipe": recipe, "averaged": parts}
         for key in ("steps", "epochs", "train_seconds", "train_samples"):
             if all(isinstance(p.get(key), (int, float)) for p in parts):
@@ -183,10 +183,10 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
         if syn:
             prov["synthetic"] = {**syn[-1], "writers": sum(s.get("writers") or 0 for s in syn),
                                  "seed": ", ".join(str(s.get("seed")) for s in syn)}
-        for key in ("val_samples", "device", "world_size", "batch_size"):
-            if key in parts[-1]:
+        for key in ("val_samples", "device", "world_size", "batch_size"):  # where the parts agree
+            if key in parts[-1] and all(p.get(key) == parts[-1][key] for p in parts):
                 prov[key] = parts[-1][key]
-        if all(p.get("train_seconds") and p.get("train_img_per_s") for p in parts):
+        if "device" in prov and all(p.get("train_seconds") and p.get("train_img_per_s") for p in parts):
             prov["train_img_per_s"] = round(sum(p["train_img_per_s"] * p["train_seconds"] for p in parts)
                                             / sum(p["train_seconds"] for p in parts), 1)
         return prov
@@ -278,13 +278,16 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- `{p.get('recipe', '')}`",
              f"- weights: the average of {len(parts)} runs' (`hccr average`): "
              + "; ".join(f"{q.get('steps', '?')} steps on {q.get('train_samples', '?')} samples "
-                         f"(writers seed {q.get('synthetic', {}).get('seed', '?')})" for q in parts)
+                         f"(writers seed {q.get('synthetic', {}).get('seed', '?')}, on {q.get('device', '?')})"
+                         for q in parts)
              if parts else None,
              f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
              f"lr {lr}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
              f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",
              f"- trained on {p.get('device', '?')} in {p.get('train_seconds', '?')} s of training-loop time "
-             f"({p.get('train_img_per_s', '?')} img/s)", "",
+             f"({p.get('train_img_per_s', '?')} img/s)" if p.get("device") or not parts else
+             f"- trained in {p.get('train_seconds', '?')} s of training-loop time, summed over runs on different "
+             "devices (above)", "",
              "## Measured", "",
              f"- {'its validation samples' if real else 'unseen synthetic writers'}, {n:,}-way: top-1 "
              f"{meta['metrics']['val_acc']:.4f}" if meta.get("metrics", {}).get("val_acc") is not None else None]

@@ -147,6 +147,15 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     assert len(prov["averaged"]) == 2 and prov["steps"] == 6 + 4
     js, _ = package(tmp_path / "soup.json", tmp_path / "pkg" / "soup", prov)
     assert "averaged_from" not in json.loads(js.read_text())  # the parts' absolute paths stay home
+    # a part brought back from another machine: its last checkpoint alone, no best.* beside it
+    import shutil
+
+    (tmp_path / "copied").mkdir()
+    for f in ("last.json", "last.safetensors", "config.json", "metrics.jsonl"):
+        shutil.copy(tmp_path / "more" / f, tmp_path / "copied" / f)
+    save_checkpoint(tmp_path / "soup2", *average_checkpoints([tmp_path / "run", tmp_path / "copied" / "last.json"]))
+    prov2 = run_provenance(tmp_path / "soup2.json", "soup2")
+    assert prov2["steps"] == 6 + 4 and prov2["device"] == "cpu"  # both parts ran on the CPU: said once
     with pytest.raises(HccrError, match="arch differs"):
         average_checkpoints([tmp_path / "run", tmp_path / "aux"])
 
