@@ -98,6 +98,9 @@ def main() -> None:
     ap.add_argument("--work", default=str(OUT / "realmix"))
     ap.add_argument("--final", action="store_true", help="train on every GB2312 character's real images")
     ap.add_argument("--init", default="gb2312-synth", help="the synthetic-only model to fine-tune (shipped name or file)")
+    ap.add_argument("--base-name", default=None,
+                    help="the base model's name in tables and --record (default: --init, or its file's folder); "
+                         "e.g. gb2312-synth when --init is the checkpoint it was packaged from")
     ap.add_argument("--name", default="", help="suffix of the run folders and result file (use with --init)")
     ap.add_argument("--no-control", action="store_true", help="skip the synthetic-only control arm")
     ap.add_argument("--record", default=None, help="with --split test: add the group-B figure of the prior-divided "
@@ -134,7 +137,7 @@ def main() -> None:
 
     rows = []
     eval_items = tail if args.split == "val" else scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
-    base_name = Path(args.init).parent.name if Path(args.init).is_file() else args.init
+    base_name = args.base_name or (Path(args.init).parent.name if Path(args.init).is_file() else args.init)
     models = {f"{base_name} (no fine-tuning)": (args.init, None)}
     for arm, (_, store) in stores.items():
         kind = "run-final" if args.final else "run-mix" if "real" in arm else "run-synth"

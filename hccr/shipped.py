@@ -142,6 +142,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store", "averaged_from")}
     keep["store"] = Path(meta.get("store", "")).name  # no absolute path in shipped metadata
+    keep["config"] = portable_config(meta.get("config", {}))
     keep["provenance"] = provenance or {}
     keep["weights_dtype"] = "float16"
     keep["preprocessing"] = {**meta["preprocessing"], "crops": crops}  # the .json predicts as the .onnx does
@@ -151,6 +152,15 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     export_onnx([str(json_path)], onnx_path, crops=crops, member_names=[out_stem.name])
     store_weights_fp16(onnx_path)
     return json_path, onnx_path
+
+
+def portable_config(config: dict) -> dict:
+    """A training config without absolute paths: an ``init`` file keeps its folder and name
+    (``run/last.json``), a run folder its name."""
+    init = Path(str(config.get("init") or ""))
+    if init.is_absolute():
+        return {**config, "init": "/".join(init.parts[-2:] if init.suffix else init.parts[-1:])}
+    return dict(config)
 
 
 def record_evaluations(ckpt: str | os.PathLike, entries: list[dict]) -> None:

@@ -10,9 +10,11 @@
 #   STEPS               optimizer steps (default: the gb2312 preset's 8,000, ~72 min on 2 CPU cores)
 #   MODEL               architecture (default: the gb2312 preset's, resnet-lean; e.g. charnet-s)
 #   CONTINUE_STEPS [0]  then continue the run this many steps (lr 1e-3) on as many fresh writers
-#                       (seed 2313) and ship the average of both runs' weights (hccr average); the
-#                       shipped gb2312-synth used 5000 (+6 min synth, ~45 min train on 2 CPU cores;
-#                       real validation 0.4959 vs 0.4876 for the first run alone: docs/benchmarks.md)
+#                       (seed 2313) and ship the average of both runs' weights (hccr average); 5000
+#                       took +6 min synth, ~45 min train on 2 CPU cores (real validation 0.4959 vs
+#                       0.4876 for the first run alone). The shipped gb2312-synth then averaged two
+#                       more rounds made on a GPU (benchmarks/gpu_continue.sh, seeds 2314 and 2315):
+#                       0.5059 (docs/benchmarks.md)
 #   STYLE [builtin]     the simulated writers' style: builtin (hccr/assets/style-builtin.json, what
 #                       the shipped model was trained with), default (hccr's calibrated profile,
 #                       7 pt worse on real handwriting at 6,763 classes: docs/benchmarks.md), or a

@@ -146,7 +146,9 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     prov = run_provenance(tmp_path / "soup.json", "soup")
     assert len(prov["averaged"]) == 2 and prov["steps"] == 6 + 4
     js, _ = package(tmp_path / "soup.json", tmp_path / "pkg" / "soup", prov)
-    assert "averaged_from" not in json.loads(js.read_text())  # the parts' absolute paths stay home
+    shipped = json.loads(js.read_text())
+    assert "averaged_from" not in shipped  # the parts' absolute paths stay home
+    assert shipped["config"]["init"] == "run"  # the continuation's init, made portable
     # a part brought back from another machine: its last checkpoint alone, no best.* beside it
     import shutil
 
