@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -150,8 +151,6 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     assert "averaged_from" not in shipped  # the parts' absolute paths stay home
     assert shipped["config"]["init"] == "run"  # the continuation's init, made portable
     # a part brought back from another machine: its last checkpoint alone, no best.* beside it
-    import shutil
-
     (tmp_path / "copied").mkdir()
     for f in ("last.json", "last.safetensors", "config.json", "metrics.jsonl"):
         shutil.copy(tmp_path / "more" / f, tmp_path / "copied" / f)
