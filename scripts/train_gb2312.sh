@@ -67,18 +67,8 @@ $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -
 final="$WORK/run"
 if [ "${CONTINUE_STEPS:-0}" -gt 0 ]; then
   log "3b/4 continue $CONTINUE_STEPS steps on $((WRITERS + VAL_WRITERS)) fresh writers, then average the two runs"
-  $HCCR synth "$WORK/synth2" --chars gb2312 --writers $((WRITERS + VAL_WRITERS)) --seed 2313 "${font_args[@]}" \
-    2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
-  if [ ! -f "$WORK/store2/manifest.json" ]; then
-    $HCCR convert "$WORK/synth2" "$WORK/store2" --charset gb2312 --split-by-writer \
-      --val-fraction "$(python3 -c "print($VAL_WRITERS / ($WRITERS + $VAL_WRITERS))")" 2>&1 | tail -n 2
-  fi
-  more_args=(--preset gb2312 --data "$WORK/store2" --out "$WORK/run2" --set "steps=$CONTINUE_STEPS" --set lr=1e-3
-             --set warmup_epochs=0.05 --set seed=2313)
-  [ -n "${MODEL:-}" ] && more_args+=(--set "model=$MODEL")
-  [ -n "${DEVICE:-}" ] && more_args+=(--device "$DEVICE")
-  if [ -f "$WORK/run2/last.state.pt" ]; then more_args+=(--resume); else more_args+=(--init "$WORK/run"); fi
-  $HCCR train "${more_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
+  INIT="$WORK/run" SEED=2313 STEPS=$CONTINUE_STEPS WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS HCCR=$HCCR \
+    bash "$(dirname "$0")/continue_gb2312.sh" "$WORK" 2 "${font_args[@]}"
   $HCCR average "$WORK/run" "$WORK/run2" --out "$WORK/average" | tee -a "$WORK/recipe.log"
   final="$WORK/average.json"
 fi
