@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--font-fraction", type=float, default=0.3)
     ap.add_argument("--split", choices=["val", "test"], default="val")
     ap.add_argument("--name", default="default")
+    ap.add_argument("--size", type=int, default=64, help="input size: store and model")
+    ap.add_argument("--seed", type=int, default=123, help="seed of the synthetic writers")
     ap.add_argument("--real-baseline", action="store_true",
                     help="also train the same preset on the real training images (--split test only) and score it")
     ap.add_argument("--work", default=str(OUT / "sim2real"))
@@ -52,15 +54,20 @@ def main() -> None:
     use_all_cores()
     root = Path(args.work)
     work = root / args.name
+    if args.real_baseline and args.size != 64:
+        sys.exit("--real-baseline trains at 64 px; leave --size at 64 for it")
+    # Real images converted at the model's input size (a 64 px store upsampled would lose detail).
+    suffix = "" if args.size == 64 else f"-{args.size}"
+    real_opts = ConvertOptions(size=args.size)
     if args.split == "test":
-        real = root / "real-test"
+        real = root / f"real-test{suffix}"
         if not (real / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Test" / "Test")], real, progress=False)
+            convert([str(REAL / "CASIA-HWDB_Test" / "Test")], real, real_opts, progress=False)
         real_idx = np.arange(len(Store(real)))
     else:
-        real = root / "real-train"
+        real = root / f"real-train{suffix}"
         if not (real / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], real, progress=False)
+            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], real, real_opts, progress=False)
         labels = np.asarray(Store(real).labels)
         # The store keeps the folder's order: files sorted by number within each class.
         real_idx = np.concatenate([np.flatnonzero(labels == c)[-round((labels == c).sum() * 0.1):]
@@ -69,16 +76,17 @@ def main() -> None:
     extra = {"宬": compose_top_bottom(char_strokes("安")[:3], char_strokes("成"))}
 
     t = time.perf_counter()
-    cfg = SynthConfig(chars=chars, writers=args.writers, seed=123, fonts=tuple(args.font), style=args.style,
+    cfg = SynthConfig(chars=chars, writers=args.writers, seed=args.seed, fonts=tuple(args.font), style=args.style,
                       font_fraction=args.font_fraction if args.font else 0.0)
     files = synth(work / "gnt", cfg, extra=extra)
     gen_s = time.perf_counter() - t
     n_gen = len(chars) * args.writers
-    store = work / "synth-store"
+    store = work / ("synth-store" if args.size == 64 else f"synth-store-{args.size}")
     if not (store / "manifest.json").exists():
-        convert([str(f) for f in files], store, ConvertOptions(charset=chars, val_fraction=0.1, split_by_writer=True),
+        convert([str(f) for f in files], store, ConvertOptions(size=args.size, charset=chars, val_fraction=0.1,
+                                                           split_by_writer=True),
                 progress=False)
-    train_member(args.preset, args.epochs, 64, store, work / "model", overrides=tuple(args.overrides))
+    train_member(args.preset, args.epochs, args.size, store, work / "model", overrides=tuple(args.overrides))
     rec = Recognizer.from_checkpoint(work / "model")
     pred = predict_inputs(rec, [str(real)], crops=5, progress=False)
     if args.score_chars:  # e.g. the 11 characters whose real images the style was not calibrated on
@@ -86,6 +94,9 @@ def main() -> None:
         real_idx = real_idx[keep]
     pred.probs, pred.labels = pred.probs[real_idx], pred.labels[real_idx]
     acc = topk_accuracy(pred.probs, pred.labels)
+    # Kept for ensembles of runs (benchmarks/sim2real_ensemble.py): same images, same order.
+    np.savez_compressed(work / f"pred-{args.split}.npz", probs=pred.probs.astype(np.float32), labels=pred.labels,
+                        chars=np.array(list(chars)))
     per_class = {ch: float((pred.probs[pred.labels == i].argmax(1) == i).mean()) for i, ch in enumerate(chars)}
     print(f"synthetic generation: {n_gen} samples in {gen_s:.1f}s = {n_gen / gen_s:,.0f} samples/s "
           "(0 if reused from an earlier run)")
@@ -115,7 +126,7 @@ def main() -> None:
         rows.append(np.concatenate([np.pad(t, 2, constant_values=255) for t in tiles], 1))
     grid = np.concatenate(rows, 0)
     save_png(grid, work / "tiles.png")
-    save(f"sim2real-{args.name}-{args.split}", {"writers": args.writers, "epochs": args.epochs, "preset": args.preset,
+    save(f"sim2real-{args.name}-{args.split}", {"writers": args.writers, "seed": args.seed, "size": args.size, "epochs": args.epochs, "preset": args.preset,
                       "fonts": [Path(f).name for f in args.font], "style": args.style, "score_chars": args.score_chars, "overrides": args.overrides, "font_fraction": cfg.font_fraction, "samples": n_gen,
                       "generation_seconds": gen_s, "generation_samples_per_s": n_gen / gen_s, "split": args.split, "images": len(real_idx),
                       **acc, "per_class": per_class, "real_baseline": baseline})

@@ -70,6 +70,7 @@ def test_compare_prints_the_gap_between_two_stores(tmp_path, shifted_store):
     ('{"pen_scale": 1}', "not an hccr style profile"),
     ('{"format": "hccr-style/1", "pen_scale": -3}', "pen_scale = -3.0 is out of range"),
     ('{"format": "hccr-style/1", "pen": 1}', "unknown style field(s) pen"),
+    ('{"format": "hccr-style/1", "proportion": 9}', "proportion = 9.0 is out of range"),
 ])
 def test_bad_profile_is_one_line_naming_the_file(tmp_path, content, message):
     bad = tmp_path / "bad.json"
@@ -80,6 +81,20 @@ def test_bad_profile_is_one_line_naming_the_file(tmp_path, content, message):
     assert len(r.stderr.strip().splitlines()) == 1
     with pytest.raises(HccrError, match=message.replace("(", r"\(").replace(")", r"\)")):
         StyleProfile.load(bad)
+
+
+def test_proportion_scales_the_spread_of_part_proportions():
+    from hccr.data.synth import WriterStyle
+
+    def spread(prop: float) -> float:
+        rng = np.random.default_rng(0)
+        p = StyleProfile(proportion=prop)
+        ys = [WriterStyle.sample(rng, p).compress_y for _ in range(400)]
+        return float(np.std(np.log(ys)))
+
+    assert spread(0.0) == 0.0  # every writer keeps the stroke data's proportions
+    assert spread(1.0) == pytest.approx(0.15, rel=0.15)
+    assert spread(2.0) == pytest.approx(2 * spread(1.0), rel=1e-6)  # same draws, twice the spread
 
 
 @pytest.mark.slow

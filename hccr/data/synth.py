@@ -70,8 +70,8 @@ class WriterStyle:
             speed=speed,
             hook=float(rng.uniform(0, 0.5) * (0.4 + speed)),
             shorten=float(rng.normal(0.04, 0.06)),
-            compress_x=float(np.exp(rng.normal(0, 0.12 * p.distortion))),
-            compress_y=float(np.exp(rng.normal(0, 0.15 * p.distortion))),
+            compress_x=float(np.exp(rng.normal(0, 0.12 * p.distortion * p.proportion))),
+            compress_y=float(np.exp(rng.normal(0, 0.15 * p.distortion * p.proportion))),
             warp=float(rng.uniform(0, 35) * p.distortion),
             warp_phase=tuple(float(v) for v in rng.uniform(0, 2 * np.pi, size=6)),
         )
