@@ -40,12 +40,12 @@ def main() -> None:
             sys.exit(f"{f}: scored other images or classes than {args.names[0]}")
         probs.append(d["probs"].astype(np.float64))
     members = [topk_accuracy(p, labels) for p in probs]
-    acc = topk_accuracy(np.mean(probs, 0), labels)
+    mean = np.mean(probs, 0)
+    acc = topk_accuracy(mean, labels)
     for name, m in zip(args.names, members, strict=True):
         print(f"{name}: top-1 {m['top1']:.4f} (top-5 {m['top5']:.4f})")
     print(f"ensemble of {len(probs)} on {len(labels)} real {args.split} images: top-1 {acc['top1']:.4f} "
           f"(top-5 {acc['top5']:.4f})")
-    mean = np.mean(probs, 0)
     per_class = {str(ch): float((mean[labels == i].argmax(1) == i).mean()) for i, ch in enumerate(chars)
                  if (labels == i).any()}
     save(args.out or f"sim2real-ens-{'+'.join(args.names)}-{args.split}",
