@@ -33,6 +33,16 @@ from hccr.report import save_png  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
 
+def real_store(root: Path, which: str, size: int) -> Path:
+    """casia-hwdb-22's ``train`` or ``test`` images as a store at ``size`` px under ``root``, converted
+    once (a 64 px store upsampled for a larger model would lose detail)."""
+    store = root / (f"real-{which}" if size == 64 else f"real-{which}-{size}")
+    if not (store / "manifest.json").exists():
+        folder = REAL / ("CASIA-HWDB_Test/Test" if which == "test" else "CASIA-HWDB_Train/Train")
+        convert([str(folder)], store, ConvertOptions(size=size), progress=False)
+    return store
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--writers", type=int, default=500)
@@ -56,18 +66,10 @@ def main() -> None:
     work = root / args.name
     if args.real_baseline and args.size != 64:
         sys.exit("--real-baseline trains at 64 px; leave --size at 64 for it")
-    # Real images converted at the model's input size (a 64 px store upsampled would lose detail).
-    suffix = "" if args.size == 64 else f"-{args.size}"
-    real_opts = ConvertOptions(size=args.size)
+    real = real_store(root, args.split if args.split == "test" else "train", args.size)
     if args.split == "test":
-        real = root / f"real-test{suffix}"
-        if not (real / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Test" / "Test")], real, real_opts, progress=False)
         real_idx = np.arange(len(Store(real)))
     else:
-        real = root / f"real-train{suffix}"
-        if not (real / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], real, real_opts, progress=False)
         labels = np.asarray(Store(real).labels)
         # The store keeps the folder's order: files sorted by number within each class.
         real_idx = np.concatenate([np.flatnonzero(labels == c)[-round((labels == c).sum() * 0.1):]
@@ -105,10 +107,8 @@ def main() -> None:
 
     baseline = None
     if args.real_baseline and args.split == "test":
-        train_store = root / "real-train"
-        if not (train_store / "manifest.json").exists():
-            convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train_store, progress=False)
-        train_member(args.preset, args.epochs, 64, train_store, root / "real-baseline", overrides=tuple(args.overrides))
+        train_store = real_store(root, "train", args.size)
+        train_member(args.preset, args.epochs, args.size, train_store, root / "real-baseline", overrides=tuple(args.overrides))
         bp = predict_inputs(Recognizer.from_checkpoint(root / "real-baseline"), [str(real)], crops=5, progress=False)
         baseline = topk_accuracy(bp.probs[real_idx], bp.labels[real_idx])
         print(f"same preset trained on the real training images: top-1 {baseline['top1']:.4f} "
