@@ -137,6 +137,22 @@ def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_pat
         apply_overrides(get_preset("fast-1"), ["ema=1.5"]).validate()
 
 
+def test_ema_on_a_short_run_is_not_stuck_at_the_first_weights():
+    from hccr.train import make_ema
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = make_ema(model, 0.999)
+    ema.update_parameters(model)  # the first update copies the network: weight 0
+    with torch.no_grad():
+        model.weight.fill_(1.0)  # the network has learnt something
+    for _ in range(200):
+        ema.update_parameters(model)
+    # A fixed 0.999 would still hold 82% of the untrained start after 200 steps (weight 0.18);
+    # the warmed-up decay (at most (1 + n) / (10 + n)) follows the training.
+    assert ema.module.weight.item() > 0.9
+
+
 def test_resume_refuses_a_pickled_state(tiny_store, tmp_path):
     run = tmp_path / "run"
     fit(_cfg(model_args={}, epochs=1), tiny_store, run, progress=False)
