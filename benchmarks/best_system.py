@@ -38,7 +38,11 @@ from hccr.runtime import OnnxRecognizer, Predictions, predict_inputs  # noqa: E4
 from hccr.utils import use_all_cores  # noqa: E402
 
 FEW = OUT / "fewshot"
-RUNS = {"ft": "finetune-all-s{}-lr0.003-f0-s400", "scratch": "scratch-all-s{}-400", "resnet": "resnet-all-s{}-400"}
+RUNS = {"ft": "finetune-all-s{}-lr0.003-f0-s400", "scratch": "scratch-all-s{}-400", "resnet": "resnet-all-s{}-400",
+        # the lean ResNet fine-tuned from the ResNet gb2312-synth at lr 1e-3 (fewshot.py --ft-lr 0.001 --name gsynth)
+        "rnft": "finetune-all-s{}-gsynth",
+        # the same from a 22-class synthetic-only sim2real model (fewshot.py ... --name s2r --set init=...)
+        "s2r": "finetune-all-s{}-s2r"}
 
 
 def predictions(name: str, run: Path, split: str, crops: int, work: Path) -> Predictions:
@@ -69,12 +73,13 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=8.0, help="seconds per speed measurement")
     ap.add_argument("--work", default=str(OUT / "best"))
     ap.add_argument("--kinds", default="ft,scratch,resnet", help="member kinds, three seeds each")
-    ap.add_argument("--student-seeds", default="1,2,3", help="fast-1 seeds are 1..3")
+    ap.add_argument("--student-seeds", default="1,2,3", help="fast-1 seeds are 1..3; empty: choose only")
+    ap.add_argument("--seeds", default="0,1,2", help="member seeds per kind")
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
     kinds = args.kinds.split(",")
-    MEMBERS = {f"{k}-s{s}": FEW / "runs" / RUNS[k].format(s) for k in kinds for s in range(3)}
+    MEMBERS = {f"{k}-s{s}": FEW / "runs" / RUNS[k].format(s) for k in kinds for s in map(int, args.seeds.split(","))}
     missing = [str(r) for r in MEMBERS.values() if not (r / "done").exists()]
     if missing:
         sys.exit(f"run benchmarks/fewshot.py --shots all (--methods finetune,scratch,resnet) first; missing: "
@@ -103,11 +108,17 @@ def main() -> None:
         t = score(combine([test[n] for n in r["members"]], r["weights"]))
         r.update({f"test_{k}": v for k, v in t.items()})
     best = max(rows, key=lambda r: (r["val_top1"], -r["val_logloss"]))
-    teacher = max((r for r in rows if len(r["members"]) == 3), key=lambda r: (r["val_top1"], -r["val_logloss"]))
+    teacher = max((r for r in rows if len(r["members"]) == min(3, len(names))),
+                  key=lambda r: (r["val_top1"], -r["val_logloss"]))
     shown = [r for r in rows if len(r["members"]) != 3 or r is teacher or "x3" in r["system"]]
     print(table(shown, ["system", "val_top1", "val_logloss", "test_top1", "test_top5"]))
     print(f"chosen on validation: {best['system']} (test top-1 {best['test_top1']:.4f}); "
           f"distillation teacher: {teacher['system']}")
+
+    if not args.student_seeds:  # the choice only: no students, no speed run
+        save("best-system", {"candidates": rows, "chosen": best["system"], "teacher": teacher["system"],
+                             "args": vars(args)})
+        return
 
     # The students, one per seed, all taught by the chosen teacher.
     student_rows, students = [], []

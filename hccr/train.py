@@ -256,10 +256,10 @@ def make_ema(model: nn.Module, decay: float):
     def average(ema_params: list, params: list, n_averaged) -> None:
         n = int(n_averaged)
         d = min(decay, (1 + n) / (10 + n))
-        pairs = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
+        pairs = [(e, p) for e, p in zip(ema_params, params, strict=True) if e.is_floating_point()]
         if pairs:  # AveragedModel calls this once per (device, dtype) group
             torch._foreach_lerp_([e for e, _ in pairs], [p for _, p in pairs], 1 - d)
-        for e, p in zip(ema_params, params):
+        for e, p in zip(ema_params, params, strict=True):
             if not e.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
                 e.copy_(p)
 
