@@ -1,10 +1,12 @@
 """The best system on real handwriting: ensembles chosen on validation, one distilled student, speed.
 
     python benchmarks/best_system.py [--kinds ft,scratch,resnet] [--student-seeds 1,2,3]
+    python benchmarks/best_system.py --kinds rnft,s2r --student-seeds ''   # choose only
 
 Members are the "all" runs of benchmarks/fewshot.py (run it first): fast-1 from scratch (scratch),
 fast-1 fine-tuned from the shipped GB2312 model (ft) and the lean ResNet from scratch with fast-1's
-recipe (resnet, ``--methods resnet``), three seeds each, trained on casia-hwdb-22's training images
+recipe (resnet, ``--methods resnet``), the lean ResNet fine-tuned from ``gb2312-synth`` at lr 1e-3
+(rnft) or from issue 10's 22-character synthetic model (s2r), three seeds each, trained on casia-hwdb-22's training images
 minus the held-out-writer tail. Every candidate ensemble is scored on that tail
 (validation) and the best is chosen there; the test figures (2,674 images, 22-way, five crops) are
 printed next to it, never used to choose. The students (CharNet-S without auxiliary heads, started
@@ -91,7 +93,7 @@ def main() -> None:
     names = list(MEMBERS)
     groups = {f"{n}": [n] for n in names}
     for k in kinds:
-        groups[f"{k} x3"] = [n for n in names if n.startswith(k + "-")]
+        groups[f"{k} x{len(args.seeds.split(','))}"] = [n for n in names if n.startswith(k + "-")]
     for combo in itertools.combinations(names, 3):
         if len({c.split("-")[0] for c in combo}) >= 2:  # mixed three: at least two kinds of member
             groups[" + ".join(combo)] = list(combo)
@@ -110,7 +112,7 @@ def main() -> None:
     best = max(rows, key=lambda r: (r["val_top1"], -r["val_logloss"]))
     teacher = max((r for r in rows if len(r["members"]) == min(3, len(names))),
                   key=lambda r: (r["val_top1"], -r["val_logloss"]))
-    shown = [r for r in rows if len(r["members"]) != 3 or r is teacher or "x3" in r["system"]]
+    shown = [r for r in rows if len(r["members"]) != 3 or r is teacher or f"{r['system'].split()[0]} x" in r["system"]]
     print(table(shown, ["system", "val_top1", "val_logloss", "test_top1", "test_top5"]))
     print(f"chosen on validation: {best['system']} (test top-1 {best['test_top1']:.4f}); "
           f"distillation teacher: {teacher['system']}")

@@ -256,12 +256,15 @@ def make_ema(model: nn.Module, decay: float):
     def average(ema_params: list, params: list, n_averaged) -> None:
         n = int(n_averaged)
         d = min(decay, (1 + n) / (10 + n))
-        pairs = [(e, p) for e, p in zip(ema_params, params, strict=True) if e.is_floating_point()]
-        if pairs:  # AveragedModel calls this once per (device, dtype) group
-            torch._foreach_lerp_([e for e, _ in pairs], [p for _, p in pairs], 1 - d)
+        averaged, current = [], []
         for e, p in zip(ema_params, params, strict=True):
-            if not e.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
+            if e.is_floating_point():
+                averaged.append(e)
+                current.append(p)
+            else:  # counters such as BatchNorm's num_batches_tracked
                 e.copy_(p)
+        if averaged:  # AveragedModel calls this once per (device, dtype) group: some hold only counters
+            torch._foreach_lerp_(averaged, current, 1 - d)
 
     return AveragedModel(model, multi_avg_fn=average, use_buffers=True)
 
