@@ -42,6 +42,7 @@ class TrainConfig:
     limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches
     steps: int = 0  # total optimizer steps (0 = epochs x steps per epoch); schedules then follow steps, not epochs
     checkpoint_minutes: float = 10.0  # also save the resume state mid-epoch this often (wall time)
+    mixup: float = 0.0  # Beta(a, a) of mixup (e.g. 0.2): each batch blended with a shuffled copy of itself, both labels weighted; 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation and the checkpoints use the average
     init: str = ""  # start from this checkpoint or shipped model (fine-tuning; rows carried over by character)
     freeze_epochs: int = 0  # with init: train only the classifier heads for this many epochs
@@ -60,6 +61,8 @@ class TrainConfig:
             raise HccrError(f"optimizer must be adam, adamw or sgd, not {self.optimizer!r}")
         if not 0.0 <= self.ema < 1.0:
             raise HccrError(f"ema must be a decay in [0, 1), e.g. 0.999, not {self.ema}")
+        if not 0.0 <= self.mixup <= 10.0:
+            raise HccrError(f"mixup must be a Beta parameter in [0, 10] (e.g. 0.2; 0 = off), not {self.mixup}")
         if self.schedule not in ("constant", "cosine"):
             raise HccrError(f"schedule must be constant or cosine, not {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.steps < 0 or self.freeze_epochs < 0:

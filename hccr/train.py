@@ -142,6 +142,16 @@ def shard_batches(indices: np.ndarray, batch: int, epoch: int, env: D.DistEnv, s
     return batches
 
 
+def mixup_draw(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch.Tensor | None]:
+    """Mixup's blend weight ``lam ~ Beta(alpha, alpha)`` (folded to >= 0.5, so the first label
+    dominates) and a partner permutation, both from ``gen`` (resumable); ``(1.0, None)`` when off."""
+    if alpha <= 0:
+        return 1.0, None
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    return max(lam, 1 - lam), torch.randperm(n, generator=gen)
+
+
 # ---------------------------------------------------------------------------------------------
 # The loop
 
@@ -165,10 +175,16 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             b = np.sort(batches[step])
             x = prepare_batch(store.images[b], store.sizes[b], cfg, env.device, True, gen)
             y = torch.from_numpy(store.labels[b].astype(np.int64)).to(env.device)
+            lam, perm = mixup_draw(len(b), cfg.mixup, gen)
+            if perm is not None:  # one blend per batch: every sample with a shuffled partner
+                perm = perm.to(x.device)
+                x = lam * x + (1 - lam) * x[perm]
             with amp_ctx:
                 out = model(x)
             logits, aux = out if isinstance(out, tuple) else (out, [])
             loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
+            if perm is not None:
+                loss = lam * loss + (1 - lam) * deep_supervision(logits, aux, y[perm], loss_fn, 1.0, cfg.aux_weights)
             if teacher is not None:
                 soft = teacher(to_model_input(x, cfg.ink, False))  # back to ink high (the flip is its own inverse)
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(

@@ -137,6 +137,26 @@ def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_pat
         apply_overrides(get_preset("fast-1"), ["ema=1.5"]).validate()
 
 
+def test_mixup_blends_pairs_learns_and_is_deterministic(tiny_store, tmp_path):
+    from safetensors.torch import load_file
+
+    from hccr.train import mixup_draw
+
+    gen = torch.Generator().manual_seed(0)
+    lam, perm = mixup_draw(16, 0.2, gen)
+    assert 0.5 <= lam <= 1 and sorted(perm.tolist()) == list(range(16))
+    assert mixup_draw(16, 0.0, gen) == (1.0, None)  # off: the plain loop, no draw
+    m = fit(_cfg(model_args={}, mixup=0.4), tiny_store, tmp_path / "a", progress=False)
+    assert m["val_acc"] > 0.5  # still learns the 4 classes (chance 0.25)
+    fit(_cfg(model_args={}, mixup=0.4), tiny_store, tmp_path / "b", progress=False)
+    fit(_cfg(model_args={}), tiny_store, tmp_path / "plain", progress=False)
+    a, b, c = (load_file(str(tmp_path / n / "last.safetensors")) for n in ("a", "b", "plain"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same run
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # and mixup changed it
+    with pytest.raises(HccrError, match="mixup must be"):
+        apply_overrides(get_preset("fast-1"), ["mixup=-1"]).validate()
+
+
 def test_ema_on_a_short_run_is_not_stuck_at_the_first_weights():
     from hccr.train import make_ema
 
