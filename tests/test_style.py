@@ -97,6 +97,29 @@ def test_proportion_scales_the_spread_of_part_proportions():
     assert spread(2.0) == pytest.approx(2 * spread(1.0), rel=1e-6)  # same draws, twice the spread
 
 
+def test_simplify_shrinks_short_strokes_and_is_off_by_default():
+    from hccr.data.strokes import char_strokes
+    from hccr.data.synth import WriterStyle, distort_strokes
+
+    strokes = char_strokes("容")  # the two dots of 宀 and the short strokes of 谷's top
+    lengths = np.array([np.hypot(*np.diff(np.asarray(s, float).reshape(-1, 2), axis=0).T).sum() for s in strokes])
+    short, long = lengths < 300, lengths > 500
+
+    def extents(simplify: float) -> np.ndarray:  # (seeds, strokes): each stroke's longer side
+        style = replace(WriterStyle.sample(np.random.default_rng(0), StyleProfile()), simplify=simplify, wobble=0.0)
+        return np.array([[np.ptp(p, axis=0).max() for p in distort_strokes(
+            strokes, style, np.random.default_rng(seed), jitter=0.0, speed=0.0)] for seed in range(20)])
+
+    assert short.sum() >= 5 and long.sum() >= 3
+    ratio = (extents(0.9) / extents(0.0)).mean(0)
+    assert ratio[short].mean() < 0.8  # dots and short strokes shrink ...
+    assert ratio[long].mean() > 0.95  # ... long ones do not
+    # Off unless a profile asks: the default profile draws the same writers as before the knob existed.
+    a = WriterStyle.sample(np.random.default_rng(5), StyleProfile())
+    b = WriterStyle.sample(np.random.default_rng(5), StyleProfile(simplify=0.5))
+    assert a.simplify == 0.0 and b.simplify > 0 and a.size == b.size and a.warp_phase == b.warp_phase
+
+
 @pytest.mark.slow
 def test_domain_classifier_control_tells_a_heavier_pen_apart():
     # Control: the classifier must see a difference we know is there (pen x1.5, other spreads narrow).

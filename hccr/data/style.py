@@ -88,12 +88,13 @@ class StyleProfile:
     speed_b: float = 2.5
     distortion: float = 1.0  # scales the writers' shape variation (stroke displacement, wobble, warps)
     proportion: float = 1.0  # scales, on top of distortion, the spread of part proportions (monotone x/y warps)
+    simplify: float = 0.0  # 0..1: short strokes shrink towards dots (reduced, fast writing); 0 = off
     source: str = "built-in"
 
     def validate(self, where: str = "style profile") -> StyleProfile:
         checks = {"size_mean": (4, 1024), "size_sigma": (0, 2), "aspect_sigma": (0, 2), "slant_sigma": (0, 2),
                   "pen_scale": (0.05, 20), "pen_sigma": (0, 2), "ink_scale": (0, 3), "ink_base": (0, 200), "speed_a": (0.05, 100), "speed_b": (0.05, 100), "distortion": (0, 5),
-                  "proportion": (0, 5),
+                  "proportion": (0, 5), "simplify": (0, 1),
                   "aspect_mu": (-3, 3), "slant_mu": (-3, 3)}
         for k, (lo, hi) in checks.items():
             v = getattr(self, k)

@@ -31,6 +31,7 @@ from .style import StyleProfile, default_profile
 
 BOX = 1024.0  # stroke data units
 SUPERSAMPLE = 3
+SHORT_STROKE = 450.0  # strokes shorter than this (stroke units, of 1024) may be simplified towards dots
 
 
 @dataclass
@@ -52,6 +53,7 @@ class WriterStyle:
     compress_y: float  # exponent of a monotone warp of y
     warp: float  # amplitude of a smooth global displacement field
     warp_phase: tuple[float, ...] = field(default_factory=tuple)
+    simplify: float = 0.0  # 0..1: how far short strokes may shrink towards dots (fast, reduced writing)
 
     @classmethod
     def sample(cls, rng: np.random.Generator, profile: StyleProfile | None = None) -> WriterStyle:
@@ -74,6 +76,9 @@ class WriterStyle:
             compress_y=float(np.exp(rng.normal(0, 0.15 * p.distortion * p.proportion))),
             warp=float(rng.uniform(0, 35) * p.distortion),
             warp_phase=tuple(float(v) for v in rng.uniform(0, 2 * np.pi, size=6)),
+            # Drawn only when the profile asks for it, so profiles without it give the same writers.
+            simplify=float(np.clip(p.simplify * (0.5 + speed) * rng.uniform(0.5, 1.5), 0, 0.9))
+            if p.simplify > 0 else 0.0,
         )
 
 
@@ -180,6 +185,9 @@ def distort_strokes(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.r
     centre = np.add.reduceat(p, q_first, axis=0) / n[:, None]
     ang = rng.normal(0, 0.05, ns)
     scale = np.exp(rng.normal(0, 0.07, ns))
+    if style.simplify > 0:  # short strokes reduced towards dots: the shorter, the more
+        short = np.clip(1 - length / SHORT_STROKE, 0, 1)
+        scale *= 1 - style.simplify * short * rng.uniform(0, 1, ns)
     shift = rng.normal(0, jitter, (ns, 2))
     cos, sin, k = np.cos(ang)[q_sid], np.sin(ang)[q_sid], scale[q_sid]
     d = p - centre[q_sid]
