@@ -9,8 +9,8 @@ recipe (resnet, ``--methods resnet``), the lean ResNet fine-tuned from ``gb2312-
 (rnft) or from issue 10's 22-character synthetic model (s2r), three seeds each, trained on casia-hwdb-22's training images
 minus the held-out-writer tail. Every candidate ensemble is scored on that tail
 (validation) and the best is chosen there; the test figures (2,674 images, 22-way, five crops) are
-printed next to it, never used to choose. The students (CharNet-S without auxiliary heads, started
-from the shipped model, one per seed) learn the best three-member ensemble's soft five-crop
+printed next to it, never used to choose. The students (the architecture of the shipped
+``gb2312-synth``, today the lean ResNet, started from it, one per seed) learn the best three-member ensemble's soft five-crop
 predictions with ``hccr distill`` and predict from one crop. Speed: ms/char, batched and single, with the paper's
 CharNet 3 x 5-crop system (random weights, 22 classes, fp32) measured in the same run; batched =
 64 characters per call (32 for CharNet at 256 px, whose activations would not fit otherwise).
@@ -29,14 +29,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, save, table  # noqa: E402
-from latency import ms_per_char, recognizer  # noqa: E402
+from common import OUT, save, table  # noqa: E402
+from latency import student_speed  # noqa: E402
 
-from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
 from hccr.ensemble import combine, fit_weights  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.predict import Recognizer  # noqa: E402
-from hccr.runtime import OnnxRecognizer, Predictions, predict_inputs  # noqa: E402
+from hccr.runtime import Predictions, predict_inputs  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
 FEW = OUT / "fewshot"
@@ -150,32 +149,9 @@ def main() -> None:
                                 for sp in ("val", "test") for m in ("top1", "top5", "logloss")},
                              "test_top1_std": float(np.std([r["test_top1"] for r in own]))})
     print(table(student_rows, ["system", "val_top1", "test_top1", "test_top5"]))
-    student = students[0]
 
     # Speed, the paper's system measured in the same run.
-    from hccr.export import export_onnx
-
-    onnx_path = export_onnx([str(student)], work / "student.onnx", crops=1)
-    items = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
-    images = [load_gray(it.path) for it in items[:: max(1, len(items) // 256)]][:256]
-    systems = {
-        "student, PyTorch fp32, 1 crop": ([Recognizer.from_checkpoint(student)], 1),
-        "student, ONNX Runtime, 1 crop": ([OnnxRecognizer(onnx_path)], 1),
-        f"ensemble ({teacher['system']}), PyTorch, 3 x 5 crops": (
-            [Recognizer.from_checkpoint(MEMBERS[n]) for n in teacher["members"]], 5),
-        "paper: CharNet 3 x 5 crops, fp32": ([recognizer("charnet", 256, 22, amp=False) for _ in range(3)], 5),
-    }
-    speed = []
-    for label, (members, crops) in systems.items():
-        row = {"system": label}
-        for mode, batch in (("batched", 32 if "paper" in label else 64), ("single", 1)):
-            budget = args.budget * (3 if "paper" in label else 1)
-            row[f"{mode}_ms"] = ms_per_char(members, images, crops, batch, budget)
-        speed.append(row)
-    ref = speed[-1]
-    for r in speed:
-        r["x_batched"], r["x_single"] = ref["batched_ms"] / r["batched_ms"], ref["single_ms"] / r["single_ms"]
-    print(table(speed, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
+    speed = student_speed(students[0], [MEMBERS[n] for n in teacher["members"]], teacher["system"], work, args.budget)
     save("best-system", {"candidates": rows, "chosen": best["system"], "teacher": teacher["system"],
                          "student": student_rows, "speed": speed,
                          "args": vars(args)})

@@ -14,7 +14,9 @@ scored on the 2,674 test images (22-way, five crops). Nothing here is chosen on 
 with both stores converted at that size (as benchmarks/paper_recipe.py chose it on validation).
 ``--student-seeds 1,2`` also distils one student per seed from the retrained system, as
 benchmarks/best_system.py does from the 90% members (``hccr distill``, started from the shipped
-model, teachers' five crops, the system's weights), on the same store, and scores it from one crop.
+model, teachers' five crops, the system's weights), on the same store, and scores it from one crop. ``--teacher-crops 1``
+has each teacher predict one crop per view (about 5x cheaper to distil); ``--speed`` times the first
+student against the system and the paper's (benchmarks/latency.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, real_stores, save, table  # noqa: E402
+from latency import student_speed  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
@@ -51,6 +54,9 @@ def main() -> None:
     ap.add_argument("--work", default=str(OUT / "retrain-all"))
     ap.add_argument("--student-seeds", default="", help="distil one student per seed from the system, e.g. 1,2")
     ap.add_argument("--distill-epochs", type=int, default=10, help="as benchmarks/best_system.py")
+    ap.add_argument("--speed", action="store_true", help="also time the first student, the system and the paper's")
+    ap.add_argument("--budget", type=float, default=8.0, help="seconds per speed measurement")
+    ap.add_argument("--teacher-crops", type=int, default=5, help="crops per teacher per view (1 is ~6x cheaper)")
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
@@ -65,7 +71,7 @@ def main() -> None:
     weights = np.array(next((c["weights"] for c in best["candidates"] if c["system"] == chosen),
                             [1.0] * len(chosen.split(" + "))), np.float64)
     tag = "" if args.size == 64 else f"-{args.size}px"
-    rows, probs = [], []
+    rows, probs, students = [], [], []
     labels = None
     for member in chosen.split(" + "):
         kind, seed = member.rsplit("-s", 1)
@@ -85,9 +91,10 @@ def main() -> None:
     acc = topk_accuracy(np.tensordot(weights / weights.sum(), np.stack(probs), 1), labels)
     rows.append({"system": f"{chosen} (weights {', '.join(f'{w:g}' for w in weights)})", "test_top1": acc["top1"], "test_top5": acc["top5"]})
     for seed in filter(None, args.student_seeds.split(",")):
-        out = work / f"student-e{args.distill_epochs}-s{seed}{tag}"
+        tc = "" if args.teacher_crops == 5 else f"-tc{args.teacher_crops}"
+        out = work / f"student-e{args.distill_epochs}-s{seed}{tc}{tag}"
         cmd = [sys.executable, "-m", "hccr.cli", "distill", "--data", str(store), "--out", str(out),
-               "--epochs", str(args.distill_epochs), "--teacher-crops", "5", "--weights",
+               "--epochs", str(args.distill_epochs), "--teacher-crops", str(args.teacher_crops), "--weights",
                ",".join(f"{w:g}" for w in weights), "--set", "init=gb2312-synth", "--set", f"seed={seed}",
                "--set", f"image_size={args.size}"]
         for member in chosen.split(" + "):
@@ -96,12 +103,15 @@ def main() -> None:
             t = time.perf_counter()
             subprocess.run(cmd + (["--resume"] if (out / "last.state.pt").exists() else []), check=True)
             (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
+        students.append(out)
         pred = predict_inputs(Recognizer.from_checkpoint(out), [str(test)], crops=1, progress=False)
         acc = topk_accuracy(pred.probs, pred.labels)
-        rows.append({"system": f"student seed {seed} (1 crop)", "test_top1": acc["top1"], "test_top5": acc["top5"],
+        rows.append({"system": f"student seed {seed}, teachers {args.teacher_crops} crops (1 crop)", "test_top1": acc["top1"], "test_top5": acc["top5"],
                      "train_seconds": float((out / "done").read_text()), "cmd": " ".join(cmd[1:])})
     print(table(rows, ["system", "test_top1", "test_top5", "train_seconds"]))
-    save(f"retrain-all{tag}", {"chosen": chosen, "weights": weights.tolist(), "epochs": args.epochs, "size": args.size, "rows": rows, "test_images": int(len(labels))})
+    speed = student_speed(students[0], [work / f"{m}{tag}" for m in chosen.split(" + ")], chosen, work,
+                          args.budget) if args.speed and students else []
+    save(f"retrain-all{tag}", {"speed": speed, "chosen": chosen, "weights": weights.tolist(), "epochs": args.epochs, "size": args.size, "rows": rows, "test_images": int(len(labels))})
 
 
 if __name__ == "__main__":
