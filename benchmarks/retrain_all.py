@@ -15,7 +15,7 @@ with both stores converted at that size (as benchmarks/paper_recipe.py chose it 
 ``--student-seeds 1,2`` also distils one student per seed from the retrained system, as
 benchmarks/best_system.py does from the 90% members (``hccr distill``, started from the shipped
 model, teachers' five crops, the system's weights), on the same store, and scores it from one crop. ``--teacher-crops 1``
-has each teacher predict one crop per view (about 5x cheaper to distil); ``--speed`` times the first
+has each teacher predict one crop per view (the teachers label about 6x faster); ``--speed`` times the first
 student against the system and the paper's (benchmarks/latency.py).
 """
 
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--distill-epochs", type=int, default=10, help="as benchmarks/best_system.py")
     ap.add_argument("--speed", action="store_true", help="also time the first student, the system and the paper's")
     ap.add_argument("--budget", type=float, default=8.0, help="seconds per speed measurement")
-    ap.add_argument("--teacher-crops", type=int, default=5, help="crops per teacher per view (1: teachers label about 6x faster, the distillation runs about 5x faster)")
+    ap.add_argument("--teacher-crops", type=int, default=5, help="crops per teacher per view (1: the teachers label about 6x faster)")
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
