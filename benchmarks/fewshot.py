@@ -22,27 +22,25 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, save  # noqa: E402
+from common import OUT, save  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
-from hccr.data.store import Store, convert, store_view  # noqa: E402
+from hccr.data.store import Store, store_view  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.predict import Recognizer, predict_inputs  # noqa: E402
 from hccr.train import fit  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
 
-def real_stores(work: Path) -> tuple[Path, Path]:
-    """(training images with the held-out-writer tail as validation, test images), converted once."""
+def real_stores(work: Path, size: int = 64) -> tuple[Path, Path]:
+    """(training images with the held-out-writer tail as validation, test images) at ``size`` px,
+    converted once (the 64 px stores are shared with benchmarks/sim2real.py)."""
+    from sim2real import real_store
     from tail_split import tail_store
 
-    train = OUT / "sim2real" / "real-train"  # shared with benchmarks/sim2real.py
-    if not (train / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train, progress=False)
-    test = OUT / "sim2real" / "real-test"
-    if not (test / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test, progress=False)
-    return tail_store(train, work / "real-tail"), test
+    root = OUT / "sim2real"
+    train, test = real_store(root, "train", size), real_store(root, "test", size)
+    return tail_store(train, work / ("real-tail" if size == 64 else f"real-tail-{size}")), test
 
 
 def subset(tail: Path, dst: Path, shots: int | None, seed: int) -> Path:
@@ -70,6 +68,8 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
         sets += ["batch_size=64", f"steps={args.steps}", "epochs=1000000", "warmup_epochs=0"]
     if method == "finetune":
         sets += ["init=gb2312-synth", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
+        if args.size != 64:  # the source model's network at this run's input size
+            sets += ["init_keep_size=true"]
     elif method == "resnet":  # the lean ResNet, from scratch with the same recipe
         sets += ["model=resnet-lean"]
     cfg = apply_overrides(get_preset("fast-1"), sets + args.set)
@@ -93,17 +93,21 @@ def main() -> None:
     ap.add_argument("--epochs-all", type=int, default=20)
     ap.add_argument("--name", default="", help="tag of the fine-tuning runs (default: from --ft-lr etc.)")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every run (as hccr train --set)")
+    ap.add_argument("--size", type=int, default=64, help="input size: stores converted at it, and the model")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
-    tail, test = real_stores(work)
+    tail, test = real_stores(work, args.size)
+    px = "" if args.size == 64 else f"-{args.size}"
+    if args.size != 64:
+        args.set = [f"image_size={args.size}", *args.set]
     tag = args.name or f"lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}"
     rows = []
     for shots_s in args.shots.split(","):
         shots = None if shots_s == "all" else int(shots_s)
         for seed in map(int, args.seeds.split(",")):
-            store = subset(tail, work / "subsets" / f"{shots_s}-s{seed}", shots, seed)
+            store = subset(tail, work / f"subsets{px}" / f"{shots_s}-s{seed}", shots, seed)
             for method in args.methods.split(","):
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)

@@ -79,6 +79,8 @@ def main() -> None:
         if not (out / "done").exists():
             cfg = apply_overrides(get_preset("fast-1"), [f"seed={seed}", f"epochs={args.epochs}", "steps=0",
                                                           f"image_size={args.size}", *RECIPES[kind]])
+            if cfg.init and args.size != 64:  # the source model's network at this input size
+                cfg.init_keep_size = True
             t = time.perf_counter()
             fit(cfg, store, out, resume=(out / "last.state.pt").exists(), progress=False)
             (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")

@@ -32,11 +32,15 @@ def resolve_init(ref: str | os.PathLike) -> Path:
 
 
 def adopt_architecture(cfg, meta: dict) -> list[str]:
-    """Make ``cfg`` build the source model's network at its input size and polarity; returns what changed."""
+    """Make ``cfg`` build the source model's network at its input size and polarity; returns what changed.
+    With ``cfg.init_keep_size`` the input size stays ``cfg.image_size`` (for networks whose weights do
+    not depend on it, e.g. the lean ResNet; others fail in the weight transfer with the shapes named)."""
     args = {k: v for k, v in meta["model_args"].items() if k not in ("num_classes", "image_size")}
     pre = meta["preprocessing"]
     want = {"model": meta["arch"], "model_args": args, "image_size": int(pre["image_size"]), "ink": pre["ink"],
             "stretch": bool(pre.get("stretch_in_training", False))}
+    if getattr(cfg, "init_keep_size", False):
+        del want["image_size"]
     changed = [f"{k} {getattr(cfg, k)!r} -> {v!r}" for k, v in want.items() if getattr(cfg, k) != v]
     for k, v in want.items():
         setattr(cfg, k, v)

@@ -72,3 +72,19 @@ def test_init_from_the_shipped_model_keeps_every_gb2312_character(tiny_store, tm
 def test_freezing_without_a_source_model_is_refused():
     with pytest.raises(HccrError, match="freeze_epochs needs init"):
         apply_overrides(get_preset("fast-1"), ["freeze_epochs=2"])
+
+
+def test_init_keep_size_fine_tunes_a_size_free_network_at_a_new_input_size(tiny_store, tmp_path):
+    base = ["model=resnet-lean", "model_args.widths=8,16,16,32", "batch_size=16", "epochs=1", "limit_steps=1",
+            "amp=false", "amp_probe=false"]
+    fit(apply_overrides(get_preset("fast-1"), [*base, "image_size=32"]), tiny_store, tmp_path / "src", progress=False)
+    for keep, want in ((False, 32), (True, 48)):  # default: the source's 32 px; kept: the asked-for 48 px
+        out = tmp_path / f"ft-{keep}"
+        cfg = apply_overrides(get_preset("fast-1"), [*base, "image_size=48", f"init={tmp_path / 'src'}",
+                                                     f"init_keep_size={keep}"])
+        fit(cfg, tiny_store, out, progress=False)
+        _, meta = load_checkpoint(out / "last.json")
+        assert meta["preprocessing"]["image_size"] == want
+        assert json.loads((out / "config.json").read_text())["init"]["classes_kept"] == 4
+    with pytest.raises(HccrError, match="init_keep_size needs init"):
+        apply_overrides(get_preset("fast-1"), ["init_keep_size=true"])
