@@ -9,6 +9,9 @@ drawn from the other 90% ("all" = every one of them). Both methods use fast-1's 
 prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312-synth`` (the synthetic-only shipped model: no real image of these characters);
 ``--methods resnet`` trains the lean ResNet from scratch the same way (``--set model=resnet-lean``).
 ``--split val`` scores the held-out tail, ``--split test`` the 2,674 test images (22-way).
+``--size 96`` converts the stores at that size and fine-tunes the source network at it
+(``init_keep_size``); ``--synth STORE --synth-writers N`` adds the first N writers of a synthetic
+store of the same characters (e.g. benchmarks/sim2real.py's) to every run's training images.
 """
 
 from __future__ import annotations
@@ -57,6 +60,30 @@ def subset(tail: Path, dst: Path, shots: int | None, seed: int) -> Path:
     return store_view(tail, dst, split)
 
 
+def with_synthetic(real: Path, synth: Path, writers: int, dst: Path) -> Path:
+    """``real`` (its own split) plus the first ``writers`` writers of the synthetic store ``synth`` as
+    extra training images, copied into one store (the same characters in the same order)."""
+    if (dst / "split.npy").exists():
+        return dst
+    r, s = Store(real), Store(synth)
+    if list(r.charset) != list(s.charset):
+        sys.exit(f"{synth}: its characters differ from {real}'s")
+    keep = np.flatnonzero(s.writers < writers)
+    dst.mkdir(parents=True, exist_ok=True)
+    np.save(dst / "images.npy", np.concatenate([np.asarray(r.images), np.asarray(s.images)[keep]]))
+    np.save(dst / "labels.npy", np.concatenate([r.labels, s.labels[keep]]))
+    np.save(dst / "writers.npy", np.concatenate([r.writers, s.writers[keep] + int(r.writers.max()) + 1]))
+    np.save(dst / "sizes.npy", np.concatenate([r.sizes, s.sizes[keep]]))
+    (dst / "charset.txt").write_text((r.path / "charset.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    (dst / "writers.txt").write_text("", encoding="utf-8")
+    split = np.concatenate([r.split, np.zeros(len(keep), np.uint8)])
+    manifest = {**r.manifest, "count": int(len(split)), "sources": [*r.manifest.get("sources", []), str(synth)],
+                "train": int((split == 0).sum()), "val": int((split == 1).sum())}
+    (dst / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    np.save(dst / "split.npy", split)  # last: an interrupted call leaves no half-made store
+    return dst
+
+
 def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, args) -> None:
     """Train one point of the curve (resumes an unfinished run, reuses a finished one)."""
     if (out / "done").exists():
@@ -94,6 +121,8 @@ def main() -> None:
     ap.add_argument("--name", default="", help="tag of the fine-tuning runs (default: from --ft-lr etc.)")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every run (as hccr train --set)")
     ap.add_argument("--size", type=int, default=64, help="input size: stores converted at it, and the model")
+    ap.add_argument("--synth", default="", help="a synthetic store of the same 22 characters: extra training images")
+    ap.add_argument("--synth-writers", type=int, default=300, help="with --synth: its first N writers")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
@@ -108,6 +137,9 @@ def main() -> None:
         shots = None if shots_s == "all" else int(shots_s)
         for seed in map(int, args.seeds.split(",")):
             store = subset(tail, work / f"subsets{px}" / f"{shots_s}-s{seed}", shots, seed)
+            if args.synth:
+                store = with_synthetic(store, Path(args.synth), args.synth_writers,
+                                       work / f"subsets{px}" / f"{shots_s}-s{seed}-synth{args.synth_writers}")
             for method in args.methods.split(","):
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)

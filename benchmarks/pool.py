@@ -10,10 +10,17 @@ None of them saw the held-out 10%; each picked its best epoch on it, so validati
 little optimistic, alike for all. A fixed list of candidate ensembles is scored on that 10%
 (five crops each member) and the best top-1 (then lowest log-loss, then fewest members) is chosen;
 test figures (2,674 images, 22-way) are printed beside every candidate, never used to choose.
+
+    python benchmarks/pool.py --family resnet
+
+does the same for the lean ResNet members retrained on every writer (benchmarks/retrain_all.py
+--work .bench/retrain10: rnft and s2r, seeds 0-2, 20 epochs) and the three 20-epoch students
+distilled from the chosen triple (one crop each, as they predict).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -28,64 +35,94 @@ from hccr.predict import Recognizer  # noqa: E402
 from hccr.runtime import Predictions, predict_inputs  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
-RA = OUT / "retrain-all"
-# name -> (run, store holding the 10% validation split, test store)
+RA, R10 = OUT / "retrain-all", OUT / "retrain10"
+C22 = (OUT / "casia22" / "train", OUT / "casia22" / "test")
+# family -> name -> (run, store holding the 10% validation split, test store, crops)
 MEMBERS = {
-    **{f"paper-fast-{i}": (OUT / "casia22" / "models" / f"fast-{i}", OUT / "casia22" / "train", OUT / "casia22" / "test")
-       for i in (1, 2, 3)},
-    **{m: (RA / m, OUT / "casia22" / "train", OUT / "casia22" / "test") for m in ("ft-s0", "ft-s2", "scratch-s1")},
-    **{f"s{i}-96px": (RA / f"scratch-s{i}-96px", RA / "train96", RA / "test96") for i in (1, 2, 3)},
+    "charnet": {
+        **{f"paper-fast-{i}": (OUT / "casia22" / "models" / f"fast-{i}", *C22, 5) for i in (1, 2, 3)},
+        **{m: (RA / m, *C22, 5) for m in ("ft-s0", "ft-s2", "scratch-s1")},
+        **{f"s{i}-96px": (RA / f"scratch-s{i}-96px", RA / "train96", RA / "test96", 5) for i in (1, 2, 3)},
+    },
+    "resnet": {
+        **{f"{k}-s{i}": (R10 / f"{k}-s{i}", *C22, 5) for k in ("rnft", "s2r") for i in (0, 1, 2)},
+        **{f"student-s{i}": (R10 / f"student-e20-s{i}-tc1", *C22, 1) for i in (1, 2, 3)},
+    },
 }
 PAPER = ["paper-fast-1", "paper-fast-2", "paper-fast-3"]
 CHOSEN = ["ft-s0", "ft-s2", "scratch-s1"]
 PX96 = ["s1-96px", "s2-96px", "s3-96px"]
-CANDIDATES = [
-    *[(m, [m], None) for m in MEMBERS],
-    ("paper pipeline, weights 0.3/0.2/0.5", PAPER, [0.3, 0.2, 0.5]),
-    ("chosen triple (ft-s0 + ft-s2 + scratch-s1)", CHOSEN, None),
-    ("96 px triple", PX96, None),
-    ("chosen triple + 96 px triple", CHOSEN + PX96, None),
-    ("all nine, equal weights", list(MEMBERS), None),
-]
+TRIPLE = ["rnft-s0", "rnft-s2", "s2r-s1"]
+SIX = [f"{k}-s{i}" for k in ("rnft", "s2r") for i in (0, 1, 2)]
+STUDENTS = ["student-s1", "student-s2", "student-s3"]
+CANDIDATES = {
+    "charnet": [
+        *[(m, [m], None) for m in MEMBERS["charnet"]],
+        ("paper pipeline, weights 0.3/0.2/0.5", PAPER, [0.3, 0.2, 0.5]),
+        ("chosen triple (ft-s0 + ft-s2 + scratch-s1)", CHOSEN, None),
+        ("96 px triple", PX96, None),
+        ("chosen triple + 96 px triple", CHOSEN + PX96, None),
+        ("all nine, equal weights", list(MEMBERS["charnet"]), None),
+    ],
+    "resnet": [
+        *[(m, [m], None) for m in MEMBERS["resnet"]],
+        ("chosen triple (rnft-s0 + rnft-s2 + s2r-s1)", TRIPLE, None),
+        ("rnft x3", SIX[:3], None),
+        ("s2r x3", SIX[3:], None),
+        ("all six members", SIX, None),
+        ("the three students", STUDENTS, None),
+        ("chosen triple + its three students", TRIPLE + STUDENTS, None),
+        ("all six + the three students", SIX + STUDENTS, None),
+    ],
+}
 
 
-def predictions(name: str, split: str) -> Predictions:
-    path = OUT / "pool" / f"{name}-{split}.npz"
+def predictions(family: str, name: str, split: str) -> Predictions:
+    run, train, test, crops = MEMBERS[family][name]
+    path = OUT / "pool" / f"{name}-{split}{'' if crops == 5 else f'-c{crops}'}.npz"
     if path.exists():
         return Predictions.load(path)
-    run, train, test = MEMBERS[name]
     rec = Recognizer.from_checkpoint(run)
     store, sp = (train, "val") if split == "val" else (test, "all")
-    pred = predict_inputs(rec, [str(store)], crops=5, split=sp, progress=False)
+    pred = predict_inputs(rec, [str(store)], crops=crops, split=sp, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     pred.save(path)
     return pred
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--family", choices=list(MEMBERS), default="charnet")
+    fam = ap.parse_args().family
     use_all_cores()
-    missing = [str(r) for r, _, _ in MEMBERS.values() if not (r / "best.json").exists()]
+    members = MEMBERS[fam]
+    missing = [str(r) for r, *_ in members.values() if not (r / "best.json").exists()]
     if missing:
         sys.exit("run benchmarks/casia22.py, benchmarks/retrain_all.py and retrain_all.py --system "
-                 f"\"scratch-s1 + scratch-s2 + scratch-s3\" --size 96 first; missing: {', '.join(missing)}")
-    preds = {n: {sp: predictions(n, sp) for sp in ("val", "test")} for n in MEMBERS}
+                 f"\"scratch-s1 + scratch-s2 + scratch-s3\" --size 96 first; missing: {', '.join(missing)}"
+                 if fam == "charnet" else "run benchmarks/retrain_all.py --work .bench/retrain10 --system \"rnft-s0 + "
+                 "rnft-s1 + rnft-s2 + s2r-s0 + s2r-s1 + s2r-s2\" and --student-seeds 1,2,3 --teacher-crops 1 "
+                 f"--distill-epochs 20 first; missing: {', '.join(missing)}")
+    preds = {n: {sp: predictions(fam, n, sp) for sp in ("val", "test")} for n in members}
+    first = next(iter(members))
     for sp in ("val", "test"):  # the 64 and 96 px stores must hold the same images in the same order
-        ref = preds[PAPER[0]][sp].labels
-        bad = [n for n in MEMBERS if not np.array_equal(preds[n][sp].labels, ref)]
+        ref = preds[first][sp].labels
+        bad = [n for n in members if not np.array_equal(preds[n][sp].labels, ref)]
         if bad:
             sys.exit(f"{sp} labels differ between stores for {bad}: reconvert them with the same split")
     rows = []
-    for name, members, weights in CANDIDATES:
-        w = weights or [1.0] * len(members)
-        v = score(combine([preds[m]["val"] for m in members], w))
-        t = score(combine([preds[m]["test"] for m in members], w))
-        rows.append({"system": name, "members": members, "weights": w, **{f"val_{k}": x for k, x in v.items()},
+    for name, group, weights in CANDIDATES[fam]:
+        w = weights or [1.0] * len(group)
+        v = score(combine([preds[m]["val"] for m in group], w))
+        t = score(combine([preds[m]["test"] for m in group], w))
+        rows.append({"system": name, "members": group, "weights": w, **{f"val_{k}": x for k, x in v.items()},
                      **{f"test_{k}": x for k, x in t.items()}})
     best = max(rows, key=lambda r: (r["val_top1"], -r["val_logloss"], -len(r["members"])))
     print(table(rows, ["system", "val_top1", "val_logloss", "test_top1", "test_top5"]))
     print(f"chosen on validation: {best['system']} (val {best['val_top1']:.4f}, test {best['test_top1']:.4f})")
-    save("pool", {"val_images": int(len(preds[PAPER[0]]["val"].labels)),
-                  "test_images": int(len(preds[PAPER[0]]["test"].labels)), "rows": rows, "chosen": best["system"]})
+    save("pool" if fam == "charnet" else f"pool-{fam}", {"val_images": int(len(preds[first]["val"].labels)),
+                                                         "test_images": int(len(preds[first]["test"].labels)),
+                                                         "rows": rows, "chosen": best["system"]})
 
 
 if __name__ == "__main__":
