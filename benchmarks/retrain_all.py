@@ -16,8 +16,7 @@ with both stores converted at that size (as benchmarks/paper_recipe.py chose it 
 benchmarks/best_system.py does from the 90% members (``hccr distill``, started from the shipped
 model, teachers' five crops, the system's weights), on the same store, and scores it from one crop. ``--teacher-crops 1``
 has each teacher predict one crop per view (the teachers label about 6x faster); ``--speed`` times the first
-student against the system and the paper's (benchmarks/latency.py). ``--synth STORE`` adds synthetic
-writers to the training images, as benchmarks/fewshot.py does.
+student against the system and the paper's (benchmarks/latency.py).
 """
 
 from __future__ import annotations
@@ -57,8 +56,6 @@ def main() -> None:
     ap.add_argument("--distill-epochs", type=int, default=10, help="as benchmarks/best_system.py")
     ap.add_argument("--speed", action="store_true", help="also time the first student, the system and the paper's")
     ap.add_argument("--budget", type=float, default=8.0, help="seconds per speed measurement")
-    ap.add_argument("--synth", default="", help="a synthetic store of the same 22 characters: extra training images")
-    ap.add_argument("--synth-writers", type=int, default=300, help="with --synth: its first N writers")
     ap.add_argument("--teacher-crops", type=int, default=5, help="crops per teacher per view (1: the teachers label about 6x faster)")
     args = ap.parse_args()
     use_all_cores()
@@ -74,11 +71,6 @@ def main() -> None:
     weights = np.array(next((c["weights"] for c in best["candidates"] if c["system"] == chosen),
                             [1.0] * len(chosen.split(" + "))), np.float64)
     tag = "" if args.size == 64 else f"-{args.size}px"
-    if args.synth:  # the members' training images plus synthetic writers (benchmarks/fewshot.py --synth)
-        from fewshot import with_synthetic
-
-        tag += f"-synth{args.synth_writers}"
-        store = with_synthetic(store, Path(args.synth), args.synth_writers, work / f"train{tag}")
     rows, probs, students = [], [], []
     labels = None
     for member in chosen.split(" + "):

@@ -39,7 +39,7 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
     pre = meta["preprocessing"]
     want = {"model": meta["arch"], "model_args": args, "image_size": int(pre["image_size"]), "ink": pre["ink"],
             "stretch": bool(pre.get("stretch_in_training", False))}
-    if getattr(cfg, "init_keep_size", False):
+    if cfg.init_keep_size:
         del want["image_size"]
     changed = [f"{k} {getattr(cfg, k)!r} -> {v!r}" for k, v in want.items() if getattr(cfg, k) != v]
     for k, v in want.items():
