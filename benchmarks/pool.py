@@ -77,6 +77,12 @@ CANDIDATES = {
 }
 
 
+HOW = {"charnet": "benchmarks/casia22.py, benchmarks/retrain_all.py and retrain_all.py --system "
+                  "\"scratch-s1 + scratch-s2 + scratch-s3\" --size 96",
+       "resnet": "benchmarks/retrain_all.py --work .bench/retrain10 --system \"rnft-s0 + rnft-s1 + rnft-s2 + s2r-s0 + "
+                 "s2r-s1 + s2r-s2\", then with --student-seeds 1,2,3 --teacher-crops 1 --distill-epochs 20"}
+
+
 def predictions(family: str, name: str, split: str) -> Predictions:
     run, train, test, crops = MEMBERS[family][name]
     path = OUT / "pool" / f"{name}-{split}{'' if crops == 5 else f'-c{crops}'}.npz"
@@ -98,11 +104,7 @@ def main() -> None:
     members = MEMBERS[fam]
     missing = [str(r) for r, *_ in members.values() if not (r / "best.json").exists()]
     if missing:
-        sys.exit("run benchmarks/casia22.py, benchmarks/retrain_all.py and retrain_all.py --system "
-                 f"\"scratch-s1 + scratch-s2 + scratch-s3\" --size 96 first; missing: {', '.join(missing)}"
-                 if fam == "charnet" else "run benchmarks/retrain_all.py --work .bench/retrain10 --system \"rnft-s0 + "
-                 "rnft-s1 + rnft-s2 + s2r-s0 + s2r-s1 + s2r-s2\" and --student-seeds 1,2,3 --teacher-crops 1 "
-                 f"--distill-epochs 20 first; missing: {', '.join(missing)}")
+        sys.exit(f"run {HOW[fam]} first; missing: {', '.join(missing)}")
     preds = {n: {sp: predictions(fam, n, sp) for sp in ("val", "test")} for n in members}
     first = next(iter(members))
     for sp in ("val", "test"):  # the 64 and 96 px stores must hold the same images in the same order

@@ -27,6 +27,7 @@ from common import OUT  # noqa: E402
 from hccr.augment import to_model_input  # noqa: E402
 from hccr.data.store import Store  # noqa: E402
 from hccr.predict import Recognizer  # noqa: E402
+from hccr.preprocess import crop_boxes  # noqa: E402
 from hccr.runtime import resize_batch  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
@@ -42,8 +43,8 @@ def views(x: torch.Tensor) -> dict[str, torch.Tensor]:
     out = {"c1": x}
     for tag, ratio in (("c5", 280 / 256), ("c5w", 300 / 256)):
         s = round(n * ratio)
-        big, d = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False), s - n
-        for k, (a, b) in enumerate([(d // 2, d // 2), (0, 0), (0, d), (d, 0), (d, d)]):
+        big = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        for k, (a, b) in enumerate(crop_boxes(s, n)):
             out[f"{tag}-{k}"] = big[:, :, a:a + n, b:b + n]
     m = round(n * 56 / 64)
     out["zoomout"] = F.pad(F.interpolate(x, size=(m, m), mode="bilinear", align_corners=False),
@@ -54,11 +55,6 @@ def views(x: torch.Tensor) -> dict[str, torch.Tensor]:
         out[f"rot{deg}"] = F.grid_sample(x, F.affine_grid(theta.expand(len(x), 2, 3), x.shape, align_corners=False),
                                          align_corners=False)
     return out
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def main() -> None:
@@ -78,9 +74,9 @@ def main() -> None:
             for name, v in views(torch.from_numpy(resize_batch(images[i:i + 256], size))).items():
                 with torch.inference_mode():
                     per.setdefault(name, []).append(rec.model(to_model_input(v, rec.spec.ink)).float())
-        logits.append({k: torch.cat(v).numpy() for k, v in per.items()})
+        logits.append({k: torch.cat(v) for k, v in per.items()})
     for name, chosen in SETS.items():
-        probs = [softmax(np.mean([m[v] for v in (chosen or list(m))], 0)) for m in logits]
+        probs = [torch.stack([m[v] for v in (chosen or list(m))]).mean(0).softmax(-1).numpy() for m in logits]
         ens = np.mean(probs, 0)
         members = " / ".join(f"{(p.argmax(1) == labels).mean():.4f}" for p in probs)
         ll = -np.log(np.clip(ens[np.arange(len(labels)), labels], 1e-12, None)).mean()
