@@ -16,6 +16,18 @@ test figures (2,674 images, 22-way) are printed beside every candidate, never us
 does the same for the lean ResNet members retrained on every writer (benchmarks/retrain_all.py
 --work .bench/retrain10: rnft and s2r, seeds 0-2, 20 epochs) and the three 20-epoch students
 distilled from the chosen triple (one crop each, as they predict).
+
+    python benchmarks/pool.py --family mixed
+
+pools both architectures: the ResNet family above with CharNet-S fast-1 trained from scratch on
+every writer (seed 1 at 64 px, seeds 1-3 at 96 px), each family's candidates plus mixed ensembles
+fixed in CANDIDATES["mixed"] before any of them was scored.
+
+    python benchmarks/pool.py --family mixed-tail
+
+scores the same candidates (students aside) with the members trained on 90% of the writers
+(benchmarks/fewshot.py "all" runs) on the held-out-writer tail of the training images, where
+ensembles at 97-98% leave room to differ; the test figures beside them are of those 90% members.
 """
 
 from __future__ import annotations
@@ -49,6 +61,19 @@ MEMBERS = {
         **{f"student-s{i}": (R10 / f"student-e20-s{i}-tc1", *C22, 1) for i in (1, 2, 3)},
     },
 }
+# Two architectures in one pool: the ResNet family and the CharNet-S members trained from scratch.
+MEMBERS["mixed"] = {**MEMBERS["resnet"], **{m: MEMBERS["charnet"][m] for m in ("scratch-s1", "s1-96px", "s2-96px", "s3-96px")}}
+# The same members trained on 90% of the writers (benchmarks/fewshot.py "all" runs), scored on the
+# held-out-writer tail: the validation that has room to tell ensembles apart (no students here).
+FEW, S2R = OUT / "fewshot", OUT / "sim2real"
+TAIL = (FEW / "subsets" / "all-s0", S2R / "real-test", 5)
+MEMBERS["mixed-tail"] = {
+    **{f"rnft-s{i}": (FEW / "runs" / f"finetune-all-s{i}-gsynth", *TAIL) for i in (0, 1, 2)},
+    **{f"s2r-s{i}": (FEW / "runs" / f"finetune-all-s{i}-s2r", *TAIL) for i in (0, 1, 2)},
+    "scratch-s1": (FEW / "runs" / "scratch-all-s1-400", *TAIL),
+    **{f"s{i}-96px": (FEW / "runs" / f"scratch-all-s{i}-96px", FEW / "subsets-96" / f"all-s{i}", S2R / "real-test-96", 5)
+       for i in (1, 2, 3)},
+}
 PAPER = ["paper-fast-1", "paper-fast-2", "paper-fast-3"]
 CHOSEN = ["ft-s0", "ft-s2", "scratch-s1"]
 PX96 = ["s1-96px", "s2-96px", "s3-96px"]
@@ -75,17 +100,34 @@ CANDIDATES = {
         ("all six + the three students", SIX + STUDENTS, None),
     ],
 }
+CANDIDATES["mixed"] = [
+    *CANDIDATES["resnet"],
+    *[(m, [m], None) for m in ("scratch-s1", *PX96)],
+    ("96 px triple", PX96, None),
+    ("ResNet triple + CharNet-S scratch-s1", TRIPLE + ["scratch-s1"], None),
+    ("ResNet triple + 96 px triple", TRIPLE + PX96, None),
+    ("ResNet triple + 96 px triple + scratch-s1", TRIPLE + PX96 + ["scratch-s1"], None),
+    ("ResNet six + 96 px triple", SIX + PX96, None),
+    ("every member (ten)", SIX + PX96 + ["scratch-s1"], None),
+    ("ResNet triple + 96 px triple + the three students", TRIPLE + PX96 + STUDENTS, None),
+    ("every member (ten) + the three students", list(MEMBERS["mixed"]), None),
+]
+CANDIDATES["mixed-tail"] = [c for c in CANDIDATES["mixed"] if set(c[1]) <= set(MEMBERS["mixed-tail"])]
 
 
 HOW = {"charnet": "benchmarks/casia22.py, benchmarks/retrain_all.py and retrain_all.py --system "
                   "\"scratch-s1 + scratch-s2 + scratch-s3\" --size 96",
        "resnet": "benchmarks/retrain_all.py --work .bench/retrain10 --system \"rnft-s0 + rnft-s1 + rnft-s2 + s2r-s0 + "
                  "s2r-s1 + s2r-s2\", then with --student-seeds 1,2,3 --teacher-crops 1 --distill-epochs 20"}
+HOW["mixed"] = (HOW["resnet"] + "; and retrain_all.py --system \"scratch-s1 + scratch-s2 + scratch-s3\" --size 96, "
+                "retrain_all.py --system scratch-s1")
+HOW["mixed-tail"] = ("benchmarks/fewshot.py --shots all --ft-lr 0.001 --name gsynth (and --name s2r --set init=...), "
+                     "--methods scratch --seeds 1, --methods scratch --seeds 1,2,3 --size 96 --name 96px")
 
 
 def predictions(family: str, name: str, split: str) -> Predictions:
     run, train, test, crops = MEMBERS[family][name]
-    path = OUT / "pool" / f"{name}-{split}{'' if crops == 5 else f'-c{crops}'}.npz"
+    path = OUT / ("pool-tail" if family.endswith("-tail") else "pool") / f"{name}-{split}{'' if crops == 5 else f'-c{crops}'}.npz"
     if path.exists():
         return Predictions.load(path)
     rec = Recognizer.from_checkpoint(run)
