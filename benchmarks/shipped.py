@@ -82,12 +82,13 @@ def main() -> None:
         probs = crop_rec.predict_proba(images, crops=args.crops)
         real = accuracy(probs, labels)
         # The same answers among the scored characters only: how many errors go to other characters.
-        among = accuracy(restrict_to(probs, charset, "".join(sorted({it.char for it in known}))), labels)
+        scored = "".join(sorted({it.char for it in known}))
+        among = accuracy(restrict_to(probs, charset, scored), labels)
         # Level 1 (3,755): its characters' images only, answered among level-1 characters only.
         in1 = np.isin(labels, [charset.index[c] for c in gb2312_chars(level1_only=True)])
         lvl1 = restrict_to(probs[in1], charset, "gb2312-1")
         per_class = {ch: round(float((probs[labels == charset.index[ch]].argmax(1) == charset.index[ch]).mean()), 3)
-                     for ch in sorted({it.char for it in known})}
+                     for ch in scored}
         res["real"] = {"images": len(known), "not_in_charset": len(items) - len(known),
                        "classes": len(per_class), **real, "level1_restricted": accuracy(lvl1, labels[in1]),
                        "among_scored_characters": among, "crops": args.crops or rec.crops,
