@@ -121,8 +121,9 @@ HOW = {"charnet": "benchmarks/casia22.py, benchmarks/retrain_all.py and retrain_
                  "s2r-s1 + s2r-s2\", then with --student-seeds 1,2,3 --teacher-crops 1 --distill-epochs 20"}
 HOW["mixed"] = (HOW["resnet"] + "; and retrain_all.py --system \"scratch-s1 + scratch-s2 + scratch-s3\" --size 96, "
                 "retrain_all.py --system scratch-s1")
-HOW["mixed-tail"] = ("benchmarks/fewshot.py --shots all --ft-lr 0.001 --name gsynth (and --name s2r --set init=...), "
-                     "--methods scratch --seeds 1, --methods scratch --seeds 1,2,3 --size 96 --name 96px")
+HOW["mixed-tail"] = ("benchmarks/fewshot.py --split val --shots all --seeds 0,1,2 --methods finetune --ft-lr 0.001 --name "
+                     "gsynth (and --name s2r --set init=.bench/sim2real/p2-s123/model), then --methods scratch --seeds 1 "
+                     "and --methods scratch --seeds 1,2,3 --size 96 --name 96px")
 
 
 def predictions(family: str, name: str, split: str) -> Predictions:
