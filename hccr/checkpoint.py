@@ -65,7 +65,8 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A run folder (its best checkpoint), a ``.json`` or a ``.safetensors`` path -> the ``.json``."""
+    """A run folder (its best checkpoint), a ``.json`` or ``.safetensors`` path, or the stem both share
+    (what ``hccr average --out STEM`` and ``hccr package --out STEM`` were given) -> the ``.json``."""
     p = Path(path)
     if p.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         raise HccrError(f"{path}: a pickled PyTorch file, which hccr does not load (it can run code); give a run "
@@ -74,8 +75,10 @@ def resolve(path: str | os.PathLike) -> Path:
         p = p / "best.json"
     elif p.suffix == ".safetensors":
         p = p.with_suffix(".json")
+    elif p.suffix != ".json" and Path(f"{p}.json").is_file():
+        p = Path(f"{p}.json")
     if not p.exists():
-        raise HccrError(f"{path}: no checkpoint there (expected a run folder, NAME.json or NAME.safetensors)")
+        raise HccrError(f"{path}: no checkpoint there (expected a run folder, NAME.json, NAME.safetensors or the stem NAME)")
     return p
 
 

@@ -144,6 +144,10 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
                                              tmp_path / "more" / "best.safetensors", tmp_path / "soup.safetensors"))
     key = next(k for k in avg if avg[k].is_floating_point() and not torch.equal(a[k], b[k]))
     assert torch.allclose(avg[key], (a[key] + b[key]) / 2)
+    from hccr.checkpoint import resolve
+    assert resolve(tmp_path / "soup") == tmp_path / "soup.json"  # the stem `hccr average --out` was given
+    with pytest.raises(HccrError, match="no checkpoint there"):
+        resolve(tmp_path / "soupe")
     prov = run_provenance(tmp_path / "soup.json", "soup")
     assert len(prov["averaged"]) == 2 and prov["steps"] == 6 + 4
     js, _ = package(tmp_path / "soup.json", tmp_path / "pkg" / "soup", prov)
