@@ -43,7 +43,9 @@ RUNS = {"ft": "finetune-all-s{}-lr0.003-f0-s400", "scratch": "scratch-all-s{}-40
         # the lean ResNet fine-tuned from the ResNet gb2312-synth at lr 1e-3 (fewshot.py --ft-lr 0.001 --name gsynth)
         "rnft": "finetune-all-s{}-gsynth",
         # the same from a 22-class synthetic-only sim2real model (fewshot.py ... --name s2r --set init=...)
-        "s2r": "finetune-all-s{}-s2r"}
+        "s2r": "finetune-all-s{}-s2r",
+        # rnft with decoupled weight decay 0.05 instead of fast-1's 5e-4 (... --name gsynth-wd05 --set weight_decay=0.05)
+        "rnwd": "finetune-all-s{}-gsynth-wd05"}
 
 
 def predictions(name: str, run: Path, split: str, crops: int, work: Path) -> Predictions:

@@ -43,7 +43,8 @@ from hccr.utils import use_all_cores  # noqa: E402
 # The recipes behind best_system.py's member kinds (benchmarks/fewshot.py, "all" points).
 RECIPES = {"ft": ["init=gb2312-synth", "lr=0.003", "freeze_epochs=0"], "scratch": [], "resnet": ["model=resnet-lean"],
            "rnft": ["init=gb2312-synth", "lr=0.001", "freeze_epochs=0"],
-           "s2r": [f"init={OUT / 'sim2real' / 'p2-s123' / 'model'}", "lr=0.001", "freeze_epochs=0"]}
+           "s2r": [f"init={OUT / 'sim2real' / 'p2-s123' / 'model'}", "lr=0.001", "freeze_epochs=0"],
+           "rnwd": ["init=gb2312-synth", "lr=0.001", "freeze_epochs=0", "weight_decay=0.05"]}
 
 
 def main() -> None:
