@@ -81,8 +81,7 @@ def train_all(args: argparse.Namespace) -> None:
 
 def score(args: argparse.Namespace) -> None:
     import numpy as np
-    from common import REAL
-    from realmix import tail_split
+    from common import REAL, tail_split
 
     import hccr
     from hccr.data.images import load_gray

@@ -1,4 +1,4 @@
-"""Shared helpers for benchmarks: machine description, JSON output."""
+"""Shared helpers for benchmarks: machine description, JSON output, the held-out-writer tail split."""
 
 from __future__ import annotations
 
@@ -12,6 +12,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-22"))
 OUT = ROOT / ".bench"
+
+
+def tail_split(root: Path) -> tuple[list, list]:
+    """(first 90%, last 10%) of each class by file number: the tail's writers are unseen by the head."""
+    from hccr.data.images import scan_image_folder
+
+    by_class: dict[str, list] = {}
+    for it in scan_image_folder(root):
+        by_class.setdefault(it.char, []).append(it)
+    head, tail = [], []
+    for v in by_class.values():
+        k = len(v) - round(len(v) * 0.1)
+        head += v[:k]
+        tail += v[k:]
+    return head, tail
 
 
 def machine() -> dict:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, REAL, save, table  # noqa: E402
+from common import OUT, REAL, save, table, tail_split  # noqa: E402
 
 import hccr  # noqa: E402
 from hccr.config import apply_overrides, get_preset  # noqa: E402
@@ -48,19 +48,6 @@ from hccr.utils import use_all_cores  # noqa: E402
 GROUP_A = "宀它宄宇守安完宏宓宕宙"
 GROUP_B = "实宠审室宪宰害宴容宿"
 BUILTIN = Path(hccr.__file__).parent / "assets" / "style-builtin.json"  # the shipped models' writers
-
-
-def tail_split(root: Path) -> tuple[list, list]:
-    """(first 90%, last 10%) of each class by file number: the tail's writers are unseen by the head."""
-    by_class: dict[str, list] = {}
-    for it in scan_image_folder(root):
-        by_class.setdefault(it.char, []).append(it)
-    head, tail = [], []
-    for v in by_class.values():
-        k = len(v) - round(len(v) * 0.1)
-        head += v[:k]
-        tail += v[k:]
-    return head, tail
 
 
 def class_prior(store: Path, charset) -> np.ndarray:

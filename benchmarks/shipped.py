@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REAL, save, table  # noqa: E402
+from common import REAL, save, table, tail_split  # noqa: E402
 from latency import ms_per_char, recognizer  # noqa: E402
 
 from hccr.data.charset import gb2312_chars  # noqa: E402
@@ -70,10 +70,7 @@ def main() -> None:
         if args.real_split == "test":
             items = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")
         else:  # the last 10% of each class by file number: writers unseen by the first 90%
-            by_class: dict[str, list] = {}
-            for it in scan_image_folder(REAL / "CASIA-HWDB_Train" / "Train"):
-                by_class.setdefault(it.char, []).append(it)
-            items = [it for v in by_class.values() for it in v[-round(len(v) * 0.1):]]
+            items = tail_split(REAL / "CASIA-HWDB_Train" / "Train")[1]
         known = [it for it in items if it.char in charset.index]
         images = [load_gray(it.path) for it in known]
         labels = np.array([charset.index[it.char] for it in known])

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REAL, save, table  # noqa: E402
-from realmix import tail_split  # noqa: E402
+from common import REAL, save, table, tail_split  # noqa: E402
 
 import hccr  # noqa: E402
 from hccr.data.images import load_gray  # noqa: E402
