@@ -198,8 +198,9 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
     wrong = np.flatnonzero((pred != labels) & (conf >= threshold))
     wrong = wrong[np.argsort(-conf[wrong])]
     chars = store.charset
+    ids = store.sample_ids()  # where each sample came from, so a user can mend the source
     samples = [{"index": int(i), "label": chars[int(labels[i])], "predicted": chars[int(pred[i])],
-                "confidence": float(conf[i])} for i in wrong]
+                "confidence": float(conf[i]), **({"source": ids[i]} if ids else {})} for i in wrong]
     splits = class_splits(feats, labels, len(chars), fold, seed=seed)
     suspects = sorted((r for r in splits if r["suspect"]), key=lambda r: -r["ratio"])
     for r in suspects:
@@ -252,8 +253,9 @@ def _markdown(r: dict) -> str:
         lines.append("none flagged (no class splits far more cleanly than the others)")
     lines += ["", f"## Samples a model that never saw them reads as another class (confidence >= {r['threshold']})", ""]
     if r["mislabelled"]:
-        lines += ["| sample | label | read as | confidence |", "|---|---|---|---|"]
-        lines += [f"| {s['index']} | {s['label']} | {s['predicted']} | {s['confidence']:.3f} |" for s in r["mislabelled"][:200]]
+        lines += ["| sample | label | read as | confidence | source |", "|---|---|---|---|---|"]
+        lines += [f"| {s['index']} | {s['label']} | {s['predicted']} | {s['confidence']:.3f} | "
+                  f"{s.get('source', '(store made before sources were kept)')} |" for s in r["mislabelled"][:200]]
         lines += ["", "Tile sheet: `samples.png` (label > reading, confidence)."]
     else:
         lines.append("none")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from hccr.data.gnt import read_gnt
 from hccr.data.store import ConvertOptions, Store, convert
 from hccr.data.synth import SynthConfig, synth
 
@@ -35,4 +36,8 @@ def test_audit_finds_a_merged_class_and_the_samples_it_holds(merged_store, tmp_p
     # A model that knows 安 reads the 安 samples filed under 永 as what they are.
     wrong = [s for s in res["mislabelled"] if s["label"] == "永"]
     assert len(wrong) >= 50 and all(s["predicted"] == "安" for s in wrong)
+    # ... and names where each came from, so the source can be mended: FILE#k, the k-th record of FILE.
+    path, k = wrong[0]["source"].rsplit("#", 1)
+    assert chr(read_gnt(path).codepoints[int(k)]) == "安"
+    assert wrong[0]["source"] in (tmp_path / "a" / "audit.md").read_text()
     assert "## Classes that look like two characters" in (tmp_path / "a" / "audit.md").read_text()

@@ -112,6 +112,25 @@ def test_image_folder_with_a_corrupt_file(tmp_path):
     (tmp_path / "imgs" / "安" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     res = convert([str(tmp_path / "imgs")], tmp_path / "st", progress=False)
     assert res.count == 6 and sum(res.skipped.values()) == 1
+    # Each sample names the file it came from (the audit points users to it); the broken one is gone.
+    s = Store(res.path)
+    ids = s.sample_ids()
+    assert len(ids) == 6 and not any(i.endswith("9.png") for i in ids)
+    for i, sid in enumerate(ids):
+        assert s.charset[int(s.labels[i])] == sid.split("/")[-2]
+        assert tuple(s.sizes[i]) == (30, 20)
+
+
+def test_sample_sources_stay_aligned_when_samples_are_filtered(tmp_path):
+    src = _writers(tmp_path, 2)
+    s = Store(convert([str(src)], tmp_path / "st", ConvertOptions(charset="安宁家"), progress=False).path)
+    ids = s.sample_ids()
+    assert len(ids) == len(s) > 0
+    for i, sid in enumerate(ids):  # FILE#k: the k-th record of that .gnt file holds this label
+        path, k = sid.rsplit("#", 1)
+        assert random_samples(25, seed=int(path[-9:-6]) - 100)[int(k)][1] == s.charset[int(s.labels[i])]
+    (s.path / "ids.txt").unlink()  # a store made before sources were kept still opens
+    assert Store(s.path).sample_ids() is None
 
 
 @needs_real

@@ -10,6 +10,8 @@ Layout of a store folder::
     split.npy       uint8 0 = train, 1 = validation
     charset.txt     one character per line (class id = line number)
     writers.txt     one writer name per line
+    ids.txt         where each sample came from, one per line: the image path, or FILE#k for the
+                    k-th record of a .gnt/.pot file (stores made before it have none)
 
 ``convert`` works in ``OUT.partial/``: one chunk file per unit of input (a ``.gnt`` file or part
 of it, a ``.pot`` file, a batch of images), written atomically, so a killed conversion resumes
@@ -42,7 +44,7 @@ FORMAT = "hccr-store/1"
 def run_unit(unit: Unit, size: int, margin: float, stroke_width: float) -> dict:
     """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples)."""
     problems: list[Problem] = []
-    images, chars, sizes, writers = [], [], [], []
+    images, chars, sizes, writers, ids = [], [], [], [], []
     spec = InputSpec(size, margin=margin)  # the framing prediction gives files (hccr.preprocess)
     for item in unit.samples(stroke_width, render_size=max(size, 64)):
         if isinstance(item, Problem):
@@ -52,11 +54,13 @@ def run_unit(unit: Unit, size: int, margin: float, stroke_width: float) -> dict:
         chars.append(ord(item.char))
         sizes.append(item.image.shape)
         writers.append(item.writer)
+        ids.append(item.id)
     return {
         "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
         "chars": np.asarray(chars, dtype=np.int32),
         "sizes": np.asarray(sizes, dtype=np.uint16).reshape(-1, 2),
         "writers": np.asarray(writers, dtype=str),
+        "ids": np.asarray(ids, dtype=str),
         "problems": problems,
     }
 
@@ -142,7 +146,7 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
                 policy.report(p)
             tmp = chunk_paths[i].with_suffix(".tmp.npz")
             np.savez(tmp, images=res["images"], chars=res["chars"], sizes=res["sizes"], writers=res["writers"],
-                     problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str))
+                     ids=res["ids"], problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str))
             os.replace(tmp, chunk_paths[i])
             n_new += len(res["chars"])
             done_samples += len(res["chars"])
@@ -177,11 +181,13 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     present = [p for p in chunk_paths if p.exists()]
     skipped: Counter[str] = Counter()
     problems: list[dict] = []
-    chars_all, writers_all = [], []
+    chars_all, writers_all, ids_all = [], [], []
     for p in present:
         with np.load(p) as z:
             chars_all.append(z["chars"])
             writers_all.append(z["writers"])
+            # chunks written before ids were kept (a conversion resumed across versions) have none
+            ids_all.append(z["ids"] if "ids" in z.files else np.full(len(z["chars"]), "", dtype=str))
             problems += [json.loads(s) for s in z["problems"].tolist()]
     chars = np.concatenate(chars_all) if chars_all else np.zeros(0, np.int32)
     writer_names = np.concatenate(writers_all) if writers_all else np.zeros(0, str)
@@ -228,6 +234,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     del images
     labels = ids[keep]
     writer_ids = writer_ids[keep]
+    sample_ids = np.concatenate(ids_all)[keep] if ids_all else np.zeros(0, str)
     split = make_split(labels, writer_ids, opts.val_fraction, opts.split_by_writer, opts.seed)
     np.save(work / "labels.npy", labels)
     np.save(work / "writers.npy", writer_ids)
@@ -235,6 +242,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     np.save(work / "split.npy", split)
     charset.save(work / "charset.txt")
     (work / "writers.txt").write_text("".join(w + "\n" for w in wnames), encoding="utf-8")
+    (work / "ids.txt").write_text("".join(_one_line(i) + "\n" for i in sample_ids.tolist()), encoding="utf-8")
     counts = np.bincount(labels, minlength=len(charset))
     manifest = {
         "format": FORMAT,
@@ -263,6 +271,10 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
         shutil.rmtree(out)
     os.replace(work, out)
     return ConvertResult(out, n, len(charset), dict(skipped))
+
+
+def _one_line(sample_id: str) -> str:
+    return sample_id.replace("\n", " ").replace("\r", " ")
 
 
 def _reason(message: str) -> str:
@@ -332,6 +344,14 @@ class Store:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def sample_ids(self) -> list[str] | None:
+        """Where each sample came from (``ids.txt``), or None for a store made before it was kept."""
+        f = self.path / "ids.txt"
+        if not f.exists():
+            return None
+        ids = f.read_text(encoding="utf-8").splitlines()
+        return ids if len(ids) == len(self) else None
+
     @property
     def size(self) -> int:
         return int(self.images.shape[1])
@@ -357,7 +377,7 @@ def store_view(src: str | os.PathLike, dst: str | os.PathLike, split: np.ndarray
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "split.npy").unlink(missing_ok=True)
     for f in src.iterdir():
-        if f.suffix == ".npy" and f.name != "split.npy":
+        if (f.suffix == ".npy" and f.name != "split.npy") or f.name == "ids.txt":
             (dst / f.name).unlink(missing_ok=True)
             os.symlink(f.resolve(), dst / f.name)
         elif f.is_file() and f.name != "split.npy":
