@@ -61,17 +61,20 @@ def convert(
     stroke_width: Annotated[float, typer.Option(help="Pen width (px at 64 px) for rendering .pot data.")] = 2.0,
     seed: int = 0,
     on_error: OnError = OnErrorChoice.skip,
+    exclude: Annotated[Path | None, typer.Option(help="Leave out these samples: hccr audit's audit.json, or a text "
+                                                  "file of sample ids (image path, or FILE#k for a .gnt/.pot record).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     overwrite: bool = False,
 ) -> None:
     """Convert CASIA .gnt/.pot files or a PNG export (<root>/<char>/<n>.png) into a packed store."""
-    from .data.store import ConvertOptions
+    from .data.store import ConvertOptions, read_exclude_list
     from .data.store import convert as run
 
     if len(sources) < 2:
         raise HccrError("convert needs at least one source and the output folder: hccr convert SRC... OUT")
     opts = ConvertOptions(size=size, charset=charset, val_fraction=val_fraction, split_by_writer=split_by_writer,
-                          limit=limit, margin=margin, stroke_width=stroke_width, seed=seed, on_error=on_error.value)
+                          limit=limit, margin=margin, stroke_width=stroke_width, seed=seed, on_error=on_error.value,
+                          exclude=read_exclude_list(exclude) if exclude else ())
     res = run([str(s) for s in sources[:-1]], sources[-1], opts, workers=workers, overwrite=overwrite)
     if res.skipped:
         print("skipped: " + ", ".join(f"{k}: {v}" for k, v in res.skipped.items()))

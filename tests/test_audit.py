@@ -41,3 +41,23 @@ def test_audit_finds_a_merged_class_and_the_samples_it_holds(merged_store, tmp_p
     assert chr(read_gnt(path).codepoints[int(k)]) == "安"
     assert wrong[0]["source"] in (tmp_path / "a" / "audit.md").read_text()
     assert "## Classes that look like two characters" in (tmp_path / "a" / "audit.md").read_text()
+
+
+def test_convert_exclude_leaves_out_what_the_audit_listed(merged_store, tmp_path):
+    r = run_cli("audit", merged_store, "--model", "gb2312", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    listed = {s["source"] for s in json.loads((tmp_path / "a" / "audit.json").read_text())["mislabelled"]}
+    gnt = merged_store.parent / "gnt"
+    r = run_cli("convert", gnt, tmp_path / "clean", "--exclude", tmp_path / "a" / "audit.json")
+    assert r.returncode == 0, r.stderr
+    assert f"excluded (--exclude): {len(listed)}" in r.stdout
+    clean = Store(tmp_path / "clean")
+    assert len(clean) == len(Store(merged_store)) - len(listed)
+    assert listed.isdisjoint(clean.sample_ids())
+    # A list that matches nothing (made from other files) is an error, not a silent no-op.
+    (tmp_path / "other.txt").write_text("# checked by hand\n/elsewhere/1.gnt#3\n")
+    r = run_cli("convert", gnt, tmp_path / "c2", "--exclude", tmp_path / "other.txt")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "--exclude: none of its 1 sample ids" in r.stderr
+    r = run_cli("convert", gnt, tmp_path / "c3", "--exclude", tmp_path / "missing.json")
+    assert r.returncode != 0 and "missing.json: cannot read the exclude list" in r.stderr

@@ -83,6 +83,7 @@ class ConvertOptions:
     stroke_width: float = 2.0  # for rendering .pot trajectories, in pixels at 64 px
     seed: int = 0
     on_error: str = "skip"
+    exclude: tuple[str, ...] = ()  # sample ids to leave out (as ids.txt and hccr audit name them)
 
 
 @dataclass
@@ -116,7 +117,7 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
     work = out.with_name(out.name + ".partial")
     # What finished chunks depend on; --on-error does not change a chunk that was finished, so a
     # conversion stopped by a bad sample can be resumed with --on-error skip.
-    options = {k: v for k, v in asdict(opts).items() if k != "on_error"}
+    options = {k: v for k, v in asdict(opts).items() if k not in ("on_error", "exclude")}
     plan = {"format": FORMAT, "sources": [str(s) for s in sources], "options": options,
             "units": [u.key for u in units]}
     if work.exists():
@@ -202,6 +203,17 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     keep = ids >= 0
     if (~keep).any():
         skipped["not in charset"] += int((~keep).sum())
+    sample_ids = np.concatenate(ids_all) if ids_all else np.zeros(0, str)
+    if opts.exclude:
+        drop = excluded(sample_ids, opts.exclude)
+        if not drop.any():
+            raise HccrError(f"--exclude: none of its {len(opts.exclude)} sample ids is among these sources' samples "
+                            "(ids are what hccr audit lists: the image path, or FILE#k for the k-th record of a "
+                            ".gnt/.pot file); check that it was made from the same files")
+        if int(drop.sum()) < len(set(opts.exclude)):
+            print(f"--exclude: {int(drop.sum())} of its {len(set(opts.exclude))} sample ids found and left out")
+        skipped["excluded (--exclude)"] += int((drop & keep).sum())
+        keep &= ~drop
     if opts.limit is not None:
         over = np.flatnonzero(keep)[opts.limit:]
         keep[over] = False
@@ -234,7 +246,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     del images
     labels = ids[keep]
     writer_ids = writer_ids[keep]
-    sample_ids = np.concatenate(ids_all)[keep] if ids_all else np.zeros(0, str)
+    sample_ids = sample_ids[keep]
     split = make_split(labels, writer_ids, opts.val_fraction, opts.split_by_writer, opts.seed)
     np.save(work / "labels.npy", labels)
     np.save(work / "writers.npy", writer_ids)
@@ -271,6 +283,45 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
         shutil.rmtree(out)
     os.replace(work, out)
     return ConvertResult(out, n, len(charset), dict(skipped))
+
+
+def _canonical(sample_id: str, cache: dict[str, str]) -> str:
+    """``PATH`` or ``PATH#k`` with PATH made absolute, so ids match whatever directory they were named from."""
+    path, sep, rec = sample_id.partition("#") if ".gnt" in sample_id or ".pot" in sample_id else (sample_id, "", "")
+    if path not in cache:
+        cache[path] = os.path.realpath(path)
+    return cache[path] + sep + rec
+
+
+def excluded(sample_ids: np.ndarray, exclude: tuple[str, ...]) -> np.ndarray:
+    """Boolean mask of the samples whose id is in ``exclude``."""
+    cache: dict[str, str] = {}
+    wanted = {_canonical(e, cache) for e in exclude}
+    return np.fromiter((_canonical(i, cache) in wanted for i in sample_ids.tolist()), bool, len(sample_ids))
+
+
+def read_exclude_list(path: str | os.PathLike) -> tuple[str, ...]:
+    """Sample ids to leave out: an ``audit.json`` from hccr audit (its suspect samples) or a text file
+    with one id per line (``#`` starts a comment), e.g. the audit's list after a person checked it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise HccrError(f"{path}: cannot read the exclude list ({e.strerror or e})") from None
+    if path.suffix == ".json":
+        try:
+            samples = json.loads(text).get("mislabelled", [])
+        except (ValueError, AttributeError):
+            raise HccrError(f"{path}: not an audit.json from hccr audit (expected a 'mislabelled' list)") from None
+        ids = [s["source"] for s in samples if isinstance(s, dict) and s.get("source")]
+        if samples and not ids:
+            raise HccrError(f"{path}: its samples carry no source file (the store predates ids.txt): "
+                            "convert the data again, rerun hccr audit, then exclude")
+    else:
+        ids = [ln.split("  #")[0].strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not ids:
+        raise HccrError(f"{path}: lists no sample to exclude")
+    return tuple(ids)
 
 
 def _one_line(sample_id: str) -> str:
