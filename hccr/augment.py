@@ -62,6 +62,8 @@ class AugmentConfig:
     blur: float = 0.0  # probability of a Gaussian blur, sigma uniform in blur_sigma (px at the input size)
     blur_sigma: tuple[float, float] = (0.4, 1.2)
     noise: float = 0.0  # pixel noise: Gaussian, std uniform in [0, noise] per sample (1 = full ink), clipped
+    erase: float = 0.0  # probability of blanking a random rectangle (a missing or unfamiliar part)
+    erase_size: tuple[float, float] = (0.15, 0.35)  # its sides, as fractions of the image side
 
     @property
     def photometric(self) -> bool:
@@ -144,6 +146,22 @@ def random_pen_ink(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | N
         grain = torch.randn(x.shape, generator=generator).to(dev)
         x = (x + grain.to(x.dtype) * std.view(b, 1, 1, 1).to(x.dtype)).clamp_(0, 1)
     return x
+
+
+def random_erase(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
+    """Blank one random rectangle (sides uniform in ``erase_size`` of the image side) in each sample
+    with probability ``erase``, so no single part of a character decides the answer."""
+    b, _, h, w = x.shape
+    dev = x.device
+    lo, hi = cfg.erase_size
+    u = torch.rand(b, 5, generator=generator).to(dev)
+    eh, ew = (lo + (hi - lo) * u[:, 0]) * h, (lo + (hi - lo) * u[:, 1]) * w
+    y0, x0 = u[:, 2] * (h - eh), u[:, 3] * (w - ew)
+    ys = torch.arange(h, device=dev).view(1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, w)
+    inside = ((ys >= y0.view(b, 1, 1)) & (ys < (y0 + eh).view(b, 1, 1))
+              & (xs >= x0.view(b, 1, 1)) & (xs < (x0 + ew).view(b, 1, 1)) & (u[:, 4] < cfg.erase).view(b, 1, 1))
+    return x.masked_fill(inside.unsqueeze(1), 0.0)
 
 
 def batched_blur(x: Tensor, sigma: Tensor, max_sigma: float) -> Tensor:

@@ -17,7 +17,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import distributed as D
-from .augment import gaussian_blur, random_pen_ink, random_warp, resize, stretch_to_content, to_model_input
+from .augment import (
+    gaussian_blur,
+    random_erase,
+    random_pen_ink,
+    random_warp,
+    resize,
+    stretch_to_content,
+    to_model_input,
+)
 from .checkpoint import checkpoint_meta, save_checkpoint, unwrap
 from .config import TrainConfig, config_to_dict
 from .data.store import Store
@@ -42,6 +50,8 @@ def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, devic
         x = random_warp(x, cfg.augment, generator)
         if cfg.augment.photometric:
             x = random_pen_ink(x, cfg.augment, generator)
+        if cfg.augment.erase:
+            x = random_erase(x, cfg.augment, generator)
     if cfg.blur_ksize > 1:
         x = gaussian_blur(x, cfg.blur_ksize, cfg.blur_sigma)
     return to_model_input(x, cfg.ink, cfg.channels_last)

@@ -146,6 +146,21 @@ def test_blur_and_noise_augmentation_soften_strokes_and_add_grain_per_sample():
     assert float(n.min()) >= 0 and float(n.max()) <= 1 and float((n - x).abs().mean()) > 0.01
 
 
+def test_erase_blanks_one_rectangle_in_about_the_chosen_share_of_samples():
+    from hccr.augment import AugmentConfig, random_erase
+
+    x = torch.ones(200, 1, 32, 32)  # all ink: what is erased shows as zeros
+    y = random_erase(x, AugmentConfig(erase=0.5, erase_size=(0.25, 0.25)), torch.Generator().manual_seed(0))
+    gone = (y == 0).sum((1, 2, 3))
+    hit = gone > 0
+    assert 70 < int(hit.sum()) < 130  # about half the samples
+    assert torch.equal(y[~hit], x[~hit])
+    assert bool(((gone[hit] >= 7 * 7) & (gone[hit] <= 9 * 9)).all())  # one 8x8-ish box (a quarter of each side)
+    rows = (y[hit] == 0).any(3).squeeze(1).float()  # the erased rows of each sample are contiguous
+    assert bool((rows.diff(dim=1).abs().sum(1) <= 2).all())
+    assert torch.equal(random_erase(x, AugmentConfig(erase=0.0)), x)
+
+
 def test_warp_basis_is_affine_grid_plus_bicubic_field():
     """The augmentation's one matrix product equals torch's affine_grid + bicubic interpolate."""
     import torch.nn.functional as F
