@@ -302,7 +302,8 @@ def excluded(sample_ids: np.ndarray, exclude: tuple[str, ...]) -> np.ndarray:
 
 def read_exclude_list(path: str | os.PathLike) -> tuple[str, ...]:
     """Sample ids to leave out: an ``audit.json`` from hccr audit (its suspect samples) or a text file
-    with one id per line (``#`` starts a comment), e.g. the audit's list after a person checked it."""
+    with one id per line (a line starting with ``#``, or the rest of a line after two spaces and ``#``,
+    is a comment), e.g. the audit's list after a person checked it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
