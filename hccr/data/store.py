@@ -287,7 +287,9 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
 
 def _canonical(sample_id: str, cache: dict[str, str]) -> str:
     """``PATH`` or ``PATH#k`` with PATH made absolute, so ids match whatever directory they were named from."""
-    path, sep, rec = sample_id.partition("#") if ".gnt" in sample_id or ".pot" in sample_id else (sample_id, "", "")
+    path, sep, rec = sample_id.rpartition("#")
+    if not (sep and rec.isdigit()):  # an image path: no record number
+        path, sep, rec = sample_id, "", ""
     if path not in cache:
         cache[path] = os.path.realpath(path)
     return cache[path] + sep + rec
