@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import REAL, save, table, tail_split  # noqa: E402
 
 import hccr  # noqa: E402
+from hccr.augment import batched_blur  # noqa: E402
 from hccr.data.images import load_gray  # noqa: E402
 from hccr.evaluate import topk_accuracy  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
@@ -37,12 +38,9 @@ def dilate(x: np.ndarray, strength: float) -> np.ndarray:
 
 
 def blur(x: np.ndarray, sigma: float, gain: float = 1.0) -> np.ndarray:
-    r = 2
-    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma * sigma))
-    k = k / k.sum()
-    t = torch.nn.functional.conv2d(torch.from_numpy(x), k.view(1, 1, 1, -1), padding=(0, r))
-    t = torch.nn.functional.conv2d(t, k.view(1, 1, -1, 1), padding=(r, 0))
-    return (t * gain).clamp(0, 1).numpy()
+    """The training pipeline's Gaussian blur (zero padding, radius 3 sigma), then an ink gain."""
+    t = torch.from_numpy(x)
+    return (batched_blur(t, torch.full((len(t),), sigma), sigma) * gain).clamp(0, 1).numpy()
 
 
 TRANSFORMS = {
