@@ -118,7 +118,17 @@ def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_pat
 
     cfg = _cfg(model_args={}, epochs=2, ema=0.9, schedule="constant")
     m = fit(cfg, tiny_store, tmp_path / "whole", progress=False)
-    assert m["val_acc"] > 0.5  # validation reads the averaged network, which has learnt too
+    # Validation reads the averaged network: the saved checkpoint (the average) scores exactly what
+    # the run reported. (Not a threshold on what a 32-step run learns: that varies by CPU.)
+    from hccr.data.store import Store
+    from hccr.distributed import DistEnv
+    from hccr.train import evaluate, split_indices
+
+    avg, _ = load_checkpoint(tmp_path / "whole" / "last.json")
+    st = Store(tiny_store)
+    env = DistEnv()
+    again = evaluate(avg, st, split_indices(st, cfg)[1], cfg, env)
+    assert again["val_count"] == m["val_count"] and abs(again["val_loss"] - m["val_loss"]) < 1e-3
     state = torch.load(tmp_path / "whole" / "last.state.pt", weights_only=True)
     saved = load_file(str(tmp_path / "whole" / "last.safetensors"))
     key = next(k for k in saved if k.endswith("weight") and saved[k].dim() == 4)
