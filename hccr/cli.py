@@ -58,7 +58,13 @@ def convert(
     split_by_writer: Annotated[bool, typer.Option(help="Hold out whole writers for validation.")] = False,
     limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
     margin: Annotated[float, typer.Option(help="Blank border as a fraction of the side.")] = 0.0,
-    stroke_width: Annotated[float, typer.Option(help="Pen width (px at 64 px) for rendering .pot data.")] = 2.0,
+    pen_width: Annotated[float | None, typer.Option("--pen-width", "--stroke-width",
+                                                    help="Median pen width (px at 64 px) for drawing .pot "
+                                                    "trajectories (default: hccr's pen, fitted to real scans).")] = None,
+    val_every: Annotated[int, typer.Option(help="Hold out every N-th writer (by name order) for validation, "
+                                           "e.g. 22: writers 22, 44, ... of the sorted list.")] = 0,
+    val_writers: Annotated[str | None, typer.Option(help="Hold out these writers for validation: names separated "
+                                                    "by commas (file names without suffix, e.g. 1023-c).")] = None,
     seed: int = 0,
     on_error: OnError = OnErrorChoice.skip,
     exclude: Annotated[Path | None, typer.Option(help="Leave out these samples: hccr audit's audit.json, or a text "
@@ -73,7 +79,9 @@ def convert(
     if len(sources) < 2:
         raise HccrError("convert needs at least one source and the output folder: hccr convert SRC... OUT")
     opts = ConvertOptions(size=size, charset=charset, val_fraction=val_fraction, split_by_writer=split_by_writer,
-                          limit=limit, margin=margin, stroke_width=stroke_width, seed=seed, on_error=on_error.value,
+                          limit=limit, margin=margin, pen_width=pen_width, val_every=val_every,
+                          val_writers=tuple(w.strip() for w in val_writers.split(",") if w.strip()) if val_writers else (),
+                          seed=seed, on_error=on_error.value,
                           exclude=read_exclude_list(exclude) if exclude else ())
     res = run([str(s) for s in sources[:-1]], sources[-1], opts, workers=workers, overwrite=overwrite)
     if res.skipped:

@@ -1,78 +1,63 @@
 #!/usr/bin/env bash
-# The shipped GB2312 recognizer from nothing: synthesise -> convert -> train -> package.
-# Every step resumes where it stopped: after an interruption, run the same command again.
+# The shipped gb2312 recognizer: real writers' trajectories + real scans + synthetic handwriting of
+# every GB2312 character -> one store -> train from gb2312-synth -> calibrate -> package.
+# Every step resumes where it stopped: after an interruption (kill -9 included), run the same command.
 #
-#   scripts/train_gb2312.sh [WORK]          (default WORK=runs/gb2312)
+#   scripts/train_gb2312.sh [WORK]          (default WORK=../hccr-runs/gb2312, outside the checkout)
+#
+# Data (read-only, never copied into the repository):
+#   OLHWDB [../shared/data/casia-olhwdb1.1-train.tar.xz]  220 writers' .pot files; unpacked to WORK/olhwdb
+#   HWDB22 [../shared/data/casia-hwdb-22]                 casia-hwdb-22 (its CASIA-HWDB_Train scans)
+# Validation: writers 22, 44, ..., 220 of the 220 (by name): 1023-c 1047-c ... 1239-c, never trained on.
 #
 # Environment (defaults in brackets):
-#   WRITERS [64]        simulated writers for training (6,763 samples each)
-#   VAL_WRITERS [3]     further writers held out whole: the "unseen synthetic writers" validation
-#   STEPS               optimizer steps (default: the gb2312 preset's 8,000, ~72 min on 2 CPU cores)
-#   MODEL               architecture (default: the gb2312 preset's, resnet-lean; e.g. charnet-s)
-#   CONTINUE_STEPS [0]  then continue the run this many steps (lr 1e-3) on as many fresh writers
-#                       (seed 2313) and ship the average of both runs' weights (hccr average); 5000
-#                       took +6 min synth, ~45 min train on 2 CPU cores (real validation 0.4959 vs
-#                       0.4876 for the first run alone). The shipped gb2312-synth then averaged two
-#                       more rounds made on a GPU (benchmarks/gpu_continue.sh, seeds 2314 and 2315):
-#                       0.5059 (docs/benchmarks.md)
-#   STYLE [builtin]     the simulated writers' style: builtin (hccr/assets/style-builtin.json, what
-#                       the shipped model was trained with), default (hccr's calibrated profile,
-#                       7 pt worse on real handwriting at 6,763 classes: docs/benchmarks.md), or a
-#                       profile JSON of your own (hccr synth --calibrate)
-#   FONTS               extra shape sources, font files separated by ':' (default: none)
-#   FONT_FRACTION [0.3] share of samples drawn from FONTS when given
+#   SYNTH_WRITERS [40]  simulated writers of all 6,763 characters (level-2's only source; seed 7000)
+#   STEPS               optimizer steps (default: the gb2312 preset's 10,000)
+#   INIT [gb2312-synth] the model training starts from
 #   DEVICE              cpu, cuda (default: the GPU if any)
 #   HCCR [hccr]         the command to run (e.g. "python3 -m hccr.cli" without an install)
+#
+# Wall time: unpack 12 s, synth 4 min, convert 4 min (5,300 samples/s) on 2 cores of an AMD EPYC
+# (AVX-512); training ~330 img/s there (see docs/results.md for the figures per machine).
 set -euo pipefail
-WORK=${1:-runs/gb2312}
-WRITERS=${WRITERS:-64}
-VAL_WRITERS=${VAL_WRITERS:-3}
-FONT_FRACTION=${FONT_FRACTION:-0.3}
-STYLE=${STYLE:-builtin}
+here=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-$here/../hccr-runs/gb2312}
+OLHWDB=${OLHWDB:-$here/../shared/data/casia-olhwdb1.1-train.tar.xz}
+HWDB22=${HWDB22:-$here/../shared/data/casia-hwdb-22}
+SYNTH_WRITERS=${SYNTH_WRITERS:-40}
+INIT=${INIT:-gb2312-synth}
 HCCR=${HCCR:-hccr}
 mkdir -p "$WORK"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 t0=$(date +%s)
 
-font_args=()
-case "$STYLE" in
-  builtin) font_args+=(--style "$(dirname "$0")/../hccr/assets/style-builtin.json") ;;
-  default) ;;
-  *) font_args+=(--style "$STYLE") ;;
-esac
-if [ -n "${FONTS:-}" ]; then
-  IFS=':' read -r -a fonts <<< "$FONTS"
-  for f in "${fonts[@]}"; do font_args+=(--font "$f"); done
-  font_args+=(--font-fraction "$FONT_FRACTION")
+log "1/5 unpack $OLHWDB"
+if [ ! -f "$WORK/olhwdb/.done" ]; then
+  mkdir -p "$WORK/olhwdb" && tar -xJf "$OLHWDB" -C "$WORK/olhwdb" && touch "$WORK/olhwdb/.done"
 fi
+pots=$(dirname "$(find "$WORK/olhwdb" -name '*.pot' | head -n 1)")
+val=$(ls "$pots" | sed 's/\.pot$//' | sort | awk 'NR % 22 == 0' | paste -sd, -)
+log "   validation writers (every 22nd): $val"
 
-log "1/4 synth: $((WRITERS + VAL_WRITERS)) writers x 6,763 characters ${FONTS:+(fonts: $FONTS)}"
-$HCCR synth "$WORK/synth" --chars gb2312 --writers $((WRITERS + VAL_WRITERS)) --seed 2312 "${font_args[@]}" \
-  2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
+log "2/5 synth: $SYNTH_WRITERS writers x 6,763 characters (built-in style)"
+$HCCR synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed 7000 \
+  --style "$here/hccr/assets/style-builtin.json" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
 
-log "2/4 convert (validation: $VAL_WRITERS whole writers)"
+log "3/5 convert: trajectories drawn with hccr's pen, scans and synthetic writers -> one store"
 if [ ! -f "$WORK/store/manifest.json" ]; then
-  $HCCR convert "$WORK/synth" "$WORK/store" --charset gb2312 --split-by-writer \
-    --val-fraction "$(python3 -c "print($VAL_WRITERS / ($WRITERS + $VAL_WRITERS))")" 2>&1 | tail -n 2
+  $HCCR convert "$pots" "$WORK/synth" "$HWDB22/CASIA-HWDB_Train" "$WORK/store" --charset gb2312 \
+    --val-writers "$val" 2>&1 | tail -n 2 | tee -a "$WORK/recipe.log"
 fi
 
-log "3/4 train (preset gb2312${MODEL:+, model $MODEL}${STEPS:+, $STEPS steps})"
-train_args=(--preset gb2312 --data "$WORK/store" --out "$WORK/run")
-[ -n "${MODEL:-}" ] && train_args+=(--set "model=$MODEL")
+log "4/5 train (preset gb2312 from $INIT${STEPS:+, $STEPS steps})"
+train_args=(--preset gb2312 --data "$WORK/store" --out "$WORK/run" --set "init=$INIT")
 [ -n "${STEPS:-}" ] && train_args+=(--set "steps=$STEPS")
 [ -n "${DEVICE:-}" ] && train_args+=(--device "$DEVICE")
 [ -f "$WORK/run/last.state.pt" ] && train_args+=(--resume)
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
-final="$WORK/run"
-if [ "${CONTINUE_STEPS:-0}" -gt 0 ]; then
-  log "3b/4 continue $CONTINUE_STEPS steps on $((WRITERS + VAL_WRITERS)) fresh writers, then average the two runs"
-  INIT="$WORK/run" SEED=2313 STEPS=$CONTINUE_STEPS WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS HCCR=$HCCR \
-    bash "$(dirname "$0")/continue_gb2312.sh" "$WORK" 2 "${font_args[@]}"
-  $HCCR average "$WORK/run" "$WORK/run2" --out "$WORK/average" | tee -a "$WORK/recipe.log"
-  final="$WORK/average.json"
-fi
-
-log "4/4 package -> $WORK/gb2312.{json,safetensors,onnx}"
-$HCCR package "$final" --out "$WORK/gb2312" --recipe "scripts/train_gb2312.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} MODEL=${MODEL:-preset} CONTINUE_STEPS=${CONTINUE_STEPS:-0} FONTS=${FONTS:+yes} STYLE=$STYLE)"
+log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
+$HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior \
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS STEPS=${STEPS:-preset} INIT=$INIT)"
+$HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"

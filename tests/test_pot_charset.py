@@ -1,8 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 
 from hccr.data.charset import Charset, gb2312_chars, resolve_charset
-from hccr.data.pot import encode_pot_record, parse_pot
-from hccr.data.render import render_trajectory
+from hccr.data.pot import encode_pot_record, parse_pot, read_pot
+from hccr.data.render import Pen, render_framed, render_trajectory
+
+# The first 8 records of writer 1001's file in CASIA-OLHWDB1.1 (2.6 KB): CASIA's own byte layout.
+REAL_POT = Path(__file__).parent / "data" / "1001-c.pot"
 
 
 def test_gb2312_sets_come_from_the_codec():
@@ -22,11 +27,43 @@ def test_charset_file_round_trip(tmp_path):
 def test_pot_round_trip_and_render():
     strokes = [np.array([[10, 10], [90, 12]]), np.array([[50, 0], [52, 100], [40, 90]])]
     data = encode_pot_record("十", strokes) + encode_pot_record("A", strokes[:1])
+    assert data[2:4] == "十".encode("gb2312")[::-1]  # CASIA's swapped tag
     rec = parse_pot(data, "w.pot")
     assert rec.problems == [] and [s.char for s in rec.samples] == ["十", "A"]
     np.testing.assert_array_equal(rec.samples[0].strokes[1], strokes[1])
     img = render_trajectory(rec.samples[0].strokes, size=48, stroke_width=3)
     assert max(img.shape) <= 50 and img.min() < 50 and img.max() == 255
+
+
+def test_a_real_casia_pot_file_reads_with_its_labels():
+    """A writer's file lists the characters in GB2312 code order from where it starts: 角 is BD C7,
+    and the next records are BD C8, BD C9, ... (CASIA stores the two bytes swapped)."""
+    rec = read_pot(REAL_POT)
+    assert rec.problems == [] and len(rec.samples) == 8 and rec.writer == "1001-c"
+    expected = [bytes((0xBD, 0xC7 + i)).decode("gb2312") for i in range(8)]
+    assert [s.char for s in rec.samples] == expected == list("角饺缴绞剿教酵轿")
+    assert [len(s.strokes) for s in rec.samples][:2] == [6, 8]  # the header's stroke counts agree
+    # hccr writes the same layout: a record re-encoded is byte for byte the file's
+    raw = REAL_POT.read_bytes()
+    again = b"".join(encode_pot_record(s.char, s.strokes) for s in rec.samples)
+    assert again == raw
+
+
+def test_pen_draws_real_trajectories_framed_as_prediction_frames_scans():
+    from hccr.preprocess import normalize
+
+    s = read_pot(REAL_POT).samples[0]
+    pen = Pen()
+    img = render_framed(s.strokes, 64, pen)
+    assert img.shape == (64, 64) and img.min() < 140  # grey ink, as scans have it
+    ink = np.argwhere(img < 200)
+    assert ink.min(0).min() <= 2 and ink.max(0).max() >= 61  # the longer side spans the square
+    # prediction frames a cropped image the same way: the two agree closely
+    assert np.abs(normalize(img, 64).astype(int) - (255 - img.astype(int))).mean() < 8
+    heavy = render_framed(s.strokes, 64, Pen(width=6.0))
+    assert (heavy < 200).sum() > 1.5 * (img < 200).sum()  # the pen width is what it says
+    a, b = (pen.draw([6, 8], "w1") for _ in range(2))
+    assert a[0].width == b[0].width and a[0].width != pen.draw([6, 8], "w2")[0].width  # per writer, repeatable
 
 
 def test_pot_truncated_is_reported():
@@ -41,8 +78,8 @@ def test_pot_file_converts_to_a_store(tmp_path):
     data = b"".join(encode_pot_record(ch, [np.array([[0, 0], [100, 5 * k]]), np.array([[50, 0], [50, 100]])])
                     for k, ch in enumerate("十字十字"))
     (tmp_path / "001.pot").write_bytes(data)
-    res = convert([str(tmp_path / "001.pot")], tmp_path / "st", ConvertOptions(size=32, stroke_width=3),
+    res = convert([str(tmp_path / "001.pot")], tmp_path / "st", ConvertOptions(size=32, pen_width=3),
                   workers=1, progress=False)
     s = Store(res.path)
     assert len(s) == 4 and list(s.charset) == ["十", "字"] and s.writer_names == ["001"]
-    assert s.images.max() > 200  # rendered ink, high after normalisation
+    assert s.images.max() > 120  # rendered ink (grey, as scans), high after normalisation

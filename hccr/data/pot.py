@@ -1,9 +1,14 @@
-"""CASIA-OLHWDB online ``.pot`` files and their rendering to offline bitmaps.
+"""CASIA-OLHWDB online ``.pot`` files: a bulk reader and a writer.
 
-Record layout (little-endian)::
+Record layout (little-endian), as CASIA ships it::
 
-    uint16 sample size | 4 bytes tag code (GB bytes, NUL padded) | uint16 stroke count |
+    uint16 sample size | 4 bytes tag code | uint16 stroke count |
     int16 (x, y) points ... ; (-1, 0) ends a stroke, (-1, -1) ends the character
+
+The tag code holds the character's GB2312 bytes *swapped*: 角 (GB2312 ``BD C7``) is stored as
+``C7 BD 00 00``. A one-byte symbol is stored as that byte followed by NULs.
+
+Only the chain of sample sizes is walked record by record; each record's points are one numpy view.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HccrError, Problem
-from .render import render_trajectory
 
 _HEAD = struct.Struct("<H4sH")
 
@@ -34,22 +38,37 @@ class PotRecords:
     writer: str
     samples: list[PotSample]
     problems: list[Problem] = field(default_factory=list)
+    records: list[int] = field(default_factory=list)  # each sample's record number in the file
 
 
-def _decode_tag(raw: bytes) -> str:
-    ch = raw.rstrip(b"\x00").decode("gbk")
-    if len(ch) != 1:
+def decode_tag(raw: bytes) -> str:
+    """A ``.pot`` tag code -> its character (bytes 0 and 1 hold the GB code low byte first)."""
+    code = bytes((raw[1], raw[0])) if raw[1] else raw[:1]
+    ch = code.decode("gbk")  # raises UnicodeDecodeError
+    if len(ch) != 1 or ch == "\x00":
         raise UnicodeDecodeError("gbk", raw, 0, len(raw), "not a single character")
     return ch
 
 
+def encode_tag(ch: str) -> bytes:
+    try:
+        raw = ch.encode("gbk")
+    except UnicodeEncodeError:
+        raise HccrError(f"character {ch!r} (U+{ord(ch):04X}) has no GBK code; .pot cannot store it") from None
+    if len(raw) == 1:
+        return raw + b"\x00\x00\x00"
+    return bytes((raw[1], raw[0])) + b"\x00\x00"
+
+
 def parse_pot(data: bytes, source: str = "<bytes>", writer: str | None = None) -> PotRecords:
-    """Parse a whole ``.pot`` buffer; the points of each record are decoded with one numpy view."""
+    """Parse a whole ``.pot`` buffer; bad records become :class:`Problem` s, the rest are kept."""
     problems: list[Problem] = []
     samples: list[PotSample] = []
-    n, off = len(data), 0
+    records: list[int] = []
+    n, off, k = len(data), 0, -1
     while off < n:
-        where = f"record at offset {off}"
+        k += 1
+        where = f"record {k} at offset {off}"
         if off + _HEAD.size > n:
             problems.append(Problem(source, f"truncated record: {n - off} bytes left", where))
             break
@@ -62,18 +81,20 @@ def parse_pot(data: bytes, source: str = "<bytes>", writer: str | None = None) -
                             offset=off + _HEAD.size).reshape(-1, 2)
         off += size
         try:
-            ch = _decode_tag(tag)
+            ch = decode_tag(tag)
         except UnicodeDecodeError:
-            problems.append(Problem(source, f"undecodable tag code {tag.hex()} (not GBK)", where))
+            problems.append(Problem(source, f"undecodable tag code {tag.hex()} (not a GB2312/GBK character)", where))
             continue
-        ends = np.flatnonzero((pts[:, 0] == -1) & (pts[:, 1] == 0))
-        final = np.flatnonzero((pts[:, 0] == -1) & (pts[:, 1] == -1))
+        pen_up = pts[:, 0] == -1
+        final = np.flatnonzero(pen_up & (pts[:, 1] == -1))
         if len(final) == 0:
             problems.append(Problem(source, "record has no (-1, -1) end marker", where))
             continue
         stop = int(final[0])
-        bounds = [-1, *[int(e) for e in ends if e < stop]]
-        strokes = [pts[a + 1 : b].copy() for a, b in zip(bounds, bounds[1:], strict=False) if b - a > 1]
+        ends = np.flatnonzero(pen_up[:stop] & (pts[:stop, 1] == 0))
+        bounds = np.concatenate([[-1], ends, [stop]])
+        strokes = [pts[a + 1 : b].copy() for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+                   if b - a > 1]
         if len(strokes) != nstrokes:
             problems.append(Problem(source, f"stroke count {nstrokes} in the header but {len(strokes)} strokes "
                                     "in the data", where))
@@ -82,7 +103,8 @@ def parse_pot(data: bytes, source: str = "<bytes>", writer: str | None = None) -
             problems.append(Problem(source, "record has no points", where))
             continue
         samples.append(PotSample(ch, strokes))
-    return PotRecords(source, writer or Path(source).stem, samples, problems)
+        records.append(k)
+    return PotRecords(source, writer or Path(source).stem, samples, problems, records)
 
 
 def read_pot(path: str | os.PathLike) -> PotRecords:
@@ -93,8 +115,7 @@ def read_pot(path: str | os.PathLike) -> PotRecords:
 
 
 def encode_pot_record(ch: str, strokes: Iterable[np.ndarray]) -> bytes:
-    """One ``.pot`` record (used by tests and to export synthetic online data)."""
-    tag = ch.encode("gbk").ljust(4, b"\x00")
+    """One ``.pot`` record in CASIA's layout (used by tests and to export online data)."""
     body = bytearray()
     strokes = [np.asarray(s, dtype="<i2").reshape(-1, 2) for s in strokes]
     for s in strokes:
@@ -103,12 +124,15 @@ def encode_pot_record(ch: str, strokes: Iterable[np.ndarray]) -> bytes:
     size = _HEAD.size + len(body)
     if size > 0xFFFF:
         raise HccrError(f"{ch!r}: {size} bytes do not fit a .pot record (65535 max)")
-    return _HEAD.pack(size, tag, len(strokes)) + bytes(body)
+    return _HEAD.pack(size, encode_tag(ch), len(strokes)) + bytes(body)
 
 
-def iter_pot(path: str | os.PathLike, size: int = 64, stroke_width: float = 2.0,
-             on_problem: Callable[[Problem], None] | None = None) -> Iterator[tuple[np.ndarray, str, str]]:
-    """Stream ``(rendered bitmap, character, writer)`` over a ``.pot`` file or folder of them."""
+def iter_pot(path: str | os.PathLike, size: int = 64, on_problem: Callable[[Problem], None] | None = None
+             ) -> Iterator[tuple[np.ndarray, str, str]]:
+    """Stream ``(rendered bitmap, character, writer)`` over a ``.pot`` file or folder of them,
+    drawn with hccr's pen model (:mod:`hccr.data.render`), dark ink on white, cropped."""
+    from .render import Pen, render_cropped
+
     path = Path(path)
     files = sorted(path.rglob("*.pot")) if path.is_dir() else [path]
     for f in files:
@@ -117,5 +141,6 @@ def iter_pot(path: str | os.PathLike, size: int = 64, stroke_width: float = 2.0,
             if on_problem is None:
                 raise HccrError(str(p))
             on_problem(p)
-        for s in rec.samples:
-            yield render_trajectory(s.strokes, size=size, stroke_width=stroke_width), s.char, rec.writer
+        pens = Pen().draw(len(rec.samples), rec.writer)
+        for s, pen in zip(rec.samples, pens, strict=True):
+            yield render_cropped(s.strokes, size, pen), s.char, rec.writer

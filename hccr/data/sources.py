@@ -58,9 +58,10 @@ class Unit:
             return f"images:{self.path}:{digest}"
         return f"{self.kind}:{self.path}:{self.member or ''}:{self.part}/{self.parts}"
 
-    def samples(self, stroke_width: float = 2.0, render_size: int = 64) -> Iterator[Sample | Problem]:
-        """The unit's samples in file order; ``.pot`` trajectories are drawn at ``render_size`` px
-        with ``stroke_width`` (px at 64). Images are read one at a time, as they are needed."""
+    def samples(self, pen_width: float | None = None) -> Iterator[Sample | Problem]:
+        """The unit's samples in file order. ``.pot`` trajectories are drawn with hccr's pen model
+        (:mod:`hccr.data.render`; ``pen_width``: its median width, px at 64 px) and cropped to the
+        ink. Images are read one at a time, as they are needed."""
         if self.kind == "gnt":
             g = GntUnit(self.path, self.member)
             rec = g.read()
@@ -71,11 +72,13 @@ class Unit:
                 yield from rec.problems
         elif self.kind == "pot":
             from .pot import read_pot
-            from .render import render_trajectory
+            from .render import crop_to_ink, render_framed
 
             rec = read_pot(self.path)
-            for k, s in enumerate(rec.samples):
-                img = render_trajectory(s.strokes, size=render_size, stroke_width=stroke_width)
+            pen = pot_pen(pen_width)
+            drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
+            for k, s, d in zip(rec.records, rec.samples, drawn, strict=True):
+                img = crop_to_ink(render_framed(s.strokes, 64, pen, d))
                 yield Sample(f"{self.path}#{k}", s.char, rec.writer, img)
             yield from rec.problems
         else:
@@ -84,6 +87,13 @@ class Unit:
                     yield Sample(path, ch, "", load_gray(path))
                 except HccrError as e:
                     yield Problem(path, str(e).split(": ", 1)[-1])
+
+
+def pot_pen(width: float | None = None):
+    """The pen ``.pot`` trajectories are drawn with (conversion and prediction alike)."""
+    from .render import Pen
+
+    return Pen() if width is None else Pen(width=width)
 
 
 def plan_units(sources: list[str], labelled: bool = True, stdin=None) -> list[Unit]:

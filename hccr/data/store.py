@@ -41,12 +41,14 @@ from .sources import Unit, plan_units  # noqa: F401  (Unit re-exported)
 FORMAT = "hccr-store/1"
 
 
-def run_unit(unit: Unit, size: int, margin: float, stroke_width: float) -> dict:
+def run_unit(unit: Unit, size: int, margin: float, pen_width: float | None = None) -> dict:
     """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples)."""
+    if unit.kind == "pot":
+        return _run_pot_unit(unit, size, margin, pen_width)
     problems: list[Problem] = []
     images, chars, sizes, writers, ids = [], [], [], [], []
     spec = InputSpec(size, margin=margin)  # the framing prediction gives files (hccr.preprocess)
-    for item in unit.samples(stroke_width, render_size=max(size, 64)):
+    for item in unit.samples(pen_width):
         if isinstance(item, Problem):
             problems.append(item)
             continue
@@ -55,6 +57,28 @@ def run_unit(unit: Unit, size: int, margin: float, stroke_width: float) -> dict:
         sizes.append(item.image.shape)
         writers.append(item.writer)
         ids.append(item.id)
+    return _unit_result(images, chars, sizes, writers, ids, problems, size)
+
+
+def _run_pot_unit(unit: Unit, size: int, margin: float, pen_width: float | None) -> dict:
+    """A ``.pot`` file drawn straight into the framed square: clean trajectories need no paper
+    flattening, no crop and no second resize (the fast path of conversion)."""
+    from .pot import read_pot
+    from .render import render_framed
+    from .sources import pot_pen
+
+    rec = read_pot(unit.path)
+    pen = pot_pen(pen_width)
+    drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
+    images = [255 - render_framed(s.strokes, size, pen, d, margin) for s, d in zip(rec.samples, drawn, strict=True)]
+    # sizes: the trajectory's extent in tablet units (its aspect is the character's)
+    sizes = [np.ptp(np.concatenate(s.strokes), axis=0)[::-1].clip(1, 65535) for s in rec.samples]
+    return _unit_result(images, [ord(s.char) for s in rec.samples], sizes, [rec.writer] * len(images),
+                        [f"{unit.path}#{k}" for k in rec.records], list(rec.problems), size)
+
+
+def _unit_result(images: list, chars: list, sizes: list, writers: list, ids: list, problems: list[Problem],
+                 size: int) -> dict:
     return {
         "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
         "chars": np.asarray(chars, dtype=np.int32),
@@ -78,9 +102,11 @@ class ConvertOptions:
     charset: str | None = None
     val_fraction: float = 0.0
     split_by_writer: bool = False
+    val_every: int = 0  # hold out every N-th writer, by name order (a fixed rule, no seed)
+    val_writers: tuple[str, ...] = ()  # hold out these writers (by name) for validation
     limit: int | None = None
     margin: float = 0.0
-    stroke_width: float = 2.0  # for rendering .pot trajectories, in pixels at 64 px
+    pen_width: float | None = None  # median pen width for .pot trajectories, px at 64 (None: hccr's fitted pen)
     seed: int = 0
     on_error: str = "skip"
     exclude: tuple[str, ...] = ()  # sample ids to leave out (as ids.txt and hccr audit name them)
@@ -118,8 +144,8 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
     # What finished chunks depend on; --on-error does not change a chunk that was finished, so a
     # conversion stopped by a bad sample can be resumed with --on-error skip.
     options = {k: v for k, v in asdict(opts).items() if k not in ("on_error", "exclude")}
-    plan = {"format": FORMAT, "sources": [str(s) for s in sources], "options": options,
-            "units": [u.key for u in units]}
+    plan = json.loads(json.dumps({"format": FORMAT, "sources": [str(s) for s in sources], "options": options,
+                                  "units": [u.key for u in units]}))  # as plan.json reads back (lists, not tuples)
     if work.exists():
         old = read_json(work / "plan.json") if (work / "plan.json").exists() else None
         if old != plan and overwrite:
@@ -139,7 +165,7 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
     t0 = time.perf_counter()
     n_new = 0
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
-    args = [(units[i], opts.size, opts.margin, opts.stroke_width) for i in todo]
+    args = [(units[i], opts.size, opts.margin, opts.pen_width) for i in todo]
     with Progress(len(units), "convert", disable=not progress, unit="units") as bar:
         bar.update(len(units) - len(todo))
         for i, res in zip(todo, _map(args, workers), strict=True):
@@ -247,7 +273,16 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     labels = ids[keep]
     writer_ids = writer_ids[keep]
     sample_ids = sample_ids[keep]
-    split = make_split(labels, writer_ids, opts.val_fraction, opts.split_by_writer, opts.seed)
+    if opts.val_writers:
+        unknown = sorted(set(opts.val_writers) - set(wnames))
+        if unknown:
+            raise HccrError(f"--val-writers: no writer named {', '.join(unknown[:5])} in these sources "
+                            f"(writers are file names without suffix, e.g. {', '.join(wnames[:3])})")
+        split = np.isin(writer_ids, [wnames.index(w) for w in opts.val_writers]).astype(np.uint8)
+    elif opts.val_every:
+        split = every_nth_writer(writer_ids, wnames, opts.val_every)
+    else:
+        split = make_split(labels, writer_ids, opts.val_fraction, opts.split_by_writer, opts.seed)
     np.save(work / "labels.npy", labels)
     np.save(work / "writers.npy", writer_ids)
     np.save(work / "sizes.npy", sizes)
@@ -334,6 +369,17 @@ def _one_line(sample_id: str) -> str:
 def _reason(message: str) -> str:
     head = message.split(":")[0].split("(")[0]
     return "".join(ch for ch in head if not ch.isdigit()).strip()
+
+
+def every_nth_writer(writer_ids: np.ndarray, names: list[str], n: int) -> np.ndarray:
+    """0 = train, 1 = validation: the writers at positions n, 2n, ... of the name-sorted list."""
+    if n < 2:
+        raise HccrError(f"--val-every must be at least 2, got {n}")
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    held = [order[i] for i in range(n - 1, len(order), n)]
+    if not held:
+        raise HccrError(f"--val-every {n}: the data has only {len(names)} writers; nobody would be held out")
+    return np.isin(writer_ids, held).astype(np.uint8)
 
 
 def make_split(labels: np.ndarray, writers: np.ndarray, val_fraction: float, by_writer: bool,

@@ -70,7 +70,7 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
 
 
 def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
-    from ..data.render import render_trajectory
+    from ..data.render import render_cropped
 
     if not isinstance(strokes, list) or not strokes:
         raise ApiError(422, "strokes must be a non-empty list of strokes, each a list of [x, y] points")
@@ -93,7 +93,8 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
     pts = np.concatenate(arrays)
     if float((pts.max(0) - pts.min(0)).max()) < 2:
         raise ApiError(422, "the drawing is blank (a dot): draw a character")
-    return render_trajectory(arrays, size=96, stroke_width=5.0)
+    # the renderer and the typical pen of the online training data (hccr.data.render)
+    return render_cropped(arrays, size=64)
 
 
 def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int]:

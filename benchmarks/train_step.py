@@ -1,0 +1,99 @@
+"""What makes hccr's training step faster on this CPU: each variant as a ratio to today's step,
+measured in the same run, interleaved (these machines drift by 10-20% over minutes).
+
+    python benchmarks/train_step.py STORE [--steps 20] [--repeats 2]
+
+A step is what ``hccr.train`` does per batch: read 256 images from the memory-mapped store,
+augment them (the gb2312 preset's warps and scan variation), forward, loss, backward, AdamW.
+Today's step: lean ResNet, 64 px, batch 256, channels_last, bf16 autocast where the CPU has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine, save  # noqa: E402
+
+from hccr.config import get_preset  # noqa: E402
+from hccr.data.store import Store  # noqa: E402
+from hccr.models import create_model  # noqa: E402
+from hccr.precision import _cpu_has_bf16  # noqa: E402
+from hccr.train import make_optimizer, prepare_batch  # noqa: E402
+from hccr.utils import use_all_cores  # noqa: E402
+
+VARIANTS = {  # name -> (config changes, compile)
+    "today": ({}, False),
+    "fp32": ({"amp": False}, False),
+    "no channels_last": ({"channels_last": False}, False),
+    "torch.compile": ({}, True),
+    "batch 128": ({"batch_size": 128}, False),
+    "batch 512": ({"batch_size": 512}, False),
+    "48 px": ({"image_size": 48}, False),
+    "56 px": ({"image_size": 56}, False),
+}
+
+
+def step_rate(cfg, store: Store, steps: int, compiled: bool) -> float:
+    torch.manual_seed(0)
+    model = create_model(cfg.model, len(store.charset), cfg.image_size, **cfg.model_args)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    opt = make_optimizer(cfg, model)
+    run = torch.compile(model) if compiled else model
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    dev = torch.device("cpu")
+    amp = cfg.amp and _cpu_has_bf16()
+    for i in range(steps + 3):  # three warm-up steps (compilation happens in the first)
+        if i == 3:
+            t = time.perf_counter()
+        b = np.sort(rng.choice(len(store), cfg.batch_size, replace=False))
+        x = prepare_batch(store.images[b], store.sizes[b], cfg, dev, True, gen)
+        y = torch.from_numpy(store.labels[b].astype(np.int64))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = run(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * cfg.batch_size / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("store")
+    ap.add_argument("--preset", default="gb2312")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    args = ap.parse_args()
+    use_all_cores()
+    store = Store(args.store)
+    base = get_preset(args.preset)
+    names = args.only or list(VARIANTS)
+    rates: dict[str, list[float]] = {n: [] for n in names}
+    for rep in range(args.repeats):
+        for n in names:
+            changes, compiled = VARIANTS[n]
+            rates[n].append(step_rate(replace(base, **changes), store, args.steps, compiled))
+            print(f"rep {rep} {n:18s} {rates[n][-1]:6.0f} img/s", flush=True)
+    ref = float(np.median(rates["today"])) if "today" in rates else float("nan")
+    rows = [{"variant": n, "img_per_s": round(float(np.median(r))), "ratio_to_today": round(float(np.median(r)) / ref, 3)}
+            for n, r in rates.items()]
+    for r in rows:
+        print(f"{r['variant']:18s} {r['img_per_s']:6d} img/s  x{r['ratio_to_today']:.2f}")
+    save("train-step", {"preset": args.preset, "classes": len(store.charset), "rows": rows, "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()
