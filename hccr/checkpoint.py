@@ -15,6 +15,7 @@ from torch import nn
 
 from . import __version__
 from .errors import HccrError
+from .integrity import check_checkpoint_meta, sha256_file, verify_file
 from .preprocess import InputSpec
 from .utils import atomic_path, read_json, write_json
 
@@ -59,7 +60,9 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
-    meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta}
+        digest = sha256_file(tmp)
+    meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta,
+            "weights_sha256": digest}
     write_json(stem.with_suffix(".json"), meta)
     return stem.with_suffix(".json")
 
@@ -91,24 +94,11 @@ def read_meta(path: str | os.PathLike) -> dict:
         raise HccrError(f"{p}: damaged checkpoint metadata (not valid JSON: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise HccrError(f"{p}: not an hccr checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    try:
-        args, pre, charset = meta["model_args"], meta["preprocessing"], meta["charset"]
-        classes, size = int(args["num_classes"]), int(pre["image_size"])
-        problem = (f"{classes} classes" if not 1 <= classes <= 100_000 else
-                   f"image size {size}" if not 8 <= size <= 2048 else
-                   f"{len(charset)} characters for {classes} classes" if len(charset) != classes else
-                   f"ink {pre['ink']!r}" if pre.get("ink") not in ("high", "dark") else
-                   "image sizes of model and preprocessing differ" if int(args.get("image_size", size)) != size
-                   else None)
-        if problem is None:
-            InputSpec.from_meta(pre)  # margin and crops in range
-    except (KeyError, TypeError, ValueError) as e:
-        raise HccrError(f"{p}: damaged checkpoint metadata (missing or malformed {e})") from None
-    except HccrError as e:
-        problem = str(e)
-    if problem:
-        raise HccrError(f"{p}: inconsistent checkpoint metadata ({problem})")
+    check_checkpoint_meta(meta, p)  # every field a loader reads: types, ranges, finite values
     return meta
+
+
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32: far above any hccr network, far below a hostile file's ask
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -123,6 +113,16 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not weights.exists():
         raise HccrError(f"{weights}: weights file missing next to {p.name}")
     args = dict(meta["model_args"])
+    try:
+        with torch.device("meta"):  # sized first, allocated only if sane
+            size = sum(t.numel() for t in create_model(meta["arch"], **args).parameters())
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise HccrError(f"{p}: bad metadata field model_args: {meta['arch']} cannot be built from it "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    if size > MAX_PARAMETERS:
+        raise HccrError(f"{p}: bad metadata field model_args: it describes a network of {size:,} parameters "
+                        f"(at most {MAX_PARAMETERS:,})")
+    verify_file(weights, meta.get("weights_sha256"), "weights_sha256")
     model = create_model(meta["arch"], **args)
     try:
         state = load_file(str(weights), device=str(device))
@@ -134,6 +134,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise HccrError(f"{weights}: weights do not fit {meta['arch']} as described in {p.name} "
                         f"(saved by hccr {meta.get('hccr_version', '?')}, an older design?): "
                         f"{str(e).splitlines()[-1].strip()[:200]}") from None
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise HccrError(f"{weights}: tensor {bad} holds NaN or infinite values: the model would answer nonsense "
+                        "(a training run that diverged?); use an earlier checkpoint")
     return model.to(device).eval(), meta
 
 

@@ -78,8 +78,21 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
         for k, v in meta.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = k, v
+        seal(model)
         onnx.save(model, str(tmp))
     return out
+
+
+def seal(model) -> None:
+    """Record the SHA-256 of the graph (weights included) in an ONNX model's metadata
+    (``graph_sha256``); every hccr loader checks it (:func:`hccr.integrity.onnx_graph_digest`)."""
+    import hashlib
+
+    kept = [e for e in model.metadata_props if e.key != "graph_sha256"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "graph_sha256", hashlib.sha256(model.graph.SerializeToString()).hexdigest()
 
 
 def store_weights_fp16(path: str | os.PathLike, min_size: int = 256) -> Path:
@@ -104,6 +117,7 @@ def store_weights_fp16(path: str | os.PathLike, min_size: int = 256) -> Path:
     for node in reversed(casts):
         graph.node.insert(0, node)
     onnx.checker.check_model(model)
+    seal(model)
     with atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
     return path

@@ -89,7 +89,12 @@ class BaseRecognizer:
 
     def probabilities(self, x: np.ndarray, crops: int | None = None) -> np.ndarray:
         """Normalised images -> calibrated (B, C) probabilities."""
-        return temper(self.proba_normalized(x, self.spec.crops if crops is None else crops), self.temperature)
+        p = temper(self.proba_normalized(x, self.spec.crops if crops is None else crops), self.temperature)
+        if not np.isfinite(p).all():
+            raise HccrError(f"{getattr(self, 'identity', {}).get('path', 'the model')}: answers NaN or infinite "
+                            "probabilities: its weights are damaged (or it was trained into divergence); "
+                            "use another copy or checkpoint")
+        return p
 
     def normalize_images(self, images: list[np.ndarray], crops: int | None = None) -> np.ndarray:
         return self.spec.batch(images, crops)
@@ -182,7 +187,6 @@ class Predictions:
         return len(self.labels)
 
     def save(self, path: str | os.PathLike, float16: bool = False) -> Path:
-        import json
 
         from .utils import atomic_path
 
@@ -198,7 +202,6 @@ class Predictions:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Predictions:
-        import json
 
         path = Path(path)
         if not path.is_file():
@@ -334,25 +337,33 @@ class OnnxRecognizer(BaseRecognizer):
         except ImportError:
             raise HccrError(f"{path}: running ONNX models needs onnxruntime: pip install onnxruntime") from None
 
+        from .integrity import check_onnx_meta, onnx_graph_digest, verify_file
+
         path = Path(path)
         if not path.is_file():
             raise HccrError(f"{path}: no such ONNX file")
+        data = path.read_bytes()
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(data, opts, providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise HccrError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("hccr_format") != "hccr-onnx/1":
+        raw = self.session.get_modelmeta().custom_metadata_map
+        if raw.get("hccr_format") != "hccr-onnx/1":
             raise HccrError(f"{path}: not exported by hccr (no hccr metadata)")
+        meta = check_onnx_meta(raw, path)  # every field: types, ranges, finite values
+        if raw.get("graph_sha256"):
+            verify_file(path, raw["graph_sha256"], "graph_sha256", onnx_graph_digest(data))
         self.charset = Charset(meta["charset"])
-        self.spec = InputSpec.from_meta(json.loads(meta["preprocessing"]), crops=int(meta["crops"]))
-        self.input_size = int(meta["input_size"])
-        self.temperature = float(meta.get("temperature", 1.0))
-        self.identity = {"path": str(path), "arch": "onnx", "members": json.loads(meta["members"]),
-                         "weights": json.loads(meta["weights"])}
+        self.spec = InputSpec.from_meta(meta["preprocessing"], crops=meta["crops"])
+        self.input_size = meta["input_size"]
+        if self.input_size != self.spec.side():
+            raise HccrError(f"{path}: bad metadata field input_size: {self.input_size} px, but its preprocessing "
+                            f"and {meta['crops']} crop(s) make {self.spec.side()} px")
+        self.temperature = meta["temperature"]
+        self.identity = {"path": str(path), "arch": "onnx", "members": meta["members"], "weights": meta["weights"]}
 
     def proba_normalized(self, x: np.ndarray, crops: int | None = None) -> np.ndarray:
         if crops is not None and crops != self.crops:

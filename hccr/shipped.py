@@ -337,8 +337,10 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
     file's metadata (``temperature``), or both files of a shipped or packaged model (a checkpoint JSON
     with an ``.onnx`` of the same stem beside it). Returns the files written."""
     from .checkpoint import read_meta, resolve
+    from .integrity import Checker
     from .utils import write_json
 
+    Checker(model).temperature(temperature, "temperature")  # never record a temperature no loader accepts
     paths: list[Path] = []
     if str(model) in SHIPPED:
         ckpt, onnx_path = shipped_files(str(model))
@@ -365,6 +367,10 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
             m.metadata_props.extend(kept)
             entry = m.metadata_props.add()
             entry.key, entry.value = "temperature", repr(float(temperature))
+            if not any(e.key == "graph_sha256" for e in m.metadata_props):
+                from .export import seal
+
+                seal(m)
             with atomic_path(p) as tmp:
                 onnx.save(m, str(tmp))
     return paths

@@ -252,7 +252,12 @@ def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool 
     cfg.validate()
     env = D.setup(device)
     try:
-        return _fit(cfg, Store(store_path), Path(out), resume, env, progress)
+        if not env.is_main:
+            return _fit(cfg, Store(store_path), Path(out), resume, env, progress)
+        from .utils import output_lock
+
+        with output_lock(out, "training run"):  # a second run into the same folder is refused
+            return _fit(cfg, Store(store_path), Path(out), resume, env, progress)
     finally:
         D.cleanup(env)
 

@@ -26,6 +26,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
+    """Hold an exclusive lock on ``out`` for the whole block: ``.<name>.lock`` beside it, locked
+    with ``flock``. A second writer to the same output is refused at once, with the process that
+    holds it; a lock left by a process that died is free again (the kernel drops it with the
+    process), so it is simply taken over."""
+    import fcntl
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    f = open(lock, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        from .errors import HccrError
+
+        raise HccrError(f"{out}: another hccr is writing this {what} (process {holder}, lock {lock}); wait for it "
+                        f"to finish, or if no such process runs, delete {lock}") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield lock
+    finally:
+        f.close()  # releases the lock; the file stays, harmless: a later run locks it again
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

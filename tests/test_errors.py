@@ -30,16 +30,135 @@ def _edit_meta(key_path, value):
 
 DAMAGE = {
     "truncated weights": (lambda d: (d / "best.safetensors").write_bytes((d / "best.safetensors").read_bytes()[:100]),
-                          "damaged weights file"),
+                          "do not match their recorded SHA-256"),
     "weights missing": (lambda d: (d / "best.safetensors").unlink(), "weights file missing"),
     "json not json": (lambda d: (d / "best.json").write_text("{oops"), "not valid JSON"),
     "json a list": (lambda d: (d / "best.json").write_text("[1, 2]"), "not an hccr checkpoint"),
-    "charset too short": (_edit_meta(["charset"], "一人"), "2 characters for 4 classes"),
-    "image size 0": (_edit_meta(["preprocessing", "image_size"], 0), "image size 0"),
-    "absurd classes": (_edit_meta(["model_args", "num_classes"], 10**9), "1000000000 classes"),
-    "no model_args": (_edit_meta(["model_args"], None), "damaged checkpoint metadata"),
+    "charset too short": (_edit_meta(["charset"], "一人"), "field charset: has 2 characters for 4 classes"),
+    "image size 0": (_edit_meta(["preprocessing", "image_size"], 0), "field preprocessing.image_size"),
+    "absurd classes": (_edit_meta(["model_args", "num_classes"], 10**9), "field model_args.num_classes"),
+    "no model_args": (_edit_meta(["model_args"], None), "field model_args: must be an object"),
     "unknown arch": (_edit_meta(["arch"], "nope"), "unknown model 'nope'"),
 }
+
+# Hostile but well-formed metadata: each bad field is named, in one line, before anything is allocated.
+HOSTILE = {
+    "temperature NaN": (["calibration"], {"temperature": float("nan")}, "calibration.temperature"),
+    "temperature 0": (["calibration"], {"temperature": 0}, "calibration.temperature"),
+    "temperature negative": (["calibration"], {"temperature": -1.5}, "calibration.temperature"),
+    "temperature a string": (["calibration"], {"temperature": "hot"}, "calibration.temperature"),
+    "huge widths": (["model_args", "widths"], [4096, 8192, 16384, 16384], "parameters (at most"),  # sized, not built
+    "width of ten million": (["model_args", "stem"], 10**7, "model_args.stem"),
+    "classes a string": (["model_args", "num_classes"], "four", "model_args.num_classes"),
+    "classes a bool": (["model_args", "num_classes"], True, "model_args.num_classes"),
+    "margin NaN": (["preprocessing", "margin"], float("nan"), "preprocessing.margin"),
+    "crops 3": (["preprocessing", "crops"], 3, "preprocessing.crops"),
+    "ink sideways": (["preprocessing", "ink"], "sideways", "preprocessing.ink"),
+    "charset a list": (["charset"], ["一", "十", "口", "人"], "charset"),
+    "charset repeats": (["charset"], "一十一人", "charset"),
+    "digest not hex": (["weights_sha256"], "zz" * 32, "weights_sha256"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_checkpoint_metadata_names_the_file_and_the_field(tiny_run, tmp_path, name):
+    keys, value, field = HOSTILE[name]
+    d = _damaged(tiny_run, tmp_path, name.replace(" ", "-"), _edit_meta(keys, value))
+    with pytest.raises(HccrError) as e:
+        load_checkpoint(d)
+    msg = str(e.value)
+    assert "\n" not in msg and str(d / "best.json") in msg and field in msg, msg
+
+
+def test_flipped_bits_in_the_weights_are_caught(tiny_run, tmp_path):
+    import numpy as np
+
+    d = _damaged(tiny_run, tmp_path, "flipped", lambda d: None)
+    raw = bytearray((d / "best.safetensors").read_bytes())
+    rng = np.random.default_rng(0)
+    for pos in rng.integers(len(raw) // 2, len(raw), 12):  # in the tensor data, past the header
+        raw[pos] ^= 1 << int(rng.integers(8))
+    (d / "best.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(HccrError, match="do not match their recorded SHA-256"):
+        load_checkpoint(d)
+    load_checkpoint(tiny_run)  # the untouched copy loads
+
+
+def test_nan_weights_are_refused_not_answered(tiny_run, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from hccr.integrity import sha256_file
+
+    def poison(d):
+        w = load_file(str(d / "best.safetensors"))
+        key = next(k for k, v in w.items() if v.is_floating_point() and v.dim() == 4)
+        w[key][0].fill_(float("nan"))
+        save_file(w, str(d / "best.safetensors"))
+        meta = json.loads((d / "best.json").read_text())
+        meta["weights_sha256"] = sha256_file(d / "best.safetensors")  # written so: the digest matches
+        (d / "best.json").write_text(json.dumps(meta))
+
+    d = _damaged(tiny_run, tmp_path, "nan", poison)
+    with pytest.raises(HccrError, match="NaN or infinite"):
+        load_checkpoint(d)
+    r = run_cli("predict", "--model", d, "-", timeout=120)
+    assert r.returncode != 0 and "NaN or infinite" in r.stderr and "Traceback" not in r.stderr
+    assert torch.isfinite(load_checkpoint(tiny_run)[0].state_dict()[next(iter(load_checkpoint(tiny_run)[0].state_dict()))]).all()
+
+
+ONNX_HOSTILE = {
+    "temperature NaN": ("temperature", "nan", "temperature"),
+    "temperature 0": ("temperature", "0", "temperature"),
+    "temperature negative": ("temperature", "-2", "temperature"),
+    "input size huge": ("input_size", "99999999", "input_size"),
+    "crops a word": ("crops", "five", "crops"),
+    "preprocessing not JSON": ("preprocessing", "{oops", "preprocessing"),
+    "weights NaN": ("weights", "[NaN]", "weights"),
+    "charset empty": ("charset", "", "charset"),
+    "digest mismatch": ("graph_sha256", "0" * 64, "graph_sha256"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_run, tmp_path_factory):
+    from hccr.export import export_onnx
+
+    return export_onnx([str(tiny_run)], tmp_path_factory.mktemp("onnx") / "m.onnx", crops=1)
+
+
+@pytest.mark.parametrize("name", ONNX_HOSTILE)
+def test_hostile_onnx_metadata_names_the_file_and_the_field(tiny_onnx, tmp_path, name):
+    import onnx
+
+    from hccr.runtime import OnnxRecognizer
+
+    key, value, field = ONNX_HOSTILE[name]
+    m = onnx.load(str(tiny_onnx))
+    entry = next((e for e in m.metadata_props if e.key == key), None) or m.metadata_props.add()
+    entry.key, entry.value = key, value
+    path = tmp_path / "hostile.onnx"
+    onnx.save(m, str(path))
+    with pytest.raises(HccrError) as e:
+        OnnxRecognizer(path)
+    assert str(path) in str(e.value) and field in str(e.value), str(e.value)
+    OnnxRecognizer(tiny_onnx)  # the original loads
+
+
+def test_flipped_bits_in_an_onnx_graph_are_caught(tiny_onnx, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from hccr.runtime import OnnxRecognizer
+
+    m = onnx.load(str(tiny_onnx))
+    init = max(m.graph.initializer, key=lambda t: len(t.raw_data))
+    arr = numpy_helper.to_array(init).copy()
+    arr.reshape(-1)[:12] += 0.5  # changed answers, same shapes: only the digest tells
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    onnx.save(m, str(tmp_path / "flipped.onnx"))
+    with pytest.raises(HccrError, match="graph_sha256"):
+        OnnxRecognizer(tmp_path / "flipped.onnx")
 
 
 @pytest.mark.parametrize("name", DAMAGE)

@@ -95,6 +95,15 @@ def resolve_charset(spec: str) -> Charset:
         return Charset(gb2312_chars(level1_only=True))
     if spec == "gb2312":
         return Charset(gb2312_chars())
-    if os.path.sep in spec or Path(spec).is_file() or spec.endswith(".txt"):
+    if os.path.sep in spec or spec.endswith(".txt") or _is_file(spec):
         return Charset.load(spec)
     return Charset.from_text(spec)
+
+
+def _is_file(spec: str) -> bool:
+    """Whether ``spec`` names an existing file; a long string of characters (a school's vocabulary
+    list) is too long to be a file name, which is an answer, not an error."""
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):
+        return False

@@ -50,7 +50,7 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
             im.load()
             if im.width == 0 or im.height == 0:
                 raise HccrError(f"{name}: empty image (0 pixels)")
-            return to_gray(im)
+            gray = to_gray(im)
     except FileNotFoundError:
         raise HccrError(f"{name}: no such file") from None
     except UnidentifiedImageError:
@@ -60,6 +60,18 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
                         "crop or downscale it") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise HccrError(f"{name}: corrupt image ({e})") from None
+    return gray
+
+
+def character_image(gray: np.ndarray, name: str) -> np.ndarray:
+    """``gray`` if it can hold a character; a blank (one shade) or degenerate (under 2 px) image is
+    an :class:`HccrError` naming it, so prediction and conversion count it as unreadable, as the
+    server refuses it, instead of answering for nothing."""
+    if min(gray.shape) < 2:
+        raise HccrError(f"{name}: {gray.shape[1]}×{gray.shape[0]} pixels is too small to hold a character")
+    if int(gray.max()) - int(gray.min()) < 16:
+        raise HccrError(f"{name}: blank image (no ink: every pixel is nearly the same shade)")
+    return gray
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import HccrError, Problem
 from .gnt import GntUnit, find_gnt
-from .images import IMAGE_SUFFIXES, _class_dirs, load_gray, scan_image_folder
+from .images import IMAGE_SUFFIXES, _class_dirs, character_image, load_gray, scan_image_folder
 
 GNT_PART_BYTES = 48 << 20  # split big .gnt files so both cores work on one file
 IMAGES_PER_UNIT = 1000
@@ -84,7 +84,7 @@ class Unit:
         else:
             for path, ch in self.files:
                 try:
-                    yield Sample(path, ch, "", load_gray(path))
+                    yield Sample(path, ch, "", character_image(load_gray(path), path))
                 except HccrError as e:
                     yield Problem(path, str(e).split(": ", 1)[-1])
 

@@ -24,6 +24,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -122,13 +123,21 @@ class ConvertResult:
 
 def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | None = None,
             workers: int | None = None, overwrite: bool = False, progress: bool = True) -> ConvertResult:
-    """Convert CASIA ``.gnt``/``.pot`` files or image folders into a packed store at ``out``."""
+    """Convert CASIA ``.gnt``/``.pot`` files or image folders into a packed store at ``out``
+    (locked for the whole run: a second conversion into the same store is refused)."""
+    from ..utils import output_lock
+
+    with output_lock(out, "store"):
+        return _convert(sources, Path(out), opts, workers, overwrite, progress)
+
+
+def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers: int | None, overwrite: bool,
+             progress: bool) -> ConvertResult:
     opts = opts or ConvertOptions()
     if not 0 <= opts.val_fraction < 1:
         raise HccrError(f"--val-fraction must be in [0, 1), got {opts.val_fraction}")
     if opts.size < 8:
         raise HccrError(f"--size must be at least 8, got {opts.size}")
-    out = Path(out)
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; the store is a folder: choose another OUT")
     if (out / "manifest.json").exists():
@@ -157,8 +166,18 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
     write_json(work / "plan.json", plan)
 
     chunk_paths = [work / "chunks" / f"{i:06d}.npz" for i in range(len(units))]
+    for stale in (work / "chunks").glob("*.tmp.npz"):  # a write cut short (disk full, killed): never kept
+        stale.unlink(missing_ok=True)
+    done_samples = 0
+    for p in chunk_paths:
+        if p.exists():
+            n = _chunk_len(p)
+            if n < 0:  # damaged: say so and convert that unit again
+                print(f"warning: {p} is damaged (not a chunk hccr wrote); converting its unit again", file=sys.stderr)
+                p.unlink()
+            else:
+                done_samples += n
     todo = [i for i, p in enumerate(chunk_paths) if not p.exists()]
-    done_samples = sum(_chunk_len(p) for p in chunk_paths if p.exists())
     if len(todo) < len(units):
         print(f"resuming {work}: {len(units) - len(todo)} of {len(units)} units already converted")
 
@@ -172,9 +191,16 @@ def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | N
             for p in res["problems"]:
                 policy.report(p)
             tmp = chunk_paths[i].with_suffix(".tmp.npz")
-            np.savez(tmp, images=res["images"], chars=res["chars"], sizes=res["sizes"], writers=res["writers"],
-                     ids=res["ids"], problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str))
-            os.replace(tmp, chunk_paths[i])
+            try:
+                np.savez(tmp, images=res["images"], chars=res["chars"], sizes=res["sizes"], writers=res["writers"],
+                         ids=res["ids"], problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str))
+                os.replace(tmp, chunk_paths[i])
+            except BaseException as e:
+                tmp.unlink(missing_ok=True)  # nothing half-written stays behind
+                if isinstance(e, OSError):
+                    raise HccrError(f"{work}: cannot write a chunk ({e.strerror or e}); finished chunks are kept: "
+                                    "free space and rerun the same command to resume") from None
+                raise
             n_new += len(res["chars"])
             done_samples += len(res["chars"])
             bar.update(1, samples=done_samples)
@@ -198,9 +224,22 @@ def _map(args: list[tuple], workers: int) -> Iterator[dict]:
         yield from pool.imap(_run_unit_star, args, chunksize=1)
 
 
+CHUNK_KEYS = ("images", "chars", "sizes", "writers", "ids", "problems")
+
+
 def _chunk_len(path: Path) -> int:
-    with np.load(path) as z:
-        return len(z["chars"])
+    """Samples in a finished chunk, or -1 if it is not one hccr wrote (damaged, truncated, pickled:
+    chunks are read without pickle, so nothing in one is ever executed)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not set(CHUNK_KEYS) <= set(z.files):
+                return -1
+            n = len(z["chars"])
+            if any(len(z[k]) != n for k in ("images", "sizes", "writers", "ids")) or z["images"].dtype != np.uint8:
+                return -1
+            return n
+    except Exception:  # zipfile, pickle and format errors alike: a chunk to convert again
+        return -1
 
 
 def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path], charset: Charset | None,

@@ -460,7 +460,7 @@ def _write_writer(args: tuple) -> tuple[str, int]:
 def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.ndarray]] | None = None,
           workers: int | None = None, progress: bool = True) -> list[Path]:
     """Write ``cfg.writers`` ``.gnt`` files into ``out``; existing complete files are kept (resumable)."""
-    from ..utils import Progress, write_json
+    from ..utils import output_lock
 
     chars = list(resolve_charset(cfg.chars))
     profile = cfg.profile()  # read once; a bad profile fails here, naming its file, before any worker starts
@@ -473,6 +473,14 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
         if not Path(f).is_file():
             raise HccrError(f"{f}: font file not found")
     out = Path(out)
+    with output_lock(out, "synthetic data folder"):  # two runs into one folder would write the same files
+        return _synth(out, cfg, chars, extra, profile, workers, progress)
+
+
+def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, workers: int | None,
+           progress: bool) -> list[Path]:
+    from ..utils import Progress, write_json
+
     out.mkdir(parents=True, exist_ok=True)
     todo = [w for w in range(cfg.writers) if not (out / f"{cfg.prefix}{w:04d}.gnt").exists()]
     args = [(chars, w, cfg, extra, profile, str(out)) for w in todo]

@@ -7,15 +7,22 @@
     GET  /               the drawing page (no external resources)
     GET  /docs           the API described on one self-contained page (no CDN); /openapi.json
 
-Every error, whatever raised it, answers ``{"error": ...}`` with a 4xx/5xx status. Bodies are
-read in a stream and cut off at the size limit (chunked uploads included); decoding, drawing and
-inference run in a bounded worker pool, so the event loop (and /healthz) stays responsive; the
-``Host`` header must name this server (DNS-rebinding guard); the model is loaded once.
+Every error, whatever raised it, answers ``{"error": ...}`` with a 4xx/5xx status. Memory is
+bounded across requests, not per request: one :class:`Budget` holds the bytes of bodies being read
+and the pixels of images being decoded; a request that does not fit is refused at once (503 with
+``Retry-After``), before its body is read, and nothing queues without bound. Bodies are read in a
+stream, cut off at the size limit (chunked uploads included) and at a time limit; headers have
+their own time limit (:func:`guarded_protocol`), as has an idle keep-alive connection. Decoding,
+drawing and inference run in a bounded worker pool, so the event loop (and /healthz) stays
+responsive; the ``Host`` header must name this server (DNS-rebinding guard); the model is loaded once.
 """
 
 
 import asyncio
+import contextlib
+import functools
 import io
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,17 +42,80 @@ class Limits:
     max_strokes: int = 200
     max_coord: float = 1e6  # |x|, |y| of stroke points
     max_batch: int = 64  # images in one batch request
+    max_batch_pixels: int = 2 * 4096 * 4096  # all images of one batch request together
     workers: int = 2  # concurrent inferences
     queue: int = 64  # requests waiting for a worker before 503
+    budget_bytes: int = 64 << 20  # bodies being read and held, all requests together
+    budget_pixels: int = 3 * 4096 * 4096  # image samples (pixels x bands) being decoded, all requests together
+    header_timeout: float = 10.0  # seconds to send a request's headers
+    body_timeout: float = 30.0  # seconds to send its body
+    keep_alive: float = 5.0  # seconds an idle connection is kept open
+    max_connections: int = 1000  # open connections before new ones are answered 503
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, close: bool = False):
         super().__init__(message)
         self.status, self.message = status, message
+        self.close = close  # the body was not read to its end: the connection cannot be reused
 
 
-def decode_image(data: bytes, limits: Limits) -> np.ndarray:
+def busy(what: str) -> ApiError:
+    return ApiError(503, f"server busy ({what}), try again")
+
+
+class Budget:
+    """What all requests hold at once: body bytes and decoded image samples. ``claim()`` gives a
+    request its account; everything it took is given back when the request ends."""
+
+    def __init__(self, nbytes: int, pixels: int):
+        self.cap = {"bytes": nbytes, "pixels": pixels}
+        self.used = {"bytes": 0, "pixels": 0}
+        self.lock = threading.Lock()  # decoding takes pixels in worker threads
+
+    def take(self, kind: str, n: int) -> bool:
+        with self.lock:
+            if self.used[kind] + n > self.cap[kind]:
+                return False
+            self.used[kind] += n
+            return True
+
+    def give(self, kind: str, n: int) -> None:
+        with self.lock:
+            self.used[kind] -= n
+
+    @contextlib.contextmanager
+    def claim(self):
+        held = {"bytes": 0, "pixels": 0}
+
+        def take(kind: str, n: int) -> None:
+            if not self.take(kind, n):
+                raise busy("memory budget full")
+            held[kind] += n
+
+        try:
+            yield take
+        finally:
+            for kind, n in held.items():
+                if n:
+                    self.give(kind, n)
+
+
+def image_samples(data: bytes) -> int:
+    """Pixels x bands of an encoded image, from its header (nothing decoded); 0 if unreadable
+    (decoding will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.width * im.height * max(1, len(im.getbands()))
+    except Exception:
+        return 0
+
+
+def decode_image(data: bytes, limits: Limits, take=None) -> np.ndarray:
+    """An upload -> gray image; ``take("pixels", n)`` (a :meth:`Budget.claim`) is charged before
+    anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     from ..data.images import to_gray
@@ -56,6 +126,8 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > limits.max_pixels:
                 raise ApiError(413, f"image is {im.width}x{im.height}; at most {limits.max_pixels} pixels")
+            if take is not None:
+                take("pixels", im.width * im.height * max(1, len(im.getbands())))
             im.load()
             gray = to_gray(im)
     except ApiError:
@@ -80,7 +152,7 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
     for s in strokes:
         try:
             a = np.asarray(s, dtype=np.float64).reshape(-1, 2)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # OverflowError: integers of hundreds of digits
             raise ApiError(422, "each stroke must be a list of [x, y] number pairs") from None
         if not np.isfinite(a).all() or (np.abs(a) > limits.max_coord).any():
             raise ApiError(422, f"stroke coordinates must be finite numbers within ±{limits.max_coord:g}")
@@ -102,8 +174,8 @@ def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int]:
 
     try:
         payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(422, "body is not valid JSON") from None
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError, and integers past Python's digit limit
+        raise ApiError(422, "body is not valid JSON (or holds a number too long to read)") from None
     except RecursionError:
         raise ApiError(422, "JSON nested too deeply") from None
     if not isinstance(payload, dict) or "strokes" not in payload:
@@ -177,6 +249,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     from ..runtime import load_recognizer
 
     limits = limits or Limits()
+    budget = Budget(limits.budget_bytes, limits.budget_pixels)
     rec = load_recognizer(model_path)
     crops = rec.spec.crops
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hccr-infer")
@@ -188,7 +261,10 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
 
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"Retry-After": "1"} if exc.status == 503 else {}
+        if exc.close:
+            headers["Connection"] = "close"
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(HTTPException)  # 404, 405, ...: the same shape as every other error
     async def _http_error(_req: Request, exc: HTTPException):
@@ -217,17 +293,46 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     async def healthz() -> dict:
         return {"status": "ok", "model": str(model_path or "gb2312"), "classes": len(rec.charset), "crops": crops}
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(request: Request, take) -> bytes:
+        """The body, charged to the budget before it is read (by its Content-Length) or as it
+        arrives (chunked), cut off at the size limit and at the time limit."""
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_bytes:
-            raise ApiError(413, f"request body over {limits.max_bytes} bytes")
+        known = length is not None and length.isdigit()
+        if known and int(length) > limits.max_bytes:
+            raise ApiError(413, f"request body over {limits.max_bytes} bytes", close=True)
+        if known:
+            try:
+                take("bytes", int(length))
+            except ApiError as e:
+                e.close = True
+                raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.body_timeout
         chunks, size = [], 0
-        async for chunk in request.stream():  # counted as it arrives: a chunked upload cannot grow past the limit
-            size += len(chunk)
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), max(deadline - loop.time(), 0.001))
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise ApiError(408, f"request body not received within {limits.body_timeout:g} s", close=True) from None
+            size += len(chunk)  # counted as it arrives: a chunked upload cannot grow past the limit
             if size > limits.max_bytes:
-                raise ApiError(413, f"request body over {limits.max_bytes} bytes")
+                raise ApiError(413, f"request body over {limits.max_bytes} bytes", close=True)
+            if not known and chunk:
+                try:
+                    take("bytes", len(chunk))
+                except ApiError as e:
+                    e.close = True
+                    raise
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def admit() -> None:
+        """Before anything is read: a request that cannot get a worker soon is refused now."""
+        if slots.locked():
+            raise ApiError(503, "server busy (all workers and queue places taken), try again", close=True)
 
     @app.post("/v1/recognize/batch", response_model=BatchRecognition, responses=errors, openapi_extra={
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -238,33 +343,40 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         t0 = time.perf_counter()
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
-            raise ApiError(415, "send the images as multipart/form-data, field file repeated")
-        files = await _multipart_files(await read_body(request), ctype)
-        if not files:
-            raise ApiError(422, 'no file fields: repeat a field named "file" once per image')
-        if len(files) > limits.max_batch:
-            raise ApiError(413, f"{len(files)} images; at most {limits.max_batch} per request")
-        if slots.locked():
-            raise ApiError(503, "server busy, try again")
+            raise ApiError(415, "send the images as multipart/form-data, field file repeated", close=True)
+        admit()
+        with budget.claim() as take:
+            files = await _multipart_files(await read_body(request, take), ctype)
+            if not files:
+                raise ApiError(422, 'no file fields: repeat a field named "file" once per image')
+            if len(files) > limits.max_batch:
+                raise ApiError(413, f"{len(files)} images; at most {limits.max_batch} per request")
+            samples = sum(image_samples(data) for _, data in files)
+            if samples > limits.max_batch_pixels:
+                raise ApiError(413, f"the batch's images hold {samples} pixels (x bands) together; at most "
+                                    f"{limits.max_batch_pixels} per request: send fewer or smaller images")
+            take("pixels", samples)  # the whole batch, before anything is decoded
 
-        def infer() -> list[dict]:
-            results, images, where = [], [], []
-            for name, data in files:
-                try:
-                    images.append(decode_image(data, limits))
-                    where.append(len(results))
-                    results.append({"file": name})
-                except ApiError as e:
-                    results.append({"file": name, "error": e.message})
-            if images:
-                for i, cands, several in zip(where, *rec.predict_flagged(images, topk=topk), strict=True):
-                    results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
-                    if several:
-                        results[i]["warning"] = "looks like several characters (a word or a line)"
-            return results
+            def infer() -> list[dict]:
+                results, images, where = [], [], []
+                for name, data in files:
+                    try:
+                        images.append(decode_image(data, limits))
+                        where.append(len(results))
+                        results.append({"file": name})
+                    except ApiError as e:
+                        results.append({"file": name, "error": e.message})
+                if images:
+                    for i, cands, several in zip(where, *rec.predict_flagged(images, topk=topk), strict=True):
+                        results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
+                        if several:
+                            results[i]["warning"] = "looks like several characters (a word or a line)"
+                del images
+                release_memory(samples)
+                return results
 
-        async with slots:
-            results = await asyncio.get_running_loop().run_in_executor(pool, infer)
+            async with slots:
+                results = await asyncio.get_running_loop().run_in_executor(pool, infer)
         return {"results": results, "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
     @app.post("/v1/recognize", response_model=Recognition, response_model_exclude_none=True, responses=errors,
@@ -276,29 +388,31 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         if ctype not in ("application/json", "multipart/form-data", "application/octet-stream") \
                 and not ctype.startswith("image/"):
             raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
-                                "multipart/form-data or application/json strokes")
-        body = await read_body(request)
+                                "multipart/form-data or application/json strokes", close=True)
+        admit()
         loop = asyncio.get_running_loop()
-        k = topk
-        if ctype == "application/json":
-            strokes, k = parse_strokes_json(body, topk)
-            work = partial(render_strokes, strokes, limits)
-        elif ctype == "multipart/form-data":
-            data = await _multipart_file(body, request.headers.get("content-type", ""))
-            work = partial(decode_image, data, limits)
-        else:
-            work = partial(decode_image, body, limits)
-        if slots.locked():
-            raise ApiError(503, "server busy, try again")
-        async with slots:
-            try:
-                def infer():
-                    image = work()  # decoding and drawing off the event loop too
-                    return rec.predict_flagged([image], topk=k)
+        with budget.claim() as take:
+            body = await read_body(request, take)
+            k = topk
+            if ctype == "application/json":
+                strokes, k = parse_strokes_json(body, topk)
+                work = partial(render_strokes, strokes, limits)
+            elif ctype == "multipart/form-data":
+                data = await _multipart_file(body, request.headers.get("content-type", ""))
+                work = partial(decode_image, data, limits, take)
+            else:
+                work = partial(decode_image, body, limits, take)
+            async with slots:
+                try:
+                    def infer():
+                        image = work()  # decoding and drawing off the event loop too
+                        out = rec.predict_flagged([image], topk=k)
+                        release_memory(image.size)
+                        return out
 
-                (cands,), (several,) = await loop.run_in_executor(pool, infer)
-            except HccrError as e:
-                raise ApiError(422, str(e)) from None
+                    (cands,), (several,) = await loop.run_in_executor(pool, infer)
+                except HccrError as e:
+                    raise ApiError(422, str(e)) from None
         out = {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
                "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
         if several:
@@ -332,9 +446,90 @@ async def _multipart_file(body: bytes, content_type: str) -> bytes:
     return files[0][1]
 
 
+def release_memory(decoded: int, threshold: int = 1 << 22) -> None:
+    """After a request that decoded a large image, hand freed memory back to the system (glibc
+    keeps freed blocks of its worker-thread arenas otherwise: the server's size would stay at its
+    peak). A no-op elsewhere."""
+    if decoded < threshold:
+        return
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018  (glibc only)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def guarded_protocol(header_timeout: float):
+    """uvicorn's HTTP/1.1 protocol with a time limit on each request's headers: uvicorn's own
+    keep-alive timer stops at the first byte, so a client sending its headers a byte at a time
+    would hold a connection forever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _headers_too_slow(self) -> None:
+            self._deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the headers are in
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():  # the next request's headers get the same time
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def server_config(app, host: str, port: int, limits: Limits, log_level: str = "info"):
+    """uvicorn's configuration with hccr's time and connection limits."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=guarded_protocol(limits.header_timeout),
+                          timeout_keep_alive=int(max(1, limits.keep_alive)), limit_concurrency=limits.max_connections)
+
+
 def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           allowed_hosts: list[str] | None = None) -> None:
     import uvicorn
 
+    limits = limits or Limits()
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-8, 2)  # M_ARENA_MAX: two malloc arenas, not eight per core for the worker threads
     hosts = allowed_hosts or sorted({host, "127.0.0.1", "localhost"} - {"0.0.0.0", "::"}) or ["*"]
-    uvicorn.run(create_app(model_path, limits, allowed_hosts=hosts), host=host, port=port, log_level="info")
+    uvicorn.Server(server_config(create_app(model_path, limits, allowed_hosts=hosts), host, port, limits)).run()

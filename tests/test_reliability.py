@@ -1,0 +1,332 @@
+"""One writer per output, bounded server memory, time limits on slow clients, and the small cases
+an audit of hostile input found: each answered clearly, nothing lost."""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+from hccr.data.store import Store, convert
+from hccr.errors import HccrError
+from hccr.utils import output_lock
+
+
+def _pngs(folder, n=6, chars="一十"):
+    """A labelled PNG export: <folder>/<char>/<k>.png."""
+    for ch in chars:
+        (folder / ch).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            img = np.full((40, 40), 255, np.uint8)
+            img[18:22, 4 + k % 20 : 36] = 0
+            if ch == "十":
+                img[4:36, 18 + k % 3 : 22 + k % 3] = 0
+            Image.fromarray(img).save(folder / ch / f"{k}.png")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per output
+
+def test_a_second_writer_to_one_output_is_refused_with_the_holder_and_the_lock(tmp_path):
+    out = tmp_path / "store"
+    with output_lock(out, "store") as lock:
+        with pytest.raises(HccrError) as e:
+            convert([str(_pngs(tmp_path / "src"))], out, progress=False, workers=1)
+        msg = str(e.value)
+        assert f"process {os.getpid()}" in msg and str(lock) in msg and "delete" in msg
+        assert not (out / "manifest.json").exists() and not out.with_name("store.partial").exists()
+    # released with its holder: the same conversion now runs (a lock file left behind is no obstacle)
+    assert lock.exists()
+    assert len(Store(convert([str(tmp_path / "src")], out, progress=False, workers=1).path)) == 12
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+    out = tmp_path / "store"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from hccr.utils import output_lock\n"
+                               f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = run_cli("convert", _pngs(tmp_path / "src"), out)
+        assert r.returncode == 2 and f"process {holder.pid}" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        holder.kill()  # kill -9: no cleanup runs
+        holder.wait()
+    r = run_cli("convert", tmp_path / "src", out)
+    assert r.returncode == 0, r.stderr
+    assert len(Store(out)) == 12
+
+
+def test_two_conversions_at_once_never_report_success_on_a_corrupt_store(tmp_path):
+    src = _pngs(tmp_path / "src", n=40)
+    out = tmp_path / "store"
+    cmd = [sys.executable, "-m", "hccr.cli", "convert", str(src), str(out), "--workers", "1"]
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in runs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes == [0, 2]  # one writes the store; the other is refused, whether it came during or after
+    for rc, err in results:
+        assert rc == 0 or "another hccr is writing this store" in err or "a store already exists" in err, err
+    s = Store(out)
+    assert len(s) == 80 and (np.asarray(s.images).reshape(80, -1).max(1) > 0).all()  # no all-zero image
+
+
+# ---------------------------------------------------------------------------------------------
+# Resumed conversions: damaged chunks, a full disk
+
+def test_a_damaged_or_pickled_chunk_is_converted_again(tmp_path, monkeypatch, capsys):
+    import hccr.data.store as store_mod
+
+    src = _pngs(tmp_path / "src", n=3)
+    out = tmp_path / "st"
+    import hccr.data.sources as sources_mod
+
+    monkeypatch.setattr(sources_mod, "IMAGES_PER_UNIT", 2)
+    real = store_mod.run_unit
+    calls = {"n": 0}
+
+    def stop_at_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(store_mod, "run_unit", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        convert([str(src)], out, workers=1, progress=False)
+    chunks = sorted((tmp_path / "st.partial" / "chunks").glob("*.npz"))
+    assert len(chunks) == 2
+    np.save(chunks[0].with_suffix(""), np.array([{"code": "evil"}], dtype=object))  # a pickled object array
+    os.replace(chunks[0].with_suffix(".npy"), chunks[0])
+    chunks[1].write_bytes(chunks[1].read_bytes()[:50])  # truncated
+    monkeypatch.setattr(store_mod, "run_unit", real)
+    res = convert([str(src)], out, workers=1, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("is damaged") == 2 and "converting its unit again" in err
+    assert len(Store(res.path)) == 6
+
+
+def test_a_full_disk_leaves_no_half_written_chunk(tmp_path, monkeypatch):
+    import hccr.data.store as store_mod
+
+    src = _pngs(tmp_path / "src")
+    real_savez = np.savez
+
+    def disk_full(path, **arrays):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 half a chunk")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.np, "savez", disk_full)
+    with pytest.raises(HccrError, match="No space left on device"):
+        convert([str(src)], tmp_path / "st", workers=1, progress=False)
+    assert list((tmp_path / "st.partial" / "chunks").iterdir()) == []
+    monkeypatch.setattr(store_mod.np, "savez", real_savez)
+    assert len(Store(convert([str(src)], tmp_path / "st", workers=1, progress=False).path)) == 12
+
+
+# ---------------------------------------------------------------------------------------------
+# Small ones
+
+def test_a_long_charset_string_is_characters_not_a_path():
+    from hccr.data.charset import gb2312_chars, resolve_charset
+
+    vocabulary = "".join(gb2312_chars(True)[:300])  # a school's list: far longer than a file name may be
+    assert len(resolve_charset(vocabulary)) == 300
+    from hccr.data.charset import Charset
+    from hccr.runtime import restrict_to
+
+    probs = np.full((1, 400), 1 / 400, np.float32)
+    out = restrict_to(probs, Charset(gb2312_chars(True)[:400]), vocabulary)
+    assert (out[0, :300] > 0).all() and (out[0, 300:] == 0).all()
+
+
+def test_blank_and_one_pixel_images_are_counted_as_unreadable_by_the_cli(tmp_path):
+    Image.fromarray(np.full((40, 40), 255, np.uint8)).save(tmp_path / "blank.png")
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(tmp_path / "dot.png")
+    ink = np.full((40, 40), 255, np.uint8)
+    ink[18:22, 5:35] = 0
+    Image.fromarray(ink).save(tmp_path / "one.png")
+    r = run_cli("predict", tmp_path / "blank.png", tmp_path / "dot.png", tmp_path / "one.png", "--on-error", "skip")
+    assert r.returncode == 0, r.stderr
+    assert "blank image" in r.stderr + r.stdout and "too small to hold a character" in r.stderr + r.stdout
+    assert "one.png" in r.stdout and "blank.png:" not in r.stdout.split("skipped")[0].split("\n", 1)[-1]
+    r = run_cli("predict", tmp_path / "blank.png")
+    assert r.returncode == 2 and "blank image" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+fastapi = pytest.importorskip("fastapi")
+
+
+@pytest.fixture(scope="module")
+def app_factory(tiny_run):
+    from hccr.serve.app import Limits, create_app
+
+    return lambda **kw: create_app(str(tiny_run), Limits(**kw))
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_stroke_coordinates_of_hundreds_of_digits_are_a_422(app_factory):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app_factory())
+    for digits in (400, 5000):
+        body = '{"strokes": [[[1' + "0" * digits + ', 5], [20, 30]]]}'
+        r = client.post("/v1/recognize", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "error" in r.json(), (digits, r.text)
+
+
+def test_the_memory_budget_is_shared_and_refusals_say_when_to_retry(app_factory):
+    from fastapi.testclient import TestClient
+
+    from hccr.serve.app import Budget
+
+    b = Budget(nbytes=1000, pixels=100)
+    with b.claim() as take:
+        take("bytes", 600)
+        with b.claim() as other, pytest.raises(Exception, match="busy"):
+            other("bytes", 600)  # the two requests together would not fit
+        assert b.used["bytes"] == 600
+    assert b.used == {"bytes": 0, "pixels": 0}  # everything given back
+
+    img = np.full((300, 300), 255, np.uint8)
+    img[140:160, 20:280] = 0
+    client = TestClient(app_factory(budget_pixels=200 * 200))
+    r = client.post("/v1/recognize", content=_png(img), headers={"content-type": "image/png"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+    client = TestClient(app_factory(budget_bytes=500))
+    r = client.post("/v1/recognize", content=_png(img), headers={"content-type": "image/png"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    client = TestClient(app_factory(max_batch_pixels=250 * 250))  # the batch's pixels are capped as a whole
+    files = [("file", (f"{i}.png", _png(img), "image/png")) for i in range(3)]
+    r = client.post("/v1/recognize/batch", files=files)
+    assert r.status_code == 413 and "pixels" in r.json()["error"]
+    r = client.post("/v1/recognize/batch", files=files[:1][:0] + [("file", ("s.png", _png(img[:200, :200]), "image/png"))])
+    assert r.status_code == 200 and r.json()["results"][0]["candidates"]
+
+
+def _serve(app_factory, **limits):
+    import uvicorn
+
+    from hccr.serve.app import Limits, server_config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(server_config(app_factory(**limits), "127.0.0.1", port, Limits(**limits), "error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return server, thread, port
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before closing the connection, or None if it is still open."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return got
+            got += chunk
+    except TimeoutError:
+        return None
+
+
+def test_slow_headers_slow_bodies_and_idle_connections_are_closed(app_factory):
+    server, thread, port = _serve(app_factory, header_timeout=1.0, body_timeout=1.0, keep_alive=1.0)
+    try:
+        slow = socket.create_connection(("127.0.0.1", port))
+        for part in (b"POST /v1/recognize HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n"):  # a byte now and then
+            slow.sendall(part)
+            time.sleep(0.4)
+        assert _closed_within(slow, 3.0) is not None  # the headers took too long: closed
+
+        body = socket.create_connection(("127.0.0.1", port))
+        body.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + b"\x89PNG")
+        answer = _closed_within(body, 4.0)
+        assert answer is not None and b" 408 " in answer.split(b"\r\n")[0]  # answered, then closed
+
+        idle = socket.create_connection(("127.0.0.1", port))
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = _closed_within(idle, 4.0)
+        assert answer is not None and b" 200 " in answer.split(b"\r\n")[0]  # kept alive, then let go
+
+        fine = socket.create_connection(("127.0.0.1", port))  # a normal client is not hurried
+        fine.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert b'"status":"ok"' in (_closed_within(fine, 4.0) or b"")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_server_process_gives_back_what_a_large_batch_took(tiny_run, tmp_path):
+    """One process, real requests: batches of large, highly compressible images are refused as a whole
+    when over the batch's pixel cap, and decoding within it does not leave the server at its peak."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hccr.cli", "serve", "--model", str(tiny_run), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        big = np.full((3000, 3000), 255, np.uint8)
+        big[1400:1600, 300:2700] = 0
+        payload = _png(big)  # a few KB that decode to 9 M pixels
+        files = [("file", (f"{i}.png", payload, "image/png")) for i in range(64)]
+        r = httpx.post(f"{url}/v1/recognize/batch", files=files, timeout=120)
+        assert r.status_code == 413 and "pixels" in r.json()["error"]  # 576 M pixels: refused before decoding
+        for _ in range(3):
+            r = httpx.post(f"{url}/v1/recognize/batch", files=files[:3], timeout=120)
+            assert r.status_code == 200 and len(r.json()["results"]) == 3
+        status = open(f"/proc/{proc.pid}/status").read()
+        peak = int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM")).split()[1])
+        now = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS")).split()[1])
+        assert peak < 1_000_000, f"peak {peak / 1e3:.0f} MB"
+        assert now < peak - 50_000 or peak < 400_000, (now, peak)  # memory went back after the peak
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_checkpoint_json_temperature_must_be_sane_when_written(tiny_run, tmp_path):
+    import shutil
+
+    from hccr.shipped import write_temperature
+
+    d = tmp_path / "run"
+    shutil.copytree(tiny_run, d)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(HccrError, match="temperature"):
+            write_temperature(d / "best.json", bad, {})
+    assert "calibration" not in json.loads((d / "best.json").read_text())
