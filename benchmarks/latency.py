@@ -105,7 +105,8 @@ def main() -> None:
     if args.ckpt:  # ONNX Runtime vs PyTorch eager (fp32 both) on the same trained members
         import tempfile
 
-        from hccr.export import OnnxRecognizer, export_onnx
+        from hccr.export import export_onnx
+        from hccr.runtime import OnnxRecognizer
 
         tmp = Path(tempfile.mkdtemp(prefix="hccr-lat-"))
         eager = [Recognizer.from_checkpoint(c, amp=False) for c in args.ckpt]

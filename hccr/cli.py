@@ -320,8 +320,8 @@ def predict(
     The older form `hccr predict MODEL INPUT...` still works when MODEL is clearly a model."""
     from .evaluate import topk_accuracy
     from .runtime import load_recognizer, predict_inputs, restrict_to
-    from .shipped import is_model_path
     from .utils import use_all_cores
+    from .zoo import is_model_path
 
     format_, on_error, split = format_.value, on_error.value, split.value
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
@@ -396,8 +396,8 @@ def package(
     real_data: Annotated[str, typer.Option(help="What real images were mixed into training (provenance, model card).")] = "",
 ) -> None:
     """Turn a training run into a shippable model (fp16 checkpoint + ONNX, provenance, no absolute paths)."""
-    from .shipped import package as run_package
-    from .shipped import run_provenance, store_class_counts
+    from .packaging import package as run_package
+    from .packaging import run_provenance, store_class_counts
 
     prov = run_provenance(run, recipe)
     if real_data:
@@ -432,7 +432,7 @@ def model_card(
     out: Annotated[Path, typer.Option(help="Where to write the card (Markdown).")] = Path("docs/model-card.md"),
 ) -> None:
     """Write a model card from a checkpoint's metadata (default: the shipped model)."""
-    from .shipped import write_model_card
+    from .packaging import write_model_card
 
     print(f"wrote {write_model_card(model, out)}")
 
@@ -510,8 +510,8 @@ def calibrate(
     """Fit the softmax temperature that makes the model's confidences honest (lowest NLL), report
     ECE before and after, and record it in the model (checkpoint JSON, ONNX metadata)."""
     from .evaluate import calibration, fit_temperature, topk_accuracy
+    from .packaging import write_temperature
     from .runtime import load_recognizer, predict_inputs, temper
-    from .shipped import write_temperature
     from .utils import use_all_cores
 
     use_all_cores()

@@ -18,7 +18,6 @@ from torch import nn
 
 from .errors import HccrError
 from .preprocess import InputSpec
-from .runtime import OnnxRecognizer  # noqa: F401  (its home before the torch-free runtime)
 
 
 class EnsembleGraph(nn.Module):

@@ -22,7 +22,7 @@ HEAD_PREFIXES = ("head.", "aux_heads.")  # the model contract: classifiers live 
 def resolve_init(ref: str | os.PathLike) -> Path:
     """A shipped model's name, a run folder or a checkpoint -> the checkpoint's ``.json``."""
     from .checkpoint import resolve
-    from .shipped import SHIPPED, shipped_files
+    from .zoo import SHIPPED, shipped_files
 
     if str(ref) in SHIPPED:
         return shipped_files(str(ref))[0]

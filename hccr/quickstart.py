@@ -151,7 +151,7 @@ def shipped_check(real: list[str] | None, synthetic_test: Path) -> tuple[str, di
     which saw real images of casia-hwdb-22's characters, other writers) and ``gb2312-synth``."""
     from .evaluate import topk_accuracy
     from .runtime import load_recognizer, predict_inputs
-    from .shipped import SHIPPED
+    from .zoo import SHIPPED
 
     title = "real handwriting" if real else "synthetic test writers"
     rows = {}

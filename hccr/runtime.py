@@ -310,21 +310,58 @@ def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_s
     return np.concatenate(chunks), chars, np.array(ids), skipped, several
 
 
-def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", amp: bool = False):
-    """A shipped model by name (``gb2312``; the default when ``path`` is None), a checkpoint (run
-    folder, .json, .safetensors) or an exported ``.onnx`` file."""
-    from .shipped import DEFAULT_MODEL, SHIPPED, load_shipped
+# Recognizers for PyTorch checkpoints live on the training side (hccr.predict, which needs torch).
+# The runtime names them here instead of importing them: ``register_loader`` replaces an entry,
+# and "module:attribute" strings are imported only when such a model is asked for.
+_LOADERS: dict[str, object] = {"checkpoint": "hccr.predict:Recognizer.from_checkpoint"}
 
+
+def register_loader(kind: str, loader) -> None:
+    """Make ``loader(path, device, amp)`` the way models of ``kind`` (``"checkpoint"``) are loaded."""
+    _LOADERS[kind] = loader
+
+
+def _loader(kind: str, path):
+    entry = _LOADERS[kind]
+    if isinstance(entry, str):
+        import importlib
+
+        module, _, attr = entry.partition(":")
+        try:
+            obj = importlib.import_module(module)
+        except ImportError as e:
+            raise HccrError(f"{path}: a PyTorch checkpoint needs torch ({e.name} is not installed): pip install "
+                            "'hccr[train]', or export the model with `hccr export` and use the .onnx file") from None
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        entry = _LOADERS[kind] = obj
+    return entry
+
+
+def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", amp: bool = False,
+                    backend: str = "auto"):
+    """A shipped model by name (``gb2312``; the default when ``path`` is None), a checkpoint (run
+    folder, .json, .safetensors) or an exported ``.onnx`` file. A shipped model runs in ONNX Runtime
+    on a CPU where it is installed (faster there), else as its PyTorch checkpoint (``backend``:
+    auto, onnx or torch)."""
+    from .zoo import DEFAULT_MODEL, SHIPPED, shipped_files
+
+    if backend not in ("auto", "onnx", "torch"):
+        raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
     if path is None or str(path) in SHIPPED:
-        return load_shipped(str(path or DEFAULT_MODEL), device)
-    if str(path).endswith(".onnx"):
+        ckpt, onnx_path = shipped_files(str(path or DEFAULT_MODEL))
+        if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):
+            return OnnxRecognizer(onnx_path)
+        path = ckpt
+    elif str(path).endswith(".onnx"):
         return OnnxRecognizer(path)
-    try:
-        from .predict import Recognizer
-    except ImportError as e:
-        raise HccrError(f"{path}: a PyTorch checkpoint needs torch ({e.name} is not installed): "
-                        "pip install 'hccr[train]', or export the model with `hccr export` and use the .onnx file") from None
-    return Recognizer.from_checkpoint(path, device, amp)
+    return _loader("checkpoint", path)(path, device, amp)
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 class OnnxRecognizer(BaseRecognizer):

@@ -7,7 +7,8 @@ pytest.importorskip("onnxruntime")
 from hccr.api import Ensemble, load  # noqa: E402
 from hccr.data.store import Store  # noqa: E402
 from hccr.errors import HccrError  # noqa: E402
-from hccr.export import OnnxRecognizer, export_onnx  # noqa: E402
+from hccr.export import export_onnx  # noqa: E402
+from hccr.runtime import OnnxRecognizer  # noqa: E402
 
 
 def _images(store, n=24):

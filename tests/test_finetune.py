@@ -9,8 +9,8 @@ from hccr.config import apply_overrides, get_preset
 from hccr.errors import HccrError
 from hccr.finetune import transfer_weights
 from hccr.models import create_model
-from hccr.shipped import shipped_files
 from hccr.train import fit
+from hccr.zoo import shipped_files
 
 
 def _tiny(num_classes: int, seed: int) -> torch.nn.Module:

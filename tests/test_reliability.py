@@ -322,7 +322,7 @@ def test_a_server_process_gives_back_what_a_large_batch_took(tiny_run, tmp_path)
 def test_checkpoint_json_temperature_must_be_sane_when_written(tiny_run, tmp_path):
     import shutil
 
-    from hccr.shipped import write_temperature
+    from hccr.packaging import write_temperature
 
     d = tmp_path / "run"
     shutil.copytree(tiny_run, d)

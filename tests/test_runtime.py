@@ -77,3 +77,60 @@ def test_pip_install_without_extras_recognises_and_installs_no_torch(cross_png, 
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split(":", 1)[1].split()[0] == "十"
+
+
+def test_recognising_runs_with_torch_blocked():
+    """The runtime, the Python API and the shipped-model registry import and predict with the shipped
+    ONNX model while ``import torch`` fails."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now raises ImportError\n"
+        "import hccr.runtime, hccr.api, hccr.zoo\n"
+        "import numpy as np\n"
+        "img = np.full((80, 80), 255, np.uint8)\n"
+        "img[38:43, 8:72] = 0\n"
+        "rec = hccr.api.load()\n"
+        "print(type(rec).__name__, rec.predict(img)[0][0][0])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["OnnxRecognizer", "一"]
+
+
+def test_the_runtime_side_never_imports_the_training_side():
+    """No import circle: runtime, api and zoo import nothing that needs torch, at any depth of the
+    package's own imports (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "hccr"
+
+    def imports(module: str) -> set[str]:
+        path = root.joinpath(*module.split(".")[1:])
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = set()
+        pkg = module.rsplit(".", 1)[0] if not path.name == "__init__.py" else module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = pkg.rsplit(".", node.level - 1)[0] if node.level > 1 else pkg
+                target = f"{base}.{node.module}" if node.module else base
+                found |= {target} | {f"{target}.{a.name}" for a in node.names
+                                     if root.joinpath(*f"{target}.{a.name}".split(".")[1:]).with_suffix(".py").exists()}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("hccr")}
+        return {m for m in found if root.joinpath(*m.split(".")[1:]).with_suffix(".py").exists()
+                or root.joinpath(*m.split(".")[1:]).is_dir()}
+
+    seen, todo = set(), ["hccr.runtime", "hccr.api", "hccr.zoo"]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += sorted(imports(m))
+    training_side = {"hccr.predict", "hccr.packaging", "hccr.export", "hccr.checkpoint", "hccr.train", "hccr.augment"}
+    assert not seen & training_side, sorted(seen & training_side)
+    assert "hccr.runtime" not in imports("hccr.zoo")  # the registry stands alone

@@ -14,7 +14,7 @@ import hccr
 from hccr.data.charset import gb2312_chars
 from hccr.data.synth import SynthConfig, writer_samples
 from hccr.errors import HccrError
-from hccr.shipped import ASSETS, SHIPPED
+from hccr.zoo import ASSETS, SHIPPED
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +52,13 @@ def test_reads_200_gb2312_characters_from_unseen_synthetic_writers(name):
 
 
 def test_pytorch_and_onnx_copies_agree():
-    from hccr.shipped import load_shipped
+    from hccr.runtime import load_recognizer
 
     chars = "永安家学中国人我们的"
     samples = writer_samples(list(chars), 1, SynthConfig(chars=chars, writers=1, seed=77))
     images = [im for im, _ in samples]
-    a = load_shipped(backend="onnx").predict_proba(images)
-    b = load_shipped(backend="torch").predict_proba(images, 1)
+    a = load_recognizer("gb2312", backend="onnx").predict_proba(images)
+    b = load_recognizer("gb2312", backend="torch").predict_proba(images, 1)
     assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 5e-3
 
 
@@ -100,9 +100,9 @@ def test_model_card_is_generated_from_the_metadata(tmp_path):
 
 def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     from hccr.config import apply_overrides, get_preset
-    from hccr.export import OnnxRecognizer
+    from hccr.packaging import package, store_class_counts
     from hccr.predict import Recognizer
-    from hccr.shipped import package, store_class_counts
+    from hccr.runtime import OnnxRecognizer
     from hccr.train import fit
 
     cfg = apply_overrides(get_preset("gb2312"), ["image_size=32", "batch_size=32", "steps=6", "warmup_epochs=0",
@@ -122,7 +122,7 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     assert np.abs(torch_rec.predict_proba(img, 1) - onnx_rec.predict_proba(img)).max() < 1e-3
     assert "/" not in "".join(onnx_rec.identity["members"])  # no paths in the ONNX metadata
     # calibrating the packaged checkpoint records the temperature in its ONNX twin as well
-    from hccr.shipped import write_temperature
+    from hccr.packaging import write_temperature
     assert len(write_temperature(j, 2.0, {"images": 1})) == 2
     assert Recognizer.from_checkpoint(j).temperature == OnnxRecognizer(o).temperature == 2.0
 
@@ -135,7 +135,7 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     from safetensors.torch import load_file
 
     from hccr.checkpoint import average_checkpoints, save_checkpoint
-    from hccr.shipped import run_provenance
+    from hccr.packaging import run_provenance
 
     fit(apply_overrides(cfg, [f"init={tmp_path / 'run'}", "steps=4", "seed=5"]), tiny_store, tmp_path / "more",
         progress=False)
@@ -168,7 +168,7 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
 def test_dividing_out_the_class_prior_balances_the_answers():
     import torch
 
-    from hccr.shipped import divide_out_prior
+    from hccr.packaging import divide_out_prior
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))

@@ -1,11 +1,5 @@
-"""Models shipped inside the package, and turning a training run into one.
-
-``hccr/assets/gb2312.*`` is the recognizer for all 6,763 GB2312 characters: ``gb2312.json`` +
-``gb2312.safetensors`` (fp16 weights, a checkpoint any hccr command reads) and ``gb2312.onnx``
-(the same weights stored in fp16, computed in fp32 by ONNX Runtime). Naming no model anywhere
-(``hccr.load()``, ``hccr predict IMAGE``, ``hccr serve``) means this one. ``gb2312-synth.*`` is the
-model it was fine-tuned from, trained on synthetic handwriting alone.
-"""
+"""Turning a training run into a shippable model (fp16 safetensors + JSON, ONNX), its provenance,
+calibration temperature and model card. The training side: needs torch (and onnx to export)."""
 
 from __future__ import annotations
 
@@ -13,58 +7,7 @@ import os
 from pathlib import Path
 
 from .errors import HccrError
-
-ASSETS = Path(__file__).resolve().parent / "assets"
-# name -> asset stem. gb2312: synthetic handwriting + real CASIA-HWDB images of 21 characters;
-# gb2312-synth: synthetic handwriting only (its weights owe nothing to CASIA-HWDB).
-SHIPPED = {"gb2312": ASSETS / "gb2312", "gb2312-synth": ASSETS / "gb2312-synth"}
-DEFAULT_MODEL = "gb2312"
-
-
-def is_model_path(p: str | os.PathLike) -> bool:
-    """Whether ``p`` names something a recognizer loads (a shipped name, a run folder, a checkpoint
-    ``.json``/``.safetensors`` or an ``.onnx`` file) rather than input data."""
-    p = Path(p)
-    if str(p) in SHIPPED:
-        return True
-    if p.is_dir():
-        return (p / "best.json").exists() or (p / "last.json").exists()
-    if p.suffix in (".onnx", ".safetensors"):
-        return True
-    if p.suffix == ".json" and p.is_file():
-        return p.with_suffix(".safetensors").exists()
-    return False
-
-
-def shipped_files(name: str = DEFAULT_MODEL) -> tuple[Path, Path]:
-    """(checkpoint .json, .onnx) of a shipped model."""
-    if name not in SHIPPED:
-        raise HccrError(f"unknown shipped model {name!r}; available: {', '.join(SHIPPED)}")
-    stem = SHIPPED[name]
-    if not stem.with_suffix(".json").exists():
-        raise HccrError(f"the shipped model {name!r} is missing from this installation ({stem}.json); "
-                        "reinstall hccr or name a model with --model")
-    return stem.with_suffix(".json"), stem.with_suffix(".onnx")
-
-
-def load_shipped(name: str = DEFAULT_MODEL, device: str = "cpu", backend: str = "auto"):
-    """The shipped recognizer: ONNX Runtime when it is installed (faster on CPUs), else PyTorch."""
-    ckpt, onnx_path = shipped_files(name)
-    if backend not in ("auto", "onnx", "torch"):
-        raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
-    if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):
-        from .runtime import OnnxRecognizer
-
-        return OnnxRecognizer(onnx_path)
-    from .predict import Recognizer
-
-    return Recognizer.from_checkpoint(ckpt, device)
-
-
-def _has_onnxruntime() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
+from .zoo import DEFAULT_MODEL, SHIPPED, shipped_files
 
 
 def divide_out_prior(model, counts, power: float = 1.0) -> int:
