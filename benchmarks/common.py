@@ -87,3 +87,25 @@ def _fmt(v) -> str:
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return "" if v is None else str(v)
 
+
+
+ARCHIVE = ROOT.parent / "shared" / "data" / "casia-olhwdb1.1-train.tar.xz"
+EVERY = 22  # the validation writers: positions 22, 44, ... of the name-sorted list (10 of 220)
+
+
+def olhwdb_writers(archive: Path = ARCHIVE, cache: Path = OUT) -> tuple[list[Path], list[Path]] | None:
+    """(training writers' .pot files, validation writers' .pot files) of CASIA-OLHWDB1.1, the archive
+    unpacked once to ``cache/olhwdb``; None (with a message) where the archive is absent."""
+    import subprocess
+
+    root = cache / "olhwdb"
+    if not (root / ".done").exists():
+        if not archive.is_file():
+            print(f"skipping: {archive} not found")
+            return None
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-xJf", str(archive), "-C", str(root)], check=True)
+        (root / ".done").touch()
+    pots = sorted(root.rglob("*.pot"), key=lambda p: p.stem)
+    val = pots[EVERY - 1 :: EVERY]
+    return [p for p in pots if p not in val], val

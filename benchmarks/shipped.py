@@ -18,12 +18,11 @@ from which ``hccr model-card`` writes its card.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
-from common import OUT, REAL, ROOT, save
+from common import ARCHIVE, OUT, REAL, ROOT, olhwdb_writers, save
 
 from hccr.data.charset import gb2312_chars
 from hccr.data.images import load_gray, scan_image_folder
@@ -31,9 +30,6 @@ from hccr.evaluate import calibration, topk_accuracy
 from hccr.runtime import load_recognizer, predict_inputs
 from hccr.utils import use_all_cores
 from hccr.zoo import SHIPPED, shipped_files
-
-ARCHIVE = ROOT.parent / "shared" / "data" / "casia-olhwdb1.1-train.tar.xz"
-EVERY = 22  # the validation writers: positions 22, 44, ... of the name-sorted list
 
 
 def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
@@ -43,17 +39,10 @@ def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
     store = cache / "olhwdb-val"
     if (store / "manifest.json").exists():
         return store
-    if not archive.is_file():
-        print(f"skipping the online figures: {archive} not found")
+    found = olhwdb_writers(archive, cache)
+    if found is None:
         return None
-    root = cache / "olhwdb"
-    if not (root / ".done").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["tar", "-xJf", str(archive), "-C", str(root)], check=True)
-        (root / ".done").touch()
-    pots = sorted(root.rglob("*.pot"), key=lambda p: p.stem)
-    val = [str(p) for p in pots[EVERY - 1 :: EVERY]]
-    convert(val, store, ConvertOptions(size=64, charset="gb2312"), progress=False)
+    convert([str(p) for p in found[1]], store, ConvertOptions(size=64, charset="gb2312"), progress=False)
     return store
 
 

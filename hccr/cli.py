@@ -123,14 +123,21 @@ def synth(
     writers: Annotated[int, typer.Option(help="Number of simulated writers (one .gnt file each).")] = 10,
     seed: int = 0,
     size: Annotated[float | None, typer.Option(help="Mean character size in pixels (default: the style profile's).")] = None,
-    style: Annotated[Path | None, typer.Option(help="Style profile JSON (default: hccr's, calibrated on real handwriting).")] = None,
+    style: Annotated[str | None, typer.Option(help="Style profile JSON (default: hccr's, calibrated on real handwriting); "
+                                             "'learned': writers learned from real pen trajectories (written as .pot); "
+                                             "'learned-zero': the same with its learned deformations zeroed (a control); "
+                                             "or a writer model JSON from --fit.")] = None,
     font: Annotated[list[Path] | None, typer.Option(help="TTF/OTF font to render glyphs from (repeatable).")] = None,
     font_fraction: Annotated[float, typer.Option(help="Share of samples drawn from the fonts.")] = 0.5,
     preview: Annotated[Path | None, typer.Option(help="Write a PNG grid of samples from several writers.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A store of real handwriting: print how the synthetic writers differ from it.")] = None,
     plot: Annotated[Path | None, typer.Option(help="With --compare: histograms of the features (PNG).")] = None,
+    against: Annotated[Path | None, typer.Option(help="With --compare: a second store (e.g. real trajectories drawn by "
+                                                 "hccr's pen) compared with the first instead of synthetic writers.")] = None,
     calibrate: Annotated[Path | None, typer.Option(help="A store of real handwriting (any characters): fit the style profile to it.")] = None,
-    style_out: Annotated[Path, typer.Option(help="With --calibrate: where to write the profile.")] = Path("style.json"),
+    fit: Annotated[list[Path] | None, typer.Option(help="Real pen trajectories (.pot files or folders): fit a writer model "
+                                                   "to them (--style-out); use it with --style FILE.")] = None,
+    style_out: Annotated[Path, typer.Option(help="With --calibrate or --fit: where to write the profile or model.")] = Path("style.json"),
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
 ) -> None:
     """Generate synthetic handwriting as CASIA .gnt files (one per simulated writer); compare it with
@@ -138,8 +145,41 @@ def synth(
     from .data import style as st
     from .data import synth as sy
     from .data.charset import resolve_charset
+    from .data.writers import is_learned
 
-    profile = st.StyleProfile.load(style) if style else st.default_profile()
+    if fit:
+        from .data.writers import fit_files
+
+        pots = sorted(str(f) for p in fit for f in ([p] if p.is_file() else sorted(p.rglob("*.pot"))))
+        if not pots:
+            raise HccrError(f"--fit: no .pot file in {', '.join(map(str, fit))}")
+        import time
+
+        t = time.perf_counter()
+        from .data.charset import resolve_charset
+
+        model, col = fit_files(pots, "".join(resolve_charset(chars)), workers=workers)
+        model.save(style_out)
+        share = {k: f"{v / max(col.samples, 1):.1%}" for k, v in sorted(col.status.items(), key=lambda kv: -kv[1])}
+        print(f"aligned {col.samples} samples of {len(pots)} writers in {time.perf_counter() - t:.0f} s: "
+              f"stroke count equal to the medians' in {col.equal_count / max(col.samples, 1):.1%}; {share}")
+        print(f"wrote {style_out}")
+        return
+    if against is not None:
+        if compare is None:
+            raise HccrError("--against needs --compare REAL_STORE")
+        res = st.compare_stores(compare, against)
+        print(f"{compare} ({res['real_count']} images) vs {against} ({res['other_count']} images, characters of both):")
+        for r in res["rows"]:
+            print(f"{r['feature']:14s} {r['real_median']:12.3g} {r['real_iqr']:>12s} {r['synthetic_median']:12.3g} "
+                  f"{r['synthetic_iqr']:>12s}")
+        print(f"domain classifier (first vs second, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
+        return
+    learned = is_learned(style)
+    if learned and (calibrate is not None or compare is not None or preview is not None):
+        raise HccrError("--style learned writes pen trajectories: convert them (hccr convert) and compare the store "
+                        "with --compare REAL --against STORE")
+    profile = st.StyleProfile.load(style) if style and not learned else st.default_profile()
     if calibrate is not None:
         prof = st.calibrate_store(calibrate, profile)
         prof.save(style_out)
@@ -177,7 +217,7 @@ def synth(
     files = sy.synth(out, cfg, workers=workers)
     dt = time.perf_counter() - t
     n = len(resolve_charset(chars)) * writers
-    print(f"wrote {len(files)} .gnt files to {out}: {n} samples of {n // writers} characters "
+    print(f"wrote {len(files)} {'.pot' if learned else '.gnt'} files to {out}: {n} samples of {n // writers} characters "
           f"({dt:.1f}s, {n / dt:.0f} samples/s)")
 
 

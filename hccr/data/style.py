@@ -331,6 +331,28 @@ def compare_store(real_store: str | os.PathLike, profile: StyleProfile, writers:
     return out
 
 
+def compare_stores(first: str | os.PathLike, second: str | os.PathLike, limit: int = 4000, seed: int = 0) -> dict:
+    """Two stores (e.g. real scans and real trajectories drawn by hccr's pen), on the characters they
+    share: the feature table and the domain classifier's held-out accuracy (0.5: indistinguishable)."""
+    from .store import Store
+
+    a, b = Store(first), Store(second)
+    shared = sorted(set(a.charset) & set(b.charset))
+    if not shared:
+        raise HccrError(f"{first} and {second} share no character: nothing to compare like with like")
+    rng = np.random.default_rng(seed)
+
+    def pick(st) -> np.ndarray:
+        ids = [st.charset.index[c] for c in shared]
+        idx = np.flatnonzero(np.isin(np.asarray(st.labels), ids))
+        return np.sort(rng.choice(idx, min(limit, len(idx)), replace=False))
+
+    ia, ib = pick(a), pick(b)
+    fa, fb = measure(a.images[ia], a.sizes[ia]), measure(b.images[ib], b.sizes[ib])
+    return {"rows": compare(fa, fb), "real_count": len(ia), "other_count": len(ib), "characters": len(shared),
+            "domain_accuracy": domain_classifier(a.images[ia], b.images[ib], seed=seed)}
+
+
 def calibrate_store(real_store: str | os.PathLike, start: StyleProfile | None = None, progress: bool = True,
                     classes: str | None = None) -> StyleProfile:
     """A profile calibrated on a store's images (``classes``: only these characters' images)."""

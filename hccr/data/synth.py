@@ -452,18 +452,39 @@ def writer_samples(chars: Sequence[str], writer: int, cfg: SynthConfig,
 
 def _write_writer(args: tuple) -> tuple[str, int]:
     chars, writer, cfg, extra, profile, out = args
+    if profile is None:  # a learned writer model: pen trajectories, drawn at conversion like real ones
+        from ..utils import atomic_path
+        from .writers import writer_pot
+
+        path = Path(out) / f"{cfg.prefix}{writer:04d}.pot"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(writer_pot(list(chars), writer, cfg.seed, _model(cfg.style)))
+        return str(path), len(chars)
     path = Path(out) / f"{cfg.prefix}{writer:04d}.gnt"
     n = write_gnt(path, writer_samples(chars, writer, cfg, extra, profile))
     return str(path), n
+
+
+@functools.lru_cache(maxsize=4)
+def _model(style: str):
+    from .writers import resolve_model
+
+    return resolve_model(style)
 
 
 def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.ndarray]] | None = None,
           workers: int | None = None, progress: bool = True) -> list[Path]:
     """Write ``cfg.writers`` ``.gnt`` files into ``out``; existing complete files are kept (resumable)."""
     from ..utils import output_lock
+    from .writers import is_learned
 
     chars = list(resolve_charset(cfg.chars))
-    profile = cfg.profile()  # read once; a bad profile fails here, naming its file, before any worker starts
+    learned = is_learned(cfg.style)
+    if learned:
+        _model(cfg.style)  # read once; a bad model fails here, naming its file
+        if cfg.fonts:
+            raise HccrError("--font draws glyphs as images; learned writers write pen trajectories: use one or the other")
+    profile = None if learned else cfg.profile()  # read once; a bad profile fails here, before any worker starts
     extra = extra or {}
     missing = [c for c in chars if c not in extra and not has_strokes(c)]
     if missing and not cfg.fonts:
@@ -482,7 +503,8 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
     from ..utils import Progress, write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    todo = [w for w in range(cfg.writers) if not (out / f"{cfg.prefix}{w:04d}.gnt").exists()]
+    suffix = ".pot" if profile is None else ".gnt"  # learned writers are pen trajectories
+    todo = [w for w in range(cfg.writers) if not (out / f"{cfg.prefix}{w:04d}{suffix}").exists()]
     args = [(chars, w, cfg, extra, profile, str(out)) for w in todo]
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
     with Progress(cfg.writers, "synth", disable=not progress, unit="writers") as bar:
@@ -497,7 +519,7 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
                 _write_writer(a)
                 bar.update(1)
     write_json(out / "synth.json", {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
-    return [out / f"{cfg.prefix}{w:04d}.gnt" for w in range(cfg.writers)]
+    return [out / f"{cfg.prefix}{w:04d}{suffix}" for w in range(cfg.writers)]
 
 
 def compose_top_bottom(top: list[np.ndarray], bottom: list[np.ndarray], split: float = 0.42

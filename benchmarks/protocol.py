@@ -1,0 +1,156 @@
+"""Characters never seen in real form: how well each handwriting generator teaches them.
+
+    python -m benchmarks protocol [--generators builtin calibrated learned learned-zero] [--steps 1200]
+
+The cross-character protocol, on a fixed subset: 1,000 level-1 characters drawn with seed 33, of
+which B = 300 (drawn with the same seed, before any generator was tried) have no real training data.
+
+- A (700 characters): real trajectories of CASIA-OLHWDB1.1's 210 training writers, drawn by hccr's pen;
+- B (300 characters): synthetic only, 100 writers (seed 4000) of the generator under test; the
+  learned writer model is fitted on the training writers' samples of A only (B's real samples are
+  never seen, by the model or the recognizer);
+- the same recipe and budget per generator: lean ResNet from scratch, the gb2312 preset's
+  optimiser and augmentation, ``--steps`` steps of 256;
+- scored on the 10 validation writers' real samples of all 1,000 characters, 1,000-way: A and B
+  apart. The gap B - A is the figure a generator moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from common import OUT, ROOT, machine, olhwdb_writers, save
+
+from hccr.config import apply_overrides, get_preset
+from hccr.data.charset import Charset, gb2312_chars
+from hccr.data.store import ConvertOptions, Store, convert
+from hccr.utils import use_all_cores
+
+GENERATORS = {  # name -> hccr synth --style
+    "builtin": str(ROOT / "hccr" / "assets" / "style-builtin.json"),  # the generator gb2312-synth learnt from
+    "calibrated": None,  # hccr's default profile, calibrated on casia-hwdb-22's scans
+    "learned": "learned:{model}",
+    "learned-zero": "learned-zero:{model}",
+}
+
+
+def split(seed: int = 33, n: int = 1000, b: int = 300) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    level1 = np.array(gb2312_chars(True))
+    chars = rng.choice(level1, n, replace=False)
+    b_chars = set(rng.permutation(chars)[:b].tolist())
+    return [c for c in chars if c not in b_chars], sorted(b_chars)
+
+
+def merge(parts: list[tuple[Path, np.ndarray]], charset: Charset, out: Path) -> Path:
+    """One training store from (store, sample indices) parts, labels mapped onto ``charset``."""
+    if (out / "manifest.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    stores = [(Store(p), idx) for p, idx in parts]
+    n = sum(len(i) for _, i in stores)
+    images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 64, 64))
+    labels, sizes, pos = [], [], 0
+    for st, idx in stores:
+        images[pos : pos + len(idx)] = st.images[np.sort(idx)]
+        remap = np.array([charset.index[c] for c in st.charset])
+        labels.append(remap[st.labels[np.sort(idx)]])
+        sizes.append(st.sizes[np.sort(idx)])
+        pos += len(idx)
+    images.flush()
+    np.save(out / "labels.npy", np.concatenate(labels).astype(np.int32))
+    np.save(out / "sizes.npy", np.concatenate(sizes))
+    np.save(out / "writers.npy", np.full(n, -1, np.int32))
+    np.save(out / "split.npy", np.zeros(n, np.uint8))
+    charset.save(out / "charset.txt")
+    (out / "writers.txt").write_text("")
+    (out / "manifest.json").write_text(json.dumps({"format": "hccr-store/1", "count": n, "train": n, "val": 0,
+                                                   "classes": len(charset), "normalization": {"margin": 0.0}}))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--generators", nargs="*", default=list(GENERATORS))
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--writers", type=int, default=100, help="synthetic writers of the B characters")
+    ap.add_argument("--work", type=Path, default=OUT / "protocol")
+    args = ap.parse_args()
+    use_all_cores()
+    found = olhwdb_writers()
+    if found is None:
+        return
+    train_pots, val_pots = found
+    a_chars, b_chars = split()
+    charset = Charset(sorted(a_chars + b_chars))
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "split.json").write_text(json.dumps({"seed": 33, "A": "".join(a_chars), "B": "".join(b_chars)},
+                                                ensure_ascii=False))
+    real = work / "real-train"
+    if not (real / "manifest.json").exists():
+        convert([str(p) for p in train_pots], real, ConvertOptions(size=64, charset="".join(charset)), progress=False)
+    val = work / "real-val"
+    if not (val / "manifest.json").exists():
+        convert([str(p) for p in val_pots], val, ConvertOptions(size=64, charset="".join(charset)), progress=False)
+    rs = Store(real)
+    a_ids = [rs.charset.index[c] for c in a_chars]
+    real_a = np.flatnonzero(np.isin(rs.labels, a_ids))  # B's real samples are left out
+    model = work / "writers-A.json"
+    if any(g.startswith("learned") for g in args.generators) and not model.exists():
+        from hccr.data.writers import fit_files
+
+        t = time.perf_counter()
+        wm, col = fit_files([str(p) for p in train_pots], "".join(a_chars), progress=False)
+        wm.save(model)
+        print(f"writer model fitted on A's samples of {len(train_pots)} writers in {time.perf_counter() - t:.0f} s "
+              f"({col.samples} samples; stroke count equal to the medians' in {col.equal_count / col.samples:.1%}; "
+              f"{ {k: round(v / col.samples, 3) for k, v in col.status.items()} })")
+    results = {}
+    if (work / "results.json").exists():
+        results = json.loads((work / "results.json").read_text())
+    for name in args.generators:
+        if name in results:
+            print(f"{name}: {results[name]} (done before)")
+            continue
+        from hccr.data.synth import SynthConfig, synth
+        from hccr.runtime import predict_inputs
+        from hccr.train import fit
+
+        style = GENERATORS[name]
+        style = style.format(model=model) if style else None
+        t = time.perf_counter()
+        synth(work / f"synth-{name}", SynthConfig(chars="".join(b_chars), writers=args.writers, seed=4000, style=style),
+              progress=False)
+        syn = work / f"synth-{name}-store"
+        if not (syn / "manifest.json").exists():
+            convert([str(work / f"synth-{name}")], syn, ConvertOptions(size=64, charset="".join(charset)), progress=False)
+        store = merge([(real, real_a), (syn, np.arange(len(Store(syn))))], charset, work / f"train-{name}")
+        data_s = time.perf_counter() - t
+        cfg = apply_overrides(get_preset("gb2312"), ["init=", "ema=0", f"steps={args.steps}", "val_fraction=0",
+                                                     "checkpoint_minutes=0"])
+        run = work / f"run-{name}"
+        m = fit(cfg, store, run, resume=(run / "last.state.pt").exists(), progress=False)
+        from hccr.predict import Recognizer
+
+        rec = Recognizer.from_checkpoint(run / "last.json")
+        pred = predict_inputs(rec, [str(val)], crops=1, progress=False)
+        ok = pred.probs.argmax(1) == pred.labels
+        in_b = np.isin(pred.labels, [rec.charset.index[c] for c in b_chars])
+        res = {"A": round(float(ok[~in_b].mean()), 4), "B": round(float(ok[in_b].mean()), 4),
+               "images_A": int((~in_b).sum()), "images_B": int(in_b.sum()),
+               "train_img_per_s": round(m.get("train_img_per_s", 0)), "data_seconds": round(data_s)}
+        res["B_minus_A"] = round(res["B"] - res["A"], 4)
+        results[name] = res
+        (work / "results.json").write_text(json.dumps(results, indent=1))
+        print(f"{name}: {res}", flush=True)
+    save("protocol", {"split_seed": 33, "characters": len(charset), "B": len(b_chars), "steps": args.steps,
+                      "synthetic_writers": args.writers, "results": results, "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()
