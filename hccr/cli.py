@@ -578,12 +578,14 @@ def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for data, models, predictions and the report.")] = Path("runs/quickstart"),
     real: Annotated[list[Path] | None, typer.Option(help="Also evaluate on real data (a <root>/<char>/ folder, .gnt ...).")] = None,
     tiny: Annotated[bool, typer.Option(help="A seconds-long version for smoke tests.")] = False,
-    epochs: Annotated[int | None, typer.Option(help="Override the epochs per model.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: as many as --minutes allow here).")] = None,
+    minutes: Annotated[float, typer.Option(help="Wall time for training the three models, sized by a short speed "
+                                           "probe of this machine.")] = 5.0,
 ) -> None:
     """The main job: synthetic data -> 3 fast models -> 5-crop predictions -> ensembles -> report."""
     from .quickstart import QuickstartConfig, check_real, run
 
-    cfg = QuickstartConfig.tiny() if tiny else QuickstartConfig()
+    cfg = QuickstartConfig.tiny() if tiny else QuickstartConfig(train_minutes=minutes)
     if epochs is not None:
         cfg.epochs = epochs
     run(out, cfg, real=check_real([str(r) for r in real]) if real else None)

@@ -19,13 +19,49 @@ class QuickstartConfig:
     train_writers: int = 120  # of which val_fraction are held out (whole writers) for validation
     test_writers: int = 30
     val_fraction: float = 0.1
-    epochs: int = 30
+    epochs: int | None = None  # None: as many as ``train_minutes`` allow on this machine (2-30)
+    train_minutes: float = 5.0  # wall time for the three models together, from a short speed probe
     size: int = 64
     seed: int = 0
+    online: bool = True  # also read the OLHWDB validation writers with the shipped model, if the archive is there
 
     @classmethod
     def tiny(cls) -> QuickstartConfig:
-        return cls(chars="宀安完宏害宴", train_writers=24, test_writers=8, val_fraction=0.25, epochs=2)
+        return cls(chars="宀安完宏害宴", train_writers=24, test_writers=8, val_fraction=0.25, epochs=2, online=False)
+
+
+def epochs_for(store: Path, minutes: float, members: int, size: int = 64, bounds: tuple[int, int] = (2, 30)) -> tuple[int, float]:
+    """Epochs per member that fit ``minutes`` of training for ``members`` models on this machine:
+    a few timed steps of fast-1 (in the precision training will pick) give its speed; returns
+    (epochs, measured img/s). The loop's reading and augmentation cost about a fifth more."""
+    import torch
+
+    from .config import get_preset
+    from .data.store import Store
+    from .models import create_model
+    from .precision import _cpu_has_bf16
+    from .train import probe_precision
+
+    cfg = get_preset("fast-1")
+    cfg.image_size = size
+    st = Store(store)
+    model = create_model(cfg.model, len(st.charset), size, **cfg.model_args).to(memory_format=torch.channels_last)
+    if _cpu_has_bf16():
+        probe = probe_precision(model, cfg, torch.device("cpu"), len(st.charset), steps=2)
+        rate = max(probe["fp32_img_per_s"], probe["bf16_img_per_s"])
+    else:
+        import time
+
+        x = torch.rand(cfg.batch_size, 1, size, size).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, len(st.charset), (cfg.batch_size,))
+        for i in range(3):
+            if i == 1:
+                t = time.perf_counter()
+            out = model(x)
+            torch.nn.functional.cross_entropy((out[0] if isinstance(out, tuple) else out), y).backward()
+        rate = 2 * cfg.batch_size / (time.perf_counter() - t)
+    per_epoch = st.manifest["train"] / (rate / 1.2)
+    return int(min(max(minutes * 60 / members / per_epoch, bounds[0]), bounds[1])), rate
 
 
 def train_member(preset: str, epochs: int, size: int, store: Path, out: Path, progress: bool = True,
@@ -84,11 +120,14 @@ def run(out: str | Path = "runs/quickstart", cfg: QuickstartConfig | None = None
     evals = {"synthetic test writers": stores["test"].path}
     if real_store is not None:
         evals["real handwriting"] = real_store
-    result = fit_and_ensemble(stores["train"].path, evals, out, cfg.epochs, cfg.size, progress=progress)
+    epochs = cfg.epochs
+    if epochs is None:
+        epochs, rate = epochs_for(stores["train"].path, cfg.train_minutes, 3, cfg.size)
+        print(f"      this machine trains fast-1 at about {rate:.0f} img/s: {epochs} epochs per model fit the "
+              f"{cfg.train_minutes:g}-minute training budget (--epochs N sets it)")
+    result = fit_and_ensemble(stores["train"].path, evals, out, epochs, cfg.size, progress=progress)
     tables, weights = result["tables"], result["weights"]
-    shipped = shipped_check(real or default_real(), stores["test"].path)
-    if shipped is not None:
-        title, rows = shipped
+    for title, rows in shipped_check(real or default_real(), stores["test"].path, out / "data" if cfg.online else None):
         tables.setdefault(title, {}).update(rows)
 
     elapsed = time.perf_counter() - t_start
@@ -139,40 +178,80 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
 
 
 DEFAULT_REAL = Path("../shared/data/casia-hwdb-22/CASIA-HWDB_Test/Test")
+OLHWDB = Path("../shared/data/casia-olhwdb1.1-train.tar.xz")
+# The shipped model's validation writers: every 22nd of the archive's 220 by name (scripts/train_gb2312.sh)
+VALIDATION_WRITERS = ("1023-c", "1047-c", "1071-c", "1095-c", "1119-c", "1143-c", "1167-c", "1191-c", "1215-c",
+                      "1239-c")
 
 
 def default_real() -> list[str] | None:
     return [str(DEFAULT_REAL)] if DEFAULT_REAL.is_dir() else None
 
 
-def shipped_check(real: list[str] | None, synthetic_test: Path) -> tuple[str, dict] | None:
-    """The shipped GB2312 recognizers, answering among all their 6,763 characters, on real
-    handwriting when there is some, else on the unseen synthetic writers: ``gb2312`` (the default,
-    which saw real images of casia-hwdb-22's characters, other writers) and ``gb2312-synth``."""
+def validation_writers(work: Path) -> Path | None:
+    """The shipped model's validation writers (CASIA-OLHWDB1.1, never trained on) as a store, made
+    once from the archive beside the checkout; None without it."""
+    import subprocess
+    import tarfile
+
+    from .data.store import ConvertOptions, convert
+
+    store = work / "olhwdb-val"
+    if (store / "manifest.json").exists():
+        return store
+    if not OLHWDB.is_file():
+        return None
+    folder = work / "olhwdb-val-pot"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not list(folder.rglob("*.pot")):
+        with tarfile.open(OLHWDB) as tf:  # listing is cheap next to unpacking: take only these writers
+            names = [m for m in tf.getnames() if Path(m).stem in VALIDATION_WRITERS]
+        subprocess.run(["tar", "-xJf", str(OLHWDB), "-C", str(folder), *names], check=True)
+    pots = sorted(str(p) for p in folder.rglob("*.pot"))
+    if not pots:
+        return None
+    convert(pots, store, ConvertOptions(size=64, charset="gb2312"), progress=False)
+    return store
+
+
+def shipped_check(real: list[str] | None, synthetic_test: Path, work: Path | None) -> list[tuple[str, dict]]:
+    """The shipped GB2312 recognizers, answering among all their 6,763 characters: on real scans
+    (casia-hwdb-22's test images beside the checkout, or ``--real``), on the validation writers'
+    trajectories when the OLHWDB archive is there, else on the unseen synthetic writers."""
     from .evaluate import topk_accuracy
     from .runtime import load_recognizer, predict_inputs
     from .zoo import SHIPPED
 
-    title = "real handwriting" if real else "synthetic test writers"
-    rows = {}
-    for name in SHIPPED:
-        try:
-            rec = load_recognizer(name)
-        except HccrError as e:
-            print(f"[6/6] shipped recognizer {name} skipped: {e}")
-            continue
-        print(f"[6/6] the shipped recognizer {name} ({len(rec.charset):,} classes) on {title}")
-        pred = predict_inputs(rec, real if real else [str(synthetic_test)], crops=getattr(rec, "crops", 1),
-                              progress=False)
-        known = pred.labels >= 0
-        if not known.any():
-            continue
-        acc = topk_accuracy(pred.probs[known], pred.labels[known], ks=(1, 5))
-        if (~known).any():
-            print(f"      {int((~known).sum())} images of characters outside GB2312 left out")
-        label = "shipped gb2312 (6,763-way)" if name == "gb2312" else f"{name} (6,763-way)"
-        rows[label] = {**acc, "ms_per_char": pred.meta["ms_per_char"]}
-    return (title, rows) if rows else None
+    sets = []
+    if real:
+        sets.append(("real handwriting", real))
+    val = validation_writers(work) if work is not None else None
+    if val is not None:
+        sets.append(("real writers never trained on (OLHWDB validation writers, level 1)", [str(val)]))
+    if not sets:
+        sets.append(("synthetic test writers", [str(synthetic_test)]))
+    out = []
+    for title, inputs in sets:
+        rows = {}
+        for name in SHIPPED:
+            try:
+                rec = load_recognizer(name)
+            except HccrError as e:
+                print(f"[6/6] shipped recognizer {name} skipped: {e}")
+                continue
+            print(f"[6/6] the shipped recognizer {name} ({len(rec.charset):,} classes) on {title}")
+            pred = predict_inputs(rec, inputs, crops=getattr(rec, "crops", 1), progress=False)
+            known = pred.labels >= 0
+            if not known.any():
+                continue
+            acc = topk_accuracy(pred.probs[known], pred.labels[known], ks=(1, 5))
+            if (~known).any():
+                print(f"      {int((~known).sum())} images of characters outside GB2312 left out")
+            label = "shipped gb2312 (6,763-way)" if name == "gb2312" else f"{name} (6,763-way)"
+            rows[label] = {**acc, "ms_per_char": pred.meta["ms_per_char"]}
+        if rows:
+            out.append((title, rows))
+    return out
 
 
 def format_table(table: dict[str, dict]) -> str:

@@ -238,3 +238,50 @@ def test_server_under_load_stays_responsive_and_refuses_a_huge_chunked_upload_in
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (make setup installs it)")
+def test_a_real_writers_trajectory_drawn_on_the_page_is_read_by_the_shipped_model():
+    """Writer 1023 of CASIA-OLHWDB1.1 (a validation writer: the shipped model never trained on them)
+    wrote 黍 on a tablet; the same pen path, drawn with the mouse on the drawing page, goes through
+    the page, the JSON strokes API and the renderer the training data went through, and comes back."""
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from hccr.data.pot import read_pot
+
+    sample = next(s for s in read_pot(Path(__file__).parent / "data" / "1023-c.pot").samples if s.char == "黍")
+    pts = np.concatenate(sample.strokes).astype(float)
+    lo, side = pts.min(0), (pts.max(0) - pts.min(0)).max()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(None), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 820, "height": 460})
+            page.goto(f"http://127.0.0.1:{port}/")
+            box = page.locator("#pad").bounding_box()
+            scale = (box["width"] - 40) / side
+            for stroke in sample.strokes:
+                xy = [(box["x"] + 20 + (x - lo[0]) * scale, box["y"] + 20 + (y - lo[1]) * scale) for x, y in stroke]
+                page.mouse.move(*xy[0])
+                page.mouse.down()
+                for q in xy[1:]:
+                    page.mouse.move(*q)
+                page.mouse.up()
+            page.wait_for_function("document.querySelectorAll('#cands .cand').length > 0", timeout=20000)
+            page.wait_for_timeout(1500)  # the answer for the last stroke replaces earlier ones
+            chars = page.locator("#cands .cand .ch").all_inner_texts()
+            assert chars[0] == "黍", chars
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
