@@ -151,6 +151,12 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
                     world_size=c.get("world_size"), total_steps=c.get("total_steps"),
                     batch_size=c["config"].get("batch_size"), lr=c["config"].get("lr"))
         store = Path(c.get("store", ""))
+        if (store / "manifest.json").exists():
+            m = read_json(store / "manifest.json")
+            held = (m.get("options") or {}).get("val_writers") or []
+            if held:
+                prov["validation"] = (f"{m.get('val')} samples of {len(held)} writers held out whole (never trained "
+                                      f"on; validation and calibration): {', '.join(held)}")
         synth_json = store.parent / "synth" / "synth.json"
         if synth_json.exists():
             s = read_json(synth_json)
@@ -176,10 +182,10 @@ Apache-2.0."""
 NO_REAL = " No CASIA-HWDB image was used to train this model."
 REAL_LICENCE = """
 
-Real handwriting was mixed into its training ({real}). CASIA-HWDB is released by the Institute of
-Automation, Chinese Academy of Sciences, for academic research; check its terms before any other
-use of this model. `gb2312-synth` (`--model gb2312-synth`) was trained on synthetic handwriting
-alone and owes nothing to CASIA-HWDB."""
+Real handwriting was mixed into its training ({real}). CASIA's databases (CASIA-HWDB, CASIA-OLHWDB) are released by the
+Institute of Automation, Chinese Academy of Sciences, free for academic research; check their terms
+before any other use of this model. `gb2312-synth` (`--model gb2312-synth`) was trained on
+synthetic handwriting alone and owes nothing to CASIA's data."""
 
 
 def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
@@ -224,6 +230,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              + (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: "
                 + ", ".join(syn.get("fonts", [])) if syn.get("fonts") else "; no fonts"),
              f"- writer simulation: {p['generator']}" if p.get("generator") else None,
+             f"- validation: {p['validation']}" if p.get("validation") else
              f"- validation: {p.get('val_samples', '?')} samples held out at random (mostly synthetic); the last "
              "checkpoint is shipped" if real else
              f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)",
@@ -252,15 +259,23 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
         lines.append(f"- confidence calibration: softmax temperature {cal['temperature']:.3f} fitted with `hccr calibrate` "
                      f"on {cal.get('images', '?')} real images ({cal.get('data', '?')}, {cal.get('split', '')}), ECE "
                      f"{cal.get('ece_before', '?')} -> {cal.get('ece_after', '?')} there; applied by every recognizer")
-    lines += ["", "Full figures, commands and machines: docs/benchmarks.md.", "",
+    online = bool(real and p.get("validation"))  # real writers in training, some held out whole
+    limits = [
+        "- level-2 characters were learnt from synthetic handwriting only (no real writer in the training data "
+        "wrote them): they read worse than level-1 ones (see Measured); fine-tune on your own images for them;",
+        "- real writers' trajectories (online) are drawn by hccr's pen, fitted to scans; scans of other pens, "
+        "paper and resolutions may read differently (see the casia-hwdb-22 figures);",
+        "- probabilities are calibrated on the validation writers (see Measured); check calibration on your own "
+        "data (`hccr calibrate`) before thresholding."] if online else [
+        ("- trained mostly on synthetic handwriting (real images of a few characters only): "
+         if real else "- trained on synthetic handwriting: ")
+        + "real handwriting of a style far from the simulation reads worse (see Measured); fine-tune on your "
+        "own images for your domain;",
+        "- probabilities are calibrated on real handwriting of 21 characters (see Measured); check "
+        "calibration on your own data (`hccr calibrate`) before thresholding."]
+    lines += ["", "Full figures, commands and machines: docs/results.md.", "",
               "## Limits", "",
-              "- one character per image; GB2312 only (no traditional-only or extension characters);",
-              ("- trained mostly on synthetic handwriting (real images of a few characters only): "
-               if real else "- trained on synthetic handwriting: ")
-              + "real handwriting of a style far from the simulation reads worse (see Measured); fine-tune on your "
-              "own images for your domain;",
-              "- probabilities are calibrated on real handwriting of 21 characters (see Measured); check "
-              "calibration on your own data (`hccr calibrate`) before thresholding.", "",
+              "- one character per image; GB2312 only (no traditional-only or extension characters);", *limits, "",
               "## Licence", "", LICENCE + (REAL_LICENCE.format(real=real) if real else NO_REAL), ""]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

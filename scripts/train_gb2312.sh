@@ -58,6 +58,7 @@ $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -
 
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
 $HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior \
-  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS STEPS=${STEPS:-preset} INIT=$INIT)"
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS STEPS=${STEPS:-preset} INIT=$INIT)" \
+  --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"
