@@ -1,9 +1,12 @@
-"""I/O benchmark: our .gnt reader vs a per-record struct reader, conversion throughput, PNG export rate.
+"""I/O: our .gnt reader vs a per-record struct reader; conversion rates of .gnt, the PNG export and
+real pen trajectories (.pot, drawn by hccr's pen), and a conversion killed with -9 resuming.
 
-    python benchmarks/io.py [--samples 50000]
+    python -m benchmarks io [--samples 50000] [--no-pot]
 
-Both readers read the same generated file and decode the same fields (size, tag -> character,
-width, height, bitmap as an H×W uint8 array).
+The .gnt file holds synthetic handwriting (dark ink on white paper, CASIA-like sizes), so the
+conversion does the work it does on CASIA files; both readers decode the same fields (size, tag ->
+character, width, height, bitmap as an H×W uint8 array). The .pot part converts all 220 writers of
+CASIA-OLHWDB1.1 (the archive unpacked once to .bench/olhwdb).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REAL, save, table  # noqa: E402
+from common import REAL, olhwdb_writers, save, table  # noqa: E402
 
 from hccr.data.gnt import read_gnt, write_gnt  # noqa: E402
 from hccr.data.store import convert  # noqa: E402
@@ -57,21 +60,58 @@ def best_of(fn, path, repeat=3):
     return min(times), res
 
 
+def convert_pot(tmp: Path) -> dict:
+    """All 220 writers' trajectories -> a 64 px store (both cores); then the same conversion killed
+    with -9 half-way and run again: it resumes from its finished chunks and ends with every sample."""
+    import signal
+    import subprocess
+
+    found = olhwdb_writers()
+    if found is None:
+        return {}
+    pots = [str(p) for p in found[0] + found[1]]
+    t = time.perf_counter()
+    res = convert(pots, tmp / "pot-store", progress=False)
+    dt = time.perf_counter() - t
+    print(f"convert .pot -> store (64 px, all cores, pen drawn): {res.count / dt:,.0f} samples/s "
+          f"({res.count} samples of {len(pots)} writers, {dt:.0f} s)")
+    cmd = [sys.executable, "-m", "hccr.cli", "convert", *pots, str(tmp / "killed")]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(dt / 2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    done = len(list((tmp / "killed.partial" / "chunks").glob("*.npz")))
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    from hccr.data.store import Store
+
+    again = Store(tmp / "killed")
+    same = len(again) == res.count and bool(np.array_equal(again.labels, Store(tmp / "pot-store").labels))
+    print(f"killed with -9 after {dt / 2:.0f} s ({done} of {len(pots)} files done); rerun: "
+          f"{r.stdout.strip().splitlines()[0] if r.stdout.strip() else r.stderr.strip()[:80]}; "
+          f"{len(again)} samples, labels identical: {same}")
+    return {"samples": res.count, "seconds": dt, "samples_per_s": res.count / dt, "killed_after_files": done,
+            "resumed_identical": same}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=50_000)
+    ap.add_argument("--no-pot", action="store_true", help="skip the CASIA-OLHWDB1.1 conversion")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hccr-io-"))
     try:
-        rng = np.random.default_rng(0)
         from hccr.data.charset import gb2312_chars
 
         chars = gb2312_chars(True)
 
+        from hccr.data.synth import SynthConfig, writer_samples
+
+        cfg = SynthConfig(chars="".join(chars[:500]), writers=1, seed=1)
+        pool = [im for w in range(4) for im, _ in writer_samples(chars[:500], w, cfg)]  # 2,000 real-looking bitmaps
+
         def gen():
             for i in range(args.samples):
-                h, w = rng.integers(40, 120, size=2)  # CASIA-like sizes
-                yield rng.integers(0, 256, size=(h, w), dtype=np.uint8), chars[i % len(chars)]
+                yield pool[i % len(pool)], chars[i % len(chars)]
 
         path = tmp / "bench.gnt"
         write_gnt(path, gen())
@@ -108,8 +148,9 @@ def main() -> None:
             png = {"samples": res.count, "seconds": t_png, "samples_per_s": res.count / t_png}
             print(f"convert PNG export -> store (64 px): {res.count / t_png:,.0f} samples/s "
                   f"({res.count} images, {t_png:.1f} s)")
+        pot = {} if args.no_pot else convert_pot(tmp)
         save("io", {"samples": n, "file_mb": mb, "readers": rows, "convert_gnt_samples_per_s": n / t_conv,
-                    "convert_gnt_seconds": t_conv, "convert_png": png})
+                    "convert_gnt_seconds": t_conv, "convert_png": png, "convert_pot": pot})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
