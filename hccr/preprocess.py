@@ -16,6 +16,15 @@ MULTICROP_RATIO = 280 / 256
 MAX_SIDE = 1024  # larger inputs are shrunk (area average) before cleaning: a character needs far less
 
 
+def quantile(img: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of a uint8 image's pixels from its histogram: one pass, no sort (the
+    percentiles of every image were a third of a conversion's time)."""
+    if img.dtype != np.uint8:
+        return float(np.quantile(img, q))
+    cum = np.bincount(img.ravel(), minlength=256).cumsum()
+    return float(np.searchsorted(cum, q * (cum[-1] - 1), side="right"))
+
+
 def flatten_paper(img: np.ndarray) -> np.ndarray:
     """Paper that is not white (gray, lit unevenly, photographed) -> white, ink scaled with it.
 
@@ -26,7 +35,7 @@ def flatten_paper(img: np.ndarray) -> np.ndarray:
     (the brightest 10% already white) pass unchanged, at the cost of one percentile."""
     from PIL import Image, ImageFilter
 
-    paper = float(np.percentile(img, 90))
+    paper = quantile(img, 0.9)
     if paper >= 250 or min(img.shape) < 8:
         return img
     h, w = img.shape
@@ -62,7 +71,7 @@ def crop_ink(img: np.ndarray, threshold: int = 20, noisy_threshold: int = 48, no
     ink = img < 255 - threshold
     if ink.all() or not ink.any():
         return img
-    if noisy or float(np.percentile(img, 90)) < 250 or ink.mean() < 0.02:  # noisy, or little ink: ignore specks
+    if noisy or quantile(img, 0.9) < 250 or ink.mean() < 0.02:  # noisy, or little ink: ignore specks
         ink = np.asarray(Image.fromarray(img).filter(ImageFilter.MedianFilter(3))) < 255 - noisy_threshold
         if not ink.any():
             return img
@@ -75,7 +84,7 @@ def fix_polarity(img: np.ndarray) -> np.ndarray:
     if min(img.shape) < 3:
         return img
     border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    return (255 - img) if float(np.median(border)) < 128 else img
+    return (255 - img) if quantile(border, 0.5) < 128 else img
 
 
 def clean(img: np.ndarray) -> np.ndarray:
