@@ -108,7 +108,9 @@ def test_image_folder_with_a_corrupt_file(tmp_path):
     for ch in "安宁":
         (tmp_path / "imgs" / ch).mkdir(parents=True)
         for k in range(3):
-            Image.fromarray(np.full((30, 20), 255 - 40 * k, np.uint8)).save(tmp_path / "imgs" / ch / f"{k}.png")
+            img = np.full((30, 20), 255 - 40 * k, np.uint8)
+            img[14:16, 2:18] = 0  # a stroke: blank images are skipped as such
+            Image.fromarray(img).save(tmp_path / "imgs" / ch / f"{k}.png")
     (tmp_path / "imgs" / "安" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     res = convert([str(tmp_path / "imgs")], tmp_path / "st", progress=False)
     assert res.count == 6 and sum(res.skipped.values()) == 1
