@@ -149,7 +149,9 @@ def test_cli_convert_and_info_on_real_data(tmp_path):
 def test_a_conversion_stopped_by_a_bad_image_resumes_with_on_error_skip(tmp_path):
     src = tmp_path / "png" / "永"
     src.mkdir(parents=True)
-    Image.fromarray(np.full((20, 20), 0, np.uint8)).save(src / "1.png")
+    img = np.full((20, 20), 255, np.uint8)
+    img[8:12, 2:18] = 0
+    Image.fromarray(img).save(src / "1.png")
     (src / "2.png").write_bytes(b"broken")
     with pytest.raises(HccrError, match="2.png"):
         convert([str(tmp_path / "png")], tmp_path / "out", ConvertOptions(on_error="stop"), workers=1, progress=False)
