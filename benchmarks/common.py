@@ -14,19 +14,22 @@ REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "
 OUT = ROOT / ".bench"
 
 
-def tail_split(root: Path) -> tuple[list, list]:
-    """(first 90%, last 10%) of each class by file number: the tail's writers are unseen by the head."""
-    from hccr.data.images import scan_image_folder
+def tail_store(train: Path, dst: Path, fraction: float = 0.1) -> Path:
+    """``train`` (casia-hwdb-22's training PNGs as converted) with the last 10% of each class by file
+    number as validation: CASIA numbers files in writer order, so that tail comes from writers the
+    rest never saw (the PNG export carries no writer ids). Images are shared; only the split differs."""
+    import numpy as np
 
-    by_class: dict[str, list] = {}
-    for it in scan_image_folder(root):
-        by_class.setdefault(it.char, []).append(it)
-    head, tail = [], []
-    for v in by_class.values():
-        k = len(v) - round(len(v) * 0.1)
-        head += v[:k]
-        tail += v[k:]
-    return head, tail
+    from hccr.data.store import Store, store_view
+
+    if (dst / "split.npy").exists():
+        return dst
+    st = Store(train)
+    split = np.zeros(len(st), np.uint8)
+    for c in np.unique(st.labels):
+        idx = np.flatnonzero(st.labels == c)  # in file-number order, as hccr convert read the folder
+        split[idx[-round(len(idx) * fraction):]] = 1
+    return store_view(train, dst, split)
 
 
 def machine() -> dict:

@@ -4,14 +4,13 @@
     python benchmarks/fewshot.py --split test                                     # report, once
 
 Real data: casia-hwdb-22's training images, the last 10% of each class by file number held out as
-validation (writers the rest never saw, see tail_split.py). For each seed, k images per class are
+validation (writers the rest never saw: common.tail_store). For each seed, k images per class are
 drawn from the other 90% ("all" = every one of them). Both methods use fast-1's recipe (five-crop
 prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312-synth`` (the synthetic-only shipped model: no real image of these characters);
 ``--methods resnet`` trains the lean ResNet from scratch the same way (``--set model=resnet-lean``).
 ``--split val`` scores the held-out tail, ``--split test`` the 2,674 test images (22-way).
 ``--size 96`` converts the stores at that size and fine-tunes the source network at it
-(``init_keep_size``); ``--synth STORE --synth-writers N`` adds the first N writers of a synthetic
-store of the same characters (e.g. benchmarks/sim2real.py's) to every run's training images.
+(``init_keep_size``). ``--init`` names the model fine-tuning starts from (default gb2312-synth).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, save  # noqa: E402
+from common import OUT, real_stores, save, tail_store  # noqa: E402
 
 from hccr.config import apply_overrides, get_preset  # noqa: E402
 from hccr.data.store import Store, store_view  # noqa: E402
@@ -35,14 +34,9 @@ from hccr.train import fit  # noqa: E402
 from hccr.utils import use_all_cores  # noqa: E402
 
 
-def real_stores(work: Path, size: int = 64) -> tuple[Path, Path]:
-    """(training images with the held-out-writer tail as validation, test images) at ``size`` px,
-    converted once (the 64 px stores are shared with benchmarks/sim2real.py)."""
-    from sim2real import real_store
-    from tail_split import tail_store
-
-    root = OUT / "sim2real"
-    train, test = real_store(root, "train", size), real_store(root, "test", size)
+def casia_stores(work: Path, size: int = 64) -> tuple[Path, Path]:
+    """(training images with the held-out-writer tail as validation, test images) at ``size`` px."""
+    train, test = real_stores(OUT / f"casia22-{size}" / "train", OUT / f"casia22-{size}" / "test", size)
     return tail_store(train, work / ("real-tail" if size == 64 else f"real-tail-{size}")), test
 
 
@@ -60,30 +54,6 @@ def subset(tail: Path, dst: Path, shots: int | None, seed: int) -> Path:
     return store_view(tail, dst, split)
 
 
-def with_synthetic(real: Path, synth: Path, writers: int, dst: Path) -> Path:
-    """``real`` (its own split) plus the first ``writers`` writers of the synthetic store ``synth`` as
-    extra training images, copied into one store (the same characters in the same order)."""
-    if (dst / "split.npy").exists():
-        return dst
-    r, s = Store(real), Store(synth)
-    if list(r.charset) != list(s.charset):
-        sys.exit(f"{synth}: its characters differ from {real}'s")
-    keep = np.flatnonzero(s.writers < writers)
-    dst.mkdir(parents=True, exist_ok=True)
-    np.save(dst / "images.npy", np.concatenate([np.asarray(r.images), np.asarray(s.images)[keep]]))
-    np.save(dst / "labels.npy", np.concatenate([r.labels, s.labels[keep]]))
-    np.save(dst / "writers.npy", np.concatenate([r.writers, s.writers[keep] + int(r.writers.max()) + 1]))
-    np.save(dst / "sizes.npy", np.concatenate([r.sizes, s.sizes[keep]]))
-    (dst / "charset.txt").write_text((r.path / "charset.txt").read_text(encoding="utf-8"), encoding="utf-8")
-    (dst / "writers.txt").write_text("", encoding="utf-8")
-    split = np.concatenate([r.split, np.zeros(len(keep), np.uint8)])
-    manifest = {**r.manifest, "count": int(len(split)), "sources": [*r.manifest.get("sources", []), str(synth)],
-                "train": int((split == 0).sum()), "val": int((split == 1).sum())}
-    (dst / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    np.save(dst / "split.npy", split)  # last: an interrupted call leaves no half-made store
-    return dst
-
-
 def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, args) -> None:
     """Train one point of the curve (resumes an unfinished run, reuses a finished one)."""
     if (out / "done").exists():
@@ -94,7 +64,7 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
     else:  # a handful of images: a fixed step budget, smaller batches
         sets += ["batch_size=64", f"steps={args.steps}", "epochs=1000000", "warmup_epochs=0"]
     if method == "finetune":
-        sets += ["init=gb2312-synth", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
+        sets += [f"init={args.init}", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
         if args.size != 64:  # the source model's network at this run's input size
             sets += ["init_keep_size=true"]
     elif method == "resnet":  # the lean ResNet, from scratch with the same recipe
@@ -115,31 +85,27 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default="finetune,scratch", help="finetune, scratch and/or resnet")
     ap.add_argument("--ft-lr", type=float, default=1e-3)
+    ap.add_argument("--init", default="gb2312-synth", help="the model fine-tuning starts from")
     ap.add_argument("--freeze-epochs", type=int, default=0)
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps for the k-shot points")
     ap.add_argument("--epochs-all", type=int, default=20)
     ap.add_argument("--name", default="", help="tag of the fine-tuning runs (default: from --ft-lr etc.)")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every run (as hccr train --set)")
     ap.add_argument("--size", type=int, default=64, help="input size: stores converted at it, and the model")
-    ap.add_argument("--synth", default="", help="a synthetic store of the same 22 characters: extra training images")
-    ap.add_argument("--synth-writers", type=int, default=300, help="with --synth: its first N writers")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work)
-    tail, test = real_stores(work, args.size)
+    tail, test = casia_stores(work, args.size)
     px = "" if args.size == 64 else f"-{args.size}"
     if args.size != 64:
         args.set = [f"image_size={args.size}", *args.set]
-    tag = args.name or f"lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}"
+    tag = args.name or f"{args.init}-lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}-e{args.epochs_all}"
     rows = []
     for shots_s in args.shots.split(","):
         shots = None if shots_s == "all" else int(shots_s)
         for seed in map(int, args.seeds.split(",")):
             store = subset(tail, work / f"subsets{px}" / f"{shots_s}-s{seed}", shots, seed)
-            if args.synth:
-                store = with_synthetic(store, Path(args.synth), args.synth_writers,
-                                       work / f"subsets{px}" / f"{shots_s}-s{seed}-synth{args.synth_writers}")
             for method in args.methods.split(","):
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)
