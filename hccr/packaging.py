@@ -250,7 +250,9 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              "devices (above)", "",
              "## Measured", "",
              f"- {'its validation samples' if real else 'unseen synthetic writers'}, {n:,}-way: top-1 "
-             f"{meta['metrics']['val_acc']:.4f}" if meta.get("metrics", {}).get("val_acc") is not None else None]
+             f"{meta['metrics']['val_acc']:.4f}"
+             + (" (before the class prior was divided out)" if meta.get("prior_correction") else "")
+             if meta.get("metrics", {}).get("val_acc") is not None else None]
     for ev in meta.get("evaluations", []):
         lines.append(f"- {ev['what']}: " + ", ".join(f"{k} {v}" for k, v in ev["result"].items())
                      + (f" ({ev['command']})" if ev.get("command") else ""))
@@ -261,8 +263,9 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
                      f"{cal.get('ece_before', '?')} -> {cal.get('ece_after', '?')} there; applied by every recognizer")
     online = bool(real and p.get("validation"))  # real writers in training, some held out whole
     limits = [
-        "- level-2 characters were learnt from synthetic handwriting only (no real writer in the training data "
-        "wrote them): they read worse than level-1 ones (see Measured); fine-tune on your own images for them;",
+        "- level-2 characters were learnt from synthetic handwriting (no real writer in the training data wrote "
+        "them, but for the few among casia-hwdb-22's characters): expect them to read worse than level-1 ones "
+        "(see Measured: the synthetic figure is an upper bound); fine-tune on your own images for them;",
         "- real writers' trajectories (online) are drawn by hccr's pen, fitted to scans; scans of other pens, "
         "paper and resolutions may read differently (see the casia-hwdb-22 figures);",
         "- probabilities are calibrated on the validation writers (see Measured); check calibration on your own "
