@@ -1,6 +1,6 @@
 """Real-data benchmark: fast-1..3 and their ensembles on ../shared/data/casia-hwdb-22.
 
-    python benchmarks/casia22.py [--epochs 40] [--work .bench/casia22]
+    python -m benchmarks casia22 [--epochs 40] [--work .bench/casia22]
 
 Trains on the PNG training set (10% held out, stratified, for model selection and for fitting the
 ensemble weights), reports top-1 once on the test set (writers disjoint from training).
@@ -10,16 +10,14 @@ Resumable: finished steps are reused when the command is run again with the same
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, real_stores, save  # noqa: E402
+from common import OUT, real_stores, save
 
-from hccr.data.store import Store  # noqa: E402
-from hccr.quickstart import fit_and_ensemble, format_table  # noqa: E402
-from hccr.utils import use_all_cores  # noqa: E402
+from hccr.data.store import Store
+from hccr.quickstart import fit_and_ensemble, format_table
+from hccr.utils import use_all_cores
 
 
 def main() -> None:

@@ -77,19 +77,13 @@ def real_stores(train: Path, test: Path, size: int = 64, val_fraction: float = 0
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
-    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths, strict=True)))
-    return "\n".join(lines)
+    def fmt(v) -> str:
+        return (f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}") if isinstance(v, float) else "" if v is None else str(v)
 
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
-    return "" if v is None else str(v)
-
+    cells = [cols] + [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    cells.insert(1, ["-" * w for w in widths])
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells)
 
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "casia-olhwdb1.1-train.tar.xz"

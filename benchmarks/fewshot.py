@@ -1,37 +1,35 @@
-"""Few-shot curve: fine-tuning the shipped GB2312 model vs training from scratch on k real images per class.
+"""Few-shot: fine-tuning a shipped model vs training from scratch on k real images per class.
 
-    python benchmarks/fewshot.py --split val --shots 10 --seeds 0 --ft-lr 0.001   # choose settings
-    python benchmarks/fewshot.py --split test                                     # report, once
+    python -m benchmarks fewshot --split val --shots 10 --seeds 0 --ft-lr 0.001   # choose settings
+    python -m benchmarks fewshot --split test                                     # report, once
+    python -m benchmarks fewshot --init gb2312 --keep-classes --shots 20 --seeds 0 --methods finetune
 
-Real data: casia-hwdb-22's training images, the last 10% of each class by file number held out as
-validation (writers the rest never saw: common.tail_store). For each seed, k images per class are
-drawn from the other 90% ("all" = every one of them). Both methods use fast-1's recipe (five-crop
-prediction, augmentation) and the same number of steps; fine-tuning adds ``--init gb2312-synth`` (the synthetic-only shipped model: no real image of these characters);
-``--methods resnet`` trains the lean ResNet from scratch the same way (``--set model=resnet-lean``).
-``--split val`` scores the held-out tail, ``--split test`` the 2,674 test images (22-way).
-``--size 96`` converts the stores at that size and fine-tunes the source network at it
-(``init_keep_size``). ``--init`` names the model fine-tuning starts from (default gb2312-synth).
+casia-hwdb-22's training images, the last 10% of each class by file number held out as validation
+(common.tail_store); per seed, k images per class ("all" = every one) are drawn from the rest. Both
+methods use fast-1's recipe and step budget; fine-tuning adds ``--init`` (default gb2312-synth, which
+saw no real image of these characters); ``--methods resnet`` is the lean ResNet from scratch.
+``--split val`` scores the tail, ``--split test`` the 2,674 test images, five crops; ``--size 96``
+converts at 96 px and fine-tunes there (``init_keep_size``). ``--keep-classes`` is a user teaching
+the model their own images of a few characters and keeping the rest: each run is also scored on the
+OLHWDB validation writers' samples of every other level-1 character, beside the ``--init`` model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import ARCHIVE, OUT, real_stores, save, tail_store
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, real_stores, save, tail_store  # noqa: E402
-
-from hccr.config import apply_overrides, get_preset  # noqa: E402
-from hccr.data.store import Store, store_view  # noqa: E402
-from hccr.evaluate import topk_accuracy  # noqa: E402
-from hccr.predict import Recognizer, predict_inputs  # noqa: E402
-from hccr.train import fit  # noqa: E402
-from hccr.utils import use_all_cores  # noqa: E402
+from hccr.config import apply_overrides, get_preset
+from hccr.data.store import Store, store_view
+from hccr.evaluate import topk_accuracy
+from hccr.predict import Recognizer, predict_inputs
+from hccr.train import fit
+from hccr.utils import use_all_cores
 
 
 def casia_stores(work: Path, size: int = 64) -> tuple[Path, Path]:
@@ -67,6 +65,8 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
         sets += [f"init={args.init}", f"lr={args.ft_lr}", f"freeze_epochs={args.freeze_epochs}"]
         if args.size != 64:  # the source model's network at this run's input size
             sets += ["init_keep_size=true"]
+        if args.keep_classes:
+            sets += ["init_keep_classes=true"]
     elif method == "resnet":  # the lean ResNet, from scratch with the same recipe
         sets += ["model=resnet-lean"]
     cfg = apply_overrides(get_preset("fast-1"), sets + args.set)
@@ -76,6 +76,13 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
     t = time.perf_counter()
     fit(cfg, store, out, resume=(out / "last.state.pt").exists(), progress=False)
     (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
+
+
+def other_characters(rec: Recognizer, store: Path, mine: set[str]) -> float:
+    """Top-1 on ``store``'s samples of characters not in ``mine``, one crop (the forgetting measure)."""
+    pred = predict_inputs(rec, [str(store)], crops=1, progress=False)
+    keep = ~np.isin(pred.labels, [rec.charset.index[c] for c in mine if c in rec.charset.index])
+    return round(float((pred.probs.argmax(1) == pred.labels)[keep].mean()), 4)
 
 
 def main() -> None:
@@ -92,6 +99,8 @@ def main() -> None:
     ap.add_argument("--name", default="", help="tag of the fine-tuning runs (default: from --ft-lr etc.)")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every run (as hccr train --set)")
     ap.add_argument("--size", type=int, default=64, help="input size: stores converted at it, and the model")
+    ap.add_argument("--keep-classes", action="store_true",
+                    help="fine-tune keeping every character of --init; also score the other level-1 characters")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
@@ -100,8 +109,24 @@ def main() -> None:
     px = "" if args.size == 64 else f"-{args.size}"
     if args.size != 64:
         args.set = [f"image_size={args.size}", *args.set]
-    tag = args.name or f"{args.init}-lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}-e{args.epochs_all}"
+    tag = args.name or f"{args.init}-lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}-e{args.epochs_all}" + \
+        ("-keep" if args.keep_classes else "")
     rows = []
+    others = None
+    if args.keep_classes:  # the rest of level 1, by writers nobody trained on; and the starting point's figures
+        from shipped import olhwdb_validation
+
+        from hccr.finetune import resolve_init
+
+        others = olhwdb_validation(ARCHIVE, OUT)
+        init = Recognizer.from_checkpoint(resolve_init(args.init))
+        mine = set(Store(tail).charset)
+        before = {"others": other_characters(init, others, mine)} if others else {}
+        pred = predict_inputs(init, [str(tail)], crops=5, split="val", progress=False) if args.split == "val" else \
+            predict_inputs(init, [str(test)], crops=5, progress=False)
+        before["top1"] = topk_accuracy(pred.probs, pred.labels)["top1"]
+        print(json.dumps({"method": "init", **before}), flush=True)
+        rows.append({"method": "init", "shots": "-", "seed": -1, **before})
     for shots_s in args.shots.split(","):
         shots = None if shots_s == "all" else int(shots_s)
         for seed in map(int, args.seeds.split(",")):
@@ -118,6 +143,8 @@ def main() -> None:
                 row = {"method": method, "shots": shots_s, "seed": seed, "top1": acc["top1"], "top5": acc["top5"],
                        "train_images": int(len(Store(store).indices("train"))),
                        "train_seconds": float((out / "done").read_text())}
+                if others is not None:
+                    row["others"] = other_characters(rec, others, set(Store(store).charset))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     summary = {}

@@ -20,12 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import REAL, olhwdb_writers, save, table
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import REAL, olhwdb_writers, save, table  # noqa: E402
-
-from hccr.data.gnt import read_gnt, write_gnt  # noqa: E402
-from hccr.data.store import convert  # noqa: E402
+from hccr.data.gnt import read_gnt, write_gnt
+from hccr.data.store import convert
 
 
 def struct_reader(path: Path) -> list[tuple[np.ndarray, str]]:

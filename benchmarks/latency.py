@@ -1,6 +1,6 @@
 """Prediction latency (ms per character): hccr's fast models vs the paper's CharNet system, one run.
 
-    python benchmarks/latency.py [--ckpt RUN ...] [--onnx]
+    python -m benchmarks latency [--ckpt RUN ...] [--onnx]
 
 Configurations: one model x 1 crop, one model x 5 crops, three models x 5 crops (the full
 ensemble), each batched (256 characters per call) and single-image (one character per call),
@@ -12,19 +12,16 @@ have the same cost as trained ones; trained checkpoints are used when given.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import REAL, save, table
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import REAL, save, table  # noqa: E402
-
-from hccr.data.images import load_gray, scan_image_folder  # noqa: E402
-from hccr.models import create_model  # noqa: E402
-from hccr.predict import Recognizer  # noqa: E402
+from hccr.data.images import load_gray, scan_image_folder
+from hccr.models import create_model
+from hccr.predict import Recognizer
 
 
 def recognizer(arch: str, size: int, classes: int, amp: bool) -> Recognizer:

@@ -1,7 +1,7 @@
 """What makes hccr's training step faster on this CPU: each variant as a ratio to today's step,
 measured in the same run, interleaved (these machines drift by 10-20% over minutes).
 
-    python benchmarks/train_step.py STORE [--steps 20] [--repeats 2]
+    python -m benchmarks train_step STORE [--steps 20] [--repeats 2]
 
 A step is what ``hccr.train`` does per batch: read 256 images from the memory-mapped store,
 augment them (the gb2312 preset's warps and scan variation), forward, loss, backward, AdamW.
@@ -11,23 +11,19 @@ Today's step: lean ResNet, 64 px, batch 256, channels_last, bf16 autocast where 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import machine, save
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, save  # noqa: E402
-
-from hccr.config import get_preset  # noqa: E402
-from hccr.data.store import Store  # noqa: E402
-from hccr.models import create_model  # noqa: E402
-from hccr.precision import _cpu_has_bf16  # noqa: E402
-from hccr.train import make_optimizer, prepare_batch  # noqa: E402
-from hccr.utils import use_all_cores  # noqa: E402
+from hccr.config import get_preset
+from hccr.data.store import Store
+from hccr.models import create_model
+from hccr.precision import _cpu_has_bf16
+from hccr.train import make_optimizer, prepare_batch
+from hccr.utils import use_all_cores
 
 VARIANTS = {  # name -> (config changes, compile)
     "today": ({}, False),

@@ -234,6 +234,8 @@ def train(
     init: Annotated[str | None, typer.Option(help="Start from this model (gb2312, a run folder or a checkpoint): "
                                              "fine-tuning; classifier rows are carried over by character.")] = None,
     freeze_epochs: Annotated[int | None, typer.Option(help="With --init: train only the classifier for this many epochs.")] = None,
+    keep_classes: Annotated[bool, typer.Option(help="With --init: keep every character the model reads and add the "
+                                               "store's (teach it a few characters without losing the rest).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last epoch.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:
@@ -243,7 +245,7 @@ def train(
 
     cfg, _ = _run_config(out, resume, preset)
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed), ("init", init),
-                       ("freeze_epochs", freeze_epochs)):
+                       ("freeze_epochs", freeze_epochs), ("init_keep_classes", keep_classes or None)):
         if value is not None:
             setattr(cfg, key, value)
     cfg = apply_overrides(cfg, set_ or [])

@@ -46,6 +46,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation and the checkpoints use the average
     init: str = ""  # start from this checkpoint or shipped model (fine-tuning; rows carried over by character)
     freeze_epochs: int = 0  # with init: train only the classifier heads for this many epochs
+    init_keep_classes: bool = False  # with init: read every character the source does, plus the store's new ones
     init_keep_size: bool = False  # with init: train at image_size, not the source's (size-free networks: resnet-lean)
     teachers: tuple[str, ...] = ()  # distillation: checkpoints whose ensemble the student learns from
     teacher_weights: tuple[float, ...] = ()  # their ensemble weights (default 0.3,0.2,0.5 for three, else equal)
@@ -74,6 +75,8 @@ class TrainConfig:
             raise HccrError(f"teacher_crops must be 1 or 5, not {self.teacher_crops}")
         if self.freeze_epochs and not self.init:
             raise HccrError("freeze_epochs needs init: freezing a randomly initialised backbone teaches nothing")
+        if self.init_keep_classes and not self.init:
+            raise HccrError("init_keep_classes needs init: it keeps the characters of the model fine-tuning starts from")
         if self.init_keep_size and not self.init:
             raise HccrError("init_keep_size needs init: it keeps image_size instead of the source model's")
         return self

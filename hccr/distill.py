@@ -32,7 +32,9 @@ class Teacher:
         if (w < 0).any() or w.sum() <= 0:
             raise HccrError(f"teacher weights must be >= 0 and not all 0, got {weights}")
         self.weights = (w / w.sum()).tolist()
-        self.members = [Recognizer.from_checkpoint(p, device) for p in paths]
+        from .finetune import resolve_init
+
+        self.members = [Recognizer.from_checkpoint(resolve_init(p), device) for p in paths]  # shipped names too
         self.temperature, self.crops, self.device = temperature, crops, device
         # Each member's classes -> the student's: students may know characters a teacher does not.
         self.index = []

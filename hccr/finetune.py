@@ -4,6 +4,8 @@ The backbone is reused as it is. Classifier rows (the main head and any auxiliar
 over *by character*: a character the source model knows keeps its row wherever it sits in the new
 charset; a character new to it keeps the fresh initialisation. ``freeze_epochs`` trains only the
 heads for the first epochs, so a few hundred images do not wreck features learnt from millions.
+``init_keep_classes`` keeps every character of the source model (the store's characters are added to
+them), for a user who teaches it a few characters of their own and still wants the rest read.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
         cfg.aux_weights = ()
         changed.append("aux_weights -> () (the source model has no auxiliary heads)")
     return changed
+
+
+def keep_source_classes(store, source_charset: str):
+    """``store`` relabelled in the source model's charset followed by the store's characters it lacks
+    (``init_keep_classes``): the fine-tuned model still reads everything the source read."""
+    from .data.charset import Charset
+
+    known = set(source_charset)
+    return store.with_charset(Charset(source_charset + "".join(c for c in store.charset if c not in known)))
 
 
 def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], source_charset: str,

@@ -318,11 +318,14 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
     if cfg.init:  # fine-tuning: the source model's network, input size and polarity
         from .checkpoint import read_meta
-        from .finetune import adopt_architecture, resolve_init
+        from .finetune import adopt_architecture, keep_source_classes, resolve_init
 
-        for change in adopt_architecture(cfg, read_meta(resolve_init(cfg.init))):
+        source = read_meta(resolve_init(cfg.init))
+        for change in adopt_architecture(cfg, source):
             if env.is_main and not resume:
                 print(f"--init: {change}")
+        if cfg.init_keep_classes:  # the source's characters stay readable; the store's new ones are added
+            store = keep_source_classes(store, source["charset"])
     torch.manual_seed(cfg.seed)
     num_classes = len(store.charset)
     model = create_model(cfg.model, num_classes, cfg.image_size, **cfg.model_args).to(env.device)

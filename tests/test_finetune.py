@@ -88,3 +88,30 @@ def test_init_keep_size_fine_tunes_a_size_free_network_at_a_new_input_size(tiny_
         assert json.loads((out / "config.json").read_text())["init"]["classes_kept"] == 4
     with pytest.raises(HccrError, match="init_keep_size needs init"):
         apply_overrides(get_preset("fast-1"), ["init_keep_size=true"])
+
+
+def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_store, tmp_path):
+    from hccr.data.store import ConvertOptions, Store, convert
+    from hccr.data.synth import SynthConfig, synth
+    from hccr.predict import Recognizer
+    from hccr.runtime import predict_inputs
+
+    src_cfg = apply_overrides(get_preset("fast-1"), [
+        "image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003", "amp=false"])
+    src_cfg.augment = AugmentConfig(rotation=5)
+    fit(src_cfg, tiny_store, tmp_path / "src", progress=False)
+    synth(tmp_path / "mine", SynthConfig(chars="口大", writers=12, seed=7, size=40), workers=1, progress=False)
+    mine = convert([str(tmp_path / "mine")], tmp_path / "store", ConvertOptions(size=32), workers=1,
+                   progress=False).path
+    base = ["batch_size=8", "epochs=1", "warmup_epochs=0", "lr=0.001", "amp=false", f"init={tmp_path / 'src'}"]
+    fit(apply_overrides(get_preset("fast-1"), [*base, "init_keep_classes=true"]), mine, tmp_path / "keep",
+        progress=False)
+    fit(apply_overrides(get_preset("fast-1"), base), mine, tmp_path / "plain", progress=False)
+    keep = Recognizer.from_checkpoint(tmp_path / "keep" / "last.json")
+    assert "".join(keep.charset) == "".join(Store(tiny_store).charset) + "大"  # the source's, then the new one
+    assert "".join(Recognizer.from_checkpoint(tmp_path / "plain" / "last.json").charset) == "口大"
+    pred = predict_inputs(keep, [str(tiny_store)], crops=1, split="val", progress=False)
+    others = pred.labels != keep.charset.index["口"]
+    assert (pred.probs.argmax(1) == pred.labels)[others].mean() > 0.5  # 一十人 are still read
+    with pytest.raises(HccrError, match="init_keep_classes needs init"):
+        apply_overrides(get_preset("fast-1"), ["init_keep_classes=true"])

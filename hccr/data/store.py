@@ -20,6 +20,7 @@ where it stopped. The folder is renamed to ``OUT`` only when the store is comple
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing as mp
 import os
@@ -494,6 +495,17 @@ class Store:
     @property
     def size(self) -> int:
         return int(self.images.shape[1])
+
+    def with_charset(self, charset: Charset) -> Store:
+        """The same samples labelled in ``charset`` (a superset of this store's characters), in memory."""
+        missing = [c for c in self.charset if c not in charset]
+        if missing:
+            raise HccrError(f"{self.path}: {len(missing)} of its characters are not in the new charset "
+                            f"({''.join(missing[:20])})")
+        view = copy.copy(self)
+        view.labels = np.array([charset.index[c] for c in self.charset], np.int64)[self.labels]
+        view.charset = charset
+        return view
 
     def indices(self, split: str = "all") -> np.ndarray:
         if split == "all":
