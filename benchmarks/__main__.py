@@ -1,8 +1,7 @@
 """One entry point for every benchmark: ``python -m benchmarks NAME [ARGS...]``.
 
-Each benchmark reproduces figures that README.md, a model card or docs/results.md states; the
-table in benchmarks/README.md says which, with the command and its wall time on 2 cores.
-Results are written to .bench/NAME.json with the machine (CPU model and flags) and the date.
+Each reproduces figures that README.md, a model card or docs/results.md states (benchmarks/README.md
+says which, with wall times); results go to .bench/NAME.json with the machine and the date.
 """
 
 from __future__ import annotations
