@@ -235,7 +235,8 @@ def train(
                                              "fine-tuning; classifier rows are carried over by character.")] = None,
     freeze_epochs: Annotated[int | None, typer.Option(help="With --init: train only the classifier for this many epochs.")] = None,
     keep_classes: Annotated[bool, typer.Option(help="With --init: keep every character the model reads and add the "
-                                               "store's (teach it a few characters without losing the rest).")] = False,
+                                               "store's; only the store's characters' rows learn (teach it a few "
+                                               "characters without losing the rest).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last epoch.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:

@@ -46,7 +46,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation and the checkpoints use the average
     init: str = ""  # start from this checkpoint or shipped model (fine-tuning; rows carried over by character)
     freeze_epochs: int = 0  # with init: train only the classifier heads for this many epochs
-    init_keep_classes: bool = False  # with init: read every character the source does, plus the store's new ones
+    init_keep_classes: bool = False  # with init: keep the source's characters, add the store's; only their rows learn
     init_keep_size: bool = False  # with init: train at image_size, not the source's (size-free networks: resnet-lean)
     teachers: tuple[str, ...] = ()  # distillation: checkpoints whose ensemble the student learns from
     teacher_weights: tuple[float, ...] = ()  # their ensemble weights (default 0.3,0.2,0.5 for three, else equal)

@@ -5,7 +5,9 @@ over *by character*: a character the source model knows keeps its row wherever i
 charset; a character new to it keeps the fresh initialisation. ``freeze_epochs`` trains only the
 heads for the first epochs, so a few hundred images do not wreck features learnt from millions.
 ``init_keep_classes`` keeps every character of the source model (the store's characters are added to
-them), for a user who teaches it a few characters of their own and still wants the rest read.
+them), for a user who teaches it a few characters of their own and still wants the rest read: the
+backbone and every other character's classifier row are held still for the whole run
+(:class:`PinnedRows`), so only the store's characters' rows learn.
 """
 
 from __future__ import annotations
@@ -113,3 +115,20 @@ def init_from(model: nn.Module, ref: str | os.PathLike, target_charset: str) -> 
 def backbone(model: nn.Module) -> nn.ModuleList:
     """Every top-level part of the model except its classifiers (what ``freeze_epochs`` holds still)."""
     return nn.ModuleList(m for n, m in model.named_children() if f"{n}." not in HEAD_PREFIXES)
+
+
+class PinnedRows:
+    """Classifier rows held at their starting values, except ``trainable``'s: restored after every
+    optimizer step (exact, whatever the optimizer's weight decay or momentum would have done)."""
+
+    def __init__(self, model: nn.Module, num_classes: int, trainable: list[int]):
+        self.mask = torch.ones(num_classes, dtype=torch.bool)
+        self.mask[torch.as_tensor(trainable, dtype=torch.long)] = False
+        self.saved = {n: p.detach().clone() for n, p in model.named_parameters()
+                      if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] == num_classes}
+
+    @torch.no_grad()
+    def restore(self, model: nn.Module) -> None:
+        for n, p in model.named_parameters():
+            if n in self.saved:
+                p[self.mask.to(p.device)] = self.saved[n][self.mask.to(p.device)]

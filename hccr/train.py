@@ -168,10 +168,11 @@ def mixup_draw(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch
 def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], cfg: TrainConfig, optimizer,
                     scheduler, scaler, loss_fn, env: D.DistEnv, epoch: int, gen: torch.Generator,
                     progress: bool, start: int = 0, after_step=None, frozen: nn.Module | None = None,
-                    teacher=None) -> dict:
+                    teacher=None, pinned=None) -> dict:
     """Train on ``batches[start:]``; ``after_step(i)`` runs after batch ``i`` and returns True to stop
     (the step budget is spent). ``frozen`` parts keep their weights and BatchNorm statistics; a
-    ``teacher`` (distillation) gives soft targets for the same augmented views."""
+    ``teacher`` (distillation) gives soft targets for the same augmented views; ``pinned`` classifier
+    rows are put back after every step (``init_keep_classes``)."""
     model.train()
     held = list(frozen.parameters()) if frozen is not None else []
     if frozen is not None:
@@ -208,6 +209,8 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if pinned is not None:
+                pinned.restore(unwrap(model))
             scheduler.step()
             n = len(b)
             tot_loss += float(loss.detach()) * n
@@ -377,6 +380,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         if env.is_main:
             print(f"resuming {out} at epoch {start_epoch + 1}/{epochs}, step {step}/{budget} "
                   f"(best val acc so far {best_acc:.4f})")
+    pinned = None
+    if cfg.init_keep_classes:  # only the store's characters' rows learn; the rest stays as the source had it
+        from .finetune import PinnedRows
+
+        pinned = PinnedRows(model, num_classes, np.unique(store.labels).tolist())
     teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
                       cfg.teacher_crops, env.device) if cfg.teachers else None
     ema = make_ema(model, cfg.ema) if cfg.ema else None
@@ -416,12 +424,13 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             return step >= budget
 
         frozen = None
-        if epoch < cfg.freeze_epochs:
+        if epoch < cfg.freeze_epochs or cfg.init_keep_classes:
             from .finetune import backbone
 
             frozen = backbone(unwrap(ddp))
         tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
-                             progress, start=skip, after_step=after_step, frozen=frozen, teacher=teacher)
+                             progress, start=skip, after_step=after_step, frozen=frozen, teacher=teacher,
+                             pinned=pinned)
         skip = 0
         shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
         vm = evaluate(shipped, store, val_idx, cfg, env)

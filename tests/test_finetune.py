@@ -113,5 +113,15 @@ def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_sto
     pred = predict_inputs(keep, [str(tiny_store)], crops=1, split="val", progress=False)
     others = pred.labels != keep.charset.index["口"]
     assert (pred.probs.argmax(1) == pred.labels)[others].mean() > 0.5  # 一十人 are still read
+    source, _ = load_checkpoint(tmp_path / "src")
+    tuned, _ = load_checkpoint(tmp_path / "keep" / "last.json")
+    s, t = source.state_dict(), tuned.state_dict()
+    mouth = keep.charset.index["口"]
+    rest = [i for i in range(4) if i != mouth]
+    for name in s:  # the backbone and the rows of 一十人 are exactly as they were; 口's row learnt
+        if name.startswith(("head.", "aux_heads.")) and s[name].shape[0] == 4:
+            assert torch.equal(s[name][rest], t[name][rest]) and not torch.equal(s[name][mouth], t[name][mouth])
+        elif s[name].is_floating_point():
+            assert torch.equal(s[name], t[name]), name
     with pytest.raises(HccrError, match="init_keep_classes needs init"):
         apply_overrides(get_preset("fast-1"), ["init_keep_classes=true"])
