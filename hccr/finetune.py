@@ -119,11 +119,18 @@ def backbone(model: nn.Module) -> nn.ModuleList:
 
 class PinnedRows:
     """Classifier rows held at their starting values, except ``trainable``'s: restored after every
-    optimizer step (exact, whatever the optimizer's weight decay or momentum would have done)."""
+    optimizer step (exact, whatever the optimizer's weight decay or momentum would have done).
+
+    The hard-label loss is taken over the trainable rows only (:meth:`restrict`): its gradient sums
+    to zero over them, so they learn to tell the store's characters apart without all rising together,
+    which would make every other character's images read as one of them."""
 
     def __init__(self, model: nn.Module, num_classes: int, trainable: list[int]):
+        self.rows = torch.as_tensor(trainable, dtype=torch.long)
         self.mask = torch.ones(num_classes, dtype=torch.bool)
-        self.mask[torch.as_tensor(trainable, dtype=torch.long)] = False
+        self.mask[self.rows] = False
+        self.lut = torch.full((num_classes,), -1, dtype=torch.long)
+        self.lut[self.rows] = torch.arange(len(self.rows))
         self.saved = {n: p.detach().clone() for n, p in model.named_parameters()
                       if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] == num_classes}
 
@@ -132,3 +139,17 @@ class PinnedRows:
         for n, p in model.named_parameters():
             if n in self.saved:
                 p[self.mask.to(p.device)] = self.saved[n][self.mask.to(p.device)]
+
+    def restrict(self, logits: torch.Tensor, aux: list, y: torch.Tensor) -> tuple:
+        """(logits, aux logits, labels) over the trainable rows only."""
+        rows = self.rows.to(logits.device)
+        return logits[:, rows], [a[:, rows] for a in aux], self.lut.to(y.device)[y]
+
+
+def average_new_rows(model: nn.Module, kept: int) -> None:
+    """Rows of characters new to the source (after its ``kept`` ones) start at the mean of its rows,
+    at the level of every other class (``init_keep_classes``)."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] > kept:
+                p[kept:] = p[:kept].mean(0)

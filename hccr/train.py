@@ -193,9 +193,11 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             with amp_ctx:
                 out = model(x)
             logits, aux = out if isinstance(out, tuple) else (out, [])
-            loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
+            hard = (logits, aux, y) if pinned is None else pinned.restrict(logits, aux, y)
+            loss = deep_supervision(*hard, loss_fn, 1.0, cfg.aux_weights)
             if perm is not None:
-                loss = lam * loss + (1 - lam) * deep_supervision(logits, aux, y[perm], loss_fn, 1.0, cfg.aux_weights)
+                loss = lam * loss + (1 - lam) * deep_supervision(*hard[:2], hard[2][perm], loss_fn, 1.0,
+                                                                 cfg.aux_weights)
             if teacher is not None:
                 soft = teacher(to_model_input(x, cfg.ink, False))  # back to ink high (the flip is its own inverse)
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(
@@ -214,7 +216,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             scheduler.step()
             n = len(b)
             tot_loss += float(loss.detach()) * n
-            tot_correct += float((logits.detach().argmax(1) == y).sum())
+            tot_correct += float((hard[0].detach().argmax(1) == hard[2]).sum())
             tot_n += n
             rate = tot_n * env.world_size / (time.perf_counter() - t0)
             bar.update(1, loss=tot_loss / tot_n, acc=tot_correct / tot_n, img_s=round(rate))
@@ -337,6 +339,10 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         from .finetune import init_from
 
         init_report = init_from(model, cfg.init, "".join(store.charset))
+        if cfg.init_keep_classes:
+            from .finetune import average_new_rows
+
+            average_new_rows(model, init_report["classes_kept"])
         if env.is_main:
             print(f"initialised from {cfg.init}: {init_report['classes_kept']} classes keep their rows, "
                   f"{init_report['classes_new']} new" + (f" ({init_report['new_characters']})"
@@ -384,7 +390,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     if cfg.init_keep_classes:  # only the store's characters' rows learn; the rest stays as the source had it
         from .finetune import PinnedRows
 
-        pinned = PinnedRows(model, num_classes, np.unique(store.labels).tolist())
+        taught = np.unique(store.labels).tolist()
+        if len(taught) < 2:
+            raise HccrError(f"{store.path}: --keep-classes needs images of at least two characters (it teaches "
+                            "the model to tell the store's characters apart); this store has one")
+        pinned = PinnedRows(model, num_classes, taught)
     teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
                       cfg.teacher_crops, env.device) if cfg.teachers else None
     ema = make_ema(model, cfg.ema) if cfg.ema else None
