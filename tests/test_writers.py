@@ -108,3 +108,17 @@ def test_a_bad_writer_model_is_one_line(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "hccr-writer-model/1", "density": 3}')
     with pytest.raises(HccrError, match="missing"):
         WriterModel.load(tmp_path / "bad.json")
+
+
+def test_the_shipped_writer_model_draws_level_2_characters_nobody_wrote_for_it(tmp_path):
+    from hccr.data.store import Store, convert
+    from hccr.data.synth import SynthConfig, synth
+    from hccr.data.writers import LEARNED, resolve_model
+
+    model = resolve_model("learned")
+    assert "210 writers" in model.source  # fitted on the training writers; the validation writers kept out
+    files = synth(tmp_path / "syn", SynthConfig(chars="亍丌兀", writers=2, seed=3, style="learned"), workers=1,
+                  progress=False)  # level-2 characters: no real writer in hccr's data wrote them
+    st = Store(convert([str(tmp_path / "syn")], tmp_path / "st", workers=1, progress=False).path)
+    assert len(st) == 6 and st.images.reshape(6, -1).std(1).min() > 10  # ink on every image
+    assert LEARNED.stat().st_size < 200_000 and [f.suffix for f in files] == [".pot", ".pot"]
