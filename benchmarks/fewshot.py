@@ -78,6 +78,13 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
     (out / "done").write_text(f"{time.perf_counter() - t:.1f}\n")
 
 
+def scores(rec: Recognizer, val_store: Path, test: Path, split: str) -> dict:
+    """Top-1 / top-5 on the held-out tail (``val``) or the test images, five crops."""
+    pred = predict_inputs(rec, [str(val_store)], crops=5, split="val", progress=False) if split == "val" else \
+        predict_inputs(rec, [str(test)], crops=5, progress=False)
+    return topk_accuracy(pred.probs, pred.labels)
+
+
 def other_characters(rec: Recognizer, store: Path, mine: set[str]) -> float:
     """Top-1 on ``store``'s samples of characters not in ``mine``, one crop (the forgetting measure)."""
     pred = predict_inputs(rec, [str(store)], crops=1, progress=False)
@@ -121,10 +128,7 @@ def main() -> None:
         others = olhwdb_validation(ARCHIVE, OUT)
         init = Recognizer.from_checkpoint(resolve_init(args.init))
         mine = set(Store(tail).charset)
-        before = {"others": other_characters(init, others, mine)} if others else {}
-        pred = predict_inputs(init, [str(tail)], crops=5, split="val", progress=False) if args.split == "val" else \
-            predict_inputs(init, [str(test)], crops=5, progress=False)
-        before["top1"] = topk_accuracy(pred.probs, pred.labels)["top1"]
+        before = {"top1": scores(init, tail, test, args.split)["top1"], "others": others and other_characters(init, others, mine)}
         print(json.dumps({"method": "init", **before}), flush=True)
         rows.append({"method": "init", "shots": "-", "seed": -1, **before})
     for shots_s in args.shots.split(","):
@@ -135,16 +139,12 @@ def main() -> None:
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)
                 rec = Recognizer.from_checkpoint(out)
-                if args.split == "val":
-                    pred = predict_inputs(rec, [str(store)], crops=5, split="val", progress=False)
-                else:
-                    pred = predict_inputs(rec, [str(test)], crops=5, progress=False)
-                acc = topk_accuracy(pred.probs, pred.labels)
+                acc = scores(rec, store, test, args.split)
                 row = {"method": method, "shots": shots_s, "seed": seed, "top1": acc["top1"], "top5": acc["top5"],
                        "train_images": int(len(Store(store).indices("train"))),
                        "train_seconds": float((out / "done").read_text())}
                 if others is not None:
-                    row["others"] = other_characters(rec, others, set(Store(store).charset))
+                    row["others"] = other_characters(rec, others, mine)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     summary = {}

@@ -57,10 +57,21 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
 def keep_source_classes(store, source_charset: str):
     """``store`` relabelled in the source model's charset followed by the store's characters it lacks
     (``init_keep_classes``): the fine-tuned model still reads everything the source read."""
+    import numpy as np
+
     from .data.charset import Charset
 
+    if len(np.unique(store.labels)) < 2:
+        raise HccrError(f"{store.path}: --keep-classes needs images of at least two characters (it teaches "
+                        "the model to tell the store's characters apart); this store has one")
     known = set(source_charset)
     return store.with_charset(Charset(source_charset + "".join(c for c in store.charset if c not in known)))
+
+
+def class_rows(model: nn.Module, num_classes: int) -> list[tuple[str, nn.Parameter]]:
+    """The classifier tensors whose rows are classes (main and auxiliary heads), by name."""
+    return [(n, p) for n, p in model.named_parameters()
+            if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] == num_classes]
 
 
 def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], source_charset: str,
@@ -126,30 +137,27 @@ class PinnedRows:
     which would make every other character's images read as one of them."""
 
     def __init__(self, model: nn.Module, num_classes: int, trainable: list[int]):
-        self.rows = torch.as_tensor(trainable, dtype=torch.long)
-        self.mask = torch.ones(num_classes, dtype=torch.bool)
-        self.mask[self.rows] = False
-        self.lut = torch.full((num_classes,), -1, dtype=torch.long)
-        self.lut[self.rows] = torch.arange(len(self.rows))
-        self.saved = {n: p.detach().clone() for n, p in model.named_parameters()
-                      if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] == num_classes}
+        params = class_rows(model, num_classes)
+        device = params[0][1].device
+        self.rows = torch.as_tensor(trainable, dtype=torch.long, device=device)
+        self.lut = torch.full((num_classes,), -1, dtype=torch.long, device=device)
+        self.lut[self.rows] = torch.arange(len(self.rows), device=device)
+        self.pinned = self.lut < 0
+        self.saved = [(p, p.detach()[self.pinned].clone()) for _, p in params]
 
     @torch.no_grad()
-    def restore(self, model: nn.Module) -> None:
-        for n, p in model.named_parameters():
-            if n in self.saved:
-                p[self.mask.to(p.device)] = self.saved[n][self.mask.to(p.device)]
+    def restore(self) -> None:
+        for p, saved in self.saved:
+            p[self.pinned] = saved
 
     def restrict(self, logits: torch.Tensor, aux: list, y: torch.Tensor) -> tuple:
         """(logits, aux logits, labels) over the trainable rows only."""
-        rows = self.rows.to(logits.device)
-        return logits[:, rows], [a[:, rows] for a in aux], self.lut.to(y.device)[y]
+        return logits[:, self.rows], [a[:, self.rows] for a in aux], self.lut[y]
 
 
-def average_new_rows(model: nn.Module, kept: int) -> None:
+def average_new_rows(model: nn.Module, kept: int, num_classes: int) -> None:
     """Rows of characters new to the source (after its ``kept`` ones) start at the mean of its rows,
     at the level of every other class (``init_keep_classes``)."""
     with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] > kept:
-                p[kept:] = p[:kept].mean(0)
+        for _, p in class_rows(model, num_classes):
+            p[kept:] = p[:kept].mean(0)

@@ -212,7 +212,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             scaler.step(optimizer)
             scaler.update()
             if pinned is not None:
-                pinned.restore(unwrap(model))
+                pinned.restore()
             scheduler.step()
             n = len(b)
             tot_loss += float(loss.detach()) * n
@@ -342,7 +342,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         if cfg.init_keep_classes:
             from .finetune import average_new_rows
 
-            average_new_rows(model, init_report["classes_kept"])
+            average_new_rows(model, init_report["classes_kept"], num_classes)
         if env.is_main:
             print(f"initialised from {cfg.init}: {init_report['classes_kept']} classes keep their rows, "
                   f"{init_report['classes_new']} new" + (f" ({init_report['new_characters']})"
@@ -390,11 +390,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     if cfg.init_keep_classes:  # only the store's characters' rows learn; the rest stays as the source had it
         from .finetune import PinnedRows
 
-        taught = np.unique(store.labels).tolist()
-        if len(taught) < 2:
-            raise HccrError(f"{store.path}: --keep-classes needs images of at least two characters (it teaches "
-                            "the model to tell the store's characters apart); this store has one")
-        pinned = PinnedRows(model, num_classes, taught)
+        pinned = PinnedRows(model, num_classes, np.unique(store.labels).tolist())
     teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
                       cfg.teacher_crops, env.device) if cfg.teachers else None
     ema = make_ema(model, cfg.ema) if cfg.ema else None
