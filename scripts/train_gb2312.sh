@@ -13,7 +13,8 @@
 # Environment (defaults in brackets):
 #   SYNTH_WRITERS [40]  simulated writers of all 6,763 characters (level-2's only source; seed 7000)
 #   STEPS               optimizer steps (default: the gb2312 preset's 10,000)
-#   INIT [gb2312-synth] the model training starts from
+#   INIT [gb2312-synth] the model training starts from (INIT=gb2312: a further round from the shipped model)
+#   SET                 more training settings, space-separated key=value (e.g. SET="lr=1e-3 seed=2313")
 #   DEVICE              cpu, cuda (default: the GPU if any)
 #   HCCR [hccr]         the command to run (e.g. "python3 -m hccr.cli" without an install)
 #
@@ -49,16 +50,17 @@ if [ ! -f "$WORK/store/manifest.json" ]; then
     --val-writers "$val" 2>&1 | tail -n 2 | tee -a "$WORK/recipe.log"
 fi
 
-log "4/5 train (preset gb2312 from $INIT${STEPS:+, $STEPS steps})"
+log "4/5 train (preset gb2312 from $INIT${STEPS:+, $STEPS steps}${SET:+, $SET})"
 train_args=(--preset gb2312 --data "$WORK/store" --out "$WORK/run" --set "init=$INIT")
 [ -n "${STEPS:-}" ] && train_args+=(--set "steps=$STEPS")
+for kv in ${SET:-}; do train_args+=(--set "$kv"); done
 [ -n "${DEVICE:-}" ] && train_args+=(--device "$DEVICE")
 [ -f "$WORK/run/last.state.pt" ] && train_args+=(--resume)
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
 $HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior \
-  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS STEPS=${STEPS:-preset} INIT=$INIT)" \
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"})" \
   --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"
