@@ -47,16 +47,20 @@ def _gbk_table() -> np.ndarray:
     return lut
 
 
-def encode_tag(ch: str) -> bytes:
+def gbk_code(ch: str, fmt: str) -> bytes:
+    """``ch``'s one or two GBK bytes; an error naming the file format (``fmt``) that cannot store it."""
     try:
         raw = ch.encode("gbk")
     except UnicodeEncodeError:
-        raise HccrError(f"character {ch!r} (U+{ord(ch):04X}) has no GBK code; .gnt cannot store it") from None
-    if len(raw) == 1:
-        return raw + b"\x00"
-    if len(raw) != 2:
-        raise HccrError(f"character {ch!r} needs {len(raw)} GBK bytes; .gnt tag codes hold 2")
+        raise HccrError(f"character {ch!r} (U+{ord(ch):04X}) has no GBK code; {fmt} cannot store it") from None
+    if len(raw) > 2:
+        raise HccrError(f"character {ch!r} needs {len(raw)} GBK bytes; {fmt} tag codes hold 2")
     return raw
+
+
+def encode_tag(ch: str) -> bytes:
+    raw = gbk_code(ch, ".gnt")
+    return raw + b"\x00" if len(raw) == 1 else raw
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HccrError, Problem
+from .gnt import gbk_code
 
 _HEAD = struct.Struct("<H4sH")
 
@@ -51,10 +52,7 @@ def decode_tag(raw: bytes) -> str:
 
 
 def encode_tag(ch: str) -> bytes:
-    try:
-        raw = ch.encode("gbk")
-    except UnicodeEncodeError:
-        raise HccrError(f"character {ch!r} (U+{ord(ch):04X}) has no GBK code; .pot cannot store it") from None
+    raw = gbk_code(ch, ".pot")
     if len(raw) == 1:
         return raw + b"\x00\x00\x00"
     return bytes((raw[1], raw[0])) + b"\x00\x00"
