@@ -150,6 +150,8 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
         prov.update(train_samples=c.get("train"), val_samples=c.get("val"), device=c.get("device"),
                     world_size=c.get("world_size"), total_steps=c.get("total_steps"),
                     batch_size=c["config"].get("batch_size"), lr=c["config"].get("lr"))
+        if c["config"].get("init"):  # a further round: what the starting model itself was
+            prov["continued_from"] = init_provenance(c["config"]["init"])
         store = Path(c.get("store", ""))
         if (store / "manifest.json").exists():
             m = read_json(store / "manifest.json")
@@ -172,6 +174,19 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
                                                   for r in rows) / max(secs, 1e-9), 1),
                         val_acc_curve=[round(r.get("val_acc", float("nan")), 4) for r in rows])
     return prov
+
+
+def init_provenance(ref: str) -> dict:
+    """The name, recipe, steps and training time of the model a run started from (``--init``)."""
+    from .checkpoint import read_meta
+    from .finetune import resolve_init
+
+    try:
+        path = resolve_init(ref)
+        p = read_meta(path).get("provenance") or run_provenance(path)  # a packaged model, or a run
+    except HccrError:  # the starting model is gone: keep its name
+        return {"model": str(ref)}
+    return {"model": str(ref), **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr") if k in p}}
 
 
 LICENCE = """The weights were learned from synthetic handwriting drawn from the stroke data of
@@ -241,6 +256,10 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
                          f"(writers seed {q.get('synthetic', {}).get('seed', '?')}, on {q.get('device', '?')})"
                          for q in parts)
              if parts else None,
+             f"- continued from `{p['continued_from']['model']}` (itself `{p['continued_from'].get('recipe', '?')}`: "
+             f"{p['continued_from'].get('steps', '?')} steps at lr {p['continued_from'].get('lr', '?')}, "
+             f"{p['continued_from'].get('train_seconds', '?')} s of training-loop time); this round:"
+             if p.get("continued_from") else None,
              f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
              f"lr {lr}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
              f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",

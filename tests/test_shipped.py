@@ -96,6 +96,7 @@ def test_model_card_is_generated_from_the_metadata(tmp_path):
     assert r.returncode == 0, r.stderr
     card = (tmp_path / "card.md").read_text()
     assert "6,763 classes" in card and "Arphic Public License" in card and "unseen synthetic writers" in card
+    assert "continued from `gb2312` (itself `scripts/train_gb2312.sh" in card  # the shipped file is a second round
 
 
 def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
@@ -139,6 +140,8 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
 
     fit(apply_overrides(cfg, [f"init={tmp_path / 'run'}", "steps=4", "seed=5"]), tiny_store, tmp_path / "more",
         progress=False)
+    more = run_provenance(tmp_path / "more")  # a further round names the model it started from, and its budget
+    assert more["continued_from"]["model"] == str(tmp_path / "run") and more["continued_from"]["steps"] == 6
     save_checkpoint(tmp_path / "soup", *average_checkpoints([tmp_path / "run", tmp_path / "more"]))
     a, b, avg = (load_file(str(p)) for p in (tmp_path / "run" / "best.safetensors",
                                              tmp_path / "more" / "best.safetensors", tmp_path / "soup.safetensors"))
