@@ -132,27 +132,31 @@ class PinnedRows:
     """Classifier rows held at their starting values, except ``trainable``'s: restored after every
     optimizer step (exact, whatever the optimizer's weight decay or momentum would have done).
 
-    The hard-label loss is taken over the trainable rows only (:meth:`restrict`): its gradient sums
-    to zero over them, so they learn to tell the store's characters apart without all rising together,
-    which would make every other character's images read as one of them."""
+    The trainable rows learn under the loss over every class, so that the store's characters learn
+    to beat all the others; but each keeps its starting length and bias (put back after every
+    step), so they can turn towards their images and cannot rise together above every other
+    character, which would make other characters' images read as one of them."""
 
     def __init__(self, model: nn.Module, num_classes: int, trainable: list[int]):
         params = class_rows(model, num_classes)
         device = params[0][1].device
         self.rows = torch.as_tensor(trainable, dtype=torch.long, device=device)
-        self.lut = torch.full((num_classes,), -1, dtype=torch.long, device=device)
-        self.lut[self.rows] = torch.arange(len(self.rows), device=device)
-        self.pinned = self.lut < 0
+        self.pinned = torch.ones(num_classes, dtype=torch.bool, device=device)
+        self.pinned[self.rows] = False
         self.saved = [(p, p.detach()[self.pinned].clone()) for _, p in params]
+        self.starts = [(p, self.length(p) if p.ndim > 1 else p.detach()[self.rows].clone()) for _, p in params]
+
+    def length(self, p: torch.Tensor) -> torch.Tensor:
+        """The length of each trainable row of a weight, shaped to scale its rows."""
+        rows = p.detach()[self.rows]
+        return rows.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (p.ndim - 1))
 
     @torch.no_grad()
     def restore(self) -> None:
         for p, saved in self.saved:
             p[self.pinned] = saved
-
-    def restrict(self, logits: torch.Tensor, aux: list, y: torch.Tensor) -> tuple:
-        """(logits, aux logits, labels) over the trainable rows only."""
-        return logits[:, self.rows], [a[:, self.rows] for a in aux], self.lut[y]
+        for p, start in self.starts:  # weights: the starting length, biases: the starting value
+            p[self.rows] = p[self.rows] * (start / self.length(p)) if p.ndim > 1 else start
 
 
 def average_new_rows(model: nn.Module, kept: int, num_classes: int) -> None:

@@ -193,11 +193,9 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             with amp_ctx:
                 out = model(x)
             logits, aux = out if isinstance(out, tuple) else (out, [])
-            hard = (logits, aux, y) if pinned is None else pinned.restrict(logits, aux, y)
-            loss = deep_supervision(*hard, loss_fn, 1.0, cfg.aux_weights)
+            loss = deep_supervision(logits, aux, y, loss_fn, 1.0, cfg.aux_weights)
             if perm is not None:
-                loss = lam * loss + (1 - lam) * deep_supervision(*hard[:2], hard[2][perm], loss_fn, 1.0,
-                                                                 cfg.aux_weights)
+                loss = lam * loss + (1 - lam) * deep_supervision(logits, aux, y[perm], loss_fn, 1.0, cfg.aux_weights)
             if teacher is not None:
                 soft = teacher(to_model_input(x, cfg.ink, False))  # back to ink high (the flip is its own inverse)
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(
@@ -216,7 +214,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             scheduler.step()
             n = len(b)
             tot_loss += float(loss.detach()) * n
-            tot_correct += float((hard[0].detach().argmax(1) == hard[2]).sum())
+            tot_correct += float((logits.detach().argmax(1) == y).sum())
             tot_n += n
             rate = tot_n * env.world_size / (time.perf_counter() - t0)
             bar.update(1, loss=tot_loss / tot_n, acc=tot_correct / tot_n, img_s=round(rate))
