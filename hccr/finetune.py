@@ -144,19 +144,21 @@ class PinnedRows:
         self.pinned = torch.ones(num_classes, dtype=torch.bool, device=device)
         self.pinned[self.rows] = False
         self.saved = [(p, p.detach()[self.pinned].clone()) for _, p in params]
-        self.starts = [(p, self.length(p) if p.ndim > 1 else p.detach()[self.rows].clone()) for _, p in params]
-
-    def length(self, p: torch.Tensor) -> torch.Tensor:
-        """The length of each trainable row of a weight, shaped to scale its rows."""
-        rows = p.detach()[self.rows]
-        return rows.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (p.ndim - 1))
+        trained = [(p, p.detach()[self.rows]) for _, p in params]
+        self.starts = [(p, lengths(rows) if p.ndim > 1 else rows.clone()) for p, rows in trained]
 
     @torch.no_grad()
     def restore(self) -> None:
         for p, saved in self.saved:
             p[self.pinned] = saved
         for p, start in self.starts:  # weights: the starting length, biases: the starting value
-            p[self.rows] = p[self.rows] * (start / self.length(p)) if p.ndim > 1 else start
+            rows = p[self.rows]  # one gather per step
+            p[self.rows] = rows * (start / lengths(rows)) if p.ndim > 1 else start
+
+
+def lengths(rows: torch.Tensor) -> torch.Tensor:
+    """The length of each row of a weight, shaped to scale those rows."""
+    return rows.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (rows.ndim - 1))
 
 
 def average_new_rows(model: nn.Module, kept: int, num_classes: int) -> None:
