@@ -1,6 +1,6 @@
 """Characters never seen in real form: how well each handwriting generator teaches them.
 
-    python -m benchmarks protocol [--generators builtin calibrated learned learned-zero] [--steps 1200]
+    python -m benchmarks protocol [--generators builtin calibrated learned learned-zero components] [--steps 1200]
 
 The cross-character protocol, on a fixed subset: 1,000 level-1 characters drawn with seed 33, of
 which B = 300 (drawn with the same seed, before any generator was tried) have no real training data.
@@ -8,7 +8,8 @@ which B = 300 (drawn with the same seed, before any generator was tried) have no
 - A (700 characters): real trajectories of CASIA-OLHWDB1.1's 210 training writers, drawn by hccr's pen;
 - B (300 characters): synthetic only, 100 writers (seed 4000) of the generator under test; the
   learned writer model is fitted on the training writers' samples of A only (B's real samples are
-  never seen, by the model or the recognizer);
+  never seen, by the model or the recognizer); so is the component bank (``components``: A's real
+  samples lend their components to B's characters, never B's own samples);
 - the same recipe and budget per generator: lean ResNet from scratch, the gb2312 preset's
   optimiser and augmentation, ``--steps`` steps of 256;
 - scored on the 10 validation writers' real samples of all 1,000 characters, 1,000-way: A and B
@@ -42,6 +43,7 @@ GENERATORS = {  # name -> hccr synth --style
     "calibrated": None,  # hccr's default profile, calibrated on casia-hwdb-22's scans
     "learned": "learned:{model}",
     "learned-zero": "learned-zero:{model}",
+    "components": "components:{bank}",  # real writers' components of A's characters (hccr.data.components)
 }
 
 
@@ -87,6 +89,7 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=100, help="synthetic writers of the B characters")
     ap.add_argument("--mix", action="store_true", help="synthetic writers draw A's characters too")
     ap.add_argument("--work", type=Path, default=OUT / "protocol")
+    ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
     args = ap.parse_args()
     use_all_cores()
     found = olhwdb_writers()
@@ -118,6 +121,15 @@ def main() -> None:
         print(f"writer model fitted on A's samples of {len(train_pots)} writers in {time.perf_counter() - t:.0f} s "
               f"({col.samples} samples; stroke count equal to the medians' in {col.equal_count / col.samples:.1%}; "
               f"{ {k: round(v / col.samples, 3) for k, v in col.status.items()} })")
+    bank = work / "bank-A.npz"
+    if "components" in args.generators and not bank.exists():
+        from hccr.data.components import build_bank
+
+        t = time.perf_counter()
+        cb = build_bank([str(p) for p in train_pots], "".join(a_chars), progress=False)
+        cb.save(bank)
+        print(f"component bank of A's samples of {len(train_pots)} writers in {time.perf_counter() - t:.0f} s: "
+              f"{len(cb)} cleanly aligned samples")
     results = {}
     if (work / "results.json").exists():
         results = json.loads((work / "results.json").read_text())
@@ -127,7 +139,7 @@ def main() -> None:
             print(f"{name}: {results[name]} (done before)")
             continue
         style = GENERATORS[gen]
-        style = style.format(model=model) if style else None
+        style = style.format(model=model, bank=bank) if style else None
         t = time.perf_counter()
         synth(work / f"synth-{name}", SynthConfig(chars="".join(charset if args.mix else b_chars), writers=args.writers,
                                                   seed=4000, style=style), progress=False)
@@ -136,6 +148,9 @@ def main() -> None:
             convert([str(work / f"synth-{name}")], syn, ConvertOptions(size=64, charset="".join(charset)), progress=False)
         store = merge([(real, real_a), (syn, np.arange(len(Store(syn))))], charset, work / f"train-{name}")
         data_s = time.perf_counter() - t
+        if args.prepare:
+            print(f"{name}: data ready in {data_s:.0f} s")
+            continue
         cfg = apply_overrides(get_preset("gb2312"), ["init=", "ema=0", f"steps={args.steps}", "val_fraction=0",
                                                      "checkpoint_minutes=0"])
         run = work / f"run-{name}"

@@ -126,7 +126,8 @@ def synth(
     style: Annotated[str | None, typer.Option(help="Style profile JSON (default: hccr's, calibrated on real handwriting); "
                                              "'learned': writers learned from real pen trajectories (written as .pot); "
                                              "'learned-zero': the same with its learned deformations zeroed (a control); "
-                                             "or a writer model JSON from --fit.")] = None,
+                                             "a writer model JSON from --fit; or 'components:BANK.npz': real "
+                                             "writers' components lent to any character (a bank from --fit).")] = None,
     font: Annotated[list[Path] | None, typer.Option(help="TTF/OTF font to render glyphs from (repeatable).")] = None,
     font_fraction: Annotated[float, typer.Option(help="Share of samples drawn from the fonts.")] = 0.5,
     preview: Annotated[Path | None, typer.Option(help="Write a PNG grid of samples from several writers.")] = None,
@@ -136,7 +137,8 @@ def synth(
                                                  "hccr's pen) compared with the first instead of synthetic writers.")] = None,
     calibrate: Annotated[Path | None, typer.Option(help="A store of real handwriting (any characters): fit the style profile to it.")] = None,
     fit: Annotated[list[Path] | None, typer.Option(help="Real pen trajectories (.pot files or folders): fit a writer model "
-                                                   "to them (--style-out); use it with --style FILE.")] = None,
+                                                   "to them (--style-out M.json; use it with --style M.json), or "
+                                                   "keep their components (--style-out BANK.npz).")] = None,
     style_out: Annotated[Path, typer.Option(help="With --calibrate or --fit: where to write the profile or model.")] = Path("style.json"),
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
 ) -> None:
@@ -158,6 +160,14 @@ def synth(
         t = time.perf_counter()
         from .data.charset import resolve_charset
 
+        if style_out.suffix == ".npz":  # a component bank: the real writers' strokes themselves
+            from .data.components import build_bank
+
+            bank = build_bank(pots, "".join(resolve_charset(chars)), workers=workers)
+            bank.save(style_out)
+            print(f"kept {len(bank)} cleanly aligned samples of {len(bank.writers)} writers in "
+                  f"{time.perf_counter() - t:.0f} s\nwrote {style_out} (use it with --style components:{style_out})")
+            return
         model, col = fit_files(pots, "".join(resolve_charset(chars)), workers=workers)
         model.save(style_out)
         share = {k: f"{v / max(col.samples, 1):.1%}" for k, v in sorted(col.status.items(), key=lambda kv: -kv[1])}

@@ -481,7 +481,9 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     chars = list(resolve_charset(cfg.chars))
     learned = is_learned(cfg.style)
     if learned:
-        _model(cfg.style)  # read once; a bad model fails here, naming its file
+        model = _model(cfg.style)  # read once; a bad model fails here, naming its file
+        if hasattr(model, "prepare"):
+            model.prepare()  # a component bank's index, built once before the workers fork
         if cfg.fonts:
             raise HccrError("--font draws glyphs as images; learned writers write pen trajectories: use one or the other")
     profile = None if learned else cfg.profile()  # read once; a bad profile fails here, before any worker starts

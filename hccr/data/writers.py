@@ -640,10 +640,19 @@ def fit_files(paths: list[str], chars: str | None = None, workers: int | None = 
 LEARNED = Path(__file__).resolve().parents[1] / "assets" / "writers-learned.json"
 
 
-def resolve_model(style: str) -> WriterModel:
+def resolve_model(style: str):
     """``learned`` (the model fitted on CASIA-OLHWDB1.1's training writers, shipped), ``learned-zero``
-    (the control: its learned deformations zeroed) or a writer model JSON (``hccr synth --fit``)."""
+    (the control: its learned deformations zeroed), a writer model JSON (``hccr synth --fit``) or
+    ``components:BANK.npz`` (real writers' components, :mod:`hccr.data.components`)."""
     name, _, rest = style.partition(":")
+    if name == "components" or style.endswith(".npz"):
+        from .components import ComponentBank
+
+        path = Path(rest or style)
+        if not path.is_file():
+            raise HccrError(f"{path}: no component bank there; build one with hccr synth --fit POT_FOLDER "
+                            "--style-out BANK.npz")
+        return ComponentBank.load(path)
     if name in ("learned", "learned-zero"):
         path = Path(rest) if rest else LEARNED
         if not path.is_file():
@@ -656,7 +665,7 @@ def resolve_model(style: str) -> WriterModel:
 def is_learned(style: str | None) -> bool:
     if not style:
         return False
-    if style.split(":")[0] in ("learned", "learned-zero"):
+    if style.split(":")[0] in ("learned", "learned-zero", "components") or style.endswith(".npz"):
         return True
     try:
         with open(style, encoding="utf-8") as f:
@@ -665,8 +674,9 @@ def is_learned(style: str | None) -> bool:
         return False
 
 
-def writer_pot(chars: list[str], writer: int, seed: int, model: WriterModel) -> bytes:
-    """One simulated writer's samples of ``chars`` as a ``.pot`` file's bytes."""
+def writer_pot(chars: list[str], writer: int, seed: int, model) -> bytes:
+    """One simulated writer's samples of ``chars`` as a ``.pot`` file's bytes (``model``: a
+    :class:`WriterModel` or a :class:`~hccr.data.components.ComponentBank`)."""
     from .pot import encode_pot_record
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, writer]))
