@@ -41,6 +41,7 @@ P = 8  # points per stroke in a run's shape descriptor
 RUN_COST = 0.04  # per run: a long shared component beats the same strokes matched one by one
 MATCH_MAX = 0.06  # a run of two or more medians matches only this close (mean distance, run units)
 CHOICES = 4  # a run borrows from one of its closest source runs (within 0.02 of the best)
+SHORTLIST = 64  # runs compared point by point, of those nearest by squared distance
 MIN_SAMPLES = 3  # a source run needs this many clean real samples to be lent
 BANK_COST = 0.15  # samples aligned worse than this (mean per real stroke) stay out of the bank
 
@@ -217,18 +218,24 @@ class ComponentBank:
             if k not in index:
                 continue
             d_all, where = index[k]
-            own = where[:, 0] == ord(ch)
-            q = np.stack([_descriptor(shapes[j : j + k]) for j in range(m - k + 1)])  # (runs, k*P*2)
-            dist = np.sqrt(((q[:, None].reshape(len(q), 1, -1, 2) - d_all.reshape(1, len(d_all), -1, 2)) ** 2)
-                           .sum(-1)).mean(-1)
-            dist[:, own] = np.inf
+            q = np.stack([_descriptor(shapes[j : j + k]) for j in range(m - k + 1)]).astype(np.float32)
+            # shortlist by squared distance (one matrix product), then the mean point distance on it
+            sq = (q * q).sum(1)[:, None] + (d_all * d_all).sum(1)[None] - 2 * q @ d_all.T
+            sq[:, where[:, 0] == ord(ch)] = np.inf
+            if sq.shape[1] > SHORTLIST:
+                short = np.argpartition(sq, SHORTLIST - 1, axis=1)[:, :SHORTLIST]  # (runs, S)
+            else:
+                short = np.broadcast_to(np.arange(sq.shape[1]), sq.shape)
+            diff = q.reshape(len(q), 1, -1, 2) - d_all[short].reshape(len(q), short.shape[1], -1, 2)
+            dist = np.sqrt((diff ** 2).sum(-1)).mean(-1)
+            dist[~np.isfinite(np.take_along_axis(sq, short, 1))] = np.inf
             for j in range(m - k + 1):
                 lo = float(dist[j].min())
                 if not np.isfinite(lo) or (k > 1 and lo > MATCH_MAX):
                     continue
                 near = np.argsort(dist[j])[:CHOICES]
                 near = near[dist[j, near] <= lo + 0.02]
-                options[j, k] = (lo, where[near])
+                options[j, k] = (lo, where[short[j, near]])
         for t in range(1, m + 1):
             for k in range(1, min(MAX_RUN, t) + 1):
                 opt = options.get((t - k, k))
