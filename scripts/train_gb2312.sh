@@ -12,6 +12,9 @@
 #
 # Environment (defaults in brackets):
 #   SYNTH_WRITERS [40]  simulated writers of all 6,763 characters (level-2's only source; seed 7000)
+#   L2 [builtin]        who draws them: builtin (hccr's simulated writers) or components (the training
+#                       writers' real strokes of shared components, hccr.data.components; the bank is
+#                       built once in WORK/bank.npz from the training writers' level-1 samples)
 #   STEPS               optimizer steps (default: the gb2312 preset's 10,000)
 #   INIT [gb2312-synth] the model training starts from (INIT=gb2312: a further round from the shipped model)
 #   SET                 more training settings, space-separated key=value (e.g. SET="lr=1e-3 seed=2313")
@@ -26,6 +29,7 @@ WORK=${1:-$here/../hccr-runs/gb2312}
 OLHWDB=${OLHWDB:-$here/../shared/data/casia-olhwdb1.1-train.tar.xz}
 HWDB22=${HWDB22:-$here/../shared/data/casia-hwdb-22}
 SYNTH_WRITERS=${SYNTH_WRITERS:-40}
+L2=${L2:-builtin}
 INIT=${INIT:-gb2312-synth}
 HCCR=${HCCR:-hccr}
 mkdir -p "$WORK"
@@ -36,13 +40,27 @@ log "1/5 unpack $OLHWDB"
 if [ ! -f "$WORK/olhwdb/.done" ]; then
   mkdir -p "$WORK/olhwdb" && tar -xJf "$OLHWDB" -C "$WORK/olhwdb" && touch "$WORK/olhwdb/.done"
 fi
-pots=$(dirname "$(find "$WORK/olhwdb" -name '*.pot' | head -n 1)")
+pots=$(dirname "$(find -L "$WORK/olhwdb" -name '*.pot' | head -n 1)")
 val=$(ls "$pots" | sed 's/\.pot$//' | sort | awk 'NR % 22 == 0' | paste -sd, -)
 log "   validation writers (every 22nd): $val"
 
-log "2/5 synth: $SYNTH_WRITERS writers x 6,763 characters (built-in style)"
+style="$here/hccr/assets/style-builtin.json"
+if [ "$L2" = components ]; then
+  log "2/5 component bank: the training writers' level-1 samples (validation writers left out)"
+  if [ ! -f "$WORK/bank.npz" ]; then
+    fit_args=()
+    for f in "$pots"/*.pot; do
+      case ",$val," in *",$(basename "$f" .pot),"*) ;; *) fit_args+=(--fit "$f") ;; esac
+    done
+    $HCCR synth --chars gb2312-1 "${fit_args[@]}" --style-out "$WORK/bank.npz" 2>&1 | tail -n 2 | tee -a "$WORK/recipe.log"
+  fi
+  style="components:$WORK/bank.npz"
+elif [ "$L2" != builtin ]; then
+  echo "L2 must be builtin or components, not $L2" >&2; exit 2
+fi
+log "2/5 synth: $SYNTH_WRITERS writers x 6,763 characters ($L2)"
 $HCCR synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed 7000 \
-  --style "$here/hccr/assets/style-builtin.json" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
+  --style "$style" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
 
 log "3/5 convert: trajectories drawn with hccr's pen, scans and synthetic writers -> one store"
 if [ ! -f "$WORK/store/manifest.json" ]; then
@@ -60,7 +78,7 @@ $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -
 
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
 $HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior \
-  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"})" \
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS L2=$L2 STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"})" \
   --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"
