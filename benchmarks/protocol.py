@@ -161,10 +161,10 @@ def main() -> None:
         pred = predict_inputs(rec, [str(val)], crops=1, progress=False)
         in_b = np.isin(pred.labels, [rec.charset.index[c] for c in b_chars])
         # "_prior": the training class prior divided out, as the shipped models do (hccr package --divide-prior)
-        prior = np.bincount(Store(store).labels, minlength=len(charset)) / len(Store(store))
+        counts = np.bincount(Store(store).labels, minlength=len(charset))
+        raw = np.log(pred.probs + 1e-30)
         res = dict(results.get(name, {}), images_A=int((~in_b).sum()), images_B=int(in_b.sum()))
-        for key, logp in (("", np.log(np.maximum(pred.probs, 1e-30))), ("_prior", np.log(pred.probs + 1e-30)
-                                                                          - np.log(np.maximum(prior, 1e-12)))):
+        for key, logp in (("", raw), ("_prior", raw - np.log(np.maximum(counts / counts.sum(), 1e-12)))):
             ok = logp.argmax(1) == pred.labels
             res[f"A{key}"], res[f"B{key}"] = round(float(ok[~in_b].mean()), 4), round(float(ok[in_b].mean()), 4)
             res[f"B_minus_A{key}"] = round(res[f"B{key}"] - res[f"A{key}"], 4)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HccrError
-from .writers import affine_fit, align, median_info, normalise, resample_fixed
+from .writers import affine_fit, align, map_files, median_info, normalise, resample_fixed, writer_map
 
 FORMAT = "hccr-component-bank/1"
 MAX_RUN = 8  # longest run of medians matched as one component
@@ -64,9 +64,7 @@ def _bank_file(args: tuple) -> dict | None:
         al = align(strokes, info)
         if al.cost > BANK_COST or any(j < 0 for j, _, _ in al.match):
             continue
-        med = np.concatenate([info.groups[j, g] for j, g, _ in al.match])
-        real = np.concatenate([al.real[i][::-1] if rv else al.real[i] for i, (_, _, rv) in enumerate(al.match)])
-        a = affine_fit(med, real)  # medians -> the writer's real (normalised) frame
+        _, _, a = writer_map(al, info)  # medians -> the writer's real (normalised) frame
         if not np.isfinite(a).all() or abs(np.linalg.det(a[:, :2])) < 0.05:
             continue
         inv = np.linalg.inv(a[:, :2])
@@ -91,25 +89,8 @@ def _bank_file(args: tuple) -> dict | None:
 def build_bank(paths: list[str], chars: str | None = None, workers: int | None = None,
                progress: bool = True) -> ComponentBank:
     """Align every writer's file (one process per file) and keep its clean samples: the bank."""
-    import multiprocessing as mp
-
-    from ..utils import Progress
-
     only = frozenset(chars) if chars else None
-    workers = workers or min(os.cpu_count() or 1, len(paths))
-    parts = []
-    with Progress(len(paths), "bank", disable=not progress, unit="writers") as bar:
-        args = [(p, only) for p in paths]
-        if workers > 1:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(workers) as pool:
-                for part in pool.imap(_bank_file, args):
-                    parts.append(part)
-                    bar.update(1)
-        else:
-            for a in args:
-                parts.append(_bank_file(a))
-                bar.update(1)
+    parts = list(map_files(_bank_file, [(p, only) for p in paths], workers, "bank", progress))
     parts = [p for p in parts if p is not None]
     if not parts:
         raise HccrError(f"no cleanly aligned sample in {len(paths)} .pot file(s): nothing to build a bank from")

@@ -247,6 +247,36 @@ def _align_once(r_pts: np.ndarray, info: MedianInfo) -> Alignment:
     return Alignment(match, sorted(dropped), float(best[n_r, m]) / max(n_r, 1), r_pts)
 
 
+def writer_map(al: Alignment, info: MedianInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an alignment with every real stroke matched: the matched medians and real strokes (R, K, 2),
+    real strokes turned to the medians' direction, and the writer's affine map medians -> real (2, 3)."""
+    med = np.stack([info.groups[j, g] for j, g, _ in al.match])
+    real = np.stack([al.real[i][::-1] if rv else al.real[i] for i, (_, _, rv) in enumerate(al.match)])
+    return med, real, affine_fit(med.reshape(-1, 2), real.reshape(-1, 2))
+
+
+def map_files(func, args: list, workers: int | None, label: str, progress: bool = True):
+    """``func`` over ``args`` (one per file), in ``workers`` processes (default: all cores), results
+    in order, with a progress bar."""
+    import multiprocessing as mp
+
+    from ..utils import Progress
+
+    workers = workers or min(os.cpu_count() or 1, len(args))
+    with Progress(len(args), label, disable=not progress, unit="writers") as bar:
+        if workers > 1:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            with ctx.Pool(workers) as pool:
+                for out in pool.imap(func, args):
+                    bar.update(1)
+                    yield out
+        else:
+            for a in args:
+                out = func(a)
+                bar.update(1)
+                yield out
+
+
 # ---------------------------------------------------------------------------------------------
 # Fitting
 
@@ -357,9 +387,7 @@ def collect(samples: list, writer: str, rng: np.random.Generator | None = None) 
         if al.cost > FIT_COST or any(j < 0 for j, _, _ in al.match):
             continue
         pairs = [(i, j, g, rv) for i, (j, g, rv) in enumerate(al.match)]
-        med = np.stack([info.groups[j, g] for _, j, g, _ in pairs])
-        real = np.stack([al.real[i][::-1] if rv else al.real[i] for i, _, _, rv in pairs])
-        a = affine_fit(med.reshape(-1, 2), real.reshape(-1, 2))
+        med, real, a = writer_map(al, info)
         col.global_params.append((writer, *decompose(a[:, :2])))
         mapped = med @ a[:, :2].T + a[:, 2]
         for (_, j, g, _), mp, rl in zip(pairs, mapped, real, strict=True):
@@ -611,25 +639,10 @@ def fit_files(paths: list[str], chars: str | None = None, workers: int | None = 
               ) -> tuple[WriterModel, Collector]:
     """Align every writer's file (one process per file) and fit the model; ``chars``: learn only
     from the samples of these characters (e.g. those whose real samples a protocol may use)."""
-    import multiprocessing as mp
-
-    from ..utils import Progress
-
     only = frozenset(chars) if chars else None
-    workers = workers or min(os.cpu_count() or 1, len(paths))
     total = Collector()
-    args = [(p, only) for p in paths]
-    with Progress(len(paths), "align", disable=not progress, unit="writers") as bar:
-        if workers > 1:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(workers) as pool:
-                for col in pool.imap_unordered(_collect_star, args):
-                    total = total + col
-                    bar.update(1)
-        else:
-            for a in args:
-                total = total + _collect_star(a)
-                bar.update(1)
+    for col in map_files(_collect_star, [(p, only) for p in paths], workers, "align", progress):
+        total = total + col
     what = f"{len(only)} characters of " if only else ""
     return fit(total, source=f"fitted on {what}{len(paths)} writers' .pot files ({total.samples} samples)"), total
 
