@@ -117,6 +117,14 @@ def record_evaluations(ckpt: str | os.PathLike, entries: list[dict]) -> None:
     write_json(ckpt, meta)
 
 
+def _style_name(style: str | None) -> str | None:
+    """``hccr synth --style`` without the folders of its file: ``components:/runs/x/bank.npz`` -> ``components:bank.npz``."""
+    if not style:
+        return None
+    kind, _, path = str(style).rpartition(":")
+    return f"{kind}:{Path(path).name}" if kind else Path(path).name
+
+
 def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
     """What made a run: recipe, data (synthetic writers, fonts by file name), steps, samples, time."""
     import json
@@ -164,7 +172,8 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
             s = read_json(synth_json)
             prov["synthetic"] = {"writers": s.get("writers"), "seed": s.get("seed"), "characters": s.get("characters"),
                                  "fonts": [Path(f).name for f in s.get("fonts", [])],
-                                 "font_fraction": s.get("font_fraction")}
+                                 "font_fraction": s.get("font_fraction"),
+                                 "style": _style_name(s.get("style"))}
     if (folder / "metrics.jsonl").exists():
         rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x.strip()]
         if rows:
@@ -186,7 +195,16 @@ def init_provenance(ref: str) -> dict:
         p = read_meta(path).get("provenance") or run_provenance(path)  # a packaged model, or a run
     except HccrError:  # the starting model is gone: keep its name
         return {"model": str(ref)}
-    return {"model": str(ref), **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr") if k in p}}
+    return {"model": str(ref), **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr", "continued_from") if k in p}}
+
+
+def lineage(init: dict) -> str:
+    """The chain of rounds a model continued: `gb2312-r3/run` (itself ...; continued from `gb2312` (itself ...))."""
+    name = init["model"] if "/" not in init["model"] else "/".join(Path(init["model"]).parts[-2:])
+    recipe = f"itself `{init['recipe']}`: " if init.get("recipe") else ""
+    text = (f"`{name}` ({recipe}{init.get('steps', '?')} steps at lr "
+            f"{init.get('lr', '?')}, {init.get('train_seconds', '?')} s of training-loop time")
+    return text + (f"; continued from {lineage(init['continued_from'])})" if init.get("continued_from") else ")")
 
 
 LICENCE = """The weights were learned from synthetic handwriting drawn from the stroke data of
@@ -240,8 +258,12 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- class prior: {meta['prior_correction']['what']} (samples per class "
              f"{meta['prior_correction']['min_count']}-{meta['prior_correction']['max_count']}), so the classes with "
              "real images do not pull other characters towards them" if meta.get("prior_correction") else None,
-             f"- synthetic handwriting{'' if real else ' only'}: {syn.get('writers', '?')} simulated writers x "
-             f"{syn.get('characters', '?')} "
+             f"- synthetic handwriting{'' if real else ' only'}: {syn.get('writers', '?')} "
+             + ("writers drawn from real writers' components (hccr.data.components: each character's stroke medians "
+                "cut into components that level-1 characters share, each drawn with one real writer's strokes of "
+                "it; the bank holds the training writers' level-1 samples only) x "
+                if str(syn.get("style") or "").startswith("components:") else "simulated writers x ")
+             + f"{syn.get('characters', '?')} "
              f"characters (seed {syn.get('seed', '?')}), stroke medians of hanzi-writer-data"
              + (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: "
                 + ", ".join(syn.get("fonts", [])) if syn.get("fonts") else "; no fonts"),
@@ -257,9 +279,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
                          f"(writers seed {q.get('synthetic', {}).get('seed', '?')}, on {q.get('device', '?')})"
                          for q in parts)
              if parts else None,
-             f"- continued from `{init['model']}` (itself `{init.get('recipe', '?')}`: {init.get('steps', '?')} steps "
-             f"at lr {init.get('lr', '?')}, {init.get('train_seconds', '?')} s of training-loop time); this round:"
-             if init else None,
+             f"- continued from {lineage(init)}; this round:" if init else None,
              f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
              f"lr {lr}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
              f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",

@@ -142,6 +142,14 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
         progress=False)
     more = run_provenance(tmp_path / "more")  # a further round names the model it started from, and its budget
     assert more["continued_from"]["model"] == str(tmp_path / "run") and more["continued_from"]["steps"] == 6
+    # its card names the round it continued and the generator its synthetic writers came from
+    from hccr.packaging import write_model_card
+    jm, _ = package(tmp_path / "more", tmp_path / "pkg" / "more", {
+        **more, "real": "real writers", "synthetic": {"writers": 40, "characters": 6763, "seed": 7,
+                                                      "style": "components:bank.npz"}})
+    card = write_model_card(str(jm), tmp_path / "more.md").read_text()
+    assert f"continued from `{tmp_path.name}/run` (6 steps at lr" in card
+    assert "40 writers drawn from real writers' components" in card
     save_checkpoint(tmp_path / "soup", *average_checkpoints([tmp_path / "run", tmp_path / "more"]))
     a, b, avg = (load_file(str(p)) for p in (tmp_path / "run" / "best.safetensors",
                                              tmp_path / "more" / "best.safetensors", tmp_path / "soup.safetensors"))
