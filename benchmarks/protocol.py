@@ -6,10 +6,9 @@ The cross-character protocol, on a fixed subset: 1,000 level-1 characters drawn 
 which B = 300 (drawn with the same seed, before any generator was tried) have no real training data.
 
 - A (700 characters): real trajectories of CASIA-OLHWDB1.1's 210 training writers, drawn by hccr's pen;
-- B (300 characters): synthetic only, 100 writers (seed 4000) of the generator under test; the
-  learned writer model is fitted on the training writers' samples of A only (B's real samples are
-  never seen, by the model or the recognizer); so is the component bank (``components``: A's real
-  samples lend their components to B's characters, never B's own samples);
+- B (300 characters): synthetic only, 100 writers (seed 4000) of the generator under test (``a&b``: of
+  both); the learned writer model and the component bank (``components``) are made from the training
+  writers' samples of A only: B's real samples are never seen, by the generator or the recognizer;
 - the same recipe and budget per generator: lean ResNet from scratch, the gb2312 preset's
   optimiser and augmentation, ``--steps`` steps of 256;
 - scored on the 10 validation writers' real samples of all 1,000 characters, 1,000-way: A and B
@@ -101,21 +100,20 @@ def main() -> None:
     train_pots, val_pots = found
     a_chars, b_chars = split()
     charset = Charset(sorted(a_chars + b_chars))
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
+    (work := args.work).mkdir(parents=True, exist_ok=True)
     (work / "split.json").write_text(json.dumps({"seed": 33, "A": "".join(a_chars), "B": "".join(b_chars)},
                                                 ensure_ascii=False))
-    real = work / "real-train"
+    real, opts = work / "real-train", ConvertOptions(size=64, charset="".join(charset))
     if not (real / "manifest.json").exists():
-        convert([str(p) for p in train_pots], real, ConvertOptions(size=64, charset="".join(charset)), progress=False)
+        convert([str(p) for p in train_pots], real, opts, progress=False)
     val = work / "real-val"
     if not (val / "manifest.json").exists():
-        convert([str(p) for p in val_pots], val, ConvertOptions(size=64, charset="".join(charset)), progress=False)
+        convert([str(p) for p in val_pots], val, opts, progress=False)
     rs = Store(real)
     a_ids = [rs.charset.index[c] for c in a_chars]
     real_a = np.flatnonzero(np.isin(rs.labels, a_ids))  # B's real samples are left out
     model = work / "writers-A.json"
-    if any(g.startswith("learned") for g in args.generators) and not model.exists():
+    if any("learned" in g for g in args.generators) and not model.exists():
         from hccr.data.writers import fit_files
 
         t = time.perf_counter()
@@ -125,7 +123,7 @@ def main() -> None:
               f"({col.samples} samples; stroke count equal to the medians' in {col.equal_count / col.samples:.1%}; "
               f"{ {k: round(v / col.samples, 3) for k, v in col.status.items()} })")
     bank = work / "bank-A.npz"
-    if "components" in args.generators and not bank.exists():
+    if any("components" in g for g in args.generators) and not bank.exists():
         from hccr.data.components import build_bank
 
         t = time.perf_counter()
@@ -141,15 +139,17 @@ def main() -> None:
         if "B_prior" in results.get(name, {}):
             print(f"{name}: {results[name]} (done before)")
             continue
-        style = GENERATORS[gen]
-        style = style.format(model=model, bank=bank) if style else None
-        t = time.perf_counter()
-        synth(work / f"synth-{name}", SynthConfig(chars="".join(charset if args.mix else b_chars), writers=args.writers,
-                                                  seed=4000, style=style), progress=False)
-        syn = work / f"synth-{name}-store"
-        if not (syn / "manifest.json").exists():
-            convert([str(work / f"synth-{name}")], syn, ConvertOptions(size=64, charset="".join(charset)), progress=False)
-        store = merge([(real, real_a), (syn, np.arange(len(Store(syn))))], charset, work / f"train-{name}")
+        t, parts = time.perf_counter(), [(real, real_a)]
+        for one in gen.split("&"):  # "components&builtin": both generators' writers
+            style, part = GENERATORS[one], one + ("+mix" if args.mix else "")
+            synth(work / f"synth-{part}", SynthConfig(chars="".join(charset if args.mix else b_chars), seed=4000,
+                                                      writers=args.writers, style=style and style.format(
+                                                          model=model, bank=bank)), progress=False)
+            syn = work / f"synth-{part}-store"
+            if not (syn / "manifest.json").exists():
+                convert([str(work / f"synth-{part}")], syn, opts, progress=False)
+            parts.append((syn, np.arange(len(Store(syn)))))
+        store = merge(parts, charset, work / f"train-{name}")
         data_s = time.perf_counter() - t
         if args.prepare:
             print(f"{name}: data ready in {data_s:.0f} s")
