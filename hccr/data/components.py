@@ -120,6 +120,7 @@ class ComponentBank:
         m = np.array([len(median_info(chr(c)).strokes) for c in char]) if len(char) else np.zeros(0, int)
         self.cover0 = np.concatenate([[0], np.cumsum(m)])  # sample -> its first median's cover
         self.source = ""
+        self._cuts: dict[str, list] = {}  # character -> its runs (segment), made once
 
     def __len__(self) -> int:
         return len(self.char)
@@ -153,9 +154,32 @@ class ComponentBank:
 
     # -- the written characters' runs ----------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Index the written characters' runs now (before worker processes fork, so they share it)."""
+    def prepare(self, chars: str = "", workers: int | None = None, progress: bool = False) -> None:
+        """Index the written characters' runs and cut ``chars`` into runs now, the cuts split over
+        ``workers`` processes (default: all cores), before the drawing workers fork: they share both,
+        and no character is cut twice."""
+        import multiprocessing as mp
+
+        from ..utils import Progress
+
+        global _PREPARING
         self._index()
+        todo = [c for c in dict.fromkeys(chars) if c not in self._cuts]
+        workers = min(workers or os.cpu_count() or 1, len(todo))
+        if workers < 2:
+            return
+        chunks = [todo[i : i + 64] for i in range(0, len(todo), 64)]
+        _PREPARING = self
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        try:
+            if ctx is None:  # no fork: each drawing worker cuts what it draws
+                return
+            with ctx.Pool(workers) as pool, Progress(len(todo), "cut", disable=not progress, unit="chars") as bar:
+                for cuts in pool.imap_unordered(_cut_chunk, chunks):
+                    self._cuts.update(cuts)
+                    bar.update(len(cuts))
+        finally:
+            _PREPARING = None
 
     @lru_cache(maxsize=1)  # noqa: B019 (one bank per process)
     def _sources(self) -> dict[int, _Source]:
@@ -170,8 +194,8 @@ class ComponentBank:
 
     @lru_cache(maxsize=1)  # noqa: B019
     def _index(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Per run length k: (shape descriptors (N, k * P * 2), (source char, first median) (N, 2)) of
-        every run with at least ``MIN_SAMPLES`` clean real samples."""
+        """Per run length k: (shape descriptors (N, k * P * 2), (source char, first median) (N, 2), the
+        descriptors' squared norms (N,)) of every run with at least ``MIN_SAMPLES`` clean real samples."""
         desc: dict[int, list] = {k: [] for k in range(1, MAX_RUN + 1)}
         where: dict[int, list] = {k: [] for k in range(1, MAX_RUN + 1)}
         for c, src in self._sources().items():
@@ -182,12 +206,20 @@ class ComponentBank:
                     if _clean(src.cover, j, k).sum() >= MIN_SAMPLES:
                         desc[k].append(_descriptor(shapes[j : j + k]))
                         where[k].append((c, j))
-        return {k: (np.array(desc[k], np.float32), np.array(where[k], np.int64)) for k in desc if desc[k]}
+        out = {}
+        for k in (k for k in desc if desc[k]):
+            d = np.array(desc[k], np.float32)
+            out[k] = (d, np.array(where[k], np.int64), (d * d).sum(1))
+        return out
 
-    @lru_cache(maxsize=8192)  # noqa: B019
     def segment(self, ch: str) -> list[tuple[int, int, np.ndarray]]:
         """``ch``'s medians cut into runs: (first median, length, candidate sources (n, 2)) in writing
         order. A character never borrows from its own real samples."""
+        if ch not in self._cuts:
+            self._cuts[ch] = self._cut(ch)
+        return self._cuts[ch]
+
+    def _cut(self, ch: str) -> list[tuple[int, int, np.ndarray]]:
         shapes = resample_fixed(median_info(ch).strokes, P)
         m = len(shapes)
         index = self._index()
@@ -198,10 +230,10 @@ class ComponentBank:
         for k in range(1, min(MAX_RUN, m) + 1):
             if k not in index:
                 continue
-            d_all, where = index[k]
+            d_all, where, d_sq = index[k]
             q = np.stack([_descriptor(shapes[j : j + k]) for j in range(m - k + 1)]).astype(np.float32)
             # shortlist by squared distance (one matrix product), then the mean point distance on it
-            sq = (q * q).sum(1)[:, None] + (d_all * d_all).sum(1)[None] - 2 * q @ d_all.T
+            sq = (q * q).sum(1)[:, None] + d_sq[None] - 2 * q @ d_all.T
             sq[:, where[:, 0] == ord(ch)] = np.inf
             if sq.shape[1] > SHORTLIST:
                 short = np.argpartition(sq, SHORTLIST - 1, axis=1)[:, :SHORTLIST]  # (runs, S)
@@ -266,6 +298,19 @@ class ComponentBank:
                 style, style_k = self.affine[sample].astype(np.float64), k
         parts = [p @ style[:, :2].T for p in parts]  # the lending writer's slant and aspect
         return [p * units for p in normalise(parts)]
+
+
+_PREPARING: ComponentBank | None = None  # the bank whose cuts forked workers make (ComponentBank.prepare)
+
+
+def _cut_chunk(chars: list[str]) -> dict[str, list]:
+    out = {}
+    for ch in chars:
+        try:
+            out[ch] = _PREPARING._cut(ch)
+        except HccrError:  # nothing to lend: drawing it raises, naming the character
+            pass
+    return out
 
 
 def _clean(cover: np.ndarray, j: int, k: int) -> np.ndarray:
