@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from hccr.data.charset import Charset, gb2312_chars, resolve_charset
-from hccr.data.pot import encode_pot_record, parse_pot, read_pot
+from hccr.data.pot import encode_pot_record, iter_pot, parse_pot, read_pot
 from hccr.data.render import Pen, render_framed, render_trajectory
 
 # The first 8 records of writer 1001's file in CASIA-OLHWDB1.1 (2.6 KB): CASIA's own byte layout.
@@ -47,6 +47,10 @@ def test_a_real_casia_pot_file_reads_with_its_labels():
     raw = REAL_POT.read_bytes()
     again = b"".join(encode_pot_record(s.char, s.strokes) for s in rec.samples)
     assert again == raw
+    # hccr.data.iter_pot streams them drawn: dark ink on white, cropped, with the file's labels
+    drawn = list(iter_pot(REAL_POT, size=48))
+    assert [ch for _, ch, _ in drawn] == expected and {w for _, _, w in drawn} == {"1001-c"}
+    assert all(46 <= max(img.shape) <= 48 and img.min() < 140 and img.max() == 255 for img, _, _ in drawn)
 
 
 def test_pen_draws_real_trajectories_framed_as_prediction_frames_scans():

@@ -131,7 +131,7 @@ def iter_pot(path: str | os.PathLike, size: int = 64, on_problem: Callable[[Prob
     drawn with hccr's pen model (:mod:`hccr.data.render`), dark ink on white, cropped."""
     from .render import Pen, render_cropped
 
-    path = Path(path)
+    path, pen = Path(path), Pen()
     files = sorted(path.rglob("*.pot")) if path.is_dir() else [path]
     for f in files:
         rec = read_pot(f)
@@ -139,6 +139,6 @@ def iter_pot(path: str | os.PathLike, size: int = 64, on_problem: Callable[[Prob
             if on_problem is None:
                 raise HccrError(str(p))
             on_problem(p)
-        pens = Pen().draw(len(rec.samples), rec.writer)
-        for s, pen in zip(rec.samples, pens, strict=True):
-            yield render_cropped(s.strokes, size, pen), s.char, rec.writer
+        drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
+        for s, d in zip(rec.samples, drawn, strict=True):
+            yield render_cropped(s.strokes, size, pen, d), s.char, rec.writer
