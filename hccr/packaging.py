@@ -194,15 +194,15 @@ def init_provenance(ref: str) -> dict:
         path = resolve_init(ref)
         p = read_meta(path).get("provenance") or run_provenance(path)  # a packaged model, or a run
     except HccrError:  # the starting model is gone: keep its name
-        return {"model": str(ref)}
-    return {"model": str(ref), **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr", "continued_from") if k in p}}
+        p = {}
+    name = str(ref) if "/" not in str(ref) else "/".join(Path(ref).parts[-2:])  # no home folders in a shipped file
+    return {"model": name, **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr", "continued_from") if k in p}}
 
 
 def lineage(init: dict) -> str:
     """The chain of rounds a model continued: `gb2312-r3/run` (itself ...; continued from `gb2312` (itself ...))."""
-    name = init["model"] if "/" not in init["model"] else "/".join(Path(init["model"]).parts[-2:])
     recipe = f"itself `{init['recipe']}`: " if init.get("recipe") else ""
-    text = (f"`{name}` ({recipe}{init.get('steps', '?')} steps at lr "
+    text = (f"`{init['model']}` ({recipe}{init.get('steps', '?')} steps at lr "
             f"{init.get('lr', '?')}, {init.get('train_seconds', '?')} s of training-loop time")
     return text + (f"; continued from {lineage(init['continued_from'])})" if init.get("continued_from") else ")")
 
@@ -304,7 +304,8 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
     limits = [
         "- level-2 characters were learnt from synthetic handwriting (no real writer in the training data wrote "
         "them, but for the few among casia-hwdb-22's characters): expect them to read worse than level-1 ones "
-        "(see Measured: the synthetic figure is an upper bound); fine-tune on your own images for them;",
+        "(see Measured: the expected accuracy on level-2; synthetic writers' figures read higher); fine-tune on "
+        "your own images for them;",
         "- real writers' trajectories (online) are drawn by hccr's pen, fitted to scans; scans of other pens, "
         "paper and resolutions may read differently (see the casia-hwdb-22 figures);",
         "- probabilities are calibrated on the validation writers (see Measured); check calibration on your own "

@@ -18,6 +18,7 @@
 #   STEPS               optimizer steps (default: the gb2312 preset's 10,000)
 #   INIT [gb2312-synth] the model training starts from (INIT=gb2312: a further round from the shipped model)
 #   SET                 more training settings, space-separated key=value (e.g. SET="lr=1e-3 seed=2313")
+#   PRIOR_POWER [1]     the training class prior is divided out of the packaged model to this power
 #   DEVICE              cpu, cuda (default: the GPU if any)
 #   HCCR [hccr]         the command to run (e.g. "python3 -m hccr.cli" without an install)
 #
@@ -77,8 +78,8 @@ for kv in ${SET:-}; do train_args+=(--set "$kv"); done
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
-$HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior \
-  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS L2=$L2 STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"})" \
+$HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior --prior-power "${PRIOR_POWER:-1}" \
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS L2=$L2 STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"}${PRIOR_POWER:+ PRIOR_POWER=$PRIOR_POWER})" \
   --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"

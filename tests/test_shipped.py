@@ -14,7 +14,7 @@ import hccr
 from hccr.data.charset import gb2312_chars
 from hccr.data.synth import SynthConfig, writer_samples
 from hccr.errors import HccrError
-from hccr.zoo import ASSETS, SHIPPED
+from hccr.zoo import ASSETS, SHIPPED, shipped_files
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def test_load_without_arguments_gives_all_of_gb2312(shipped):
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_reads_200_gb2312_characters_from_unseen_synthetic_writers(name):
     # 200 characters spread over both levels, each from a writer (seed) that neither shipped model's
-    # training used (2312, 4242), drawn from the writer distribution they were trained on (built-in style).
+    # training used (2312, 4242), drawn by hccr's built-in simulated writers (gb2312-synth's teachers;
+    # gb2312's level 2 learnt from real writers' components since its round 4, and still reads them).
     chars = list(gb2312_chars())[::34][:200]
     style = str(ASSETS / "style-builtin.json")
     samples = writer_samples(chars, 0, SynthConfig(chars="".join(chars), writers=1, seed=5150, style=style))
@@ -96,7 +97,10 @@ def test_model_card_is_generated_from_the_metadata(tmp_path):
     assert r.returncode == 0, r.stderr
     card = (tmp_path / "card.md").read_text()
     assert "6,763 classes" in card and "Arphic Public License" in card and "unseen synthetic writers" in card
-    assert "continued from `gb2312` (itself `scripts/train_gb2312.sh" in card  # the shipped file is a second round
+    # the shipped file is a fourth round: every round it continued is named, with its recipe or budget
+    assert "continued from `gb2312-r3/run` (4171 steps" in card and "continued from `gb2312` (itself `scripts/" in card
+    assert "40 writers drawn from real writers' components" in card  # its level-2's source
+    assert "/work/" not in shipped_files("gb2312")[0].read_text()  # no home folders in the shipped metadata
 
 
 def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
@@ -141,7 +145,7 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     fit(apply_overrides(cfg, [f"init={tmp_path / 'run'}", "steps=4", "seed=5"]), tiny_store, tmp_path / "more",
         progress=False)
     more = run_provenance(tmp_path / "more")  # a further round names the model it started from, and its budget
-    assert more["continued_from"]["model"] == str(tmp_path / "run") and more["continued_from"]["steps"] == 6
+    assert more["continued_from"]["model"] == f"{tmp_path.name}/run" and more["continued_from"]["steps"] == 6
     # its card names the round it continued and the generator its synthetic writers came from
     from hccr.packaging import write_model_card
     jm, _ = package(tmp_path / "more", tmp_path / "pkg" / "more", {
