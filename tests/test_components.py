@@ -53,10 +53,10 @@ def test_a_character_nobody_wrote_is_cut_into_the_components_of_those_written(ba
     assert all(chr(c) != "说" for _, _, cands in bank.segment("说") for c, _ in cands)
 
 
-def test_cuts_made_ahead_in_worker_processes_equal_those_made_one_by_one(bank):
+def test_cuts_made_ahead_equal_those_made_when_drawing(bank):
     ahead = ComponentBank(writers=bank.writers, char=bank.char, writer=bank.writer, affine=bank.affine,
                           cover=bank.cover, n_strokes=bank.n_strokes, n_points=bank.n_points, points=bank.points)
-    ahead.prepare("谁说准永木", workers=2)  # what `hccr synth` does before its drawing workers fork
+    ahead.prepare("谁说准永木")  # what `hccr synth` does before its drawing workers fork
     assert set(ahead._cuts) == set("谁说准永木")
     for ch in "谁说准永木":
         mine, theirs = ahead._cuts[ch], bank.segment(ch)

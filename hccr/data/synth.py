@@ -483,7 +483,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     if learned:
         model = _model(cfg.style)  # read once; a bad model fails here, naming its file
         if hasattr(model, "prepare"):
-            model.prepare("".join(chars), workers, progress)  # a bank's index and cuts, before the workers fork
+            model.prepare("".join(chars), progress)  # a bank's index and cuts, before the workers fork
         if cfg.fonts:
             raise HccrError("--font draws glyphs as images; learned writers write pen trajectories: use one or the other")
     profile = None if learned else cfg.profile()  # read once; a bad profile fails here, before any worker starts
