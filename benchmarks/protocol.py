@@ -33,10 +33,11 @@ from hccr.config import apply_overrides, get_preset
 from hccr.data.charset import Charset, gb2312_chars
 from hccr.data.store import ConvertOptions, Store, convert
 from hccr.data.synth import SynthConfig, synth
+from hccr.packaging import record_evaluations
 from hccr.predict import Recognizer
 from hccr.runtime import predict_inputs
 from hccr.train import fit
-from hccr.utils import read_json, use_all_cores, write_json
+from hccr.utils import read_json, use_all_cores
 
 GENERATORS = {  # name -> hccr synth --style
     "builtin": str(ROOT / "hccr" / "assets" / "style-builtin.json"),  # the generator gb2312-synth learnt from
@@ -45,6 +46,7 @@ GENERATORS = {  # name -> hccr synth --style
     "learned-zero": "learned-zero:{model}",
     "components": "components:{bank}",  # real writers' components of A's characters (hccr.data.components)
 }
+POWERS = {"": 0.0, "_prior0.5": 0.5, "_prior": 1.0}  # result key suffix -> power of the class prior divided out
 
 
 def split(seed: int = 33, n: int = 1000, b: int = 300) -> tuple[list[str], list[str]]:
@@ -90,8 +92,7 @@ def main() -> None:
     ap.add_argument("--mix", action="store_true", help="synthetic writers draw A's characters too")
     ap.add_argument("--work", type=Path, default=OUT / "protocol")
     ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
-    ap.add_argument("--record", metavar="CKPT", help="write the (one) generator's B figure, prior out, into CKPT's "
-                    "evaluations: the expected level-2 accuracy of a model whose level-2 learnt from it")
+    ap.add_argument("--record", metavar="CKPT", help="CKPT's expected level-2 accuracy: its generator's B figure")
     args = ap.parse_args()
     use_all_cores()
     found = olhwdb_writers()
@@ -136,7 +137,7 @@ def main() -> None:
         results = json.loads((work / "results.json").read_text())
     for gen in args.generators:
         name = gen + ("+mix" if args.mix else "")
-        if "B_prior0.5" in results.get(name, {}):
+        if all(f"B{key}" in results.get(name, {}) for key in POWERS):
             print(f"{name}: {results[name]} (done before)")
             continue
         t, parts = time.perf_counter(), [(real, real_a)]
@@ -166,7 +167,7 @@ def main() -> None:
         counts = np.bincount(Store(store).labels, minlength=len(charset))
         raw = np.log(pred.probs + 1e-30)
         res = dict(results.get(name, {}), images_A=int((~in_b).sum()), images_B=int(in_b.sum()))
-        for key, power in (("", 0.0), ("_prior0.5", 0.5), ("_prior", 1.0)):  # the prior divided out, to a power
+        for key, power in POWERS.items():
             ok = (raw - power * np.log(np.maximum(counts / counts.sum(), 1e-12))).argmax(1) == pred.labels
             res[f"A{key}"], res[f"B{key}"] = round(float(ok[~in_b].mean()), 4), round(float(ok[in_b].mean()), 4)
             res[f"B_minus_A{key}"] = round(res[f"B{key}"] - res[f"A{key}"], 4)
@@ -184,18 +185,18 @@ def main() -> None:
 def record(ckpt: Path, generators: list[str], mix: bool, results: dict) -> None:
     """The model card's expected level-2 accuracy (replaces the one an earlier protocol run wrote)."""
     (gen,) = generators  # one generator: the one the model's level-2 learnt from
-    r, cmd, meta = results[gen + ("+mix" if mix else "")], "python -m benchmarks protocol", read_json(ckpt)
-    power = (meta.get("prior_correction") or {}).get("power", 0.0)
-    key = {0.0: "B", 0.5: "B_prior0.5", 1.0: "B_prior"}[power]
-    meta["evaluations"] = [e for e in meta.get("evaluations", []) if not e.get("command", "").startswith(cmd)] + [{
+    r, cmd = results[gen + ("+mix" if mix else "")], "python -m benchmarks protocol"
+    power = (read_json(ckpt).get("prior_correction") or {}).get("power", 0.0)
+    if (key := {p: k for k, p in POWERS.items()}.get(power)) is None:
+        raise SystemExit(f"{ckpt}: prior power {power} is not scored (powers: {sorted(POWERS.values())})")
+    record_evaluations(ckpt, [{
         "what": "expected accuracy on real handwriting of level-2 characters (no real writer in its training data "
                 f"wrote them): the cross-character protocol's B figure for the generator its level-2 learnt from "
                 f"({gen}), with the class prior divided out as in this model (to the power {power:g}; 300 level-1 "
                 "characters trained on that generator only, real samples of 10 validation writers, 1,000-way; 6,763-way "
                 f"reads lower; without the prior correction {r['B']:.1%}, fully divided out {r['B_prior']:.1%})",
-        "result": {"top1": r[key], "images": r["images_B"]},
-        "command": f"{cmd}{' --mix' if mix else ''} --generators {gen} --record {ckpt.name}"}]
-    write_json(ckpt, meta)
+        "result": {"top1": r[f"B{key}"], "images": r["images_B"]},
+        "command": f"{cmd}{' --mix' if mix else ''} --generators {gen} --record {ckpt.name}"}], replaces=cmd)
 
 
 if __name__ == "__main__":

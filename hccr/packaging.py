@@ -106,14 +106,16 @@ def portable_config(config: dict) -> dict:
     return dict(config)
 
 
-def record_evaluations(ckpt: str | os.PathLike, entries: list[dict]) -> None:
+def record_evaluations(ckpt: str | os.PathLike, entries: list[dict], replaces: str | None = None) -> None:
     """Add measured figures to a checkpoint's ``evaluations`` (the model card lists them): an entry
-    replaces the ones made by the same command, the others stay."""
+    replaces the ones made by the same command (or, with ``replaces``, by any command starting with
+    it: one benchmark run with other options), the others stay."""
     from .utils import read_json, write_json
 
     meta = read_json(ckpt)
     commands = {e.get("command") for e in entries}
-    meta["evaluations"] = [e for e in meta.get("evaluations", []) if e.get("command") not in commands] + entries
+    old = (lambda c: c.startswith(replaces)) if replaces else (lambda c: c in commands)
+    meta["evaluations"] = [e for e in meta.get("evaluations", []) if not old(e.get("command") or "")] + entries
     write_json(ckpt, meta)
 
 

@@ -129,9 +129,10 @@ def iter_pot(path: str | os.PathLike, size: int = 64, on_problem: Callable[[Prob
              ) -> Iterator[tuple[np.ndarray, str, str]]:
     """Stream ``(rendered bitmap, character, writer)`` over a ``.pot`` file or folder of them,
     drawn with hccr's pen model (:mod:`hccr.data.render`), dark ink on white, cropped."""
-    from .render import Pen, render_cropped
+    from .render import render_cropped
+    from .sources import pot_pen
 
-    path, pen = Path(path), Pen()
+    path, pen = Path(path), pot_pen()  # the pen conversion and prediction draw .pot files with
     files = sorted(path.rglob("*.pot")) if path.is_dir() else [path]
     for f in files:
         rec = read_pot(f)
