@@ -53,7 +53,7 @@ Split = Annotated[SplitChoice, typer.Option(help="Which part of a store.")]
 def convert(
     sources: Annotated[list[Path], typer.Argument(help="Inputs (.gnt/.pot files, folders, zips, image folders) then OUT.")],
     size: Annotated[int, typer.Option(help="Side of the normalised square images.")] = 64,
-    charset: Annotated[str | None, typer.Option(help="gb2312-1, gb2312, a charset file, or a string of characters.")] = None,
+    charset: Annotated[str | None, typer.Option(help="gb2312-1, gb2312-2, gb2312, a charset file, or a string of characters.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.0,
     split_by_writer: Annotated[bool, typer.Option(help="Hold out whole writers for validation.")] = False,
     limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
@@ -119,9 +119,11 @@ def show(
 @app.command()
 def synth(
     out: Annotated[Path | None, typer.Argument(help="Folder for the <writer>.gnt files.")] = None,
-    chars: Annotated[str, typer.Option(help="gb2312-1, gb2312, a charset file, or a string of characters.")] = "gb2312-1",
+    chars: Annotated[str, typer.Option(help="gb2312-1, gb2312-2, gb2312, a charset file, or a string of characters.")] = "gb2312-1",
     writers: Annotated[int, typer.Option(help="Number of simulated writers (one .gnt file each).")] = 10,
     seed: int = 0,
+    prefix: Annotated[str, typer.Option(help="Writer file names: PREFIX0000.gnt, ... (two generators' writers in one "
+                                        "store need different prefixes).")] = "synth",
     size: Annotated[float | None, typer.Option(help="Mean character size in pixels (default: the style profile's).")] = None,
     style: Annotated[str | None, typer.Option(help="Style profile JSON (default: hccr's, calibrated on real handwriting); "
                                              "'learned': writers learned from real pen trajectories (written as .pot); "
@@ -210,7 +212,8 @@ def synth(
             print(f"wrote {plot}")
         return
     if preview is not None:
-        sample_chars = chars if chars not in ("gb2312-1", "gb2312") else "永安家察寒宿它守完宏"
+        sample_chars = {"gb2312-1": "永安家察寒宿它守完宏", "gb2312": "永安家察寒宿它守完宏",
+                        "gb2312-2": "".join(resolve_charset("gb2312-2").chars[::300])}.get(chars, chars)
         sy.preview(preview, chars=sample_chars, writers=min(writers, 12), seed=seed, size=size,
                    style=str(style) if style else None)
         print(f"wrote {preview}")
@@ -218,9 +221,12 @@ def synth(
             return
     if out is None:
         raise HccrError("synth needs an output folder (or --preview PNG, --compare STORE, --calibrate STORE)")
+    if not prefix or any(c in prefix for c in "/\\"):
+        raise HccrError(f"--prefix {prefix!r}: give a file name prefix without folders (e.g. builtin)")
     fonts = tuple(str(f) for f in font or ())
     cfg = sy.SynthConfig(chars=chars, writers=writers, seed=seed, size=size, fonts=fonts,
-                         font_fraction=font_fraction if fonts else 0.0, style=str(style) if style else None)
+                         font_fraction=font_fraction if fonts else 0.0, style=str(style) if style else None,
+                         prefix=prefix)
     import time
 
     t = time.perf_counter()

@@ -12,9 +12,12 @@
 #
 # Environment (defaults in brackets):
 #   SYNTH_WRITERS [40]  simulated writers of all 6,763 characters (level-2's only source; seed 7000)
-#   L2 [builtin]        who draws them: builtin (hccr's simulated writers) or components (the training
+#   L2 [builtin]        who draws them: builtin (hccr's simulated writers), components (the training
 #                       writers' real strokes of shared components, hccr.data.components; the bank is
-#                       built once in WORK/bank.npz from the training writers' level-1 samples)
+#                       built once in WORK/bank.npz from the training writers' level-1 samples), or
+#                       components+builtin (both: SYNTH_WRITERS more built-in writers, seed 7100, in
+#                       WORK/synth-builtin; each generator draws all 6,763 characters, as in the
+#                       cross-character protocol, so that no drawing style marks level-2 classes)
 #   STEPS               optimizer steps (default: the gb2312 preset's 10,000)
 #   INIT [gb2312-synth] the model training starts from (INIT=gb2312: a further round from the shipped model)
 #   SET                 more training settings, space-separated key=value (e.g. SET="lr=1e-3 seed=2313")
@@ -46,7 +49,7 @@ val=$(ls "$pots" | sed 's/\.pot$//' | sort | awk 'NR % 22 == 0' | paste -sd, -)
 log "   validation writers (every 22nd): $val"
 
 style="$here/hccr/assets/style-builtin.json"
-if [ "$L2" = components ]; then
+if [ "$L2" = components ] || [ "$L2" = components+builtin ]; then
   log "2/5 component bank: the training writers' level-1 samples (validation writers left out)"
   if [ ! -f "$WORK/bank.npz" ]; then
     fit_args=()
@@ -57,15 +60,22 @@ if [ "$L2" = components ]; then
   fi
   style="components:$WORK/bank.npz"
 elif [ "$L2" != builtin ]; then
-  echo "L2 must be builtin or components, not $L2" >&2; exit 2
+  echo "L2 must be builtin, components or components+builtin, not $L2" >&2; exit 2
 fi
-log "2/5 synth: $SYNTH_WRITERS writers x 6,763 characters ($L2)"
+log "2/5 synth: $SYNTH_WRITERS writers x 6,763 characters (${L2%+builtin})"
 $HCCR synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed 7000 \
   --style "$style" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
+sources=("$WORK/synth")
+if [ "$L2" = components+builtin ]; then
+  log "2/5 synth: $SYNTH_WRITERS more writers x 6,763 characters (builtin)"
+  $HCCR synth "$WORK/synth-builtin" --chars gb2312 --writers "$SYNTH_WRITERS" --seed 7100 --prefix builtin \
+    --style "$here/hccr/assets/style-builtin.json" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
+  sources+=("$WORK/synth-builtin")
+fi
 
 log "3/5 convert: trajectories drawn with hccr's pen, scans and synthetic writers -> one store"
 if [ ! -f "$WORK/store/manifest.json" ]; then
-  $HCCR convert "$pots" "$WORK/synth" "$HWDB22/CASIA-HWDB_Train" "$WORK/store" --charset gb2312 \
+  $HCCR convert "$pots" "${sources[@]}" "$HWDB22/CASIA-HWDB_Train" "$WORK/store" --charset gb2312 \
     --val-writers "$val" 2>&1 | tail -n 2 | tee -a "$WORK/recipe.log"
 fi
 

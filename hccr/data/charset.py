@@ -90,9 +90,11 @@ class Charset(Sequence[str]):
 
 
 def resolve_charset(spec: str) -> Charset:
-    """``gb2312-1`` | ``gb2312`` | a charset file | a literal string of characters."""
+    """``gb2312-1`` | ``gb2312-2`` | ``gb2312`` | a charset file | a literal string of characters."""
     if spec == "gb2312-1":
         return Charset(gb2312_chars(level1_only=True))
+    if spec == "gb2312-2":  # level 2 alone: the 3,008 characters after level 1
+        return Charset(gb2312_chars()[len(gb2312_chars(level1_only=True)):])
     if spec == "gb2312":
         return Charset(gb2312_chars())
     if os.path.sep in spec or spec.endswith(".txt") or _is_file(spec):

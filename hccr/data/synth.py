@@ -480,9 +480,11 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
 
     chars = list(resolve_charset(cfg.chars))
     learned = is_learned(cfg.style)
+    out = Path(out)
     if learned:
         model = _model(cfg.style)  # read once; a bad model fails here, naming its file
-        if hasattr(model, "prepare"):
+        done = all((out / f"{cfg.prefix}{w:04d}.pot").exists() for w in range(cfg.writers))
+        if hasattr(model, "prepare") and not done:  # a finished folder (a resumed recipe) needs no cuts
             model.prepare("".join(chars), progress)  # a bank's index and cuts, before the workers fork
         if cfg.fonts:
             raise HccrError("--font draws glyphs as images; learned writers write pen trajectories: use one or the other")
@@ -495,7 +497,6 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     for f in cfg.fonts:
         if not Path(f).is_file():
             raise HccrError(f"{f}: font file not found")
-    out = Path(out)
     with output_lock(out, "synthetic data folder"):  # two runs into one folder would write the same files
         return _synth(out, cfg, chars, extra, profile, workers, progress)
 
