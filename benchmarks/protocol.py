@@ -9,14 +9,13 @@ which B = 300 (drawn with the same seed, before any generator was tried) have no
 - B (300 characters): synthetic only, 100 writers (seed 4000) of the generator under test (``a&b``: of
   both); the learned writer model and the component bank (``components``) are made from the training
   writers' samples of A only: B's real samples are never seen, by the generator or the recognizer;
-- the same recipe and budget per generator: lean ResNet from scratch, the gb2312 preset's
-  optimiser and augmentation, ``--steps`` steps of 256;
-- scored on the 10 validation writers' real samples of all 1,000 characters, 1,000-way: A and B
-  apart, as trained and with the training class prior divided out (``_prior``: B's characters have
-  fewer samples), as the shipped models are packaged. The gap B - A is the figure a generator moves.
+- the same recipe and budget per generator: lean ResNet from scratch, ``--steps`` steps of 256 (gb2312's);
+- scored on the 10 validation writers' real samples of all 1,000 characters, 1,000-way: A and B apart, as
+  trained and with the training class prior divided out (``_prior``: B's characters have fewer samples), as
+  the shipped models are packaged. The gap B - A is the figure a generator moves.
 
 ``--mix``: the synthetic writers draw A's characters too (100 writers x 1,000 characters), so that
-looking synthetic is no clue to being in B; results are named ``GENERATOR+mix``.
+looking synthetic is no clue to being in B; results are named ``GENERATOR+mix`` (``+50w``: ``--writers 50``).
 """
 
 from __future__ import annotations
@@ -136,20 +135,21 @@ def main() -> None:
     if (work / "results.json").exists():
         results = json.loads((work / "results.json").read_text())
     for gen in args.generators:
-        name = gen + ("+mix" if args.mix else "")
+        name = gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
         if all(f"B{key}" in results.get(name, {}) for key in POWERS):
             print(f"{name}: {results[name]} (done before)")
             continue
         t, parts = time.perf_counter(), [(real, real_a)]
         for one in gen.split("&"):  # "components&builtin": both generators' writers
             style, part = GENERATORS[one], one + ("+mix" if args.mix else "")
+            drawn = max(args.writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
             synth(work / f"synth-{part}", SynthConfig(chars="".join(charset if args.mix else b_chars), seed=4000,
-                                                      writers=args.writers, style=style and style.format(
+                                                      writers=drawn, style=style and style.format(
                                                           model=model, bank=bank)), progress=False)
-            syn = work / f"synth-{part}-store"
+            syn = work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}"
             if not (syn / "manifest.json").exists():
                 convert([str(work / f"synth-{part}")], syn, opts, progress=False)
-            parts.append((syn, np.arange(len(Store(syn)))))
+            parts.append((syn, np.flatnonzero(Store(syn).writers < args.writers)))  # writer ids follow file order
         store = merge(parts, charset, work / f"train-{name}")
         data_s = time.perf_counter() - t
         if args.prepare:

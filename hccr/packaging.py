@@ -169,13 +169,11 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
             if held:
                 prov["validation"] = (f"{m.get('val')} samples of {len(held)} writers held out whole (never trained "
                                       f"on; validation and calibration): {', '.join(held)}")
-        synth_json = store.parent / "synth" / "synth.json"
-        if synth_json.exists():
-            s = read_json(synth_json)
-            prov["synthetic"] = {"writers": s.get("writers"), "seed": s.get("seed"), "characters": s.get("characters"),
-                                 "fonts": [Path(f).name for f in s.get("fonts", [])],
-                                 "font_fraction": s.get("font_fraction"),
-                                 "style": _style_name(s.get("style"))}
+        syn = [_synth_provenance(read_json(d / "synth.json")) for d in _synth_folders(store)]
+        if syn:  # the first folder's writers; a second generator's (L2=components+builtin) in synthetic_more
+            prov["synthetic"] = syn[0]
+            if len(syn) > 1:
+                prov["synthetic_more"] = syn[1:]
     if (folder / "metrics.jsonl").exists():
         rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x.strip()]
         if rows:
@@ -185,6 +183,34 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
                                                   for r in rows) / max(secs, 1e-9), 1),
                         val_acc_curve=[round(r.get("val_acc", float("nan")), 4) for r in rows])
     return prov
+
+
+def _synth_folders(store: Path) -> list[Path]:
+    """The folders of synthetic writers a store was converted from (each holds the synth.json it was drawn with)."""
+    from .utils import read_json
+
+    m = read_json(store / "manifest.json") if (store / "manifest.json").exists() else {}
+    folders = sorted({p if p.is_dir() else p.parent for p in map(Path, m.get("sources") or [])})
+    found = [d for d in folders if (d / "synth.json").exists()]
+    return found or [d for d in [store.parent / "synth"] if (d / "synth.json").exists()]
+
+
+def _synth_provenance(s: dict) -> dict:
+    return {"writers": s.get("writers"), "seed": s.get("seed"), "characters": s.get("characters"),
+            "fonts": [Path(f).name for f in s.get("fonts", [])], "font_fraction": s.get("font_fraction"),
+            "style": _style_name(s.get("style"))}
+
+
+def _synthetic_text(syn: dict) -> str:
+    """One folder of synthetic writers, as the model card names it."""
+    who = ("writers drawn from real writers' components (hccr.data.components: each character's stroke medians cut "
+           "into components that level-1 characters share, each drawn with one real writer's strokes of it; the "
+           "bank holds the training writers' level-1 samples only)"
+           if str(syn.get("style") or "").startswith("components:") else "simulated writers")
+    fonts = (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: " + ", ".join(syn["fonts"])
+             if syn.get("fonts") else "; no fonts")
+    return (f"{syn.get('writers', '?')} {who} x {syn.get('characters', '?')} characters (seed {syn.get('seed', '?')}), "
+            f"stroke medians of hanzi-writer-data{fonts}")
 
 
 def init_provenance(ref: str) -> dict:
@@ -260,15 +286,8 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- class prior: {meta['prior_correction']['what']} (samples per class "
              f"{meta['prior_correction']['min_count']}-{meta['prior_correction']['max_count']}), so the classes with "
              "real images do not pull other characters towards them" if meta.get("prior_correction") else None,
-             f"- synthetic handwriting{'' if real else ' only'}: {syn.get('writers', '?')} "
-             + ("writers drawn from real writers' components (hccr.data.components: each character's stroke medians "
-                "cut into components that level-1 characters share, each drawn with one real writer's strokes of "
-                "it; the bank holds the training writers' level-1 samples only) x "
-                if str(syn.get("style") or "").startswith("components:") else "simulated writers x ")
-             + f"{syn.get('characters', '?')} "
-             f"characters (seed {syn.get('seed', '?')}), stroke medians of hanzi-writer-data"
-             + (f"; fonts as extra shape sources for {syn.get('font_fraction')} of samples: "
-                + ", ".join(syn.get("fonts", [])) if syn.get("fonts") else "; no fonts"),
+             f"- synthetic handwriting{'' if real else ' only'}: {_synthetic_text(syn)}",
+             *(f"- and: {_synthetic_text(more)}" for more in p.get("synthetic_more", [])),
              f"- writer simulation: {p['generator']}" if p.get("generator") else None,
              f"- validation: {p['validation']}" if p.get("validation") else
              f"- validation: {p.get('val_samples', '?')} samples held out at random (mostly synthetic); the last "

@@ -150,10 +150,12 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     from hccr.packaging import write_model_card
     jm, _ = package(tmp_path / "more", tmp_path / "pkg" / "more", {
         **more, "real": "real writers", "synthetic": {"writers": 40, "characters": 6763, "seed": 7,
-                                                      "style": "components:bank.npz"}})
+                                                      "style": "components:bank.npz"},
+        "synthetic_more": [{"writers": 30, "characters": 6763, "seed": 8, "style": None}]})
     card = write_model_card(str(jm), tmp_path / "more.md").read_text()
     assert f"continued from `{tmp_path.name}/run` (6 steps at lr" in card
     assert "40 writers drawn from real writers' components" in card
+    assert "- and: 30 simulated writers x 6763 characters (seed 8)" in card  # the second generator's writers
     save_checkpoint(tmp_path / "soup", *average_checkpoints([tmp_path / "run", tmp_path / "more"]))
     a, b, avg = (load_file(str(p)) for p in (tmp_path / "run" / "best.safetensors",
                                              tmp_path / "more" / "best.safetensors", tmp_path / "soup.safetensors"))
@@ -219,3 +221,27 @@ def test_evaluate_the_shipped_model_on_casia_gnt_files(tmp_path):
     top1 = float(r.stdout.split("top-1")[1].split()[0])
     assert top1 >= 0.8 and (tmp_path / "rep" / "report.md").exists()
     assert (tmp_path / "rep" / "predictions.npz").exists()
+
+
+def test_provenance_names_every_generator_a_store_was_drawn_from(tmp_path):
+    """A store converted from two folders of synthetic writers (scripts/train_gb2312.sh L2=components+builtin)
+    gives the model card both: the first folder's writers, then the other's."""
+    from hccr.data.store import ConvertOptions, convert
+    from hccr.data.synth import synth
+    from hccr.packaging import run_provenance
+
+    synth(tmp_path / "synth", SynthConfig(chars="永安", writers=2, seed=1), workers=1, progress=False)
+    synth(tmp_path / "synth-builtin", SynthConfig(chars="永安", writers=1, seed=2, prefix="builtin"), workers=1,
+          progress=False)
+    convert([str(tmp_path / "synth"), str(tmp_path / "synth-builtin")], tmp_path / "store",
+            ConvertOptions(size=32), progress=False)
+    assert json.loads((tmp_path / "store" / "manifest.json").read_text())["writers"] == 3  # prefixes keep them apart
+    from hccr.config import apply_overrides, get_preset
+    from hccr.train import fit
+
+    cfg = apply_overrides(get_preset("gb2312"), ["image_size=32", "batch_size=4", "steps=1", "warmup_epochs=0",
+                                                 "val_fraction=0", "model_args.widths=8,8,8,8"])
+    fit(cfg, tmp_path / "store", tmp_path / "run", progress=False)
+    prov = run_provenance(tmp_path / "run")
+    assert (prov["synthetic"]["writers"], prov["synthetic"]["seed"]) == (2, 1)
+    assert [(s["writers"], s["seed"]) for s in prov["synthetic_more"]] == [(1, 2)]
