@@ -229,12 +229,14 @@ def synth(
                          prefix=prefix)
     import time
 
+    suffix = ".pot" if learned else ".gnt"
+    kept = sum((out / f"{prefix}{w:04d}{suffix}").exists() for w in range(writers))  # a resumed run keeps them
     t = time.perf_counter()
     files = sy.synth(out, cfg, workers=workers)
     dt = time.perf_counter() - t
-    n = len(resolve_charset(chars)) * writers
-    print(f"wrote {len(files)} {'.pot' if learned else '.gnt'} files to {out}: {n} samples of {n // writers} characters "
-          f"({dt:.1f}s, {n / dt:.0f} samples/s)")
+    per, n = len(resolve_charset(chars)), (len(files) - kept) * len(resolve_charset(chars))
+    print(f"wrote {len(files) - kept} {suffix} files to {out}: {n} samples of {per} characters ({dt:.1f}s, "
+          f"{n / dt:.0f} samples/s)" + (f"; {kept} written before were kept" if kept else ""))
 
 
 @app.command()

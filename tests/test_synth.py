@@ -69,3 +69,22 @@ def test_cli_synth_and_preview(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 1000 and len(list((tmp_path / "s").glob("*.gnt"))) == 2
     r = run_cli("synth", tmp_path / "t", "--chars", "宬")
     assert r.returncode != 0 and "no stroke data" in r.stderr and "--font" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_synth_resumes_with_its_own_prefix_and_says_what_it_kept(tmp_path):
+    """Two generators' writers share a store only with different file names; a resumed run keeps its files."""
+    r = run_cli("synth", tmp_path / "s", "--chars", "安宁", "--writers", "1", "--prefix", "builtin")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("synth", tmp_path / "s", "--chars", "安宁", "--writers", "2", "--prefix", "builtin")
+    assert r.returncode == 0 and "wrote 1 .gnt files" in r.stdout and "1 written before were kept" in r.stdout
+    assert sorted(f.name for f in (tmp_path / "s").glob("*.gnt")) == ["builtin0000.gnt", "builtin0001.gnt"]
+    r = run_cli("synth", tmp_path / "s", "--chars", "安", "--prefix", "../x")
+    assert r.returncode != 0 and "--prefix" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_gb2312_level_2_is_the_3008_characters_after_level_1():
+    from hccr.data.charset import resolve_charset
+
+    level2 = resolve_charset("gb2312-2").chars
+    assert len(level2) == 3008 and not set(level2) & set(gb2312_chars(level1_only=True))
+    assert set(level2) | set(gb2312_chars(level1_only=True)) == set(gb2312_chars())
