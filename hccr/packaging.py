@@ -160,8 +160,8 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
         prov.update(train_samples=c.get("train"), val_samples=c.get("val"), device=c.get("device"),
                     world_size=c.get("world_size"), total_steps=c.get("total_steps"),
                     batch_size=c["config"].get("batch_size"), lr=c["config"].get("lr"))
-        if c["config"].get("init"):  # a further round: what the starting model itself was
-            prov["continued_from"] = init_provenance(c["config"]["init"])
+        if c["config"].get("init"):  # a further round: what the starting model was (as recorded when it began)
+            prov["continued_from"] = c.get("init_provenance") or init_provenance(c["config"]["init"])
         store = Path(c.get("store", ""))
         if (store / "manifest.json").exists():
             m = read_json(store / "manifest.json")

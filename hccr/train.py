@@ -34,7 +34,7 @@ from .errors import HccrError
 from .losses import binary_focal_loss, cross_entropy, deep_supervision
 from .models import create_model
 from .precision import _cpu_has_bf16, autocast_for, precision_of
-from .utils import Progress, write_json
+from .utils import Progress, read_json, write_json
 
 # ---------------------------------------------------------------------------------------------
 # Input pipeline (on the training device)
@@ -319,11 +319,16 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         raise HccrError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not state_path.exists():
         raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
+    earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
+    init_prov = None
     if cfg.init:  # fine-tuning: the source model's network, input size and polarity
         from .checkpoint import read_meta
         from .finetune import adopt_architecture, keep_source_classes, resolve_init
+        from .packaging import init_provenance
 
         source = read_meta(resolve_init(cfg.init))
+        # what the starting model was when this run began (a name like gb2312 may later mean another file)
+        init_prov = earlier.get("init_provenance") or init_provenance(cfg.init)
         for change in adopt_architecture(cfg, source):
             if env.is_main and not resume:
                 print(f"--init: {change}")
@@ -404,7 +409,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         write_json(out / "config.json", {"config": config_to_dict(cfg), "store": str(store.path),
                                          "train": len(train_idx), "val": len(val_idx), "world_size": env.world_size,
                                          "device": str(env.device), "threads": torch.get_num_threads(),
-                                         "steps_per_epoch": steps, "total_steps": budget, "init": init_report,
+                                         "steps_per_epoch": steps, "total_steps": budget,
+                                         "init": init_report or earlier.get("init"), "init_provenance": init_prov,
                                          "precision": precision, "precision_probe": probe})
     last_metrics: dict = {}
     saved_at = time.monotonic()

@@ -245,3 +245,21 @@ def test_provenance_names_every_generator_a_store_was_drawn_from(tmp_path):
     prov = run_provenance(tmp_path / "run")
     assert (prov["synthetic"]["writers"], prov["synthetic"]["seed"]) == (2, 1)
     assert [(s["writers"], s["seed"]) for s in prov["synthetic_more"]] == [(1, 2)]
+
+
+def test_a_round_remembers_its_starting_model_as_it_was_when_it_began(tiny_store, tmp_path):
+    """`INIT=gb2312` means the shipped file of the day: once a later round replaces it, the card of a run
+    that started from it must still name the model it really started from (its steps, its recipe)."""
+    from hccr.config import apply_overrides, get_preset
+    from hccr.packaging import run_provenance
+    from hccr.train import fit
+
+    def cfg(*more):  # apply_overrides changes the config it is given
+        return apply_overrides(get_preset("gb2312"), ["image_size=32", "batch_size=32", "warmup_epochs=0",
+                                                      "model_args.widths=8,8,8,8", *more])
+
+    fit(cfg("steps=3"), tiny_store, tmp_path / "base", progress=False)
+    fit(cfg("steps=2", f"init={tmp_path / 'base'}"), tiny_store, tmp_path / "child", progress=False)
+    shutil.rmtree(tmp_path / "base")  # the starting model is replaced by another with the same name
+    fit(cfg("steps=5"), tiny_store, tmp_path / "base", progress=False)
+    assert run_provenance(tmp_path / "child")["continued_from"]["steps"] == 3
