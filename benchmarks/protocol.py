@@ -134,6 +134,7 @@ def main() -> None:
     results = {}
     if (work / "results.json").exists():
         results = json.loads((work / "results.json").read_text())
+    drawn = max(args.writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
     for gen in args.generators:
         name = gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
         if all(f"B{key}" in results.get(name, {}) for key in POWERS):
@@ -142,7 +143,6 @@ def main() -> None:
         t, parts = time.perf_counter(), [(real, real_a)]
         for one in gen.split("&"):  # "components&builtin": both generators' writers
             style, part = GENERATORS[one], one + ("+mix" if args.mix else "")
-            drawn = max(args.writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
             synth(work / f"synth-{part}", SynthConfig(chars="".join(charset if args.mix else b_chars), seed=4000,
                                                       writers=drawn, style=style and style.format(
                                                           model=model, bank=bank)), progress=False)

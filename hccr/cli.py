@@ -229,13 +229,13 @@ def synth(
                          prefix=prefix)
     import time
 
-    suffix = ".pot" if learned else ".gnt"
-    kept = sum((out / f"{prefix}{w:04d}{suffix}").exists() for w in range(writers))  # a resumed run keeps them
+    kept = sum(sy.writer_path(out, cfg, w, learned).exists() for w in range(writers))  # a resumed run keeps them
     t = time.perf_counter()
     files = sy.synth(out, cfg, workers=workers)
     dt = time.perf_counter() - t
-    per, n = len(resolve_charset(chars)), (len(files) - kept) * len(resolve_charset(chars))
-    print(f"wrote {len(files) - kept} {suffix} files to {out}: {n} samples of {per} characters ({dt:.1f}s, "
+    per = len(resolve_charset(chars))
+    n = (len(files) - kept) * per
+    print(f"wrote {len(files) - kept} {sy.writer_path(out, cfg, 0, learned).suffix} files to {out}: {n} samples of {per} characters ({dt:.1f}s, "
           f"{n / dt:.0f} samples/s)" + (f"; {kept} written before were kept" if kept else ""))
 
 

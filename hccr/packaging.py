@@ -191,8 +191,7 @@ def _synth_folders(store: Path) -> list[Path]:
 
     m = read_json(store / "manifest.json") if (store / "manifest.json").exists() else {}
     folders = sorted({p if p.is_dir() else p.parent for p in map(Path, m.get("sources") or [])})
-    found = [d for d in folders if (d / "synth.json").exists()]
-    return found or [d for d in [store.parent / "synth"] if (d / "synth.json").exists()]
+    return [d for d in folders if (d / "synth.json").exists()]
 
 
 def _synth_provenance(s: dict) -> dict:
@@ -213,14 +212,15 @@ def _synthetic_text(syn: dict) -> str:
             f"stroke medians of hanzi-writer-data{fonts}")
 
 
-def init_provenance(ref: str) -> dict:
-    """The name, recipe, steps and training time of the model a run started from (``--init``)."""
+def init_provenance(ref: str, meta: dict | None = None) -> dict:
+    """The name, recipe, steps and training time of the model a run started from (``--init``;
+    ``meta``: its metadata, when the caller has read it already)."""
     from .checkpoint import read_meta
     from .finetune import resolve_init
 
     try:
         path = resolve_init(ref)
-        p = read_meta(path).get("provenance") or run_provenance(path)  # a packaged model, or a run
+        p = (read_meta(path) if meta is None else meta).get("provenance") or run_provenance(path)  # packaged, or a run
     except HccrError:  # the starting model is gone: keep its name
         p = {}
     name = str(ref) if "/" not in str(ref) else "/".join(Path(ref).parts[-2:])  # no home folders in a shipped file

@@ -328,7 +328,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
 
         source = read_meta(resolve_init(cfg.init))
         # what the starting model was when this run began (a name like gb2312 may later mean another file)
-        init_prov = earlier.get("init_provenance") or init_provenance(cfg.init)
+        init_prov = earlier.get("init_provenance") or init_provenance(cfg.init, source)
         for change in adopt_architecture(cfg, source):
             if env.is_main and not resume:
                 print(f"--init: {change}")

@@ -450,17 +450,21 @@ def writer_samples(chars: Sequence[str], writer: int, cfg: SynthConfig,
     return out
 
 
+def writer_path(out: str | os.PathLike, cfg: SynthConfig, writer: int, learned: bool) -> Path:
+    """Where a writer is written: PREFIX0000.gnt, or .pot for learned writers (pen trajectories)."""
+    return Path(out) / f"{cfg.prefix}{writer:04d}{'.pot' if learned else '.gnt'}"
+
+
 def _write_writer(args: tuple) -> tuple[str, int]:
     chars, writer, cfg, extra, profile, out = args
+    path = writer_path(out, cfg, writer, learned=profile is None)
     if profile is None:  # a learned writer model: pen trajectories, drawn at conversion like real ones
         from ..utils import atomic_path
         from .writers import writer_pot
 
-        path = Path(out) / f"{cfg.prefix}{writer:04d}.pot"
         with atomic_path(path) as tmp:
             tmp.write_bytes(writer_pot(list(chars), writer, cfg.seed, _model(cfg.style)))
         return str(path), len(chars)
-    path = Path(out) / f"{cfg.prefix}{writer:04d}.gnt"
     n = write_gnt(path, writer_samples(chars, writer, cfg, extra, profile))
     return str(path), n
 
@@ -483,7 +487,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     out = Path(out)
     if learned:
         model = _model(cfg.style)  # read once; a bad model fails here, naming its file
-        done = all((out / f"{cfg.prefix}{w:04d}.pot").exists() for w in range(cfg.writers))
+        done = all(writer_path(out, cfg, w, learned).exists() for w in range(cfg.writers))
         if hasattr(model, "prepare") and not done:  # a finished folder (a resumed recipe) needs no cuts
             model.prepare("".join(chars), progress)  # a bank's index and cuts, before the workers fork
         if cfg.fonts:
@@ -506,8 +510,8 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
     from ..utils import Progress, write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    suffix = ".pot" if profile is None else ".gnt"  # learned writers are pen trajectories
-    todo = [w for w in range(cfg.writers) if not (out / f"{cfg.prefix}{w:04d}{suffix}").exists()]
+    files = [writer_path(out, cfg, w, learned=profile is None) for w in range(cfg.writers)]
+    todo = [w for w, f in enumerate(files) if not f.exists()]
     args = [(chars, w, cfg, extra, profile, str(out)) for w in todo]
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
     with Progress(cfg.writers, "synth", disable=not progress, unit="writers") as bar:
@@ -522,7 +526,7 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
                 _write_writer(a)
                 bar.update(1)
     write_json(out / "synth.json", {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
-    return [out / f"{cfg.prefix}{w:04d}{suffix}" for w in range(cfg.writers)]
+    return files
 
 
 def compose_top_bottom(top: list[np.ndarray], bottom: list[np.ndarray], split: float = 0.42
