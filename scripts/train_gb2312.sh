@@ -11,11 +11,13 @@
 # Validation: writers 22, 44, ..., 220 of the 220 (by name): 1023-c 1047-c ... 1239-c, never trained on.
 #
 # Environment (defaults in brackets):
-#   SYNTH_WRITERS [40]  simulated writers of all 6,763 characters (level-2's only source; seed 7000)
+#   SYNTH_WRITERS [40]  simulated writers of all 6,763 characters (level-2's only source)
+#   SEED [7000]         their seed (the built-in writers of components+builtin take SEED+100); a new
+#                       seed draws new writers for a further round
 #   L2 [builtin]        who draws them: builtin (hccr's simulated writers), components (the training
 #                       writers' real strokes of shared components, hccr.data.components; the bank is
 #                       built once in WORK/bank.npz from the training writers' level-1 samples), or
-#                       components+builtin (both: SYNTH_WRITERS more built-in writers, seed 7100, in
+#                       components+builtin (both: SYNTH_WRITERS more built-in writers, seed SEED+100, in
 #                       WORK/synth-builtin; each generator draws all 6,763 characters, as in the
 #                       cross-character protocol, so that no drawing style marks level-2 classes)
 #   STEPS               optimizer steps (default: the gb2312 preset's 10,000)
@@ -33,6 +35,7 @@ WORK=${1:-$here/../hccr-runs/gb2312}
 OLHWDB=${OLHWDB:-$here/../shared/data/casia-olhwdb1.1-train.tar.xz}
 HWDB22=${HWDB22:-$here/../shared/data/casia-hwdb-22}
 SYNTH_WRITERS=${SYNTH_WRITERS:-40}
+SEED=${SEED:-7000}
 L2=${L2:-builtin}
 INIT=${INIT:-gb2312-synth}
 HCCR=${HCCR:-hccr}
@@ -63,12 +66,12 @@ elif [ "$L2" != builtin ]; then
   echo "L2 must be builtin, components or components+builtin, not $L2" >&2; exit 2
 fi
 log "2/5 synth: $SYNTH_WRITERS writers x 6,763 characters (${L2%+builtin})"
-$HCCR synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed 7000 \
+$HCCR synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed "$SEED" \
   --style "$style" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
 sources=("$WORK/synth")
 if [ "$L2" = components+builtin ]; then
   log "2/5 synth: $SYNTH_WRITERS more writers x 6,763 characters (builtin)"
-  $HCCR synth "$WORK/synth-builtin" --chars gb2312 --writers "$SYNTH_WRITERS" --seed 7100 --prefix builtin \
+  $HCCR synth "$WORK/synth-builtin" --chars gb2312 --writers "$SYNTH_WRITERS" --seed $((SEED + 100)) --prefix builtin \
     --style "$here/hccr/assets/style-builtin.json" 2>&1 | tail -n 1 | tee -a "$WORK/recipe.log"
   sources+=("$WORK/synth-builtin")
 fi
@@ -89,7 +92,7 @@ $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -
 
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
 $HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior --prior-power "${PRIOR_POWER:-1}" \
-  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS L2=$L2 STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"}${PRIOR_POWER:+ PRIOR_POWER=$PRIOR_POWER})" \
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=$L2 STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"}${PRIOR_POWER:+ PRIOR_POWER=$PRIOR_POWER})" \
   --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"
