@@ -413,7 +413,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                                          "init": init_report or earlier.get("init"), "init_provenance": init_prov,
                                          "precision": precision, "precision_probe": probe})
     last_metrics: dict = {}
-    saved_at = time.monotonic()
+    saved_at, saved_step = time.monotonic(), step
     for epoch in range(start_epoch, epochs):
         gen.manual_seed(cfg.seed * 7919 + env.rank + 104729 * epoch)  # resumable augmentation stream
         if gen_state is not None:
@@ -422,7 +422,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         batches = shard_batches(train_idx, cfg.batch_size, epoch, env, cfg.seed)
 
         def after_step(i: int, epoch: int = epoch, best: tuple = (best_acc, best_loss)) -> bool:
-            nonlocal step, saved_at
+            nonlocal step, saved_at, saved_step
             step += 1
             if ema is not None:
                 ema.update_parameters(model)
@@ -430,7 +430,12 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                 if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
                                cfg, ema)
-                saved_at = time.monotonic()
+                    if progress:  # one line per resume point: a long run's log shows where it is
+                        rate = (step - saved_step) * cfg.batch_size * env.world_size / (time.monotonic() - saved_at)
+                        print(f"step {step}/{budget}: resume point saved ({rate:.0f} img/s since the last; "
+                              f"about {(budget - step) * cfg.batch_size * env.world_size / rate / 60:.0f} min to go)",
+                              flush=True)
+                saved_at, saved_step = time.monotonic(), step
             return step >= budget
 
         frozen = None
@@ -460,7 +465,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             save_checkpoint(out / "last", shipped, meta)
             save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch + 1, 0, step, best_acc, best_loss,
                        cfg, ema)
-            saved_at = time.monotonic()
+            saved_at, saved_step = time.monotonic(), step
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")
             if progress:

@@ -113,6 +113,16 @@ def test_step_budget_and_mid_epoch_resume_match_an_uninterrupted_run(tiny_store,
     assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run is the same run
 
 
+def test_a_long_run_logs_each_resume_point(tiny_store, tmp_path, capsys):
+    """A recipe's log hides the progress bar: each wall-time resume point prints where the run is."""
+    import re
+
+    cfg = _cfg(model_args={}, steps=20, epochs=1, checkpoint_minutes=1e-9)  # a resume point after every step
+    fit(cfg, tiny_store, tmp_path / "run", progress=True)
+    saved = [int(n) for n in re.findall(r"^step (\d+)/20: resume point saved", capsys.readouterr().out, re.M)]
+    assert saved == list(range(1, 20))  # the last step ends the run with a checkpoint of its own
+
+
 def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_path):
     from safetensors.torch import load_file
 
