@@ -235,7 +235,7 @@ def synth(
     dt = time.perf_counter() - t
     per = len(resolve_charset(chars))
     n = (len(files) - kept) * per
-    print(f"wrote {len(files) - kept} {sy.writer_path(out, cfg, 0, learned).suffix} files to {out}: {n} samples of {per} characters ({dt:.1f}s, "
+    print(f"wrote {len(files) - kept} {Path(files[0]).suffix} files to {out}: {n} samples of {per} characters ({dt:.1f}s, "
           f"{n / dt:.0f} samples/s)" + (f"; {kept} written before were kept" if kept else ""))
 
 

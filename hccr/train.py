@@ -431,10 +431,9 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
                                cfg, ema)
                     if progress:  # one line per resume point: a long run's log shows where it is
-                        rate = (step - saved_step) * cfg.batch_size * env.world_size / (time.monotonic() - saved_at)
-                        print(f"step {step}/{budget}: resume point saved ({rate:.0f} img/s since the last; "
-                              f"about {(budget - step) * cfg.batch_size * env.world_size / rate / 60:.0f} min to go)",
-                              flush=True)
+                        per_step = (time.monotonic() - saved_at) / (step - saved_step)
+                        print(f"step {step}/{budget}: resume point saved ({cfg.batch_size * env.world_size / per_step:.0f}"
+                              f" img/s since the last; about {(budget - step) * per_step / 60:.0f} min to go)", flush=True)
                 saved_at, saved_step = time.monotonic(), step
             return step >= budget
 
