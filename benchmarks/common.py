@@ -60,20 +60,25 @@ def save(name: str, result: dict) -> Path:
     return path
 
 
+def convert_once(sources: list, dst: Path, opts) -> Path:
+    """``sources`` (files or folders) converted into a store at ``dst`` with ``opts``, once; reused after."""
+    from hccr.data.store import convert
+
+    if not (dst / "manifest.json").exists():
+        convert([str(p) for p in sources], dst, opts, progress=False)
+    return dst
+
+
 def real_stores(train: Path, test: Path, size: int = 64, val_fraction: float = 0.0) -> tuple[Path, Path]:
     """casia-hwdb-22's training and test PNGs as stores at ``size`` px, converted once and reused after
     (the test store takes the training store's character list); exits with a message without the data."""
-    from hccr.data.store import ConvertOptions, Store, convert
+    from hccr.data.store import ConvertOptions, Store
 
     if not REAL.is_dir():
         sys.exit(f"real data not found at {REAL}")
-    if not (train / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Train" / "Train")], train,
-                ConvertOptions(size=size, val_fraction=val_fraction), progress=False)
-    if not (test / "manifest.json").exists():
-        convert([str(REAL / "CASIA-HWDB_Test" / "Test")], test,
-                ConvertOptions(size=size, charset="".join(Store(train).charset)), progress=False)
-    return train, test
+    convert_once([REAL / "CASIA-HWDB_Train" / "Train"], train, ConvertOptions(size=size, val_fraction=val_fraction))
+    return train, convert_once([REAL / "CASIA-HWDB_Test" / "Test"], test,
+                               ConvertOptions(size=size, charset="".join(Store(train).charset)))
 
 
 def table(rows: list[dict], cols: list[str]) -> str:

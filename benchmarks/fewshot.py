@@ -3,6 +3,7 @@
     python -m benchmarks fewshot --split val --shots 10 --seeds 0 --ft-lr 0.001   # choose settings
     python -m benchmarks fewshot --split test                                     # report, once
     python -m benchmarks fewshot --init gb2312 --keep-classes --shots 20 --seeds 0 --methods finetune
+    python -m benchmarks fewshot --init gb2312 --keep-classes --shots 20 --seeds 0 --methods finetune --olhwdb-chars 50
 
 casia-hwdb-22's training images, the last 10% of each class by file number held out as validation
 (common.tail_store); per seed, k images per class ("all" = every one) are drawn from the rest. Both
@@ -12,17 +13,20 @@ saw no real image of these characters); ``--methods resnet`` is the lean ResNet 
 converts at 96 px and fine-tunes there (``init_keep_size``). ``--keep-classes`` is a user teaching
 the model their own images of a few characters and keeping the rest: each run is also scored on the
 OLHWDB validation writers' samples of every other level-1 character, beside the ``--init`` model.
+``--olhwdb-chars N`` teaches N level-1 characters drawn at random (seed 0) from OLHWDB instead: k samples
+per character from its first 40 training writers, validation writers 1-5 as the tail, 6-10 as the test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import ARCHIVE, OUT, real_stores, save, tail_store
+from common import ARCHIVE, OUT, convert_once, olhwdb_writers, real_stores, save, tail_store
 
 from hccr.config import apply_overrides, get_preset
 from hccr.data.store import Store, store_view
@@ -36,6 +40,18 @@ def casia_stores(work: Path, size: int = 64) -> tuple[Path, Path]:
     """(training images with the held-out-writer tail as validation, test images) at ``size`` px."""
     train, test = real_stores(OUT / f"casia22-{size}" / "train", OUT / f"casia22-{size}" / "test", size)
     return tail_store(train, work / ("real-tail" if size == 64 else f"real-tail-{size}")), test
+
+
+def olhwdb_stores(work: Path, n: int) -> tuple[Path, Path]:
+    """(n random level-1 characters of OLHWDB's training writers, validation writers 1-5 as validation;
+    the same characters by validation writers 6-10) as stores, converted once."""
+    from hccr.data.charset import gb2312_chars
+    from hccr.data.store import ConvertOptions
+
+    train, val = olhwdb_writers(ARCHIVE, OUT) or sys.exit(1)
+    chars = "".join(np.random.default_rng(0).choice(list(gb2312_chars(level1_only=True)), n, replace=False))
+    opts = ConvertOptions(size=64, charset=chars, val_writers=tuple(p.stem for p in val[:5]))
+    return convert_once(train[:40] + val[:5], work / "tail", opts), convert_once(val[5:], work / "test", opts)
 
 
 def subset(tail: Path, dst: Path, shots: int | None, seed: int) -> Path:
@@ -108,16 +124,17 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64, help="input size: stores converted at it, and the model")
     ap.add_argument("--keep-classes", action="store_true",
                     help="fine-tune keeping every character of --init; also score the other level-1 characters")
+    ap.add_argument("--olhwdb-chars", type=int, default=0, help="teach this many OLHWDB level-1 characters instead")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
-    work = Path(args.work)
-    tail, test = casia_stores(work, args.size)
+    work = Path(args.work) / (f"olhwdb-{args.olhwdb_chars}" if args.olhwdb_chars else "")
+    tail, test = olhwdb_stores(work, args.olhwdb_chars) if args.olhwdb_chars else casia_stores(work, args.size)
     px = "" if args.size == 64 else f"-{args.size}"
     if args.size != 64:
         args.set = [f"image_size={args.size}", *args.set]
     tag = args.name or f"{args.init}-lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}-e{args.epochs_all}" + \
-        ("-keep" if args.keep_classes else "")
+        ("-keep" if args.keep_classes else "") + (f"-olhwdb{args.olhwdb_chars}" if args.olhwdb_chars else "")
     rows = []
     others = None
     if args.keep_classes:  # the rest of level 1, by writers nobody trained on; and the starting point's figures
@@ -148,11 +165,10 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     summary = {}
-    for method in args.methods.split(","):
-        for shots_s in args.shots.split(","):
-            t1 = [r["top1"] for r in rows if r["method"] == method and r["shots"] == shots_s]
-            summary[f"{method}-{shots_s}"] = {"mean": float(np.mean(t1)), "std": float(np.std(t1)), "n": len(t1)}
-            print(f"{method:9s} {shots_s:>4s}/class: top-1 {np.mean(t1):.4f} ± {np.std(t1):.4f} ({len(t1)} seeds)")
+    for key in (f"{m}-{k}" for m in args.methods.split(",") for k in args.shots.split(",")):
+        t1 = [r["top1"] for r in rows if f"{r['method']}-{r['shots']}" == key]
+        summary[key] = {"mean": float(np.mean(t1)), "std": float(np.std(t1)), "n": len(t1)}
+        print(f"{key:>14s}/class: top-1 {np.mean(t1):.4f} ± {np.std(t1):.4f} ({len(t1)} seeds)")
     save(f"fewshot-{args.split}-{tag}", {"args": vars(args), "rows": rows, "summary": summary})
 
 

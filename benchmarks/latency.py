@@ -42,6 +42,22 @@ def ms_per_char(members: list, images: list[np.ndarray], crops: int, batch: int,
                 return 1000 * (time.perf_counter() - t) / n
 
 
+def timed(name: str, members: list, images: list[np.ndarray], crops: int, batch: int, budget: float) -> dict:
+    """One row: ms per character batched (``batch`` per call) and single-image."""
+    row = {"system": name, "batched_ms": ms_per_char(members, images, crops, batch, budget),
+           "single_ms": ms_per_char(members, images, crops, 1, budget)}
+    print(f"{name}: batched {row['batched_ms']:.3f} ms/char, single {row['single_ms']:.3f} ms/char", flush=True)
+    return row
+
+
+def speedups(rows: list[dict]) -> list[dict]:
+    """x_batched / x_single: each row's speed-up over the last row (the paper's system)."""
+    for r in rows:
+        r["x_batched"], r["x_single"] = rows[-1]["batched_ms"] / r["batched_ms"], rows[-1]["single_ms"] / r["single_ms"]
+    print(table(rows, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
+    return rows
+
+
 def student_speed(student: Path, teachers: list[Path], label: str, work: Path, budget: float) -> list[dict]:
     """ms/char of a distilled student (PyTorch fp32 and ONNX Runtime, 1 crop), its teachers' ensemble
     (3 x 5 crops) and the paper's system (3 CharNets at 256 px x 5 crops, random weights, 22 classes,
@@ -58,17 +74,8 @@ def student_speed(student: Path, teachers: list[Path], label: str, work: Path, b
         f"ensemble ({label}), PyTorch, 3 x 5 crops": ([Recognizer.from_checkpoint(t) for t in teachers], 5),
         "paper: CharNet 3 x 5 crops, fp32": ([recognizer("charnet", 256, 22, amp=False) for _ in range(3)], 5),
     }
-    rows = []
-    for name, (members, crops) in systems.items():
-        row = {"system": name}
-        for mode, batch in (("batched", 32 if "paper" in name else 64), ("single", 1)):
-            row[f"{mode}_ms"] = ms_per_char(members, images, crops, batch, budget * (3 if "paper" in name else 1))
-        rows.append(row)
-    ref = rows[-1]
-    for r in rows:
-        r["x_batched"], r["x_single"] = ref["batched_ms"] / r["batched_ms"], ref["single_ms"] / r["single_ms"]
-    print(table(rows, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
-    return rows
+    return speedups([timed(name, members, images, crops, 32 if "paper" in name else 64, budget * (3 if "paper" in name else 1))
+                     for name, (members, crops) in systems.items()])
 
 
 def main() -> None:
@@ -93,12 +100,8 @@ def main() -> None:
     rows = []
     for label, members, crops in [("1 model x 1 crop", fast[:1], 1), ("1 model x 5 crops", fast[:1], 5),
                                   ("3 models x 5 crops", fast, 5), ("paper: CharNet 3 x 5 crops", paper, 5)]:
-        row = {"system": label}
-        for mode, batch in (("batched", 256 if members is fast else 32), ("single", 1)):
-            budget = args.budget * (3 if members is paper else 1)
-            row[f"{mode}_ms"] = ms_per_char(members, images, crops, batch, budget)
-        rows.append(row)
-        print(f"{label}: batched {row['batched_ms']:.3f} ms/char, single {row['single_ms']:.3f} ms/char", flush=True)
+        rows.append(timed(label, members, images, crops, 32 if members is paper else 256,
+                          args.budget * (3 if members is paper else 1)))
     if args.ckpt:  # ONNX Runtime vs PyTorch eager (fp32 both) on the same trained members
         import tempfile
 
@@ -111,17 +114,9 @@ def main() -> None:
         whole = OnnxRecognizer(export_onnx(args.ckpt, tmp / "ens.onnx"))
         for label, members in [("PyTorch fp32: 1 model x 5 crops", eager[:1]), ("ONNX Runtime: 1 model x 5 crops", [single]),
                                ("PyTorch fp32: 3 models x 5 crops", eager), ("ONNX Runtime: 3 models x 5 crops", [whole])]:
-            row = {"system": label}
-            for mode, batch in (("batched", 256), ("single", 1)):
-                row[f"{mode}_ms"] = ms_per_char(members, images, 5, batch, args.budget)
-            rows.insert(-1, row)
-            print(f"{label}: batched {row['batched_ms']:.3f} ms/char, single {row['single_ms']:.3f} ms/char", flush=True)
-    ref = rows[-1]
-    for r in rows:
-        r["x_batched"] = ref["batched_ms"] / r["batched_ms"]
-        r["x_single"] = ref["single_ms"] / r["single_ms"]
+            rows.insert(-1, timed(label, members, images, 5, 256, args.budget))
     print(f"\nms per character ({torch.get_num_threads()} threads, amp={amp}); x = speed-up over the paper's system")
-    print(table(rows, ["system", "batched_ms", "x_batched", "single_ms", "x_single"]))
+    speedups(rows)
     save("latency", {"classes": args.classes, "amp": amp, "trained": bool(args.ckpt), "rows": rows})
 
 

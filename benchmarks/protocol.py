@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import OUT, ROOT, machine, olhwdb_writers, save
+from common import OUT, ROOT, convert_once, machine, olhwdb_writers, save
 
 from hccr.config import apply_overrides, get_preset
 from hccr.data.charset import Charset, gb2312_chars
-from hccr.data.store import ConvertOptions, Store, convert
+from hccr.data.store import ConvertOptions, Store
 from hccr.data.synth import SynthConfig, synth
 from hccr.packaging import record_evaluations
 from hccr.predict import Recognizer
@@ -103,12 +103,8 @@ def main() -> None:
     (work := args.work).mkdir(parents=True, exist_ok=True)
     (work / "split.json").write_text(json.dumps({"seed": 33, "A": "".join(a_chars), "B": "".join(b_chars)},
                                                 ensure_ascii=False))
-    real, opts = work / "real-train", ConvertOptions(size=64, charset="".join(charset))
-    if not (real / "manifest.json").exists():
-        convert([str(p) for p in train_pots], real, opts, progress=False)
-    val = work / "real-val"
-    if not (val / "manifest.json").exists():
-        convert([str(p) for p in val_pots], val, opts, progress=False)
+    opts = ConvertOptions(size=64, charset="".join(charset))
+    real, val = convert_once(train_pots, work / "real-train", opts), convert_once(val_pots, work / "real-val", opts)
     rs = Store(real)
     a_ids = [rs.charset.index[c] for c in a_chars]
     real_a = np.flatnonzero(np.isin(rs.labels, a_ids))  # B's real samples are left out
@@ -146,9 +142,7 @@ def main() -> None:
             synth(work / f"synth-{part}", SynthConfig(chars="".join(charset if args.mix else b_chars), seed=4000,
                                                       writers=drawn, style=style and style.format(
                                                           model=model, bank=bank)), progress=False)
-            syn = work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}"
-            if not (syn / "manifest.json").exists():
-                convert([str(work / f"synth-{part}")], syn, opts, progress=False)
+            syn = convert_once([work / f"synth-{part}"], work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}", opts)
             parts.append((syn, np.flatnonzero(Store(syn).writers < args.writers)))  # writer ids follow file order
         store = merge(parts, charset, work / f"train-{name}")
         data_s = time.perf_counter() - t

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ARCHIVE, OUT, REAL, ROOT, olhwdb_writers, save
+from common import ARCHIVE, OUT, REAL, ROOT, convert_once, olhwdb_writers, save
 
 from hccr.data.charset import gb2312_chars
 from hccr.data.images import load_gray, scan_image_folder
@@ -34,16 +34,12 @@ from hccr.zoo import SHIPPED, shipped_files
 
 def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
     """A store of the validation writers' samples, drawn as hccr draws trajectories (made once)."""
-    from hccr.data.store import ConvertOptions, convert
+    from hccr.data.store import ConvertOptions
 
-    store = cache / "olhwdb-val"
-    if (store / "manifest.json").exists():
+    if (store := cache / "olhwdb-val").joinpath("manifest.json").exists():
         return store
     found = olhwdb_writers(archive, cache)
-    if found is None:
-        return None
-    convert([str(p) for p in found[1]], store, ConvertOptions(size=64, charset="gb2312"), progress=False)
-    return store
+    return found and convert_once(found[1], store, ConvertOptions(size=64, charset="gb2312"))
 
 
 def scores(probs: np.ndarray, labels: np.ndarray) -> dict:
