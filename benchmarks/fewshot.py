@@ -48,7 +48,7 @@ def olhwdb_stores(work: Path, n: int) -> tuple[Path, Path]:
     from hccr.data.charset import gb2312_chars
     from hccr.data.store import ConvertOptions
 
-    train, val = olhwdb_writers(ARCHIVE, OUT) or sys.exit(1)
+    train, val = olhwdb_writers() or sys.exit(1)  # prints why when the archive is absent
     chars = "".join(np.random.default_rng(0).choice(list(gb2312_chars(level1_only=True)), n, replace=False))
     opts = ConvertOptions(size=64, charset=chars, val_writers=tuple(p.stem for p in val[:5]))
     return convert_once(train[:40] + val[:5], work / "tail", opts), convert_once(val[5:], work / "test", opts)

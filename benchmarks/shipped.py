@@ -36,7 +36,8 @@ def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
     """A store of the validation writers' samples, drawn as hccr draws trajectories (made once)."""
     from hccr.data.store import ConvertOptions
 
-    if (store := cache / "olhwdb-val").joinpath("manifest.json").exists():
+    store = cache / "olhwdb-val"
+    if (store / "manifest.json").exists():  # made before: the archive need not be unpacked again
         return store
     found = olhwdb_writers(archive, cache)
     return found and convert_once(found[1], store, ConvertOptions(size=64, charset="gb2312"))
