@@ -91,8 +91,10 @@ for kv in ${SET:-}; do train_args+=(--set "$kv"); done
 $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -a "$WORK/recipe.log"
 
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
+init_named=$INIT  # the shipped metadata names an absolute INIT relative to the checkout: no home folders in it
+case $INIT in /*) init_named=$(realpath -m --relative-to="$here" "$INIT") ;; esac
 $HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior --prior-power "${PRIOR_POWER:-1}" \
-  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=$L2 STEPS=${STEPS:-preset} INIT=$INIT${SET:+ SET=\"$SET\"}${PRIOR_POWER:+ PRIOR_POWER=$PRIOR_POWER})" \
+  --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=$L2 STEPS=${STEPS:-preset} INIT=$init_named${SET:+ SET=\"$SET\"}${PRIOR_POWER:+ PRIOR_POWER=$PRIOR_POWER})" \
   --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"
