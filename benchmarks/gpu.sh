@@ -1,21 +1,102 @@
 #!/usr/bin/env bash
-# On a lent CUDA machine, in one prepared call: the shipped gb2312 recipe (scripts/train_gb2312.sh)
-# with synthesis and conversion on all cores and training on the GPU, bounded in wall time; the
-# packaged model, its logs and metrics land in $OUT (default .bench/gpu). The data travels in
-# shared/ with the working tree (../shared/data/casia-olhwdb1.1-train.tar.xz and casia-hwdb-22).
-#   OUT=... STEPS=... RECIPE_SECONDS=480 bash benchmarks/gpu.sh
+# On a lent CUDA machine: the shipped gb2312 recipe's data rebuilt there (scripts/train_gb2312.sh's
+# mix: 220 writers' trajectories, casia-hwdb-22's training scans, 40 + 40 simulated writers of all
+# 6,763 characters) and two candidate trainings side by side on the GPU, each for the wall time the
+# call leaves; both packaged and calibrated on the validation writers as the recipe does.
+#
+# A call carries at most 64 MiB of working tree, so the real data travels packed
+# (scripts/pack_for_device.py, lossless) in two calls, the second while the machine is still warm:
+#   bash benchmarks/gpu.sh prepare   carry .gpu/p1 (olhwdb-1.xz: writers 1-130)
+#                                    -> unpack, component bank, simulated writers
+#   bash benchmarks/gpu.sh train     carry .gpu/p2 (olhwdb-2.xz: writers 131-220, hwdb22.tar.gz)
+#                                    -> unpack, convert, train A and B, package, calibrate
+# Prepare the packs here with:
+#   python scripts/pack_for_device.py pack OLHWDB_DIR .gpu/p1/olhwdb-1.xz --writers 0:130
+#   python scripts/pack_for_device.py pack OLHWDB_DIR .gpu/p2/olhwdb-2.xz --writers 130:
+#   python scripts/pack_for_device.py scans ../shared/data/casia-hwdb-22/CASIA-HWDB_Train X/hwdb22/CASIA-HWDB_Train
+#   tar -czf .gpu/p2/hwdb22.tar.gz -C X hwdb22
+# Environment: OUT (.bench/gpu), WORK (/tmp/gb2312), CALL_SECONDS (540: this call's limit),
+# SYNTH_WRITERS (40), SEED (7200), BANK_WRITERS (100 training writers fit the component bank),
+# A_SET / B_SET (the candidates' --set lists), DEVICE (cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+phase=${1:?usage: gpu.sh prepare|train}
 OUT=${OUT:-.bench/gpu}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HCCR="python3 -m hccr.cli" DEVICE=cuda
-python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.__version__, torch.cuda.get_device_name())" \
-  | tee "$OUT/device.txt" || exit 1
-nproc | tee -a "$OUT/device.txt"
 WORK=${WORK:-/tmp/gb2312}
-OLHWDB=${OLHWDB:-shared/data/casia-olhwdb1.1-train.tar.xz} HWDB22=${HWDB22:-shared/data/casia-hwdb-22} \
-  timeout "${RECIPE_SECONDS:-480}" bash scripts/train_gb2312.sh "$WORK"
-echo "recipe exit $?" | tee -a "$OUT/device.txt"
-cp "$WORK"/gb2312.json "$WORK"/gb2312.safetensors "$WORK"/gb2312.onnx "$WORK"/recipe.log "$OUT"/ 2>/dev/null
-cp "$WORK"/run/metrics.jsonl "$WORK"/run/config.json "$OUT"/ 2>/dev/null
-ls -la "$OUT"
+PACKS=${PACKS:-.gpu}
+SYNTH_WRITERS=${SYNTH_WRITERS:-40}
+SEED=${SEED:-7200}
+BANK_WRITERS=${BANK_WRITERS:-100}
+DEVICE=${DEVICE:-cuda}
+end=$(( $(date +%s) + ${CALL_SECONDS:-540} ))
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+H="python3 -m hccr.cli"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/gpu.log"; }
+# The recipe's validation writers: every 22nd of the 220 by name, never trained on.
+val=${VAL:-1023-c,1047-c,1071-c,1095-c,1119-c,1143-c,1167-c,1191-c,1215-c,1239-c}
+HALF_AUG="augment.rotation=5 augment.shear=0.1 augment.scale=0.925,1.04 augment.aspect=0.06 augment.translate=0.03
+augment.elastic=0.015 augment.blur=0.15 augment.noise=0.015 augment.ink=0.15 augment.pen=0.1"
+# A: the shipped lean ResNet (round 9) trained on; B: a 1.5x wider lean ResNet from scratch.
+A_SET=${A_SET:-"init=gb2312 batch_size=512 lr=5e-4 warmup_epochs=0.02 seed=2330 $HALF_AUG"}
+B_SET=${B_SET:-"model_args.widths=48,96,192,384 batch_size=512 lr=3e-3 warmup_epochs=0.1 seed=2331 $HALF_AUG"}
+
+if [ "$phase" = prepare ]; then
+  # every step below runs one process a core: one BLAS thread each (the component cut forks one a core)
+  export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+  { python3 -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; nproc; } \
+    | tee "$OUT/device.txt"
+  log "unpack part 1"
+  python3 scripts/pack_for_device.py unpack "$PACKS"/p1/*.xz --out "$WORK/olhwdb" | tee -a "$OUT/gpu.log" || exit 1
+  fit=()
+  for f in $(ls "$WORK"/olhwdb/*.pot | sort); do
+    case ",$val," in *",$(basename "$f" .pot),"*) ;; *) fit+=(--fit "$f") ;; esac
+  done
+  fit=("${fit[@]:0:$((2 * BANK_WRITERS))}")
+  log "component bank from $(( ${#fit[@]} / 2 )) training writers"
+  $H synth --chars gb2312-1 "${fit[@]}" --style-out "$WORK/bank.npz" 2>&1 | tail -n 2 | tee -a "$OUT/gpu.log" || exit 1
+  log "synth: $SYNTH_WRITERS writers x 6,763 (components), $SYNTH_WRITERS (builtin)"
+  $H synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed "$SEED" --style "components:$WORK/bank.npz" \
+    2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+  $H synth "$WORK/synth-builtin" --chars gb2312 --writers "$SYNTH_WRITERS" --seed $((SEED + 100)) --prefix builtin \
+    --style hccr/assets/style-builtin.json 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+  rm -f "$WORK/bank.npz"
+  touch "$WORK/prepared"
+  log "prepared"
+  exit 0
+fi
+
+[ "$phase" = train ] || { echo "usage: gpu.sh prepare|train" >&2; exit 2; }
+[ -f "$WORK/prepared" ] || { echo "$WORK: run 'gpu.sh prepare' first (on this machine)" >&2; exit 1; }
+log "unpack part 2 and the scans"
+python3 scripts/pack_for_device.py unpack "$PACKS"/p2/*.xz --out "$WORK/olhwdb" | tee -a "$OUT/gpu.log" || exit 1
+tar -xzf "$PACKS"/p2/hwdb22.tar.gz -C "$WORK" || exit 1
+every22=$(ls "$WORK/olhwdb" | sed 's/\.pot$//' | sort | awk 'NR % 22 == 0' | paste -sd, -)
+[ "$every22" = "$val" ] || log "note: validation writers by the recipe's rule would be $every22"
+log "convert"
+$H convert "$WORK/olhwdb" "$WORK/synth" "$WORK/synth-builtin" "$WORK/hwdb22/CASIA-HWDB_Train" "$WORK/store" \
+  --charset gb2312 --val-writers "$val" 2>&1 | tail -n 2 | tee -a "$OUT/gpu.log" || exit 1
+minutes=$(python3 -c "print(round(max(($end - $(date +%s) - ${PACKAGE_SECONDS:-110}) / 60, 0.5), 2))")
+log "train A and B side by side, $minutes min each"
+train() {  # name, settings
+  local args=(--preset gb2312 --data "$WORK/store" --out "$WORK/$1" --device "$DEVICE" --set "minutes=$minutes")
+  for kv in $2; do args+=(--set "$kv"); done
+  OMP_NUM_THREADS=4 $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[" > "$OUT/$1.log"
+}
+train A "$A_SET" & train B "$B_SET" & wait
+for c in A B; do
+  tail -n 4 "$OUT/$c.log" | sed "s/^/$c: /" | tee -a "$OUT/gpu.log"
+  set_text=$([ $c = A ] && echo "$A_SET" || echo "$B_SET")
+  $H package "$WORK/$c" --out "$WORK/$c/gb2312" --divide-prior --prior-power 0.5 \
+    --recipe "benchmarks/gpu.sh on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1) (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $set_text)\" PRIOR_POWER=0.5)" \
+    --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)" \
+    2>&1 | tee -a "$OUT/gpu.log" &
+done
+wait
+for c in A B; do
+  $H calibrate "$WORK/store" --split val --model "$WORK/$c/gb2312.json" 2>&1 | sed "s/^/$c: /" | tee -a "$OUT/gpu.log" &
+done
+wait
+for c in A B; do for s in json safetensors onnx; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s" 2>/dev/null; done; done
+log "done"
+for c in A B; do sed "s/^/$c| /" "$OUT/$c.log" >> "$OUT/gpu.log" && rm "$OUT/$c.log"; done  # 8 files come back at most

@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     limit_steps: int = 0  # stop each epoch after this many steps (0 = full epochs); for smoke runs and benches
     steps: int = 0  # total optimizer steps (0 = epochs x steps per epoch); schedules then follow steps, not epochs
+    minutes: float = 0.0  # train for about this much wall time: steps are set from the speed measured over the first 60
     checkpoint_minutes: float = 10.0  # also save the resume state mid-epoch this often (wall time)
     mixup: float = 0.0  # Beta(a, a) of mixup (e.g. 0.2): each batch blended with a shuffled copy of itself, both labels weighted; 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation and the checkpoints use the average
@@ -69,6 +70,8 @@ class TrainConfig:
             raise HccrError(f"schedule must be constant or cosine, not {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.steps < 0 or self.freeze_epochs < 0:
             raise HccrError("epochs and batch size must be positive, steps and freeze_epochs >= 0 and lr > 0")
+        if self.minutes < 0:
+            raise HccrError(f"minutes must be >= 0 (0 = off), not {self.minutes}")
         if self.teachers and not (0.0 <= self.distill_alpha <= 1.0 and self.distill_temperature > 0):
             raise HccrError("distill_alpha must be in [0, 1] and distill_temperature > 0")
         if self.teacher_crops not in (1, 5):

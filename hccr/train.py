@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import time
@@ -98,15 +99,17 @@ def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return cfg.steps or max(cfg.epochs * steps_per_epoch, 1)
 
 
-def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+def lr_lambda(cfg: TrainConfig, steps_per_epoch: int, budget: dict | None = None):
+    """The learning-rate factor at each step; ``budget["total"]``, when given, is read at every step
+    (a wall-time budget fixes the run's length after it has started)."""
     warm = int(cfg.warmup_epochs * steps_per_epoch)
-    total = total_steps(cfg, steps_per_epoch)
+    budget = budget if budget is not None else {"total": total_steps(cfg, steps_per_epoch)}
 
     def f(step: int) -> float:
         if step < warm:
             return 0.1 + 0.9 * step / warm
         if cfg.schedule == "cosine":
-            t = (step - warm) / max(total - warm, 1)
+            t = (step - warm) / max(budget["total"] - warm, 1)
             return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
         return 1.0
 
@@ -150,6 +153,33 @@ def shard_batches(indices: np.ndarray, batch: int, epoch: int, env: D.DistEnv, s
     if shuffle and len(batches) > 1 and len(batches[-1]) < 2:
         batches.pop()  # BatchNorm cannot train on a single sample
     return batches
+
+
+class WallBudget:
+    """``minutes`` of training: the step budget is set from the speed of steps 10-60 of this
+    invocation (the first ten warm up kernels and caches), keeping 5% for validation and saving; a
+    run too slow to finish those steps in time stops at the deadline."""
+
+    probe = (10, 60)
+
+    def __init__(self, minutes: float, first_step: int):
+        self.deadline = time.monotonic() + 60 * minutes
+        self.first, self.t_probe, self.how = first_step, 0.0, ""
+
+    def steps(self, step: int, env: D.DistEnv) -> int | None:
+        """The run's total steps once ``step`` ends the probe, else None."""
+        k = step - self.first
+        if k == self.probe[0]:
+            self.t_probe = time.monotonic()
+        if k < self.probe[1] and time.monotonic() > self.deadline:  # steps too slow to finish the probe in time
+            self.how = "the deadline came before the speed was measured"
+            return step
+        if k != self.probe[1]:
+            return None
+        per_step = (time.monotonic() - self.t_probe) / (self.probe[1] - self.probe[0])
+        per_step = D.all_reduce_sum([per_step], env)[0] / env.world_size  # every rank fixes the same budget
+        self.how = f"{1 / per_step:.2f} steps/s over steps {self.probe[0]}-{self.probe[1]}"
+        return step + max(int(0.95 * (self.deadline - time.monotonic()) / per_step), 0)
 
 
 def mixup_draw(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch.Tensor | None]:
@@ -367,7 +397,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     budget = total_steps(cfg, steps)
     epochs = math.ceil(budget / steps)
     optimizer = make_optimizer(cfg, model)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
+    schedule = {"total": budget}  # a wall-time budget (cfg.minutes) sets it after the first steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps, schedule))
     _, fp16 = autocast_for(env.device, cfg.amp)
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
     start_epoch, skip, step, best_acc, best_loss = 0, 0, 0, -1.0, float("inf")
@@ -404,17 +435,25 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         ema.load_state_dict(st["ema"])
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
+    run_info = {"store": str(store.path), "train": len(train_idx), "val": len(val_idx),
+                "world_size": env.world_size, "device": str(env.device), "threads": torch.get_num_threads(),
+                "steps_per_epoch": steps, "init": init_report or earlier.get("init"), "init_provenance": init_prov,
+                "precision": precision, "precision_probe": probe,
+                **({"wall_budget": earlier["wall_budget"]} if "wall_budget" in earlier else {})}
+
+    def write_config() -> None:
+        if env.is_main:
+            write_json(out / "config.json", {"config": config_to_dict(cfg), **run_info, "total_steps": budget})
+
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {"config": config_to_dict(cfg), "store": str(store.path),
-                                         "train": len(train_idx), "val": len(val_idx), "world_size": env.world_size,
-                                         "device": str(env.device), "threads": torch.get_num_threads(),
-                                         "steps_per_epoch": steps, "total_steps": budget,
-                                         "init": init_report or earlier.get("init"), "init_provenance": init_prov,
-                                         "precision": precision, "precision_probe": probe})
+    write_config()
+    wall = WallBudget(cfg.minutes, step) if cfg.minutes else None
     last_metrics: dict = {}
     saved_at, saved_step = time.monotonic(), step
-    for epoch in range(start_epoch, epochs):
+    for epoch in itertools.count(start_epoch):
+        if step >= budget:  # a finished run resumed: nothing left to do
+            break
         gen.manual_seed(cfg.seed * 7919 + env.rank + 104729 * epoch)  # resumable augmentation stream
         if gen_state is not None:
             gen.set_state(gen_state)
@@ -422,8 +461,17 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         batches = shard_batches(train_idx, cfg.batch_size, epoch, env, cfg.seed)
 
         def after_step(i: int, epoch: int = epoch, best: tuple = (best_acc, best_loss)) -> bool:
-            nonlocal step, saved_at, saved_step
+            nonlocal step, saved_at, saved_step, budget, epochs
             step += 1
+            fixed = wall.steps(step, env) if wall is not None else None
+            if fixed is not None:  # from now on an ordinary step-scheduled run (a resume keeps these steps)
+                run_info["wall_budget"] = {"minutes": cfg.minutes, "steps": fixed, "how": wall.how}
+                budget = schedule["total"] = cfg.steps = max(fixed, step)
+                cfg.minutes, epochs = 0.0, math.ceil(budget / steps)
+                write_config()
+                if env.is_main and progress:
+                    print(f"wall-time budget: {budget} steps in {run_info['wall_budget']['minutes']:g} min "
+                          f"({wall.how})", flush=True)
             if ema is not None:
                 ema.update_parameters(model)
             if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:

@@ -113,6 +113,29 @@ def test_step_budget_and_mid_epoch_resume_match_an_uninterrupted_run(tiny_store,
     assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run is the same run
 
 
+def test_a_wall_time_budget_ends_the_run_in_time_and_fixes_its_steps(tiny_store, tmp_path, monkeypatch):
+    """--set minutes=N: the schedule is sized from the measured speed, and the run ends about then."""
+    import time
+
+    import hccr.train as T
+
+    monkeypatch.setattr(T.WallBudget, "probe", (2, 8))  # measure over steps 2-8 (60 in a real run)
+    cfg = _cfg(model_args={}, steps=100_000, epochs=1, minutes=0.05, schedule="cosine")  # 3 s
+    t = time.monotonic()
+    m = fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    took = time.monotonic() - t
+    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert 8 <= m["step"] == info["total_steps"] == info["config"]["steps"] < 100_000
+    assert info["wall_budget"]["minutes"] == 0.05 and info["config"]["minutes"] == 0
+    assert took < 3 + 10  # 3 s of steps, plus start-up and the per-epoch validation of a tiny model
+    assert m["lr"] < 0.1 * cfg.lr  # the cosine reached its end: the schedule followed the fixed budget
+    from hccr.config import config_from_dict
+
+    resumed = config_from_dict(info["config"])  # as `hccr train --resume` reads it: finished, nothing more to do
+    again = fit(resumed, tiny_store, tmp_path / "run", resume=True, progress=False)
+    assert again == {} and json.loads((tmp_path / "run" / "config.json").read_text())["total_steps"] == m["step"]
+
+
 def test_a_long_run_logs_each_resume_point(tiny_store, tmp_path, capsys):
     """A recipe's log hides the progress bar: each wall-time resume point prints where the run is."""
     import re
