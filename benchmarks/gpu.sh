@@ -16,7 +16,7 @@
 #   python scripts/pack_for_device.py scans ../shared/data/casia-hwdb-22/CASIA-HWDB_Train X/hwdb22/CASIA-HWDB_Train
 #   tar -czf .gpu/p2/hwdb22.tar.gz -C X hwdb22
 # Environment: OUT (.bench/gpu), WORK (/tmp/gb2312), CALL_SECONDS (540: this call's limit),
-# SYNTH_WRITERS (40), SEED (7200), BANK_WRITERS (100 training writers fit the component bank),
+# SYNTH_WRITERS (40), SEED (7200), BANK_WRITERS (40 training writers fit the component bank),
 # A_SET / B_SET (the candidates' --set lists), DEVICE (cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ WORK=${WORK:-/tmp/gb2312}
 PACKS=${PACKS:-.gpu}
 SYNTH_WRITERS=${SYNTH_WRITERS:-40}
 SEED=${SEED:-7200}
-BANK_WRITERS=${BANK_WRITERS:-100}
+BANK_WRITERS=${BANK_WRITERS:-40}
 DEVICE=${DEVICE:-cuda}
 end=$(( $(date +%s) + ${CALL_SECONDS:-540} ))
 mkdir -p "$OUT" "$WORK"
@@ -76,15 +76,17 @@ every22=$(ls "$WORK/olhwdb" | sed 's/\.pot$//' | sort | awk 'NR % 22 == 0' | pas
 log "convert"
 $H convert "$WORK/olhwdb" "$WORK/synth" "$WORK/synth-builtin" "$WORK/hwdb22/CASIA-HWDB_Train" "$WORK/store" \
   --charset gb2312 --val-writers "$val" 2>&1 | tail -n 2 | tee -a "$OUT/gpu.log" || exit 1
-minutes=$(python3 -c "print(round(max(($end - $(date +%s) - ${PACKAGE_SECONDS:-110}) / 60, 0.5), 2))")
-log "train A and B side by side, $minutes min each"
+minutes=${MINUTES:-$(python3 -c "print(round(max(($end - $(date +%s) - ${PACKAGE_SECONDS:-110}) / 60, 0.5), 2))")}
+CANDIDATES=${CANDIDATES:-A B}
+log "train $CANDIDATES side by side, $minutes min each"
 train() {  # name, settings
   local args=(--preset gb2312 --data "$WORK/store" --out "$WORK/$1" --device "$DEVICE" --set "minutes=$minutes")
   for kv in $2; do args+=(--set "$kv"); done
   OMP_NUM_THREADS=4 $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[" > "$OUT/$1.log"
 }
-train A "$A_SET" & train B "$B_SET" & wait
-for c in A B; do
+for c in $CANDIDATES; do train $c "$([ $c = A ] && echo "$A_SET" || echo "$B_SET")" & done
+wait
+for c in $CANDIDATES; do
   tail -n 4 "$OUT/$c.log" | sed "s/^/$c: /" | tee -a "$OUT/gpu.log"
   set_text=$([ $c = A ] && echo "$A_SET" || echo "$B_SET")
   $H package "$WORK/$c" --out "$WORK/$c/gb2312" --divide-prior --prior-power 0.5 \
@@ -93,10 +95,12 @@ for c in A B; do
     2>&1 | tee -a "$OUT/gpu.log" &
 done
 wait
-for c in A B; do
-  $H calibrate "$WORK/store" --split val --model "$WORK/$c/gb2312.json" 2>&1 | sed "s/^/$c: /" | tee -a "$OUT/gpu.log" &
+# The files come back first: calibration (inference over the validation writers) can outlast the call.
+for c in $CANDIDATES; do for s in json safetensors onnx; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s" 2>/dev/null; done; done
+for c in $CANDIDATES; do sed "s/^/$c| /" "$OUT/$c.log" >> "$OUT/gpu.log" && rm "$OUT/$c.log"; done  # 8 files come back at most
+for c in $CANDIDATES; do
+  $H calibrate "$WORK/store" --split val --model "$WORK/$c/gb2312.json" 2>&1 | sed "s/^/$c: /" | tee -a "$OUT/gpu.log" \
+    && for s in json onnx; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s"; done &
 done
 wait
-for c in A B; do for s in json safetensors onnx; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s" 2>/dev/null; done; done
 log "done"
-for c in A B; do sed "s/^/$c| /" "$OUT/$c.log" >> "$OUT/gpu.log" && rm "$OUT/$c.log"; done  # 8 files come back at most

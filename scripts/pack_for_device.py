@@ -63,7 +63,8 @@ def pack(files: list[Path], out: Path) -> dict:
 
 
 def unpack(src: Path, out_dir: Path) -> int:
-    z = np.load(io.BytesIO(lzma.decompress(src.read_bytes())))
+    with np.load(io.BytesIO(lzma.decompress(src.read_bytes()))) as f:
+        z = {k: f[k] for k in f.files}  # an NpzFile reads a member at every access: once each
     n = z["npoints"].astype(np.int64)
     starts = np.cumsum(n) - n
     first_d = (z["first_lo"].T.astype(np.uint16) | (z["first_hi"].T.astype(np.uint16) << 8)).view(np.int16)
