@@ -82,7 +82,7 @@ log "train $CANDIDATES side by side, $minutes min each"
 train() {  # name, settings
   local args=(--preset gb2312 --data "$WORK/store" --out "$WORK/$1" --device "$DEVICE" --set "minutes=$minutes")
   for kv in $2; do args+=(--set "$kv"); done
-  OMP_NUM_THREADS=4 $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[" > "$OUT/$1.log"
+  OMP_NUM_THREADS=${TRAIN_THREADS:-4} $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[" > "$OUT/$1.log"
 }
 for c in $CANDIDATES; do train $c "$([ $c = A ] && echo "$A_SET" || echo "$B_SET")" & done
 wait

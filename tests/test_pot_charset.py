@@ -87,3 +87,27 @@ def test_pot_file_converts_to_a_store(tmp_path):
     s = Store(res.path)
     assert len(s) == 4 and list(s.charset) == ["十", "字"] and s.writer_names == ["001"]
     assert s.images.max() > 120  # rendered ink (grey, as scans), high after normalisation
+
+
+def test_device_packs_carry_real_pot_files_losslessly(tmp_path):
+    """scripts/pack_for_device.py: what a lent GPU machine unpacks reads as the same samples."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    script = Path(__file__).parents[1] / "scripts" / "pack_for_device.py"
+    pots = tmp_path / "pots"
+    pots.mkdir()
+    for f in REAL_POT.parent.glob("*.pot"):
+        (pots / f.name).write_bytes(f.read_bytes())
+    # a stroke with a step too long for one byte takes the escape path
+    (pots / "9999-x.pot").write_bytes(encode_pot_record("十", [np.array([[0, 0], [300, -5], [310, 0]]), np.array([[5, 9]])]))
+    subprocess.run([sys.executable, str(script), "pack", str(pots), str(tmp_path / "p.xz")], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(script), "unpack", str(tmp_path / "p.xz"), "--out", str(tmp_path / "out")],
+                   check=True, capture_output=True)
+    for f in sorted(pots.glob("*.pot")):
+        a, b = read_pot(f), read_pot(tmp_path / "out" / f.name)
+        assert [s.char for s in a.samples] == [s.char for s in b.samples] and not b.problems
+        for x, y in zip(a.samples, b.samples, strict=True):
+            assert all(np.array_equal(p, q) for p, q in zip(x.strokes, y.strokes, strict=True))
