@@ -452,7 +452,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     last_metrics: dict = {}
     saved_at, saved_step = time.monotonic(), step
     for epoch in itertools.count(start_epoch):
-        if step >= budget:  # a finished run resumed: nothing left to do
+        if epoch >= epochs or step >= budget:  # epochs: a wall-time budget can change it mid-run
             break
         gen.manual_seed(cfg.seed * 7919 + env.rank + 104729 * epoch)  # resumable augmentation stream
         if gen_state is not None:
