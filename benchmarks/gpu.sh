@@ -90,7 +90,7 @@ for c in $CANDIDATES; do
   tail -n 4 "$OUT/$c.log" | sed "s/^/$c: /" | tee -a "$OUT/gpu.log"
   set_text=$([ $c = A ] && echo "$A_SET" || echo "$B_SET")
   $H package "$WORK/$c" --out "$WORK/$c/gb2312" --divide-prior --prior-power 0.5 \
-    --recipe "benchmarks/gpu.sh on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1) (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $set_text)\" PRIOR_POWER=0.5)" \
+    --recipe "benchmarks/gpu.sh train with DEVICE=$DEVICE CANDIDATES=$c MINUTES=$minutes on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true)$(command -v nvidia-smi >/dev/null || echo "$(nproc) CPU cores") (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $set_text)\" PRIOR_POWER=0.5)" \
     --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)" \
     2>&1 | tee -a "$OUT/gpu.log" &
 done
