@@ -17,7 +17,9 @@
 #   tar -czf .gpu/p2/hwdb22.tar.gz -C X hwdb22
 # Environment: OUT (.bench/gpu), WORK (/tmp/gb2312), CALL_SECONDS (540: this call's limit),
 # SYNTH_WRITERS (40), SEED (7200), BANK_WRITERS (40 training writers fit the component bank),
-# A_SET / B_SET (the candidates' --set lists), DEVICE (cuda).
+# A_SET / B_SET (the candidates' --set lists; CANDIDATES="A B" names which run, X reading X_SET), DEVICE (cuda).
+# MINUTES (each training's wall time; default: what the call leaves after PACKAGE_SECONDS, 110), TRAIN_THREADS (4),
+# PACKS (.gpu), VAL (the validation writers, comma-separated).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 phase=${1:?usage: gpu.sh prepare|train}
@@ -79,28 +81,31 @@ $H convert "$WORK/olhwdb" "$WORK/synth" "$WORK/synth-builtin" "$WORK/hwdb22/CASI
 minutes=${MINUTES:-$(python3 -c "print(round(max(($end - $(date +%s) - ${PACKAGE_SECONDS:-110}) / 60, 0.5), 2))")}
 CANDIDATES=${CANDIDATES:-A B}
 log "train $CANDIDATES side by side, $minutes min each"
-train() {  # name, settings
+settings() { local v="$1_SET"; echo "${!v}"; }  # a candidate's --set list: A -> $A_SET
+bring_back() { local c=$1 s; shift; for s; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s"; done; }  # candidate, suffixes
+machine=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+machine=${machine:-$(nproc) CPU cores}
+train() {  # candidate
   local args=(--preset gb2312 --data "$WORK/store" --out "$WORK/$1" --device "$DEVICE" --set "minutes=$minutes")
-  for kv in $2; do args+=(--set "$kv"); done
+  for kv in $(settings "$1"); do args+=(--set "$kv"); done
   OMP_NUM_THREADS=${TRAIN_THREADS:-4} $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[" > "$OUT/$1.log"
 }
-for c in $CANDIDATES; do train $c "$([ $c = A ] && echo "$A_SET" || echo "$B_SET")" & done
+for c in $CANDIDATES; do train "$c" & done
 wait
 for c in $CANDIDATES; do
   tail -n 4 "$OUT/$c.log" | sed "s/^/$c: /" | tee -a "$OUT/gpu.log"
-  set_text=$([ $c = A ] && echo "$A_SET" || echo "$B_SET")
   $H package "$WORK/$c" --out "$WORK/$c/gb2312" --divide-prior --prior-power 0.5 \
-    --recipe "benchmarks/gpu.sh train with DEVICE=$DEVICE CANDIDATES=$c MINUTES=$minutes on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true)$(command -v nvidia-smi >/dev/null || echo "$(nproc) CPU cores") (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $set_text)\" PRIOR_POWER=0.5)" \
+    --recipe "benchmarks/gpu.sh train with DEVICE=$DEVICE CANDIDATES=$c MINUTES=$minutes on $machine (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $(settings "$c"))\" PRIOR_POWER=0.5)" \
     --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)" \
     2>&1 | tee -a "$OUT/gpu.log" &
 done
 wait
 # The files come back first: calibration (inference over the validation writers) can outlast the call.
-for c in $CANDIDATES; do for s in json safetensors onnx; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s" 2>/dev/null; done; done
+for c in $CANDIDATES; do bring_back "$c" json safetensors onnx 2>/dev/null; done
 for c in $CANDIDATES; do sed "s/^/$c| /" "$OUT/$c.log" >> "$OUT/gpu.log" && rm "$OUT/$c.log"; done  # 8 files come back at most
 for c in $CANDIDATES; do
   $H calibrate "$WORK/store" --split val --model "$WORK/$c/gb2312.json" 2>&1 | sed "s/^/$c: /" | tee -a "$OUT/gpu.log" \
-    && for s in json onnx; do cp "$WORK/$c/gb2312.$s" "$OUT/$c.$s"; done &
+    && bring_back "$c" json onnx &
 done
 wait
 log "done"

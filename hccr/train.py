@@ -248,7 +248,8 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             tot_n += n
             rate = tot_n * env.world_size / (time.perf_counter() - t0)
             bar.update(1, loss=tot_loss / tot_n, acc=tot_correct / tot_n, img_s=round(rate))
-            if (cfg.limit_steps and step + 1 >= cfg.limit_steps) or (after_step and after_step(step)):
+            spent = after_step(step) if after_step else False  # every step counted, the epoch's last included
+            if spent or (cfg.limit_steps and step + 1 >= cfg.limit_steps):
                 break
     loss_sum, correct, n = D.all_reduce_sum([tot_loss, tot_correct, tot_n], env)
     dt = time.perf_counter() - t0
@@ -452,7 +453,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     last_metrics: dict = {}
     saved_at, saved_step = time.monotonic(), step
     for epoch in itertools.count(start_epoch):
-        if epoch >= epochs or step >= budget:  # epochs: a wall-time budget can change it mid-run
+        if step >= budget:  # a finished run resumed: nothing left to do
             break
         gen.manual_seed(cfg.seed * 7919 + env.rank + 104729 * epoch)  # resumable augmentation stream
         if gen_state is not None:

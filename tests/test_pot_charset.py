@@ -94,8 +94,6 @@ def test_device_packs_carry_real_pot_files_losslessly(tmp_path):
     import subprocess
     import sys
 
-    import numpy as np
-
     script = Path(__file__).parents[1] / "scripts" / "pack_for_device.py"
     pots = tmp_path / "pots"
     pots.mkdir()
