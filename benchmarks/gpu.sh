@@ -17,6 +17,7 @@
 #   tar -czf .gpu/p2/hwdb22.tar.gz -C X hwdb22
 # Environment: OUT (.bench/gpu), WORK (/tmp/gb2312), CALL_SECONDS (540: this call's limit),
 # SYNTH_WRITERS (40), SEED (7200), BANK_WRITERS (40 training writers fit the component bank),
+# L2_WRITERS (0: that many more writers of each generator draw the level-2 characters alone; seeds SEED+200, +300),
 # A_SET / B_SET (the candidates' --set lists; CANDIDATES="A B" names which run, X reading X_SET), DEVICE (cuda).
 # MINUTES (each training's wall time; default: what the call leaves after PACKAGE_SECONDS, 110), TRAIN_THREADS (4),
 # PACKS (.gpu), VAL (the validation writers, comma-separated).
@@ -29,6 +30,7 @@ PACKS=${PACKS:-.gpu}
 SYNTH_WRITERS=${SYNTH_WRITERS:-40}
 SEED=${SEED:-7200}
 BANK_WRITERS=${BANK_WRITERS:-40}
+L2_WRITERS=${L2_WRITERS:-0}
 DEVICE=${DEVICE:-cuda}
 end=$(( $(date +%s) + ${CALL_SECONDS:-540} ))
 mkdir -p "$OUT" "$WORK"
@@ -62,6 +64,13 @@ if [ "$phase" = prepare ]; then
     2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
   $H synth "$WORK/synth-builtin" --chars gb2312 --writers "$SYNTH_WRITERS" --seed $((SEED + 100)) --prefix builtin \
     --style hccr/assets/style-builtin.json 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+  if [ "$L2_WRITERS" -gt 0 ]; then
+    log "synth: $L2_WRITERS more writers x 3,008 level-2 (components), $L2_WRITERS (builtin)"
+    $H synth "$WORK/synth-l2" --chars gb2312-2 --writers "$L2_WRITERS" --seed $((SEED + 200)) --prefix l2comp \
+      --style "components:$WORK/bank.npz" 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+    $H synth "$WORK/synth-l2-builtin" --chars gb2312-2 --writers "$L2_WRITERS" --seed $((SEED + 300)) --prefix l2builtin \
+      --style hccr/assets/style-builtin.json 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+  fi
   rm -f "$WORK/bank.npz"
   touch "$WORK/prepared"
   log "prepared"
@@ -76,7 +85,9 @@ tar -xzf "$PACKS"/p2/hwdb22.tar.gz -C "$WORK" || exit 1
 every22=$(ls "$WORK/olhwdb" | sed 's/\.pot$//' | sort | awk 'NR % 22 == 0' | paste -sd, -)
 [ "$every22" = "$val" ] || log "note: validation writers by the recipe's rule would be $every22"
 log "convert"
-$H convert "$WORK/olhwdb" "$WORK/synth" "$WORK/synth-builtin" "$WORK/hwdb22/CASIA-HWDB_Train" "$WORK/store" \
+l2=(); l2n=0  # the level-2 writers of prepare's L2_WRITERS, if it drew any
+[ -d "$WORK/synth-l2" ] && l2=("$WORK/synth-l2" "$WORK/synth-l2-builtin") && l2n=$(ls "$WORK/synth-l2" | grep -c '\.pot$')
+$H convert "$WORK/olhwdb" "$WORK/synth" "$WORK/synth-builtin" "${l2[@]}" "$WORK/hwdb22/CASIA-HWDB_Train" "$WORK/store" \
   --charset gb2312 --val-writers "$val" 2>&1 | tail -n 2 | tee -a "$OUT/gpu.log" || exit 1
 minutes=${MINUTES:-$(python3 -c "print(round(max(($end - $(date +%s) - ${PACKAGE_SECONDS:-110}) / 60, 0.5), 2))")}
 CANDIDATES=${CANDIDATES:-A B}
@@ -95,7 +106,7 @@ wait
 for c in $CANDIDATES; do
   tail -n 4 "$OUT/$c.log" | sed "s/^/$c: /" | tee -a "$OUT/gpu.log"
   $H package "$WORK/$c" --out "$WORK/$c/gb2312" --divide-prior --prior-power 0.5 \
-    --recipe "benchmarks/gpu.sh train with DEVICE=$DEVICE CANDIDATES=$c MINUTES=$minutes on $machine (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $(settings "$c"))\" PRIOR_POWER=0.5)" \
+    --recipe "benchmarks/gpu.sh train with DEVICE=$DEVICE CANDIDATES=$c MINUTES=$minutes on $machine (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin L2_WRITERS=$l2n, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $(settings "$c"))\" PRIOR_POWER=0.5)" \
     --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)" \
     2>&1 | tee -a "$OUT/gpu.log" &
 done
