@@ -137,22 +137,7 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
     run = Path(run)
     sources = read_meta(run).get("averaged_from")
     if sources:  # `hccr average`: the parts' provenance, and the totals of what went in
-        parts = [run_provenance(s) for s in sources]  # each part's own checkpoint (its folder may hold no best)
-        prov = {"recipe": recipe, "averaged": parts}
-        for key in ("steps", "epochs", "train_seconds", "train_samples"):
-            if all(isinstance(p.get(key), (int, float)) for p in parts):
-                prov[key] = round(sum(p[key] for p in parts), 1)
-        syn = [p["synthetic"] for p in parts if p.get("synthetic")]
-        if syn:
-            prov["synthetic"] = {**syn[-1], "writers": sum(s.get("writers") or 0 for s in syn),
-                                 "seed": ", ".join(str(s.get("seed")) for s in syn)}
-        for key in ("val_samples", "device", "world_size", "batch_size"):  # where the parts agree
-            if key in parts[-1] and all(p.get(key) == parts[-1][key] for p in parts):
-                prov[key] = parts[-1][key]
-        if "device" in prov and all(p.get("train_seconds") and p.get("train_img_per_s") for p in parts):
-            prov["train_img_per_s"] = round(sum(p["train_img_per_s"] * p["train_seconds"] for p in parts)
-                                            / sum(p["train_seconds"] for p in parts), 1)
-        return prov
+        return averaged_provenance([run_provenance(s) for s in sources], recipe)  # each part's own checkpoint
     folder = run if run.is_dir() else run.parent
     prov: dict = {"recipe": recipe}
     if (folder / "config.json").exists():
@@ -182,6 +167,32 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
                         train_img_per_s=round(sum(r.get("train_img_per_s", 0) * r.get("train_seconds", 0)
                                                   for r in rows) / max(secs, 1e-9), 1),
                         val_acc_curve=[round(r.get("val_acc", float("nan")), 4) for r in rows])
+    return prov
+
+
+def averaged_provenance(parts: list[dict], recipe: str = "") -> dict:
+    """The provenance of a weight average (`hccr average`) from its parts': the totals of steps and
+    time, each folder of synthetic writers once (parts that trained on one store share theirs), and
+    what every part agrees on (validation writers, device, batch)."""
+    prov: dict = {"recipe": recipe, "averaged": parts}
+    for key in ("steps", "epochs", "train_seconds", "train_samples"):
+        if all(isinstance(p.get(key), (int, float)) for p in parts):
+            prov[key] = round(sum(p[key] for p in parts), 1)
+    syn: list[dict] = []
+    for p in parts:
+        for s in (p.get("synthetic"), *p.get("synthetic_more", [])):
+            if s and s not in syn:
+                syn.append(s)
+    if syn:
+        prov["synthetic"] = syn[0]
+        if len(syn) > 1:
+            prov["synthetic_more"] = syn[1:]
+    for key in ("validation", "val_samples", "device", "world_size", "batch_size"):  # where the parts agree
+        if key in parts[-1] and all(p.get(key) == parts[-1][key] for p in parts):
+            prov[key] = parts[-1][key]
+    if "device" in prov and all(p.get("train_seconds") and p.get("train_img_per_s") for p in parts):
+        prov["train_img_per_s"] = round(sum(p["train_img_per_s"] * p["train_seconds"] for p in parts)
+                                        / sum(p["train_seconds"] for p in parts), 1)
     return prov
 
 
@@ -300,10 +311,13 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
                          f"(writers seed {q.get('synthetic', {}).get('seed', '?')}, on {q.get('device', '?')})"
                          for q in parts)
              if parts else None,
+             *(f"- run {k} continued from {lineage(q['continued_from'])}"
+               for k, q in enumerate(parts, 1) if q.get("continued_from")),
              f"- continued from {lineage(init)}; this round:" if init else None,
              f"- loss {cfg.get('loss')} (label smoothing {cfg.get('label_smoothing')}), {cfg.get('optimizer')} "
              f"lr {lr}, batch {cfg.get('batch_size')}, {cfg.get('schedule')} schedule, "
-             f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)",
+             + (f"{p.get('steps', '?')} steps in all (the runs above)" if parts else
+                f"{p.get('steps', '?')} steps ({p.get('epochs', '?')} epochs over {p.get('train_samples', '?')} samples)"),
              f"- trained on {p.get('device', '?')} in {p.get('train_seconds', '?')} s of training-loop time "
              f"({p.get('train_img_per_s', '?')} img/s)" if p.get("device") or not parts else
              f"- trained in {p.get('train_seconds', '?')} s of training-loop time, summed over runs on different "

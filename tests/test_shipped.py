@@ -167,6 +167,14 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
         resolve(tmp_path / "soupe")
     prov = run_provenance(tmp_path / "soup.json", "soup")
     assert len(prov["averaged"]) == 2 and prov["steps"] == 6 + 4
+    # parts trained on one store name its synthetic writers once, and their held-out writers carry over
+    from hccr.packaging import averaged_provenance
+    shared = {"validation": "10 writers held out whole", "synthetic": {"writers": 40, "seed": 7},
+              "synthetic_more": [{"writers": 30, "seed": 8}]}
+    merged = averaged_provenance([{**shared, "steps": 6}, {**shared, "steps": 4, "synthetic_more": [
+        {"writers": 30, "seed": 8}, {"writers": 60, "seed": 9, "characters": 3008}]}])
+    assert merged["synthetic"]["writers"] == 40 and [s["seed"] for s in merged["synthetic_more"]] == [8, 9]
+    assert merged["validation"] == "10 writers held out whole" and merged["steps"] == 10
     js, _ = package(tmp_path / "soup.json", tmp_path / "pkg" / "soup", prov)
     shipped = json.loads(js.read_text())
     assert "averaged_from" not in shipped  # the parts' absolute paths stay home
