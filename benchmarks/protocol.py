@@ -16,6 +16,8 @@ which B = 300 (drawn with the same seed, before any generator was tried) have no
 
 ``--mix``: the synthetic writers draw A's characters too (100 writers x 1,000 characters), so that
 looking synthetic is no clue to being in B; results are named ``GENERATOR+mix`` (``+50w``: ``--writers 50``).
+``--a-writers N`` (with ``--mix``): only the first N synthetic writers of each generator draw A's characters,
+as the shipped ``gb2312`` has fewer simulated writers of its real-taught level 1 than of level 2 (``+40wA``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--writers", type=int, default=100, help="synthetic writers of the B characters")
     ap.add_argument("--mix", action="store_true", help="synthetic writers draw A's characters too")
+    ap.add_argument("--a-writers", type=int, help="with --mix: synthetic writers of A's characters (default --writers)")
     ap.add_argument("--work", type=Path, default=OUT / "protocol")
     ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
     ap.add_argument("--record", metavar="CKPT", help="CKPT's expected level-2 accuracy: its generator's B figure")
@@ -130,9 +133,11 @@ def main() -> None:
     results = {}
     if (work / "results.json").exists():
         results = json.loads((work / "results.json").read_text())
-    drawn = max(args.writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
+    a_writers = args.writers if args.a_writers is None or not args.mix else args.a_writers
+    drawn = max(args.writers, a_writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
     for gen in args.generators:
-        name = gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
+        name = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
+                + (f"+{a_writers}wA" if a_writers != args.writers else ""))
         if all(f"B{key}" in results.get(name, {}) for key in POWERS):
             print(f"{name}: {results[name]} (done before)")
             continue
@@ -143,7 +148,9 @@ def main() -> None:
                                                       writers=drawn, style=style and style.format(
                                                           model=model, bank=bank)), progress=False)
             syn = convert_once([work / f"synth-{part}"], work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}", opts)
-            parts.append((syn, np.flatnonzero(Store(syn).writers < args.writers)))  # writer ids follow file order
+            st = Store(syn)  # writer ids follow file order: the first N writers of each part
+            in_b = np.isin(st.labels, [st.charset.index[c] for c in b_chars])
+            parts.append((syn, np.flatnonzero(st.writers < np.where(in_b, args.writers, a_writers))))
         store = merge(parts, charset, work / f"train-{name}")
         data_s = time.perf_counter() - t
         if args.prepare:
@@ -173,7 +180,8 @@ def main() -> None:
     if args.record:
         record(Path(args.record), args.generators, args.mix, results)
     save("protocol", {"split_seed": 33, "characters": len(charset), "B": len(b_chars), "steps": args.steps,
-                      "synthetic_writers": args.writers, "results": results, "machine": machine()})
+                      "synthetic_writers": args.writers, "synthetic_writers_A": a_writers, "results": results,
+                      "machine": machine()})
 
 
 def record(ckpt: Path, generators: list[str], mix: bool, results: dict) -> None:
