@@ -59,17 +59,18 @@ if [ "$phase" = prepare ]; then
   fit=("${fit[@]:0:$((2 * BANK_WRITERS))}")
   log "component bank from $(( ${#fit[@]} / 2 )) training writers"
   $H synth --chars gb2312-1 "${fit[@]}" --style-out "$WORK/bank.npz" 2>&1 | tail -n 2 | tee -a "$OUT/gpu.log" || exit 1
+  draw() {  # folder, characters, writers, seed, file prefix, style: one generator's simulated writers
+    $H synth "$WORK/$1" --chars "$2" --writers "$3" --seed "$4" --prefix "$5" --style "$6" \
+      2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+  }
+  components="components:$WORK/bank.npz" builtin=hccr/assets/style-builtin.json
   log "synth: $SYNTH_WRITERS writers x 6,763 (components), $SYNTH_WRITERS (builtin)"
-  $H synth "$WORK/synth" --chars gb2312 --writers "$SYNTH_WRITERS" --seed "$SEED" --style "components:$WORK/bank.npz" \
-    2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
-  $H synth "$WORK/synth-builtin" --chars gb2312 --writers "$SYNTH_WRITERS" --seed $((SEED + 100)) --prefix builtin \
-    --style hccr/assets/style-builtin.json 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+  draw synth gb2312 "$SYNTH_WRITERS" "$SEED" synth "$components"
+  draw synth-builtin gb2312 "$SYNTH_WRITERS" $((SEED + 100)) builtin "$builtin"
   if [ "$L2_WRITERS" -gt 0 ]; then
     log "synth: $L2_WRITERS more writers x 3,008 level-2 (components), $L2_WRITERS (builtin)"
-    $H synth "$WORK/synth-l2" --chars gb2312-2 --writers "$L2_WRITERS" --seed $((SEED + 200)) --prefix l2comp \
-      --style "components:$WORK/bank.npz" 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
-    $H synth "$WORK/synth-l2-builtin" --chars gb2312-2 --writers "$L2_WRITERS" --seed $((SEED + 300)) --prefix l2builtin \
-      --style hccr/assets/style-builtin.json 2>&1 | tail -n 1 | tee -a "$OUT/gpu.log" || exit 1
+    draw synth-l2 gb2312-2 "$L2_WRITERS" $((SEED + 200)) l2comp "$components"
+    draw synth-l2-builtin gb2312-2 "$L2_WRITERS" $((SEED + 300)) l2builtin "$builtin"
   fi
   rm -f "$WORK/bank.npz"
   touch "$WORK/prepared"

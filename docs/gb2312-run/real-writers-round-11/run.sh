@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Round 11 of gb2312 on the CPU: round 10 trained on (gpu.sh recipe A) with 60 + 60 more synthetic
 # writers of the 3,008 level-2 characters (200 per level-2 character in all).
+# The record of what ran (its data: round 10's folder). benchmarks/gpu.sh now draws the same level-2 writers
+# itself (L2_WRITERS=60: seeds SEED+200 and SEED+300), so a new run starts from gpu.sh, not from this copy.
 set -uo pipefail
 cd /work/main
 source .venv/bin/activate
