@@ -1,6 +1,6 @@
 """The shipped recognizer on real handwriting, 6,763-way, one crop, as a user runs it.
 
-    python -m benchmarks shipped [--model gb2312] [--record]
+    python -m benchmarks shipped [--model gb2312] [--record] [--against OTHER]
 
 - online: CASIA-OLHWDB1.1's validation writers (every 22nd of the 220 by name: 1023-c ... 1239-c,
   never trained on), their trajectories drawn by hccr's pen (as ``hccr convert`` and the drawing
@@ -8,7 +8,8 @@
 - offline: casia-hwdb-22's test scans (writers never seen), level 1 and level 2 apart (宬 is not
   GB2312: counted apart);
 - level 2 in synthetic form: fresh simulated writers (seed 9001) of the 3,008 level-2 characters;
-- speed: one image at a time through ONNX Runtime (preprocessing included), and the file sizes.
+- speed: one image at a time through ONNX Runtime (preprocessing included), and the file sizes;
+- ``--against OTHER``: OTHER reads the same online samples, paired with the model (exact McNemar test).
 
 The archive (../shared/data/casia-olhwdb1.1-train.tar.xz) is unpacked once to .bench/olhwdb and
 the validation writers converted once. ``--record`` stores the figures in the model's metadata,
@@ -26,7 +27,7 @@ from common import ARCHIVE, OUT, REAL, ROOT, convert_once, olhwdb_writers, save
 
 from hccr.data.charset import gb2312_chars
 from hccr.data.images import load_gray, scan_image_folder
-from hccr.evaluate import calibration, topk_accuracy
+from hccr.evaluate import calibration, paired_test, topk_accuracy
 from hccr.runtime import load_recognizer, predict_inputs
 from hccr.utils import use_all_cores
 from hccr.zoo import SHIPPED, shipped_files
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--archive", type=Path, default=ARCHIVE)
     ap.add_argument("--synthetic-writers", type=int, default=2)
     ap.add_argument("--record", action="store_true", help="store the figures in the model's metadata")
+    ap.add_argument("--against", help="another model read on the same online samples, paired with this one")
     args = ap.parse_args()
     use_all_cores()
     rec = load_recognizer(args.model)
@@ -74,6 +76,11 @@ def main() -> None:
                for w in np.unique(st.writers)}
         res["online"]["per_writer"] = per
         print(f"online, {len(per)} validation writers, level 1, {len(cs):,}-way: {res['online']}")
+        if args.against:  # a = this model, b = the other
+            other = predict_inputs(load_recognizer(args.against), [str(store)], crops=1, progress=False)
+            right = [p.probs.argmax(1) == p.labels for p in (pred, other)]
+            res["online"]["paired"] = {"against": args.against, **paired_test(*right)}
+            print(f"paired with {args.against} on the same samples: {res['online']['paired']}")
         evaluations.append({"what": f"real writers never trained on, online (CASIA-OLHWDB1.1 validation writers "
                                     f"{', '.join(per)}; {len(pred.labels)} samples of the 3,755 level-1 characters, "
                                     f"drawn by hccr's pen), {len(cs):,}-way",

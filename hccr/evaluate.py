@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (
         raise HccrError("no labelled samples to evaluate (predict on a store or a <root>/<char>/ folder)")
     rank = (stats or scan(probs, labels))["rank"][ok]
     return {f"top{k}": float((rank < k).mean()) for k in ks if k <= probs.shape[1] or k == 1}
+
+
+def paired_test(a_right: np.ndarray, b_right: np.ndarray) -> dict:
+    """Two recognizers read the same samples: how many each alone reads right, and the exact two-sided
+    McNemar p-value (a binomial test on those samples) that says whether the difference is more than chance."""
+    a, b = np.asarray(a_right, bool), np.asarray(b_right, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p": round(p, 4)}
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15, stats: dict | None = None) -> dict:

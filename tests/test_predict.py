@@ -162,3 +162,19 @@ def test_cli_calibrate_records_the_temperature_in_the_checkpoint(tiny_run, tiny_
     assert "temperature" in r.stdout and "ECE" in r.stdout
     t = json.loads((run / "best.json").read_text())["calibration"]["temperature"]
     assert Recognizer.from_checkpoint(run).temperature == t and t != 1.0
+
+
+def test_paired_test_tells_a_real_difference_from_chance():
+    from hccr.evaluate import paired_test
+
+    right = np.ones(1000, bool)
+    worse = right.copy()
+    worse[:40] = False  # the second recognizer misses 40 samples the first reads
+    assert paired_test(right, worse) == {"only_a": 40, "only_b": 0, "p": 0.0}
+    swapped = worse.copy()
+    swapped[40:80] = False
+    swapped[:40] = True  # as many right only in each: no evidence either way
+    tie = paired_test(worse, swapped)
+    assert (tie["only_a"], tie["only_b"]) == (40, 40) and tie["p"] == 1.0
+    a, b = np.r_[np.ones(128, bool), np.zeros(156, bool)], np.r_[np.zeros(128, bool), np.ones(156, bool)]
+    assert paired_test(a, b)["p"] == 0.109  # 128 against 156: a small gap, not significant at 5%
