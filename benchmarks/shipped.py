@@ -125,12 +125,16 @@ def main() -> None:
         rec.predict_proba(im)
         times.append(1000 * (time.perf_counter() - t))
     res["single_image_ms"] = {"median": round(float(np.median(times)), 2), "p95": round(float(np.percentile(times, 95)), 2)}
-    if args.model in SHIPPED:
-        res["file_mb"] = {p.suffix: round(p.stat().st_size / 1e6, 2) for p in (*shipped_files(args.model),
-                                                                             shipped_files(args.model)[0].with_suffix(".safetensors"))}
-    print(f"one image at a time ({res['backend']}): {res['single_image_ms']} ms; files {res.get('file_mb')}")
-    save(f"shipped-{Path(args.model).stem}", res)
-    if args.record and args.model in SHIPPED:
+    shipped = args.model in SHIPPED
+    stem = (shipped_files(args.model)[0] if shipped else Path(args.model)).with_suffix("")
+    res["file_mb"] = {sfx: round(stem.with_suffix(sfx).stat().st_size / 1e6, 2)
+                      for sfx in (".json", ".onnx", ".safetensors") if stem.with_suffix(sfx).exists()}
+    print(f"one image at a time ({res['backend']}): {res['single_image_ms']} ms; files (MB) {res['file_mb']}")
+    # a candidate file is saved under its folder's name, so it never overwrites the shipped model's figures
+    save(f"shipped-{args.model}" if shipped else f"shipped-{stem.parent.name}-{stem.name}", res)
+    if args.record and not shipped:
+        print("--record writes into a shipped model's metadata only; nothing recorded for a file")
+    elif args.record:
         from hccr.packaging import record_evaluations
 
         record_evaluations(shipped_files(args.model)[0], evaluations)
