@@ -9,7 +9,9 @@
   GB2312: counted apart);
 - level 2 in synthetic form: fresh simulated writers (seed 9001) of the 3,008 level-2 characters;
 - speed: one image at a time through ONNX Runtime (preprocessing included), and the file sizes;
-- ``--against OTHER``: OTHER reads the same online samples, paired with the model (exact McNemar test).
+- ``--against OTHER``: OTHER reads the same online samples, paired with the model (exact McNemar test);
+- ``--pens``: the validation writers drawn again with one pen for all (hccr's median pen, the drawing page's,
+  and a 2 px pen) instead of each writer's drawn pen: how much of the per-writer spread is the pen.
 
 The archive (../shared/data/casia-olhwdb1.1-train.tar.xz) is unpacked once to .bench/olhwdb and
 the validation writers converted once. ``--record`` stores the figures in the model's metadata,
@@ -44,6 +46,36 @@ def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
     return found and convert_once(found[1], store, ConvertOptions(size=64, charset="gb2312"))
 
 
+def pen_sensitivity(rec, archive: Path, cache: Path) -> dict:
+    """Level-1 top-1 per validation writer, each writer drawn with the pen hccr draws for it (as the
+    store holds them) and again with one pen for all: the median pen (the drawing page's) and 2 px."""
+    from hccr.data.pot import read_pot
+    from hccr.data.render import PenDraw, render_framed
+    from hccr.data.sources import pot_pen
+    from hccr.runtime import resize_batch
+
+    found = olhwdb_writers(archive, cache)
+    if not found:
+        return {}
+    pen = pot_pen(None)
+    res: dict = {}
+    for path in found[1]:
+        r = read_pot(path)
+        drawn = pen.draw([len(s.strokes) for s in r.samples], r.writer)
+        labels = np.array([rec.charset.index[s.char] for s in r.samples])
+        row = {"pen_px": round(drawn[0].width, 2)}
+        for name, width in (("own", None), ("median", pen.width), ("2px", 2.0)):
+            ds = drawn if width is None else [PenDraw(width, d.ink, d.stroke_scale) for d in drawn]
+            imgs = np.stack([255 - render_framed(s.strokes, 64, pen, d) for s, d in zip(r.samples, ds, strict=True)])
+            top = np.concatenate([rec.probabilities(resize_batch(imgs[i : i + 512], rec.spec.side(1)), 1).argmax(1)
+                                  for i in range(0, len(imgs), 512)])
+            row[name] = int((top == labels).sum())
+        res[r.writer] = row | {"samples": len(labels)}
+    n = sum(r["samples"] for r in res.values())
+    res["all"] = {k: round(sum(r[k] for r in res.values()) / n, 4) for k in ("own", "median", "2px")}
+    return res
+
+
 def scores(probs: np.ndarray, labels: np.ndarray) -> dict:
     return {k: round(v, 4) for k, v in topk_accuracy(probs, labels, ks=(1, 5)).items()} | {"images": int(len(labels))}
 
@@ -55,6 +87,7 @@ def main() -> None:
     ap.add_argument("--synthetic-writers", type=int, default=2)
     ap.add_argument("--record", action="store_true", help="store the figures in the model's metadata")
     ap.add_argument("--against", help="another model read on the same online samples, paired with this one")
+    ap.add_argument("--pens", action="store_true", help="also read the validation writers drawn with one pen for all")
     args = ap.parse_args()
     use_all_cores()
     rec = load_recognizer(args.model)
@@ -75,12 +108,23 @@ def main() -> None:
         per = {names[w]: round(float((pred.probs[st.writers == w].argmax(1) == pred.labels[st.writers == w]).mean()), 4)
                for w in np.unique(st.writers)}
         res["online"]["per_writer"] = per
+        # where the level-1 errors go: to another level-1 character, or to one of the level-2 classes that only
+        # simulated writers taught (the cost of reading 6,763-way rather than 3,755-way)
+        is1 = np.array([c in level1 for c in cs.chars])
+        top = pred.probs.argmax(1)
+        res["online"]["errors"] = int((top != pred.labels).sum())
+        res["online"]["errors_to_level2"] = int(((top != pred.labels) & ~is1[top]).sum())
+        res["online"]["top1_level1_only"] = round(float((np.where(is1, pred.probs, -1.0).argmax(1) == pred.labels).mean()), 4)
         print(f"online, {len(per)} validation writers, level 1, {len(cs):,}-way: {res['online']}")
         if args.against:  # a = this model, b = the other
             other = predict_inputs(load_recognizer(args.against), [str(store)], crops=1, progress=False)
             right = [p.probs.argmax(1) == p.labels for p in (pred, other)]
             res["online"]["paired"] = {"against": args.against, **paired_test(*right)}
             print(f"paired with {args.against} on the same samples: {res['online']['paired']}")
+        if args.pens:
+            res["online"]["pens"] = pens = pen_sensitivity(rec, args.archive, OUT)
+            for w, r in pens.items():
+                print(f"  pens, {w}: {r}")
         evaluations.append({"what": f"real writers never trained on, online (CASIA-OLHWDB1.1 validation writers "
                                     f"{', '.join(per)}; {len(pred.labels)} samples of the 3,755 level-1 characters, "
                                     f"drawn by hccr's pen), {len(cs):,}-way",
