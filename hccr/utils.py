@@ -31,7 +31,8 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
     """Hold an exclusive lock on ``out`` for the whole block: ``.<name>.lock`` beside it, locked
     with ``flock``. A second writer to the same output is refused at once, with the process that
     holds it; a lock left by a process that died is free again (the kernel drops it with the
-    process), so it is simply taken over."""
+    process), so it is simply taken over. Worker pools started inside the block must run
+    :func:`worker_init` in each worker (``initargs=(os.getpid(),)``), or a forked worker outliving a killed parent keeps the lock."""
     import fcntl
 
     out = Path(out)
@@ -48,6 +49,7 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
 
         raise HccrError(f"{out}: another hccr is writing this {what} (process {holder}, lock {lock}); wait for it "
                         f"to finish, or if no such process runs, delete {lock}") from None
+    _HELD_LOCKS.add(f.fileno())
     try:
         f.seek(0)
         f.truncate()
@@ -55,7 +57,29 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
         f.flush()
         yield lock
     finally:
+        _HELD_LOCKS.discard(f.fileno())
         f.close()  # releases the lock; the file stays, harmless: a later run locks it again
+
+
+_HELD_LOCKS: set[int] = set()  # descriptors of the output locks this process holds
+
+
+def worker_init(parent: int) -> None:
+    """Run first in each forked worker of a pool: the worker drops its inherited copies of the
+    parent's output locks (a flock lives until every copy is closed) and, on Linux, is killed
+    with its parent, so ``kill -9`` of a conversion frees its output at once for a resume."""
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above: nothing to work for
+            os._exit(1)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -66,6 +66,38 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     assert len(Store(out)) == 12
 
 
+@pytest.mark.parametrize("init", [True, False])
+def test_a_killed_conversion_with_workers_frees_its_output_at_once(tmp_path, init):
+    """kill -9 of a process whose pool workers are still busy: with hccr's worker_init they drop the
+    lock and die with it, so a resume right after is not refused; without it (the control) the
+    orphaned workers keep the lock."""
+    out = tmp_path / "store"
+    script = (
+        "import multiprocessing as mp, os, time\n"
+        "from hccr.utils import output_lock, worker_init\n"
+        f"with output_lock({str(out)!r}):\n"
+        f"    pool = mp.get_context('fork').Pool(2, {'worker_init, (os.getpid(),)' if init else 'None, ()'})\n"
+        "    pool.map_async(time.sleep, [8, 8])  # the orphans of the control end by themselves\n"
+        "    time.sleep(0.5)\n"
+        "    print('busy', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "busy"
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.2)
+    if init:
+        with output_lock(out, "store"):
+            pass  # taken at once
+    else:
+        with pytest.raises(HccrError, match="another hccr is writing"):
+            with output_lock(out, "store"):
+                pass
+
+
 def test_two_conversions_at_once_never_report_success_on_a_corrupt_store(tmp_path):
     src = _pngs(tmp_path / "src", n=40)
     out = tmp_path / "store"

@@ -507,7 +507,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
 
 def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, workers: int | None,
            progress: bool) -> list[Path]:
-    from ..utils import Progress, write_json
+    from ..utils import Progress, worker_init, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     files = [writer_path(out, cfg, w, learned=profile is None) for w in range(cfg.writers)]
@@ -518,7 +518,7 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
         bar.update(cfg.writers - len(todo))
         if workers > 1 and len(args) > 1:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(workers) as pool:
+            with ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),)) as pool:
                 for _ in pool.imap_unordered(_write_writer, args):
                     bar.update(1)
         else:
