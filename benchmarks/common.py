@@ -62,9 +62,17 @@ def save(name: str, result: dict) -> Path:
 
 def convert_once(sources: list, dst: Path, opts) -> Path:
     """``sources`` (files or folders) converted into a store at ``dst`` with ``opts``, once; reused after."""
+    import json
+    import shutil
+
+    from hccr.data.render import RENDER_VERSION
     from hccr.data.store import convert
 
-    if not (dst / "manifest.json").exists():
+    manifest = dst / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("render_version", 1) != RENDER_VERSION:
+        print(f"{dst}: drawn by an older renderer; converting again")
+        shutil.rmtree(dst)
+    if not manifest.exists():
         convert([str(p) for p in sources], dst, opts, progress=False)
     return dst
 

@@ -29,6 +29,7 @@ from common import ARCHIVE, OUT, REAL, ROOT, convert_once, olhwdb_writers, save
 
 from hccr.data.charset import gb2312_chars
 from hccr.data.images import load_gray, scan_image_folder
+from hccr.data.render import RENDER_VERSION
 from hccr.evaluate import calibration, paired_test, topk_accuracy
 from hccr.runtime import load_recognizer, predict_inputs
 from hccr.utils import use_all_cores
@@ -37,11 +38,14 @@ from hccr.zoo import SHIPPED, shipped_files
 
 def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
     """A store of the validation writers' samples, drawn as hccr draws trajectories (made once)."""
+    import json
+
     from hccr.data.store import ConvertOptions
 
     store = cache / "olhwdb-val"
-    if (store / "manifest.json").exists():  # made before: the archive need not be unpacked again
-        return store
+    manifest = store / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("render_version", 1) == RENDER_VERSION:
+        return store  # made before by this renderer: the archive need not be unpacked again
     found = olhwdb_writers(archive, cache)
     return found and convert_once(found[1], store, ConvertOptions(size=64, charset="gb2312"))
 
@@ -127,7 +131,7 @@ def main() -> None:
                 print(f"  pens, {w}: {r}")
         evaluations.append({"what": f"real writers never trained on, online (CASIA-OLHWDB1.1 validation writers "
                                     f"{', '.join(per)}; {len(pred.labels)} samples of the 3,755 level-1 characters, "
-                                    f"drawn by hccr's pen), {len(cs):,}-way",
+                                    f"drawn by hccr's pen, renderer version {RENDER_VERSION}: round joints), {len(cs):,}-way",
                             "result": {k: v for k, v in res["online"].items() if k != "per_writer"},
                             "command": "python -m benchmarks shipped"})
 

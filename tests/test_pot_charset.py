@@ -4,7 +4,7 @@ import numpy as np
 
 from hccr.data.charset import Charset, gb2312_chars, resolve_charset
 from hccr.data.pot import encode_pot_record, iter_pot, parse_pot, read_pot
-from hccr.data.render import Pen, render_framed, render_trajectory
+from hccr.data.render import Pen, PenDraw, render_framed, render_trajectory
 
 # The first 8 records of writer 1001's file in CASIA-OLHWDB1.1 (2.6 KB): CASIA's own byte layout.
 REAL_POT = Path(__file__).parent / "data" / "1001-c.pot"
@@ -68,6 +68,24 @@ def test_pen_draws_real_trajectories_framed_as_prediction_frames_scans():
     assert (heavy < 200).sum() > 1.5 * (img < 200).sum()  # the pen width is what it says
     a, b = (pen.draw([6, 8], "w1") for _ in range(2))
     assert a[0].width == b[0].width and a[0].width != pen.draw([6, 8], "w2")[0].width  # per writer, repeatable
+
+
+def test_pen_is_round_at_sharp_turns():
+    """A thick pen over a zig-zag inks all around each turn, as a round nib does: PIL's wide polylines
+    alone leave a notch on the outside of every sharp turn."""
+    pts = np.array([[0, 0], [12, 100], [24, 0], [36, 100], [48, 0]], float)
+    pen = Pen(press=0, speed=0, taper=0, stroke_spread=0)
+    img = render_framed([pts], 64, pen, PenDraw(6.0, 1.0, None))
+    scale = (64 - 6.0) / 100  # the framing: the longer side spans the square less the pen
+    path = (pts - (pts.min(0) + pts.max(0)) / 2) * scale + 32
+    yx = np.stack(np.mgrid[0:64, 0:64], -1).reshape(-1, 2)
+    centres = yx[:, ::-1] + 0.5
+    a, b = path[:-1], path[1:]  # distance of every pixel centre to the nearest segment
+    t = np.clip(((centres[:, None] - a) * (b - a)).sum(-1) / ((b - a) ** 2).sum(-1), 0, 1)
+    dist = np.linalg.norm(centres[:, None] - (a + t[..., None] * (b - a)), axis=-1).min(1)
+    inked = img.reshape(-1) < 128
+    assert inked[dist <= 3.0 - 1.0].all()  # everything well inside the nib's reach is ink (radius 3 px)
+    assert not inked[dist >= 3.0 + 1.0].any()  # and nothing beyond it
 
 
 def test_pot_truncated_is_reported():

@@ -22,6 +22,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+# Bumped whenever render_framed draws a trajectory differently (2: round joints), so that stores of drawn
+# trajectories record how they were drawn and caches of them are redrawn (benchmarks' convert_once).
+RENDER_VERSION = 2
+
 
 def crop_to_ink(img: np.ndarray, background: int = 255, threshold: int = 8) -> np.ndarray:
     """Tight crop to the pixels that differ from ``background`` by more than ``threshold``."""
@@ -213,10 +217,19 @@ def render_framed(strokes: Sequence[np.ndarray], size: int, pen: Pen | None = No
     for a, b in zip([0, *cut.tolist()], [*cut.tolist(), len(q)], strict=True):
         if valid[a]:
             core.draw_lines(xy[2 * a : 2 * b + 2], value, int(q[a]))
+    # A round pen leaves round ends and round joints. PIL's wide polylines have neither: where a stroke
+    # turns sharply their segment ends stick out as spikes (worst for a thick pen over sparse points).
+    # So a disc, as wide as the wider of its two segments, on every point where a turn would show one.
     ends = np.concatenate([starts[1:] - 1, [len(pts) - 1]])
     seg_first = np.minimum(starts, len(w) - 1) if len(w) else starts
     cap = np.concatenate([w[seg_first], w[np.maximum(ends - 1, 0)]]) if len(w) else np.full(2 * len(starts), pen_px)
-    for p, wd in zip(np.concatenate([starts, ends]).tolist(), cap.tolist(), strict=True):
+    where = np.concatenate([starts, ends])
+    if len(w) > 1:
+        inner = np.flatnonzero(valid[:-1] & valid[1:]) + 1  # points inside a stroke
+        joint = np.maximum(w[inner - 1], w[inner])
+        inner, joint = inner[joint >= 3], joint[joint >= 3]  # at 1-2 px a join shows no corner
+        where, cap = np.concatenate([where, inner]), np.concatenate([cap, joint])
+    for p, wd in zip(where.tolist(), cap.tolist(), strict=True):
         r = (max(wd, 1.0) - 1) / 2  # PIL's ellipse includes both edges: this one is wd pixels across
         x, y = xy[2 * p], xy[2 * p + 1]
         core.draw_ellipse((x - r, y - r, x + r, y + r), value, 1)

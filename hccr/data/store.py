@@ -36,8 +36,9 @@ import numpy as np
 
 from ..errors import ErrorPolicy, HccrError, Problem
 from ..preprocess import InputSpec
-from ..utils import Progress, read_json, write_json
+from ..utils import Progress, read_json, worker_init, write_json
 from .charset import Charset, resolve_charset
+from .render import RENDER_VERSION
 from .sources import Unit, plan_units  # noqa: F401  (Unit re-exported)
 
 FORMAT = "hccr-store/1"
@@ -154,7 +155,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     # What finished chunks depend on; --on-error does not change a chunk that was finished, so a
     # conversion stopped by a bad sample can be resumed with --on-error skip.
     options = {k: v for k, v in asdict(opts).items() if k not in ("on_error", "exclude")}
-    plan = json.loads(json.dumps({"format": FORMAT, "sources": [str(s) for s in sources], "options": options,
+    plan = json.loads(json.dumps({"format": FORMAT, "render_version": RENDER_VERSION,
+                                  "sources": [str(s) for s in sources], "options": options,
                                   "units": [u.key for u in units]}))  # as plan.json reads back (lists, not tuples)
     if work.exists():
         old = read_json(work / "plan.json") if (work / "plan.json").exists() else None
@@ -221,7 +223,7 @@ def _map(args: list[tuple], workers: int) -> Iterator[dict]:
         yield from (run_unit(*a) for a in args)
         return
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),)) as pool:
         yield from pool.imap(_run_unit_star, args, chunksize=1)
 
 
@@ -344,6 +346,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
         "normalization": {"size": S, "ink": "high", "aspect": "kept", "pad": "square, centred",
                           "margin": opts.margin, "resample": "bilinear (antialiased when shrinking)"},
         "options": asdict(opts),
+        "render_version": RENDER_VERSION,  # how trajectories (.pot) were drawn: hccr.data.render
         "skipped": dict(skipped),
         "problems": problems[:1000],
     }
