@@ -60,19 +60,26 @@ def save(name: str, result: dict) -> Path:
     return path
 
 
-def convert_once(sources: list, dst: Path, opts) -> Path:
-    """``sources`` (files or folders) converted into a store at ``dst`` with ``opts``, once; reused after."""
+def store_is_current(dst: Path) -> bool:
+    """A finished store at ``dst`` whose trajectories were drawn by this version of hccr's renderer."""
     import json
-    import shutil
 
     from hccr.data.render import RENDER_VERSION
-    from hccr.data.store import convert
 
     manifest = dst / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("render_version", 1) != RENDER_VERSION:
+    return manifest.exists() and json.loads(manifest.read_text()).get("render_version", 1) == RENDER_VERSION
+
+
+def convert_once(sources: list, dst: Path, opts) -> Path:
+    """``sources`` (files or folders) converted into a store at ``dst`` with ``opts``, once; reused after."""
+    import shutil
+
+    from hccr.data.store import convert
+
+    if (dst / "manifest.json").exists() and not store_is_current(dst):
         print(f"{dst}: drawn by an older renderer; converting again")
         shutil.rmtree(dst)
-    if not manifest.exists():
+    if not (dst / "manifest.json").exists():
         convert([str(p) for p in sources], dst, opts, progress=False)
     return dst
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ARCHIVE, OUT, REAL, ROOT, convert_once, olhwdb_writers, save
+from common import ARCHIVE, OUT, REAL, ROOT, convert_once, olhwdb_writers, save, store_is_current
 
 from hccr.data.charset import gb2312_chars
 from hccr.data.images import load_gray, scan_image_folder
@@ -38,13 +38,10 @@ from hccr.zoo import SHIPPED, shipped_files
 
 def olhwdb_validation(archive: Path, cache: Path) -> Path | None:
     """A store of the validation writers' samples, drawn as hccr draws trajectories (made once)."""
-    import json
-
     from hccr.data.store import ConvertOptions
 
     store = cache / "olhwdb-val"
-    manifest = store / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("render_version", 1) == RENDER_VERSION:
+    if store_is_current(store):
         return store  # made before by this renderer: the archive need not be unpacked again
     found = olhwdb_writers(archive, cache)
     return found and convert_once(found[1], store, ConvertOptions(size=64, charset="gb2312"))
