@@ -61,6 +61,9 @@ def convert(
     pen_width: Annotated[float | None, typer.Option("--pen-width", "--stroke-width",
                                                     help="Median pen width (px at 64 px) for drawing .pot "
                                                     "trajectories (default: hccr's pen, fitted to real scans).")] = None,
+    pen_spread: Annotated[float | None, typer.Option(help="How much the pen width varies from one .pot sample to the "
+                                                     "next (log-normal sigma; default 0.08). A wider spread shows "
+                                                     "a model every writer with thin and thick pens.")] = None,
     val_every: Annotated[int, typer.Option(help="Hold out every N-th writer (by name order) for validation, "
                                            "e.g. 22: writers 22, 44, ... of the sorted list.")] = 0,
     val_writers: Annotated[str | None, typer.Option(help="Hold out these writers for validation: names separated "
@@ -79,7 +82,8 @@ def convert(
     if len(sources) < 2:
         raise HccrError("convert needs at least one source and the output folder: hccr convert SRC... OUT")
     opts = ConvertOptions(size=size, charset=charset, val_fraction=val_fraction, split_by_writer=split_by_writer,
-                          limit=limit, margin=margin, pen_width=pen_width, val_every=val_every,
+                          limit=limit, margin=margin, pen_width=pen_width, pen_spread=pen_spread,
+                          val_every=val_every,
                           val_writers=tuple(w.strip() for w in val_writers.split(",") if w.strip()) if val_writers else (),
                           seed=seed, on_error=on_error.value,
                           exclude=read_exclude_list(exclude) if exclude else ())

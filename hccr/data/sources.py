@@ -58,10 +58,10 @@ class Unit:
             return f"images:{self.path}:{digest}"
         return f"{self.kind}:{self.path}:{self.member or ''}:{self.part}/{self.parts}"
 
-    def samples(self, pen_width: float | None = None) -> Iterator[Sample | Problem]:
-        """The unit's samples in file order. ``.pot`` trajectories are drawn with hccr's pen model
-        (:mod:`hccr.data.render`; ``pen_width``: its median width, px at 64 px) and cropped to the
-        ink. Images are read one at a time, as they are needed."""
+    def samples(self, pen=None) -> Iterator[Sample | Problem]:
+        """The unit's samples in file order. ``.pot`` trajectories are drawn with ``pen`` (a
+        :class:`hccr.data.render.Pen`; default :func:`pot_pen`) and cropped to the ink. Images are
+        read one at a time, as they are needed."""
         if self.kind == "gnt":
             g = GntUnit(self.path, self.member)
             rec = g.read()
@@ -75,7 +75,7 @@ class Unit:
             from .render import crop_to_ink, render_framed
 
             rec = read_pot(self.path)
-            pen = pot_pen(pen_width)
+            pen = pen or pot_pen()
             drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
             for k, s, d in zip(rec.records, rec.samples, drawn, strict=True):
                 img = crop_to_ink(render_framed(s.strokes, 64, pen, d))
@@ -89,11 +89,13 @@ class Unit:
                     yield Problem(path, str(e).split(": ", 1)[-1])
 
 
-def pot_pen(width: float | None = None):
-    """The pen ``.pot`` trajectories are drawn with (conversion and prediction alike)."""
+def pot_pen(width: float | None = None, spread: float | None = None):
+    """The pen ``.pot`` trajectories are drawn with (conversion and prediction alike): hccr's fitted
+    pen, or one with another median ``width`` (px at 64 px) or sample-to-sample ``spread``."""
     from .render import Pen
 
-    return Pen() if width is None else Pen(width=width)
+    changes = {k: v for k, v in (("width", width), ("sample_spread", spread)) if v is not None}
+    return Pen(**changes)
 
 
 def plan_units(sources: list[str], labelled: bool = True, stdin=None) -> list[Unit]:

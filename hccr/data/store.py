@@ -39,19 +39,20 @@ from ..preprocess import InputSpec
 from ..utils import Progress, read_json, worker_init, write_json
 from .charset import Charset, resolve_charset
 from .render import RENDER_VERSION
-from .sources import Unit, plan_units  # noqa: F401  (Unit re-exported)
+from .sources import Unit, plan_units, pot_pen  # noqa: F401  (Unit re-exported)
 
 FORMAT = "hccr-store/1"
 
 
-def run_unit(unit: Unit, size: int, margin: float, pen_width: float | None = None) -> dict:
-    """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples)."""
+def run_unit(unit: Unit, size: int, margin: float, pen=None) -> dict:
+    """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples).
+    ``pen``: the :class:`hccr.data.render.Pen` that draws ``.pot`` trajectories (default: hccr's)."""
     if unit.kind == "pot":
-        return _run_pot_unit(unit, size, margin, pen_width)
+        return _run_pot_unit(unit, size, margin, pen)
     problems: list[Problem] = []
     images, chars, sizes, writers, ids = [], [], [], [], []
     spec = InputSpec(size, margin=margin)  # the framing prediction gives files (hccr.preprocess)
-    for item in unit.samples(pen_width):
+    for item in unit.samples(pen):
         if isinstance(item, Problem):
             problems.append(item)
             continue
@@ -63,15 +64,14 @@ def run_unit(unit: Unit, size: int, margin: float, pen_width: float | None = Non
     return _unit_result(images, chars, sizes, writers, ids, problems, size)
 
 
-def _run_pot_unit(unit: Unit, size: int, margin: float, pen_width: float | None) -> dict:
+def _run_pot_unit(unit: Unit, size: int, margin: float, pen) -> dict:
     """A ``.pot`` file drawn straight into the framed square: clean trajectories need no paper
     flattening, no crop and no second resize (the fast path of conversion)."""
     from .pot import read_pot
     from .render import render_framed
-    from .sources import pot_pen
 
     rec = read_pot(unit.path)
-    pen = pot_pen(pen_width)
+    pen = pen or pot_pen()
     drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
     images = [255 - render_framed(s.strokes, size, pen, d, margin) for s, d in zip(rec.samples, drawn, strict=True)]
     # sizes: the trajectory's extent in tablet units (its aspect is the character's)
@@ -110,6 +110,7 @@ class ConvertOptions:
     limit: int | None = None
     margin: float = 0.0
     pen_width: float | None = None  # median pen width for .pot trajectories, px at 64 (None: hccr's fitted pen)
+    pen_spread: float | None = None  # log-normal sigma of the pen from one sample to the next (None: hccr's pen)
     seed: int = 0
     on_error: str = "skip"
     exclude: tuple[str, ...] = ()  # sample ids to leave out (as ids.txt and hccr audit name them)
@@ -187,7 +188,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     t0 = time.perf_counter()
     n_new = 0
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
-    args = [(units[i], opts.size, opts.margin, opts.pen_width) for i in todo]
+    pen = pot_pen(opts.pen_width, opts.pen_spread)
+    args = [(units[i], opts.size, opts.margin, pen) for i in todo]
     with Progress(len(units), "convert", disable=not progress, unit="units") as bar:
         bar.update(len(units) - len(todo))
         for i, res in zip(todo, _map(args, workers), strict=True):
