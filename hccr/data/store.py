@@ -141,6 +141,10 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
         raise HccrError(f"--val-fraction must be in [0, 1), got {opts.val_fraction}")
     if opts.size < 8:
         raise HccrError(f"--size must be at least 8, got {opts.size}")
+    if opts.pen_width is not None and not opts.pen_width > 0:
+        raise HccrError(f"--pen-width must be above 0 (px at 64 px), got {opts.pen_width}")
+    if opts.pen_spread is not None and not opts.pen_spread >= 0:
+        raise HccrError(f"--pen-spread must be 0 or more (a log-normal sigma), got {opts.pen_spread}")
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; the store is a folder: choose another OUT")
     if (out / "manifest.json").exists():
