@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-from common import OUT, ROOT, convert_once, machine, olhwdb_writers, save
+from common import OUT, ROOT, convert_once, machine, olhwdb_writers, save, store_is_current
 
 from hccr.config import apply_overrides, get_preset
 from hccr.data.charset import Charset, gb2312_chars
@@ -59,10 +60,14 @@ def split(seed: int = 33, n: int = 1000, b: int = 300) -> tuple[list[str], list[
 
 
 def merge(parts: list[tuple[Path, np.ndarray]], charset: Charset, out: Path) -> Path:
-    """One training store from (store, sample indices) parts, labels mapped onto ``charset``."""
-    if (out / "manifest.json").exists():
+    """One training store from (store, sample indices) parts, labels mapped onto ``charset`` (made
+    again when an earlier one was drawn by another version of hccr's renderer)."""
+    from hccr.data.render import RENDER_VERSION
+
+    if store_is_current(out):
         return out
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     stores = [(Store(p), idx) for p, idx in parts]
     n = sum(len(i) for _, i in stores)
     images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 64, 64))
@@ -81,7 +86,8 @@ def merge(parts: list[tuple[Path, np.ndarray]], charset: Charset, out: Path) -> 
     charset.save(out / "charset.txt")
     (out / "writers.txt").write_text("")
     (out / "manifest.json").write_text(json.dumps({"format": "hccr-store/1", "count": n, "train": n, "val": 0,
-                                                   "classes": len(charset), "normalization": {"margin": 0.0}}))
+                                                   "classes": len(charset), "normalization": {"margin": 0.0},
+                                                   "render_version": RENDER_VERSION}))
     return out
 
 
@@ -138,7 +144,7 @@ def main() -> None:
     for gen in args.generators:
         name = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
                 + (f"+{a_writers}wA" if a_writers != args.writers else ""))
-        if all(f"B{key}" in results.get(name, {}) for key in POWERS):
+        if store_is_current(work / f"train-{name}") and all(f"B{key}" in results.get(name, {}) for key in POWERS):
             print(f"{name}: {results[name]} (done before)")
             continue
         t, parts = time.perf_counter(), [(real, real_a)]
@@ -151,6 +157,10 @@ def main() -> None:
             st = Store(syn)  # writer ids follow file order: the first N writers of each part
             in_b = np.isin(st.labels, [st.charset.index[c] for c in b_chars])
             parts.append((syn, np.flatnonzero(st.writers < np.where(in_b, args.writers, a_writers))))
+        run = work / f"run-{name}"
+        if not store_is_current(work / f"train-{name}"):  # new training data: an earlier run and its figures are stale
+            shutil.rmtree(run, ignore_errors=True)
+            results.pop(name, None)
         store = merge(parts, charset, work / f"train-{name}")
         data_s = time.perf_counter() - t
         if args.prepare:
@@ -158,7 +168,6 @@ def main() -> None:
             continue
         cfg = apply_overrides(get_preset("gb2312"), ["init=", "ema=0", f"steps={args.steps}", "val_fraction=0",
                                                      "checkpoint_minutes=0"])
-        run = work / f"run-{name}"
         done = name in results and (run / "last.json").exists()  # trained before: scored again only
         m = {} if done else fit(cfg, store, run, resume=(run / "last.state.pt").exists(), progress=False)
         rec = Recognizer.from_checkpoint(run / "last.json")
