@@ -76,11 +76,12 @@ def convert_once(sources: list, dst: Path, opts) -> Path:
 
     from hccr.data.store import convert
 
-    if (dst / "manifest.json").exists() and not store_is_current(dst):
+    if store_is_current(dst):
+        return dst
+    if (dst / "manifest.json").exists():
         print(f"{dst}: drawn by an older renderer; converting again")
         shutil.rmtree(dst)
-    if not (dst / "manifest.json").exists():
-        convert([str(p) for p in sources], dst, opts, progress=False)
+    convert([str(p) for p in sources], dst, opts, progress=False)
     return dst
 
 

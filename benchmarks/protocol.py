@@ -60,12 +60,10 @@ def split(seed: int = 33, n: int = 1000, b: int = 300) -> tuple[list[str], list[
 
 
 def merge(parts: list[tuple[Path, np.ndarray]], charset: Charset, out: Path) -> Path:
-    """One training store from (store, sample indices) parts, labels mapped onto ``charset`` (made
-    again when an earlier one was drawn by another version of hccr's renderer)."""
+    """One training store from (store, sample indices) parts, labels mapped onto ``charset`` (replaces
+    what ``out`` held)."""
     from hccr.data.render import RENDER_VERSION
 
-    if store_is_current(out):
-        return out
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     stores = [(Store(p), idx) for p, idx in parts]
@@ -144,7 +142,9 @@ def main() -> None:
     for gen in args.generators:
         name = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
                 + (f"+{a_writers}wA" if a_writers != args.writers else ""))
-        if store_is_current(work / f"train-{name}") and all(f"B{key}" in results.get(name, {}) for key in POWERS):
+        train, run = work / f"train-{name}", work / f"run-{name}"
+        current = store_is_current(train)  # False: never made, or drawn by an older renderer
+        if current and all(f"B{key}" in results.get(name, {}) for key in POWERS):
             print(f"{name}: {results[name]} (done before)")
             continue
         t, parts = time.perf_counter(), [(real, real_a)]
@@ -157,11 +157,10 @@ def main() -> None:
             st = Store(syn)  # writer ids follow file order: the first N writers of each part
             in_b = np.isin(st.labels, [st.charset.index[c] for c in b_chars])
             parts.append((syn, np.flatnonzero(st.writers < np.where(in_b, args.writers, a_writers))))
-        run = work / f"run-{name}"
-        if not store_is_current(work / f"train-{name}"):  # new training data: an earlier run and its figures are stale
+        if not current:  # new training data: an earlier run and its figures are stale
             shutil.rmtree(run, ignore_errors=True)
             results.pop(name, None)
-        store = merge(parts, charset, work / f"train-{name}")
+            merge(parts, charset, train)
         data_s = time.perf_counter() - t
         if args.prepare:
             print(f"{name}: data ready in {data_s:.0f} s")
@@ -169,12 +168,12 @@ def main() -> None:
         cfg = apply_overrides(get_preset("gb2312"), ["init=", "ema=0", f"steps={args.steps}", "val_fraction=0",
                                                      "checkpoint_minutes=0"])
         done = name in results and (run / "last.json").exists()  # trained before: scored again only
-        m = {} if done else fit(cfg, store, run, resume=(run / "last.state.pt").exists(), progress=False)
+        m = {} if done else fit(cfg, train, run, resume=(run / "last.state.pt").exists(), progress=False)
         rec = Recognizer.from_checkpoint(run / "last.json")
         pred = predict_inputs(rec, [str(val)], crops=1, progress=False)
         in_b = np.isin(pred.labels, [rec.charset.index[c] for c in b_chars])
         # "_prior": the training class prior divided out, as the shipped models do (hccr package --divide-prior)
-        counts = np.bincount(Store(store).labels, minlength=len(charset))
+        counts = np.bincount(Store(train).labels, minlength=len(charset))
         raw = np.log(pred.probs + 1e-30)
         res = dict(results.get(name, {}), images_A=int((~in_b).sum()), images_B=int(in_b.sum()))
         for key, power in POWERS.items():

@@ -58,7 +58,7 @@ def pen_sensitivity(rec, archive: Path, cache: Path) -> dict:
     found = olhwdb_writers(archive, cache)
     if not found:
         return {}
-    pen = pot_pen(None)
+    pen = pot_pen()
     res: dict = {}
     for path in found[1]:
         r = read_pot(path)
