@@ -12,7 +12,10 @@ which B = 300 (drawn with the same seed, before any generator was tried) have no
 - the same recipe and budget per generator: lean ResNet from scratch, ``--steps`` steps of 256 (gb2312's);
 - scored on the 10 validation writers' real samples of all 1,000 characters, 1,000-way: A and B apart, as
   trained and with the training class prior divided out (``_prior``: B's characters have fewer samples), as
-  the shipped models are packaged. The gap B - A is the figure a generator moves.
+  the shipped models are packaged. The gap B - A is the figure a generator moves;
+- and with the network's last layer replaced by the mean-map head (``_meanmap``, hccr.headfit: B's synthetic
+  class means moved to where real samples would put them, by a map fitted on A's real and synthetic means;
+  ``_lda``: the same head without the map, the control).
 
 ``--mix``: the synthetic writers draw A's characters too (100 writers x 1,000 characters), so that
 looking synthetic is no clue to being in B; results are named ``GENERATOR+mix`` (``+50w``: ``--writers 50``).
@@ -144,7 +147,7 @@ def main() -> None:
                 + (f"+{a_writers}wA" if a_writers != args.writers else ""))
         train, run = work / f"train-{name}", work / f"run-{name}"
         current = store_is_current(train)  # False: never made, or drawn by an older renderer
-        if current and all(f"B{key}" in results.get(name, {}) for key in POWERS):
+        if current and all(f"B{key}" in results.get(name, {}) for key in [*POWERS, "_meanmap"]):
             print(f"{name}: {results[name]} (done before)")
             continue
         t, parts = time.perf_counter(), [(real, real_a)]
@@ -180,6 +183,7 @@ def main() -> None:
             ok = (raw - power * np.log(np.maximum(counts / counts.sum(), 1e-12))).argmax(1) == pred.labels
             res[f"A{key}"], res[f"B{key}"] = round(float(ok[~in_b].mean()), 4), round(float(ok[in_b].mean()), 4)
             res[f"B_minus_A{key}"] = round(res[f"B{key}"] - res[f"A{key}"], 4)
+        res.update(mean_map(run, train, real_a.size, val, pred.labels, in_b, len(charset)))
         if m:
             res.update(train_img_per_s=round(m.get("train_img_per_s", 0)), data_seconds=round(data_s))
         results[name] = res
@@ -190,6 +194,39 @@ def main() -> None:
     save("protocol", {"split_seed": 33, "characters": len(charset), "B": len(b_chars), "steps": args.steps,
                       "synthetic_writers": args.writers, "synthetic_writers_A": a_writers, "results": results,
                       "machine": machine()})
+
+
+def mean_map(run: Path, train: Path, n_real: int, val: Path, labels: np.ndarray, in_b: np.ndarray, n: int,
+             per_class: int = 100) -> dict:
+    """A and B read by the trained network with its last layer replaced by the mean-map head (hccr.headfit):
+    B's synthetic class means mapped to where real samples would put them (``_meanmap``), and the control
+    with B's synthetic means left as they are (``_lda``). Up to ``per_class`` training samples per class
+    and source (real: the first ``n_real`` of the merged store; synthetic: the rest)."""
+    from hccr.checkpoint import load_checkpoint
+    from hccr.headfit import fit_mean_map_head, store_features
+
+    t = time.perf_counter()
+    net, _ = load_checkpoint(run / "last.json")
+    spec = Recognizer.from_checkpoint(run / "last.json").spec
+    st, rng = Store(train), np.random.default_rng(0)
+
+    def pick(rows: np.ndarray) -> np.ndarray:  # up to per_class of each class among rows
+        lab = st.labels[rows]
+        return np.sort(np.concatenate([rng.permutation(rows[lab == c])[:per_class] for c in np.unique(lab)]))
+
+    real, syn = pick(np.arange(n_real)), pick(np.arange(n_real, len(st.labels)))
+    fr, fs = store_features(net, spec, st.images[real]), store_features(net, spec, st.images[syn])
+    fv = store_features(net, spec, Store(val).images[:])  # predict_inputs' order: the whole store, as stored
+    res = {}
+    for key, mapped in (("_meanmap", True), ("_lda", False)):
+        head = fit_mean_map_head(fr, st.labels[real], fs, st.labels[syn], n, mapped=mapped)
+        ok = head.logits(fv).argmax(1) == labels
+        res[f"A{key}"], res[f"B{key}"] = round(float(ok[~in_b].mean()), 4), round(float(ok[in_b].mean()), 4)
+        res[f"B_minus_A{key}"] = round(res[f"B{key}"] - res[f"A{key}"], 4)
+        if mapped:
+            res["meanmap_lambda"], res["meanmap_cv"] = head.lam, {str(k): round(v, 4) for k, v in head.cv.items()}
+    res["meanmap_seconds"] = round(time.perf_counter() - t)
+    return res
 
 
 def record(ckpt: Path, generators: list[str], mix: bool, results: dict) -> None:
