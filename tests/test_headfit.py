@@ -40,13 +40,13 @@ def test_the_map_places_unseen_classes_where_real_samples_fall():
     assert head.seen.sum() == n - unseen and head.lam in head.cv
 
 
-def test_the_ridge_strength_is_chosen_on_the_seen_classes_alone():
+def test_the_head_uses_the_strength_its_cross_validation_chose():
     real, rl, synth, sl, test, tl, n, _ = toy(seed=1)
-    head = fit_mean_map_head(real, rl, synth, sl, n)
+    head = fit_mean_map_head(real, rl, synth, sl, n, lambdas=(0.3, 3.0, 1000.0))
     assert head.cv[head.lam] == max(head.cv.values())
-    # the same fit whatever real samples of unseen classes exist elsewhere: they are never passed in
-    again = fit_mean_map_head(real, rl, synth, sl, n)
-    np.testing.assert_array_equal(head.weight, again.weight)
+    assert head.cv[1000.0] < head.cv[0.3]  # a map shrunk to a constant places every fold at one point
+    alone = fit_mean_map_head(real, rl, synth, sl, n, lambdas=(head.lam,))
+    np.testing.assert_allclose(head.weight, alone.weight)
 
 
 def test_every_class_needs_synthetic_samples():
