@@ -183,7 +183,7 @@ def main() -> None:
             ok = (raw - power * np.log(np.maximum(counts / counts.sum(), 1e-12))).argmax(1) == pred.labels
             res[f"A{key}"], res[f"B{key}"] = round(float(ok[~in_b].mean()), 4), round(float(ok[in_b].mean()), 4)
             res[f"B_minus_A{key}"] = round(res[f"B{key}"] - res[f"A{key}"], 4)
-        res.update(mean_map(run, train, real_a.size, val, pred.labels, in_b, len(charset)))
+        res.update(mean_map(run, rec.spec, train, real_a.size, val, pred.labels, in_b, len(charset)))
         if m:
             res.update(train_img_per_s=round(m.get("train_img_per_s", 0)), data_seconds=round(data_s))
         results[name] = res
@@ -196,18 +196,17 @@ def main() -> None:
                       "machine": machine()})
 
 
-def mean_map(run: Path, train: Path, n_real: int, val: Path, labels: np.ndarray, in_b: np.ndarray, n: int,
+def mean_map(run: Path, spec, train: Path, n_real: int, val: Path, labels: np.ndarray, in_b: np.ndarray, n: int,
              per_class: int = 100) -> dict:
     """A and B read by the trained network with its last layer replaced by the mean-map head (hccr.headfit):
     B's synthetic class means mapped to where real samples would put them (``_meanmap``), and the control
     with B's synthetic means left as they are (``_lda``). Up to ``per_class`` training samples per class
-    and source (real: the first ``n_real`` of the merged store; synthetic: the rest)."""
+    and source (real: the first ``n_real`` of the merged store; synthetic: the rest); ``spec``: the run's input spec."""
     from hccr.checkpoint import load_checkpoint
     from hccr.headfit import fit_mean_map_head, store_features
 
     t = time.perf_counter()
-    net, _ = load_checkpoint(run / "last.json")
-    spec = Recognizer.from_checkpoint(run / "last.json").spec
+    net, _ = load_checkpoint(run / "last.json")  # unfused: its pooled features are reachable
     st, rng = Store(train), np.random.default_rng(0)
 
     def pick(rows: np.ndarray) -> np.ndarray:  # up to per_class of each class among rows

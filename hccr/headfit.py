@@ -99,7 +99,8 @@ def fit_mean_map_head(real: np.ndarray, real_labels: np.ndarray, synth: np.ndarr
     for lam in lambdas:  # each fold of the seen classes plays the unseen ones; the true unseen stay distractors
         right = 0
         for part in parts:
-            m = ridge_map(syn_means[np.setdiff1d(seen_ids, part)], real_means[np.setdiff1d(seen_ids, part)], lam)
+            rest = np.setdiff1d(seen_ids, part)
+            m = ridge_map(syn_means[rest], real_means[rest], lam)
             means = real_means.copy()
             means[part] = apply_map(m, syn_means[part])
             means[~seen] = apply_map(m, syn_means[~seen])
