@@ -21,6 +21,9 @@ from torch import nn
 from .errors import HccrError
 
 HEAD_PREFIXES = ("head.", "aux_heads.")  # the model contract: classifiers live under these names
+# Architecture arguments a run may grow over its source's: the added layers start as identities (resnet-lean's
+# ``depths``), so the grown network reads as the source did; every other argument is the source's.
+GROWTH_ARGS = ("depths",)
 
 
 def resolve_init(ref: str | os.PathLike) -> Path:
@@ -40,6 +43,10 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
     With ``cfg.init_keep_size`` the input size stays ``cfg.image_size`` (for networks whose weights do
     not depend on it, e.g. the lean ResNet; others fail in the weight transfer with the shapes named)."""
     args = {k: v for k, v in meta["model_args"].items() if k not in ("num_classes", "image_size")}
+    if cfg.model == meta["arch"]:
+        for k in GROWTH_ARGS:
+            if k in cfg.model_args:
+                args[k] = grown(k, meta["model_args"].get(k), cfg.model_args[k])
     pre = meta["preprocessing"]
     want = {"model": meta["arch"], "model_args": args, "image_size": int(pre["image_size"]), "ink": pre["ink"],
             "stretch": bool(pre.get("stretch_in_training", False))}
@@ -52,6 +59,16 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
         cfg.aux_weights = ()
         changed.append("aux_weights -> () (the source model has no auxiliary heads)")
     return changed
+
+
+def grown(name: str, source, wanted):
+    """``wanted`` for a growth argument, checked against the source's: a stage may gain blocks, never lose them."""
+    wanted = tuple(int(v) for v in (wanted if isinstance(wanted, (list, tuple)) else (wanted,)))
+    have = tuple(source) if source is not None else (1,) * len(wanted)
+    if len(wanted) != len(have) or any(w < h for w, h in zip(wanted, have, strict=True)):
+        raise HccrError(f"--init: model_args.{name}={','.join(map(str, wanted))} cannot grow the source's "
+                        f"{','.join(map(str, have))} (one count per stage, none smaller)")
+    return wanted
 
 
 def keep_source_classes(store, source_charset: str):

@@ -7,7 +7,7 @@ from hccr.augment import AugmentConfig
 from hccr.checkpoint import load_checkpoint
 from hccr.config import apply_overrides, get_preset
 from hccr.errors import HccrError
-from hccr.finetune import transfer_weights
+from hccr.finetune import adopt_architecture, init_from, transfer_weights
 from hccr.models import create_model
 from hccr.train import fit
 from hccr.zoo import shipped_files
@@ -88,6 +88,27 @@ def test_init_keep_size_fine_tunes_a_size_free_network_at_a_new_input_size(tiny_
         assert json.loads((out / "config.json").read_text())["init"]["classes_kept"] == 4
     with pytest.raises(HccrError, match="init_keep_size needs init"):
         apply_overrides(get_preset("fast-1"), ["init_keep_size=true"])
+
+
+def test_init_grows_a_lean_resnet_deeper_and_it_starts_reading_as_the_source_did(tiny_store, tmp_path):
+    base = ["model=resnet-lean", "model_args.widths=8,16,16,32", "image_size=32", "batch_size=16", "epochs=1",
+            "limit_steps=2", "amp=false", "amp_probe=false"]
+    fit(apply_overrides(get_preset("fast-1"), base), tiny_store, tmp_path / "src", progress=False)
+    source, meta = load_checkpoint(tmp_path / "src" / "last.json")
+    grow = [*base, f"init={tmp_path / 'src'}", "model_args.depths=1,1,2,3"]
+    cfg = apply_overrides(get_preset("fast-1"), grow)
+    assert any("depths" in change for change in adopt_architecture(cfg, meta))
+    grown = create_model(cfg.model, 4, cfg.image_size, **cfg.model_args).eval()
+    report = init_from(grown, tmp_path / "src", meta["charset"])
+    assert report["tensors_fresh"] > 0  # the three added blocks
+    x = torch.rand(8, 1, 32, 32)
+    assert torch.allclose(grown(x), source.eval()(x), atol=1e-5)  # they start as identities
+    fit(apply_overrides(get_preset("fast-1"), grow), tiny_store, tmp_path / "grown", progress=False)
+    _, grown_meta = load_checkpoint(tmp_path / "grown" / "last.json")
+    assert list(grown_meta["model_args"]["depths"]) == [1, 1, 2, 3]  # and the checkpoint says how deep it is
+    with pytest.raises(HccrError, match="cannot grow"):  # a stage may gain blocks, never lose them
+        adopt_architecture(apply_overrides(get_preset("fast-1"), [*base, "model_args.depths=1,1,1"]),
+                           grown_meta)
 
 
 def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_store, tmp_path):

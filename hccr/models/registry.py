@@ -33,6 +33,8 @@ def create_model(name: str, num_classes: int, image_size: int, **kwargs) -> nn.M
             raise
         arg = str(e).rsplit(" ", 1)[-1]
         raise HccrError(f"model {name!r} has no argument {arg} (given in model_args: {', '.join(kwargs)})") from None
+    except ValueError as e:  # an argument the architecture rejects, e.g. resnet-lean's depths
+        raise HccrError(f"model {name!r}: {e}") from None
 
 
 def list_models() -> list[str]:
