@@ -1,3 +1,4 @@
+import importlib.util
 import json
 
 import pytest
@@ -106,6 +107,14 @@ def test_init_grows_a_lean_resnet_deeper_and_it_starts_reading_as_the_source_did
     fit(apply_overrides(get_preset("fast-1"), grow), tiny_store, tmp_path / "grown", progress=False)
     _, grown_meta = load_checkpoint(tmp_path / "grown" / "last.json")
     assert list(grown_meta["model_args"]["depths"]) == [1, 1, 2, 3]  # and the checkpoint says how deep it is
+    if importlib.util.find_spec("onnxruntime"):  # the grown network exports and reads the same through ONNX
+        from hccr.api import load
+        from hccr.export import export_onnx
+        from hccr.runtime import OnnxRecognizer
+
+        imgs = [(x[0, 0].numpy() * 255).astype("uint8") for x in torch.rand(6, 1, 1, 40, 40)]
+        onnx = OnnxRecognizer(export_onnx([str(tmp_path / "grown")], tmp_path / "grown.onnx", crops=1))
+        assert abs(onnx.predict_proba(imgs) - load(tmp_path / "grown").predict_proba(imgs, crops=1)).max() <= 1e-4
     with pytest.raises(HccrError, match="cannot grow"):  # a stage may gain blocks, never lose them
         adopt_architecture(apply_overrides(get_preset("fast-1"), [*base, "model_args.depths=1,1,1"]),
                            grown_meta)
