@@ -20,9 +20,9 @@ log "train (${MINUTES:-95} min)"
 OMP_NUM_THREADS=2 $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[" >> "$W/train.log" || exit 1
 tail -n 3 "$W/train.log" | tee -a "$W/run.log"
 for P in 0.5 0.25; do
-  $H package "$W/B" --out "$W/B/gb2312-p$P" --divide-prior --prior-power $P \
+  $H package "$W/B" --out "$W/B/gb2312-p${P/./}" --divide-prior --prior-power $P \
     --recipe "round 16 on 2 CPU cores: round 15 (round 11b grown to model_args.depths=1,1,2,2, 50 min at lr 5e-4) trained ${MINUTES:-95} min more with benchmarks/gpu.sh recipe A at lr 3e-4 on round 11's mix (docs/gb2312-run/real-writers-round-16/); SET=\"$(echo $SET)\" PRIOR_POWER=$P" \
     --real-data "$REAL" 2>&1 | tail -n 1 | tee -a "$W/run.log"
-  $H calibrate "$S/store" --split val --model "$W/B/gb2312-p$P.json" 2>&1 | tail -n 2 | tee -a "$W/run.log"
+  $H calibrate "$S/store" --split val --model "$W/B/gb2312-p${P/./}.json" 2>&1 | tail -n 2 | tee -a "$W/run.log"
 done
 log "done"
