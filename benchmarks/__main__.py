@@ -32,7 +32,12 @@ def main() -> None:
     name = sys.argv[1]
     sys.argv = [str(HERE / f"{name}.py"), *sys.argv[2:]]
     sys.path.insert(0, str(HERE))
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    from hccr.errors import HccrError
+
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    except HccrError as e:  # a user's mistake (a missing model file, a bad argument): one line, no traceback
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -200,3 +200,16 @@ def test_damaged_stores_are_one_line_errors(tiny_store, tmp_path, damage, fragme
     damage(d)
     r = run_cli("info", d)
     assert r.returncode == 2 and "Traceback" not in r.stderr and fragment in r.stderr, r.stderr
+
+
+def test_benchmark_with_a_missing_model_file_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    missing = tmp_path / "candidate.onnx"
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "shipped", "--model", str(missing)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"error: {missing}: no such ONNX file"
