@@ -52,19 +52,29 @@ def checkpoint_meta(cfg, store, model: nn.Module, metrics: dict, epoch: int) -> 
     }
 
 
+MODEL_SUFFIXES = (".json", ".safetensors", ".onnx")
+
+
+def model_stem(path: str | os.PathLike) -> Path:
+    """The stem a model's files share: ``out/v1.json`` -> ``out/v1``, while ``out/gb2312-p0.5`` stays whole (a dot
+    in a name is not a suffix, so its files are ``gb2312-p0.5.json`` and ``gb2312-p0.5.onnx``)."""
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in MODEL_SUFFIXES else p
+
+
 def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     """Write ``<stem>.safetensors`` then ``<stem>.json`` (the JSON last: it marks a complete checkpoint)."""
     from safetensors.torch import save_file
 
-    stem = Path(path_stem)
+    stem = model_stem(path_stem)
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
-    with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+    with atomic_path(Path(f"{stem}.safetensors")) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
         digest = sha256_file(tmp)
     meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta,
             "weights_sha256": digest}
-    write_json(stem.with_suffix(".json"), meta)
-    return stem.with_suffix(".json")
+    write_json(Path(f"{stem}.json"), meta)
+    return Path(f"{stem}.json")
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -68,7 +68,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     classifier (:func:`divide_out_prior`, to the power ``prior_power``)."""
     import torch
 
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import load_checkpoint, model_stem, save_checkpoint
     from .export import export_onnx, store_weights_fp16
 
     model, meta = load_checkpoint(run)
@@ -81,7 +81,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
         meta["prior_correction"] = {"classes_shifted": shifted, "min_count": int(min(class_counts)),
                                     "max_count": int(max(class_counts)), "power": prior_power,
                                     "what": "training class prior (to this power) divided out of the classifier bias"}
-    out_stem = Path(out_stem)
+    out_stem = model_stem(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in meta.items() if k not in ("format", "hccr_version", "created", "store", "averaged_from")}
     keep["store"] = Path(meta.get("store", "")).name  # no absolute path in shipped metadata
@@ -91,7 +91,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     keep["preprocessing"] = {**meta["preprocessing"], "crops": crops}  # the .json predicts as the .onnx does
     model = model.to(torch.float16)
     json_path = save_checkpoint(out_stem, model, keep)
-    onnx_path = out_stem.with_suffix(".onnx")
+    onnx_path = Path(f"{out_stem}.onnx")
     export_onnx([str(json_path)], onnx_path, crops=crops, member_names=[out_stem.name])
     store_weights_fp16(onnx_path)
     return json_path, onnx_path

@@ -119,8 +119,13 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     assert "prior_correction" not in meta
     counts, _ = store_class_counts(tmp_path / "run")  # --divide-prior reads the run's own store
     assert len(counts) == meta["model_args"]["num_classes"] and sum(counts) > 0
-    jp, _ = package(tmp_path / "run", tmp_path / "pkg" / "prior", {"recipe": "test"}, class_counts=counts)
+    # a dot in the output's name is part of the name: both files keep it, and the stem finds them again
+    jp, op = package(tmp_path / "run", tmp_path / "pkg" / "prior-p0.5", {"recipe": "test"}, class_counts=counts)
+    assert (jp.name, op.name) == ("prior-p0.5.json", "prior-p0.5.onnx") and op.exists()
+    assert (tmp_path / "pkg" / "prior-p0.5.safetensors").exists()
+    assert not any((tmp_path / "pkg" / f"prior-p0{ext}").exists() for ext in (".json", ".onnx", ".safetensors"))
     assert json.loads(jp.read_text())["prior_correction"]["max_count"] == max(counts)
+    assert len(Recognizer.from_checkpoint(tmp_path / "pkg" / "prior-p0.5").charset) == meta["model_args"]["num_classes"]
     torch_rec, onnx_rec = Recognizer.from_checkpoint(j), OnnxRecognizer(o)
     img = [np.full((40, 30), 255, np.uint8)]
     img[0][5:35, 12:16] = 0
