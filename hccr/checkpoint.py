@@ -73,8 +73,9 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
         digest = sha256_file(tmp)
     meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta,
             "weights_sha256": digest}
-    write_json(Path(f"{stem}.json"), meta)
-    return Path(f"{stem}.json")
+    json_path = Path(f"{stem}.json")
+    write_json(json_path, meta)
+    return json_path
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Round 16: run.sh's packaging step alone (its first pass named both powers "gb2312-p0": ".5" was read as a suffix).
+# Round 16: run.sh's packaging step alone (its first pass named both powers "gb2312-p0": ".5" was read as a suffix). Lines only the training needs are left out.
 set -uo pipefail
 cd /work/main
 source .venv/bin/activate
@@ -7,12 +7,9 @@ W=/work/hccr-runs/gb2312-r16
 S=/work/hccr-runs/gb2312-r15
 export PYTHONUNBUFFERED=1
 H="python3 -m hccr.cli"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$W/run.log"; }
 HALF_AUG="augment.rotation=5 augment.shear=0.1 augment.scale=0.925,1.04 augment.aspect=0.06 augment.translate=0.03
 augment.elastic=0.015 augment.blur=0.15 augment.noise=0.015 augment.ink=0.15 augment.pen=0.1"
 SET="init=$S/A/best.json batch_size=512 lr=3e-4 warmup_epochs=0.02 seed=2381 $HALF_AUG"
-args=(--preset gb2312 --data "$S/store" --out "$W/B" --device cpu --set "minutes=${MINUTES:-95}")
-for kv in $SET; do args+=(--set "$kv"); done
 REAL="CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans; renderer version 2); casia-hwdb-22's training scans (22 characters)"
 MINUTES=105
 for P in 0.5 0.25; do
