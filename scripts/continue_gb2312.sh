@@ -2,7 +2,7 @@
 # One round of "continue on fresh writers" for the GB2312 model: synthesise fresh writers x 6,763
 # characters, convert them (writers held out whole for validation), fine-tune a checkpoint on them
 # (lr 1e-3, warm-up 0.05 epoch, cosine to 0). Resumable: run the same command again.
-# Used by scripts/train_gb2312_synth.sh (CONTINUE_STEPS) and benchmarks/gpu_continue.sh (on a lent GPU).
+# Used by scripts/train_gb2312_synth.sh (CONTINUE_STEPS) and benchmarks/gpu_continue.sh@92cf046 (on a lent GPU; git checkout 92cf046 to run it).
 #
 #   INIT=CKPT SEED=N STEPS=N scripts/continue_gb2312.sh WORK [SUFFIX [hccr synth options...]]
 #     -> WORK/synthSUFFIX, WORK/storeSUFFIX, WORK/runSUFFIX; log appended to WORK/recipe.log

@@ -13,7 +13,7 @@
 #                       (seed 2313) and ship the average of both runs' weights (hccr average); 5000
 #                       took +6 min synth, ~45 min train on 2 CPU cores (real validation 0.4959 vs
 #                       0.4876 for the first run alone). The shipped gb2312-synth then averaged two
-#                       more rounds made on a GPU (benchmarks/gpu_continue.sh, seeds 2314 and 2315):
+#                       more rounds made on a GPU (benchmarks/gpu_continue.sh@92cf046, seeds 2314 and 2315):
 #                       0.5059 (docs/benchmarks.md)
 #   STYLE [builtin]     the simulated writers' style: builtin (hccr/assets/style-builtin.json, what
 #                       the shipped model was trained with), default (hccr's calibrated profile,

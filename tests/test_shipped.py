@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,23 @@ def test_model_card_is_generated_from_the_metadata(tmp_path):
     assert "continued from `gb2312-r3/run` (4171 steps" in card and "continued from `gb2312` (itself `scripts/" in card
     assert "40 writers drawn from real writers' components" in card  # its level-2's source
     assert "/work/" not in shipped_files("gb2312")[0].read_text()  # no home folders in the shipped metadata
+    # the committed card is what the metadata gives today (a stale card misleads; regenerate with hccr model-card)
+    assert card == (Path(__file__).parents[1] / "docs" / "model-card.md").read_text()
+    assert run_cli("model-card", "-m", "gb2312-synth", "--out", tmp_path / "synth.md").returncode == 0
+    assert (tmp_path / "synth.md").read_text() == (Path(__file__).parents[1] / "docs" / "model-card-gb2312-synth.md").read_text()
+
+
+def test_model_card_counts_each_earlier_round_once():
+    """An average of a round and its continuation shares that round's ancestors: the card's training total
+    counts every round once, not only the averaged runs (which undercounts) nor each chain in full."""
+    from hccr.packaging import lineage_totals
+
+    root = {"recipe": "round 1", "steps": 100, "train_seconds": 10.0, "lr": 1e-3}
+    a = {"recipe": "round 2", "total_steps": 30, "train_seconds": 3.0, "lr": 5e-4, "continued_from": root}
+    b = {"recipe": "round 3", "total_steps": 20, "train_seconds": 2.0, "lr": 5e-4,
+         "continued_from": {**{k: v for k, v in a.items() if k != "total_steps"}, "steps": 30}}
+    assert lineage_totals({"averaged": [a, b], "steps": 50}) == (150, 15.0)
+    assert lineage_totals({"recipe": "round 2", "steps": 30, "train_seconds": 3.0, "continued_from": root}) == (130, 13.0)
 
 
 def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
