@@ -384,7 +384,7 @@ def predict(
 
     The older form `hccr predict MODEL INPUT...` still works when MODEL is clearly a model."""
     from .evaluate import topk_accuracy
-    from .runtime import load_recognizer, predict_inputs, restrict_to
+    from .runtime import load_recognizer, predict_inputs
     from .utils import use_all_cores
     from .zoo import is_model_path
 
@@ -395,9 +395,11 @@ def predict(
     rec = load_recognizer(model, device, amp)
     crops = crops or rec.spec.crops
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
-                          progress=format_ == "table", on_error=on_error)
-    if charset:
-        pred.probs = restrict_to(pred.probs, rec.charset, charset)
+                          progress=format_ == "table", on_error=on_error, allowed=charset)
+    if charset:  # never list characters outside --charset
+        from .data.charset import resolve_charset
+
+        topk = min(topk, len({c for c in resolve_charset(charset) if c in rec.charset.index}))
     info = sys.stderr if format_ != "table" else sys.stdout  # keep machine-readable output clean
     for problem in pred.meta["skipped"][:10]:
         print(f"skipped {problem}", file=sys.stderr)

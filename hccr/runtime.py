@@ -159,8 +159,11 @@ def restrict_to(probs: np.ndarray, charset: Charset, allowed: str) -> np.ndarray
     if not idx:
         raise HccrError(f"--charset {allowed[:40]!r}: none of its characters is known to this model")
     keep[idx] = True
-    out = np.where(keep, probs, 0).astype(probs.dtype)
-    return out / np.maximum(out.sum(1, keepdims=True), 1e-12)
+    out = np.where(keep, probs.astype(np.float32, copy=False), np.float32(0))
+    total = out.sum(1, keepdims=True)
+    # where every allowed character's probability underflowed to 0, the model says nothing among them: uniform
+    out = np.where(total > 0, out / np.maximum(total, np.float32(1e-30)), keep / np.float32(len(idx)))
+    return out.astype(probs.dtype, copy=False)
 
 
 def topk_chars(probs: np.ndarray, charset: Charset, k: int) -> list[list[tuple[str, float]]]:
@@ -215,23 +218,30 @@ class Predictions:
 
 
 def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = None, batch_size: int = 256, split: str = "all",
-                   progress: bool = True, on_error: str = "stop") -> Predictions:
+                   progress: bool = True, on_error: str = "stop", allowed: str | None = None) -> Predictions:
     """Probabilities for a store (``split`` of it) or any other sources (images, folders, globs,
     ``-``, ``.gnt``/``.pot`` files: :func:`hccr.data.sources.plan_units`; labels come from records
     and per-character folder names). ``on_error="skip"`` leaves out unreadable images and counts
     them (``meta["skipped"]``); images labelled with characters the model does not know get label
-    -1 and are counted in ``meta["unknown_labels"]``, never silently mixed into an accuracy."""
+    -1 and are counted in ``meta["unknown_labels"]``, never silently mixed into an accuracy. ``allowed``
+    restricts the answers (:func:`restrict_to`), before thousands of classes are stored as float16."""
     from .data.store import Store
 
     if on_error not in ("skip", "stop"):
         raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
+    if allowed:
+        restrict_to(np.zeros((0, len(rec.charset)), np.float32), rec.charset, allowed)  # a bad --charset fails first
+    rec_probs = rec.probabilities if not allowed else \
+        (lambda x, c: restrict_to(rec.probabilities(x, c), rec.charset, allowed))
     crops = rec.spec.crops if crops is None else crops
     inputs = [str(i) for i in inputs]
     t0 = time.perf_counter()
     if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
-        probs, chars, ids, skipped, several = _predict_store(rec, Store(inputs[0]), split, crops, batch_size, progress)
+        probs, chars, ids, skipped, several = _predict_store(rec, rec_probs, Store(inputs[0]), split, crops, batch_size,
+                                                             progress)
     else:
-        probs, chars, ids, skipped, several = _predict_sources(rec, inputs, crops, batch_size, progress, on_error)
+        probs, chars, ids, skipped, several = _predict_sources(rec, inputs, crops, batch_size, progress, on_error,
+                                                               allowed)
         split = None
     dt = time.perf_counter() - t0
     labels = np.array([rec.charset.index.get(c, -1) if c is not None else -1 for c in chars], np.int32)
@@ -248,7 +258,7 @@ def _probs_dtype(rec: BaseRecognizer):
     return np.float16 if len(rec.charset) > MANY_CLASSES else np.float32
 
 
-def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_size: int, progress: bool):
+def _predict_store(rec: BaseRecognizer, rec_probs, store, split: str, crops: int, batch_size: int, progress: bool):
     """A packed store: images already normalised, read in sorted batches from the memory map."""
     from .utils import Progress
 
@@ -259,14 +269,14 @@ def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_siz
     with Progress((len(idx) + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
-            probs[i : i + len(b)] = rec.probabilities(resize_batch(store.images[b], rec.spec.side(crops)), crops)
+            probs[i : i + len(b)] = rec_probs(resize_batch(store.images[b], rec.spec.side(crops)), crops)
             bar.update(1)
     chars = [store.charset[int(c)] for c in store.labels[idx]]
     return probs, chars, np.array([f"store:{i}" for i in idx]), [], []
 
 
 def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_size: int, progress: bool,
-                     on_error: str):
+                     on_error: str, allowed: str | None = None):
     """Images, folders, globs, ``-``, ``.gnt`` and ``.pot`` files, streamed through the same units
     ``hccr convert`` reads (:mod:`hccr.data.sources`), ``batch_size`` samples at a time."""
     from .data.sources import plan_units
@@ -284,6 +294,8 @@ def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_s
     def flush() -> None:
         imgs = [s.image for s in batch]
         probs, flags = rec.proba_and_flags(imgs, crops, batch_size)
+        if allowed:
+            probs = restrict_to(probs, rec.charset, allowed)
         chunks.append(probs.astype(_probs_dtype(rec), copy=False))
         several.extend(s.id for s, m in zip(batch, flags, strict=True) if m)
         chars.extend(s.char for s in batch)

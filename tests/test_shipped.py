@@ -72,6 +72,21 @@ def test_allowed_characters_restrict_the_answer(shipped):
         shipped.predict(img, allowed="ABC")
 
 
+def test_cli_predict_charset_answers_only_among_the_allowed_characters(tmp_path):
+    """The README's `hccr predict a.png --charset 天夫`: two characters, each with a probability, and the saved
+    file sums to 1 over them, also where the model gives the allowed characters almost nothing (float16 underflow)."""
+    from PIL import Image
+
+    img = writer_samples(["国"], 2, SynthConfig(chars="国", writers=1, seed=11))[0][0]
+    Image.fromarray(img).save(tmp_path / "char.png")
+    r = run_cli("predict", tmp_path / "char.png", "--charset", "天夫", "--out", tmp_path / "p.npz")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith(str(tmp_path / "char.png")))
+    assert "nan" not in line and sorted(line.split()[1::2]) == sorted("天夫"), line
+    probs = np.load(tmp_path / "p.npz")["probs"].astype(np.float32)
+    assert not np.isnan(probs).any() and abs(probs.sum() - 1) < 1e-3
+
+
 def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
     from PIL import Image
 
