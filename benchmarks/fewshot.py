@@ -13,7 +13,8 @@ saw no real image of these characters); ``--methods resnet`` is the lean ResNet 
 converts at 96 px and fine-tunes there (``init_keep_size``). ``--keep-classes`` is a user teaching
 the model their own images of a few characters and keeping the rest: each run is also scored on the
 OLHWDB validation writers' samples of every other level-1 character, beside the ``--init`` model.
-``--olhwdb-chars N`` teaches N level-1 characters drawn at random (seed 0) from OLHWDB instead: k samples
+``--olhwdb-extra`` adds the OLHWDB training writers' trajectories of casia-hwdb-22's characters to its training
+images (the tail stays the validation). ``--olhwdb-chars N`` teaches N level-1 characters drawn at random (seed 0) from OLHWDB instead: k samples
 per character from its first 40 training writers, validation writers 1-5 as the tail, 6-10 as the test.
 """
 
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ARCHIVE, OUT, convert_once, olhwdb_writers, real_stores, save, tail_store
+from common import ARCHIVE, OUT, REAL, convert_once, olhwdb_writers, real_stores, save, tail_store
 
 from hccr.config import apply_overrides, get_preset
 from hccr.data.store import Store, store_view
@@ -66,6 +67,30 @@ def subset(tail: Path, dst: Path, shots: int | None, seed: int) -> Path:
             idx = np.flatnonzero((st.labels == c) & (split == 0))
             split[np.setdiff1d(idx, rng.choice(idx, min(shots, len(idx)), replace=False))] = 2
     return store_view(tail, dst, split)
+
+
+def with_olhwdb(tail: Path, work: Path) -> Path:
+    """``tail`` (casia-hwdb-22's training scans, its held-out-writer tail as validation) plus the OLHWDB training
+    writers' trajectories of the same characters (drawn by hccr's pen), in training only; the validation split is
+    exactly ``tail``'s. The OLHWDB validation writers are never in it."""
+    from hccr.data.store import ConvertOptions
+
+    dst = work / "real-tail-olhwdb"
+    if (dst / "split.npy").exists():
+        return dst
+    found = olhwdb_writers(ARCHIVE, OUT)
+    if not found:
+        sys.exit("--olhwdb-extra needs the OLHWDB archive")
+    base = Store(tail)
+    mixed = convert_once([REAL / "CASIA-HWDB_Train" / "Train", *found[0]], work / "casia22-olhwdb",
+                         ConvertOptions(size=base.size, charset="".join(base.charset)))
+    held = {i for i, s in zip(base.sample_ids(), base.split, strict=True) if s == 1}
+    ids = Store(mixed).sample_ids()
+    split = np.array([i in held for i in ids], np.uint8)
+    if split.sum() != len(held):
+        sys.exit(f"{mixed}: {split.sum()} of the tail's {len(held)} validation images found; convert it again")
+    print(f"{mixed}: {sum('.pot#' in i for i in ids)} OLHWDB trajectories added to {len(base)} scans")
+    return store_view(mixed, dst, split)
 
 
 def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, args) -> None:
@@ -125,16 +150,21 @@ def main() -> None:
     ap.add_argument("--keep-classes", action="store_true",
                     help="fine-tune keeping every character of --init; also score the other level-1 characters")
     ap.add_argument("--olhwdb-chars", type=int, default=0, help="teach this many OLHWDB level-1 characters instead")
+    ap.add_argument("--olhwdb-extra", action="store_true",
+                    help="also train on the OLHWDB training writers' trajectories of the same characters")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
     work = Path(args.work) / (f"olhwdb-{args.olhwdb_chars}" if args.olhwdb_chars else "")
     tail, test = olhwdb_stores(work, args.olhwdb_chars) if args.olhwdb_chars else casia_stores(work, args.size)
+    if args.olhwdb_extra:
+        tail = with_olhwdb(tail, work)
     px = "" if args.size == 64 else f"-{args.size}"
     if args.size != 64:
         args.set = [f"image_size={args.size}", *args.set]
     tag = args.name or f"{args.init}-lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}-e{args.epochs_all}" + \
-        ("-keep" if args.keep_classes else "") + (f"-olhwdb{args.olhwdb_chars}" if args.olhwdb_chars else "")
+        ("-keep" if args.keep_classes else "") + (f"-olhwdb{args.olhwdb_chars}" if args.olhwdb_chars else "") + \
+        ("-olhwdb-extra" if args.olhwdb_extra else "")
     rows = []
     others = None
     if args.keep_classes:  # the rest of level 1, by writers nobody trained on; and the starting point's figures
@@ -151,7 +181,8 @@ def main() -> None:
     for shots_s in args.shots.split(","):
         shots = None if shots_s == "all" else int(shots_s)
         for seed in map(int, args.seeds.split(",")):
-            store = subset(tail, work / f"subsets{px}" / f"{shots_s}-s{seed}", shots, seed)
+            store = subset(tail, work / f"subsets{px}{'-olhwdb' if args.olhwdb_extra else ''}" / f"{shots_s}-s{seed}",
+                           shots, seed)
             for method in args.methods.split(","):
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)
