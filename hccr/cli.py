@@ -660,16 +660,19 @@ def _predict_labelled(inputs: list[Path], model: str | None, out: Path):
     from .data.store import ConvertOptions
     from .data.store import convert as run_convert
     from .runtime import load_recognizer, predict_inputs
-    from .utils import use_all_cores
+    from .utils import read_json, use_all_cores, write_json
 
     use_all_cores()
     rec = load_recognizer(model)
     gnt = [p for p in inputs if p.suffix.lower() == ".gnt" or (p.is_dir() and any(p.rglob("*.gnt")))]
     data = [str(p) for p in inputs if p not in gnt]
-    if gnt:
-        store = out / "data"
-        if not (store / "manifest.json").exists():
-            run_convert([str(p) for p in gnt], store, ConvertOptions(size=64))
+    if gnt:  # converted once into the report folder (the report shows their images), again when they change
+        store, record = out / "data", out / "data.sources.json"
+        files = sorted({f.resolve() for p in gnt for f in ([p] if p.is_file() else p.rglob("*.gnt"))})
+        stamp = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+        if not ((store / "manifest.json").exists() and record.exists() and read_json(record) == stamp):
+            run_convert([str(p) for p in gnt], store, ConvertOptions(size=64), overwrite=True)
+            write_json(record, stamp)
         data.append(str(store))
     if len(data) > 1 and any((Path(d) / "manifest.json").exists() for d in data):
         raise HccrError("evaluate one store at a time (or image folders and files together)")

@@ -267,6 +267,11 @@ def test_evaluate_the_shipped_model_on_casia_gnt_files(tmp_path):
     top1 = float(r.stdout.split("top-1")[1].split()[0])
     assert top1 >= 0.8 and (tmp_path / "rep" / "report.md").exists()
     assert (tmp_path / "rep" / "predictions.npz").exists()
+    # a second evaluation into the same report folder reads its own files, not the first one's
+    synth(tmp_path / "gnt2", SynthConfig(chars=chars[:3], writers=1, seed=809), workers=1, progress=False)
+    r = run_cli("evaluate", tmp_path / "gnt2", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    assert len(np.load(tmp_path / "rep" / "predictions.npz")["labels"]) == 3
 
 
 def test_provenance_names_every_generator_a_store_was_drawn_from(tmp_path):
