@@ -593,7 +593,12 @@ def calibrate(
     after = calibration(temper(pred.probs, t), pred.labels)["ece"]
     top1 = topk_accuracy(pred.probs, pred.labels, ks=(1,))["top1"]
     print(f"temperature {t:.3f}: ECE {before:.4f} -> {after:.4f} on {int(ok.sum())} images (top-1 {top1:.4f}, unchanged)")
-    if write:
+    from .zoo import SHIPPED
+
+    if write and (model is None or model in SHIPPED):  # the package's own files serve every user of this install
+        print(f"not recorded: the shipped model {model or 'gb2312'} is not rewritten; to keep a temperature for your data, "
+              "package or copy the model and pass --model FILE")
+    elif write:
         info = {"images": int(ok.sum()), "data": ",".join(Path(i).name for i in inputs), "split": split.value, "ece_before": round(before, 4),
                 "ece_after": round(after, 4)}
         for p in write_temperature(model or "gb2312", t, info):

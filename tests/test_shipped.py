@@ -13,7 +13,7 @@ from conftest import run_cli
 
 import hccr
 from hccr.data.charset import gb2312_chars
-from hccr.data.synth import SynthConfig, writer_samples
+from hccr.data.synth import SynthConfig, synth, writer_samples
 from hccr.errors import HccrError
 from hccr.zoo import ASSETS, SHIPPED, shipped_files
 
@@ -314,3 +314,17 @@ def test_a_round_remembers_its_starting_model_as_it_was_when_it_began(tiny_store
     shutil.rmtree(tmp_path / "base")  # the starting model is replaced by another with the same name
     fit(cfg("steps=5"), tiny_store, tmp_path / "base", progress=False)
     assert run_provenance(tmp_path / "child")["continued_from"]["steps"] == 3
+
+
+def test_calibrate_never_rewrites_the_shipped_model(tmp_path, tiny_store, monkeypatch, capsys):
+    """`hccr calibrate DATA` without --model fits and reports, and leaves the package's files as they were."""
+    from hccr.cli import SplitChoice, calibrate
+
+    for suffix in (".json", ".onnx", ".safetensors"):
+        shutil.copy(ASSETS / f"gb2312{suffix}", tmp_path / f"gb2312{suffix}")
+    monkeypatch.setitem(SHIPPED, "gb2312", tmp_path / "gb2312")
+    before = {f.name: f.read_bytes() for f in tmp_path.glob("gb2312.*")}
+    synth(tmp_path / "gnt", SynthConfig(chars="永安家学中国人我们的", writers=6, seed=3), workers=1, progress=False)
+    calibrate([str(tmp_path / "gnt")], model=None, split=SplitChoice.all, write=True)
+    assert "not recorded" in capsys.readouterr().out
+    assert {f.name: f.read_bytes() for f in tmp_path.glob("gb2312.*")} == before
