@@ -8,6 +8,7 @@ from hccr.data.charset import gb2312_chars
 from hccr.data.gnt import read_gnt
 from hccr.data.strokes import char_strokes, covered
 from hccr.data.synth import SynthConfig, compose_top_bottom, synth, writer_samples
+from hccr.errors import HccrError
 
 
 def test_asset_covers_all_of_gb2312():
@@ -88,3 +89,17 @@ def test_gb2312_level_2_is_the_3008_characters_after_level_1():
     level2 = resolve_charset("gb2312-2").chars
     assert len(level2) == 3008 and not set(level2) & set(gb2312_chars(level1_only=True))
     assert set(level2) | set(gb2312_chars(level1_only=True)) == set(gb2312_chars())
+
+
+def test_synth_rerun_with_other_characters_is_refused_not_silently_kept(tmp_path):
+    """A rerun into a folder adds missing writers; one asking for other characters or another seed would keep the
+    old files as if they were its own, so it is refused, naming what differs."""
+    synth(tmp_path / "s", SynthConfig(chars="安", writers=1, seed=0), workers=1, progress=False)
+    assert len(synth(tmp_path / "s", SynthConfig(chars="安", writers=2, seed=0), workers=1, progress=False)) == 2
+    for cfg in (SynthConfig(chars="宴家", writers=2, seed=0), SynthConfig(chars="安", writers=2, seed=1)):
+        with pytest.raises(HccrError, match="other settings"):
+            synth(tmp_path / "s", cfg, workers=1, progress=False)
+    synth(tmp_path / "s", SynthConfig(chars="宴家", writers=1, seed=0, prefix="other"), workers=1, progress=False)
+    for cfg, what in ((SynthConfig(chars="", writers=1), "names no characters"), (SynthConfig(chars="安", writers=0), "at least 1")):
+        with pytest.raises(HccrError, match=what):
+            synth(tmp_path / "t", cfg, workers=1, progress=False)

@@ -13,6 +13,7 @@ from ``SeedSequence([s, k])`` whatever the number of worker processes.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import multiprocessing as mp
 import os
@@ -483,8 +484,13 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     from .writers import is_learned
 
     chars = list(resolve_charset(cfg.chars))
+    if not chars:
+        raise HccrError(f"--chars {cfg.chars!r} names no characters")
+    if cfg.writers < 1:
+        raise HccrError(f"--writers {cfg.writers}: give at least 1")
     learned = is_learned(cfg.style)
     out = Path(out)
+    _check_same_settings(out, cfg)
     if learned:
         model = _model(cfg.style)  # read once; a bad model fails here, naming its file
         done = all(writer_path(out, cfg, w, learned).exists() for w in range(cfg.writers))
@@ -503,6 +509,24 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
             raise HccrError(f"{f}: font file not found")
     with output_lock(out, "synthetic data folder"):  # two runs into one folder would write the same files
         return _synth(out, cfg, chars, extra, profile, workers, progress)
+
+
+def _check_same_settings(out: Path, cfg: SynthConfig) -> None:
+    """A rerun into a folder resumes it (or adds writers): refuse one whose files would be of other characters or
+    another style, since the files already there would be kept as if they were this run's."""
+    from ..utils import read_json
+
+    rec = out / "synth.json"
+    old = read_json(rec) if rec.exists() else {}
+    if old.get("prefix", cfg.prefix) != cfg.prefix:
+        return  # another prefix's writers: their files never collide with this run's
+    new = asdict(cfg)
+    differ = [k for k in ("chars", "seed", "size", "style", "fonts", "font_fraction") if k in old
+              and json.dumps(old[k]) != json.dumps(new[k])]
+    if differ:
+        raise HccrError(f"{out}: holds synthetic writers made with other settings ("
+                        + ", ".join(f"{k} {old[k]!r:.40} not {new[k]!r:.40}" for k in differ)
+                        + "); a rerun only adds missing writers: choose another folder or --prefix, or remove it")
 
 
 def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, workers: int | None,
