@@ -128,6 +128,11 @@ def quantize_int8(src: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     from .utils import atomic_path
 
+    import onnx
+
     with atomic_path(out) as tmp:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+        model = onnx.load(str(tmp))
+        seal(model)  # new weights, so a new graph digest: hccr's loaders check it
+        onnx.save(model, str(tmp))
     return Path(out)

@@ -46,6 +46,8 @@ def test_cli_export_and_predict_with_onnx(tiny_run, tiny_store, tmp_path):
     r = run_cli("export", tiny_run, "--out", tmp_path / "m.onnx", "--int8")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.int8.onnx").exists()
+    r = run_cli("predict", tmp_path / "m.int8.onnx", tiny_store)  # the int8 copy loads as hccr wrote it
+    assert r.returncode == 0 and "accuracy on " in r.stdout, r.stderr
     r = run_cli("predict", tmp_path / "m.onnx", tiny_store, "--out", tmp_path / "p.npz")
     assert r.returncode == 0, r.stderr
     assert "accuracy on " in r.stdout and "top1" in r.stdout
