@@ -116,6 +116,8 @@ def show(
     if n < 1:
         raise HccrError(f"--n must be at least 1, got {n}")
     s = Store(store)
+    if len(s.indices(split.value)) == 0:
+        raise HccrError(f"{store}: no samples in split {split.value!r}")
     sample_grid(s, out, n=n, split=split.value, seed=seed)
     print(f"wrote {out}")
 
@@ -307,10 +309,7 @@ def distill(
     cfg, resumed = _run_config(out, resume, preset)
     if not resumed:
         cfg.teachers = tuple(str(t) for t in teacher)
-        try:
-            cfg.teacher_weights = tuple(float(w) for w in weights.split(",")) if weights else ()
-        except ValueError:
-            raise HccrError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+        cfg.teacher_weights = tuple(_weights(weights)) if weights else ()
         cfg.distill_temperature, cfg.distill_alpha, cfg.teacher_crops = temperature, alpha, teacher_crops
         if epochs is not None:
             cfg.epochs = epochs
@@ -520,14 +519,12 @@ def ensemble(
     w = None
     if fit:
         if len(fit) != len(preds):
-            raise HccrError(f"--fit needs one validation file per member ({len(preds)}), got {len(fit)}")
+            raise HccrError(f"--fit needs one validation file per member, in their order, each after its own --fit "
+                            f"(--fit V1 --fit V2 ...): got {len(fit)} for {len(preds)} member(s)")
         w = fit_weights(load_all(fit)).tolist()
         print("fitted weights: " + ", ".join(f"{x:.3f}" for x in w))
     elif weights:
-        try:
-            w = [float(x) for x in weights.split(",")]
-        except ValueError:
-            raise HccrError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+        w = _weights(weights)
     ens = combine(members, w, names)
     ens.save(out)
     print(f"wrote {out}: weights {', '.join(f'{x:.3f}' for x in ens.meta['weights'])}")
@@ -635,7 +632,7 @@ def export(
     """Export a model or a whole ensemble (crops and weighted average inside) to ONNX."""
     from .export import export_onnx, quantize_int8
 
-    w = [float(x) for x in weights.split(",")] if weights else None
+    w = _weights(weights) if weights else None
     path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")
     if int8:
@@ -657,7 +654,17 @@ def serve(
     from .serve.app import Limits
     from .serve.app import serve as run
 
+    if not 0 <= port <= 65535:
+        raise HccrError(f"--port {port}: a port is a number from 0 to 65535")
     run(model or model_arg, host, port, Limits(workers=workers), allowed_hosts=allow_host)
+
+
+def _weights(text: str) -> list[float]:
+    """``--weights 0.3,0.2,0.5`` as numbers, or a one-line error."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise HccrError(f"--weights must be numbers separated by commas, got {text!r}") from None
 
 
 def _predict_labelled(inputs: list[Path], model: str | None, out: Path):

@@ -124,11 +124,10 @@ def store_weights_fp16(path: str | os.PathLike, min_size: int = 256) -> Path:
 
 def quantize_int8(src: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Dynamic int8 quantisation of weights (ONNX Runtime); accuracy cost to be measured by the caller."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .utils import atomic_path
-
-    import onnx
 
     with atomic_path(out) as tmp:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)

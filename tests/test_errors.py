@@ -170,7 +170,12 @@ def test_damaged_checkpoints_are_one_line_errors(tiny_run, tmp_path, name):
 
 
 def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
+    import numpy as np
+
+    from hccr.data.store import Store, store_view
+
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
+    all_train = store_view(tiny_store, tmp_path / "all-train", np.zeros(len(Store(tiny_store)), np.uint8))
     cases = [
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
         (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "'test' is not one of"),
@@ -179,6 +184,10 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["package", tiny_run, "--out", tmp_path / "p", "--prior-power", "0.5"], "--prior-power needs --divide-prior"),
         (["convert", tiny_store, tmp_path / "s1", "--pen-spread", "-0.3"], "--pen-spread must be 0 or more"),
         (["convert", tiny_store, tmp_path / "s2", "--pen-width", "0"], "--pen-width must be above 0"),
+        (["show", all_train, "--split", "val", "--out", tmp_path / "g.png"], "no samples in split 'val'"),
+        (["export", tiny_run, tiny_run, "--out", tmp_path / "e.onnx", "--weights", "a,b"], "--weights must be numbers"),
+        (["serve", "--port", "99999"], "a port is a number from 0 to 65535"),
+        (["synth", tmp_path / "syn", "--chars", "安", "--writers", "0"], "--writers 0: give at least 1"),
     ]
     for args, fragment in cases:
         r = run_cli(*args)
