@@ -158,3 +158,15 @@ def test_a_conversion_stopped_by_a_bad_image_resumes_with_on_error_skip(tmp_path
     res = convert([str(tmp_path / "png")], tmp_path / "out", ConvertOptions(on_error="skip"), workers=1,
                   progress=False)
     assert len(Store(res.path)) == 1 and sum(res.skipped.values()) == 1
+
+
+def test_a_conversion_stopped_by_a_mistaken_split_option_resumes_with_it_corrected(tmp_path):
+    """--val-writers naming nobody fails after the drawing; the rerun with the option corrected (or without it) keeps
+    the converted samples instead of refusing the unfinished conversion as one of other options."""
+    write_gnt(tmp_path / "w1.gnt", random_samples(6, seed=1))
+    write_gnt(tmp_path / "w2.gnt", random_samples(6, seed=2))
+    with pytest.raises(HccrError, match=r"no writer named nobody .*e\.g\. w1, w2"):
+        convert([str(tmp_path)], tmp_path / "out", ConvertOptions(val_writers=("nobody",)), workers=1, progress=False)
+    res = convert([str(tmp_path)], tmp_path / "out", ConvertOptions(val_writers=("w2",)), workers=1,
+                  progress=False)
+    assert len(Store(res.path)) == 12 and int(Store(res.path).split.sum()) == 6

@@ -157,9 +157,10 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     units = plan_units([str(s) for s in sources])
 
     work = out.with_name(out.name + ".partial")
-    # What finished chunks depend on; --on-error does not change a chunk that was finished, so a
-    # conversion stopped by a bad sample can be resumed with --on-error skip.
-    options = {k: v for k, v in asdict(opts).items() if k not in ("on_error", "exclude")}
+    # What finished chunks depend on: the drawing (size, margin, pen), not what assembly does with them (the
+    # character list, the split, --limit, --exclude, --on-error), so a conversion stopped by a bad sample or by a
+    # mistaken split option resumes with the option corrected.
+    options = {k: v for k, v in asdict(opts).items() if k in ("size", "margin", "pen_width", "pen_spread")}
     plan = json.loads(json.dumps({"format": FORMAT, "render_version": RENDER_VERSION,
                                   "sources": [str(s) for s in sources], "options": options,
                                   "units": [u.key for u in units]}))  # as plan.json reads back (lists, not tuples)
@@ -324,8 +325,11 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     if opts.val_writers:
         unknown = sorted(set(opts.val_writers) - set(wnames))
         if unknown:
+            named = [w for w in wnames if w]
             raise HccrError(f"--val-writers: no writer named {', '.join(unknown[:5])} in these sources "
-                            f"(writers are file names without suffix, e.g. {', '.join(wnames[:3])})")
+                            + (f"(writers are file names without suffix, e.g. {', '.join(named[:3])})" if named else
+                               "(they carry no writer names, as a PNG export: use --val-fraction)")
+                            + "; the converted samples are kept: rerun with the option corrected")
         split = np.isin(writer_ids, [wnames.index(w) for w in opts.val_writers]).astype(np.uint8)
     elif opts.val_every:
         split = every_nth_writer(writer_ids, wnames, opts.val_every)
