@@ -154,7 +154,7 @@ def test_hardening_streamed_limit_one_error_shape_hosts_and_offline_docs(client)
     r = client.get("/nope")
     assert r.status_code == 404 and set(r.json()) == {"error"}  # not FastAPI's {"detail": ...}
     r = client.get("/healthz", headers={"host": "evil.example"})
-    assert r.status_code == 400
+    assert r.status_code == 400 and "--allow-host" in r.json()["error"]  # JSON like every other error
     docs = client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower() and "src=" not in docs.text
 
@@ -285,3 +285,12 @@ def test_a_real_writers_trajectory_drawn_on_the_page_is_read_by_the_shipped_mode
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_host_names_served_follow_allow_host():
+    from hccr.serve.app import HostCheck
+
+    check = HostCheck(None, ["localhost", "::1", "*.example.com"])
+    assert check.allows("localhost") and check.allows("::1") and check.allows("a.example.com")
+    assert not check.allows("example.com.evil.net") and not check.allows("evil.example") and not check.allows("")
+    assert HostCheck(None, ["*"]).allows("anything")

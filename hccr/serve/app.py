@@ -238,13 +238,36 @@ REQUEST_DOC = {"requestBody": {"required": True, "content": {
         "topk": {"type": "integer", "minimum": 1, "maximum": 50}}}}}}}
 
 
+class HostCheck:
+    """Serve only the ``Host`` names given (``*.example.com`` matches subdomains, ``*`` any), answering others with
+    the JSON error every other failure has (a DNS-rebinding page cannot reach the API under its own name)."""
+
+    def __init__(self, app, allowed_hosts: list[str]):
+        self.app, self.allowed = app, list(allowed_hosts)
+
+    def allows(self, host: str) -> bool:
+        return any(h == "*" or host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.allowed)
+
+    async def __call__(self, scope, receive, send):
+        from starlette.datastructures import Headers
+        from starlette.responses import JSONResponse
+
+        if scope["type"] in ("http", "websocket"):
+            raw = Headers(scope=scope).get("host", "")
+            host = raw[1:].split("]")[0] if raw.startswith("[") else raw.split(":")[0]
+            if not self.allows(host):
+                msg = f"host {raw[:60]!r} is not served here (hccr serve --allow-host names the hosts it answers to)"
+                await JSONResponse({"error": msg}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(model_path: str | None = None, limits: Limits | None = None, topk: int = 5,
                allowed_hosts: list[str] | None = None):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from ..runtime import load_recognizer
 
@@ -256,7 +279,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     slots = asyncio.Semaphore(limits.workers + limits.queue)
     app = FastAPI(title="hccr", version="1", description="Offline handwritten Chinese character recognition",
                   docs_url=None, redoc_url=None)  # FastAPI's own pages load scripts from a CDN
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "testserver"])
+    app.add_middleware(HostCheck, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "testserver"])
     page = resources.files("hccr.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.exception_handler(ApiError)
