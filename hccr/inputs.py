@@ -20,12 +20,14 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
     """One input -> uint8 H×W, dark ink on light paper."""
     from PIL import Image
 
-    from .data.images import load_gray, to_gray
+    from .data.images import character_image, load_gray, to_gray
 
-    if isinstance(image, (str, os.PathLike, bytes)):
-        return fix_polarity(load_gray(image))
+    if isinstance(image, (str, os.PathLike)):
+        return character_image(fix_polarity(load_gray(image)), str(image))
+    if isinstance(image, bytes):
+        return character_image(fix_polarity(load_gray(image)), name)
     if isinstance(image, Image.Image):
-        return fix_polarity(to_gray(image))
+        return character_image(fix_polarity(to_gray(image)), name)
     if not isinstance(image, np.ndarray):
         raise HccrError(f"{name}: expected a path, bytes, a PIL image or a numpy array, got {type(image).__name__}")
     a = image
@@ -51,7 +53,8 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
             alpha = a[:, :, 3] / 255
             gray = gray * alpha + 255 * (1 - alpha)
         a = gray
-    return fix_polarity(np.clip(np.nan_to_num(a, nan=255.0) + 0.5, 0, 255).astype(np.uint8))
+    # a blank or degenerate image is refused, as every other way in refuses it, never answered for nothing
+    return character_image(fix_polarity(np.clip(np.nan_to_num(a, nan=255.0) + 0.5, 0, 255).astype(np.uint8)), name)
 
 
 def as_gray_list(images, bgr: bool = False) -> list[np.ndarray]:

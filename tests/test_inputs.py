@@ -69,6 +69,8 @@ def test_a_list_mixes_forms_and_keeps_its_order(rec, gray):
     (np.zeros((4, 5, 7), np.uint8), "got shape (4, 5, 7)"),
     (np.zeros((0, 5), np.uint8), "got shape (0, 5)"),
     (np.array([["a"]]), "unsupported array dtype"),
+    (np.full((64, 64), 255, np.uint8), "blank image (no ink"),  # the API refuses it as the CLI and the server do
+    (np.zeros((1, 30), np.uint8), "too small to hold a character"),
 ])
 def test_unusable_inputs_are_named_errors(bad, message):
     with pytest.raises(HccrError, match=message.replace("(", r"\(").replace(")", r"\)")):
