@@ -15,7 +15,13 @@ from typing import Any
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
+    from .errors import HccrError
+
     path = Path(path)
+    if path.is_dir():  # naming what the user gave, not the temporary name
+        raise HccrError(f"{path}: is a folder; give a file name for this output")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise HccrError(f"{path.parent}: is a file, not a folder; give another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -187,6 +187,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["show", all_train, "--split", "val", "--out", tmp_path / "g.png"], "no samples in split 'val'"),
         (["export", tiny_run, tiny_run, "--out", tmp_path / "e.onnx", "--weights", "a,b"], "--weights must be numbers"),
         (["serve", "--port", "99999"], "a port is a number from 0 to 65535"),
+        (["show", tiny_store, "--out", tmp_path], f"{tmp_path}: is a folder; give a file name"),
         (["synth", tmp_path / "syn", "--chars", "安", "--writers", "0"], "--writers 0: give at least 1"),
     ]
     for args, fragment in cases:
