@@ -194,8 +194,16 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
         fold = None
         source += "; class features from the shipped gb2312-synth model"
     labels = np.asarray(store.labels)
+    unknown_chars = ""
+    if model is not None:  # a character the model cannot answer is not a label fault: counted apart
+        from .checkpoint import read_meta
+        from .finetune import resolve_init
+
+        known = set(read_meta(resolve_init(model))["charset"])
+        unknown_chars = "".join(c for c in store.charset if c not in known)
+    unknown = np.isin(labels, [store.charset.index[c] for c in unknown_chars])
     pred, conf = probs.argmax(1), probs.max(1)
-    wrong = np.flatnonzero((pred != labels) & (conf >= threshold))
+    wrong = np.flatnonzero((pred != labels) & (conf >= threshold) & ~unknown)
     wrong = wrong[np.argsort(-conf[wrong])]
     chars = store.charset
     ids = store.sample_ids()  # where each sample came from, so a user can mend the source
@@ -207,11 +215,12 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
         _class_sheet(store, r, out / f"class-{chars[r['class']]}.png")
     if samples:
         _sample_sheet(store, samples[:64], out / "samples.png")
-    accuracy = float((pred == labels).mean())
+    accuracy = float((pred == labels)[~unknown].mean()) if (~unknown).any() else float("nan")
     classes = [{"char": chars[r["class"]], "count": r["count"], "separation": round(r["separation"], 3),
                 "ratio": round(r["ratio"], 2), "groups": [len(g) for g in r["groups"]], "suspect": r["suspect"]}
                for r in sorted(splits, key=lambda r: -r["ratio"])]
     result = {"store": str(store.path), "source": source, "samples": len(store), "accuracy": accuracy,
+              "unknown_to_model": {"samples": int(unknown.sum()), "characters": unknown_chars},
               "threshold": threshold, "mislabelled": samples, "two_character_classes": [c for c in classes if c["suspect"]],
               "classes": classes}
     write_json(out / "audit.json", result)
@@ -242,7 +251,10 @@ def _sample_sheet(store, samples: list[dict], path: Path) -> None:
 
 def _markdown(r: dict) -> str:
     lines = [f"# Label audit of {r['store']}", "",
-             f"{r['samples']} samples; answers and features from {r['source']} (accuracy {r['accuracy']:.4f}).", "",
+             f"{r['samples']} samples; answers and features from {r['source']} (accuracy {r['accuracy']:.4f})."
+             + (f" {r['unknown_to_model']['samples']} samples of characters the model does not know "
+                f"({r['unknown_to_model']['characters'][:40]}) are left out: it cannot read them, so it cannot judge "
+                "their labels." if r.get("unknown_to_model", {}).get("samples") else ""), "",
              "## Classes that look like two characters", ""]
     if r["two_character_classes"]:
         lines += ["| class | samples | groups | separation | x median |", "|---|---|---|---|---|"]

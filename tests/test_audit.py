@@ -61,3 +61,19 @@ def test_convert_exclude_leaves_out_what_the_audit_listed(merged_store, tmp_path
     assert "--exclude: none of its 1 sample ids" in r.stderr
     r = run_cli("convert", gnt, tmp_path / "c3", "--exclude", tmp_path / "missing.json")
     assert r.returncode != 0 and "missing.json: cannot read the exclude list" in r.stderr
+
+
+def test_audit_with_a_model_leaves_out_characters_it_does_not_know(tmp_path):
+    """宬 is not in GB2312: the shipped model cannot read it, so its samples are counted apart, never listed as
+    label faults (nor left out by a later convert --exclude)."""
+    synth(tmp_path / "gnt", SynthConfig(chars="永安", writers=8, seed=2), workers=1, progress=False)
+    store = convert([str(tmp_path / "gnt")], tmp_path / "store", ConvertOptions(size=64), workers=1, progress=False).path
+    # no stroke data draws 宬: its samples here are 安's images, relabelled (the model's answer does not matter)
+    (store / "charset.txt").write_text((store / "charset.txt").read_text(encoding="utf-8").replace("安", "宬"),
+                                       encoding="utf-8")
+    r = run_cli("audit", store, "--model", "gb2312", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert res["unknown_to_model"] == {"samples": 8, "characters": "宬"}
+    assert not [s for s in res["mislabelled"] if s["label"] == "宬"]
+    assert "does not know (宬)" in (tmp_path / "a" / "audit.md").read_text()
