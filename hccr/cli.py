@@ -495,7 +495,7 @@ def average(
 @app.command("model-card")
 def model_card(
     model: ModelOpt = None,
-    out: Annotated[Path, typer.Option(help="Where to write the card (Markdown).")] = Path("docs/model-card.md"),
+    out: Annotated[Path, typer.Option(help="Where to write the card (Markdown).")] = Path("model-card.md"),
 ) -> None:
     """Write a model card from a checkpoint's metadata (default: the shipped model)."""
     from .packaging import write_model_card
@@ -632,6 +632,10 @@ def export(
     """Export a model or a whole ensemble (crops and weighted average inside) to ONNX."""
     from .export import export_onnx, quantize_int8
 
+    for c in ckpts:
+        if c.suffix == ".onnx":
+            raise HccrError(f"{c}: already an ONNX file; export reads checkpoints (a run folder, or the .json of a "
+                            "packaged model)")
     w = _weights(weights) if weights else None
     path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")

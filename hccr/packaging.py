@@ -283,6 +283,11 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
     from .utils import atomic_path
 
     path = shipped_files(model or DEFAULT_MODEL)[0] if (model is None or model in SHIPPED) else Path(model)
+    if path.suffix == ".onnx":  # a packaged model's training metadata is in the checkpoint JSON beside it
+        if not path.with_suffix(".json").exists():
+            raise HccrError(f"{path}: an ONNX file carries no training metadata; give the checkpoint it was "
+                            "exported from (its .json)")
+        path = path.with_suffix(".json")
     meta = read_meta(path)
     p = meta.get("provenance", {})
     syn = p.get("synthetic", {})

@@ -123,6 +123,14 @@ def test_model_card_is_generated_from_the_metadata(tmp_path):
     assert (tmp_path / "synth.md").read_text() == (Path(__file__).parents[1] / "docs" / "model-card-gb2312-synth.md").read_text()
 
 
+def test_model_card_from_an_onnx_file_and_by_default_beside_the_user(tmp_path):
+    r = run_cli("model-card", "--model", ASSETS / "gb2312.onnx", cwd=tmp_path)  # the .json beside it holds the metadata
+    assert r.returncode == 0, r.stderr
+    assert "6,763 classes" in (tmp_path / "model-card.md").read_text() and not (tmp_path / "docs").exists()
+    r = run_cli("export", ASSETS / "gb2312.onnx", "--out", tmp_path / "x.onnx")
+    assert r.returncode == 2 and "already an ONNX file" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_model_card_counts_each_earlier_round_once():
     """An average of a round and its continuation shares that round's ancestors: the card's training total
     counts every round once, not only the averaged runs (which undercounts) nor each chain in full."""
