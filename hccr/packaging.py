@@ -211,6 +211,11 @@ def _synth_provenance(s: dict) -> dict:
             "style": _style_name(s.get("style"))}
 
 
+def _count(p: dict, key: str, what: str = "") -> str:
+    """``"1,234 training "`` where the provenance records the count, ``"the "`` where it does not."""
+    return f"{p[key]:,} {what}" if isinstance(p.get(key), int) else "the "
+
+
 def _synthetic_text(syn: dict) -> str:
     """One folder of synthetic writers, as the model card names it."""
     who = ("writers drawn from real writers' components (hccr.data.components: each character's stroke medians cut "
@@ -320,15 +325,18 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- class prior: {meta['prior_correction']['what']} (samples per class "
              f"{meta['prior_correction']['min_count']}-{meta['prior_correction']['max_count']}), so the classes with "
              "real images do not pull other characters towards them" if meta.get("prior_correction") else None,
-             f"- synthetic handwriting{'' if real else ' only'}: {_synthetic_text(syn)}",
+             f"- synthetic handwriting{'' if real else ' only'}: {_synthetic_text(syn)}" if syn else
+             None if real else f"- {_count(p, 'train_samples', 'training ')}samples of its store "
+             "(no synthetic writers or real-data note recorded: `hccr package --real-data` names the data)",
              *(f"- and: {_synthetic_text(more)}" for more in p.get("synthetic_more", [])),
              f"- writer simulation: {p['generator']}" if p.get("generator") else None,
              f"- validation: {p['validation']}" if p.get("validation") else
              f"- validation: {p.get('val_samples', '?')} samples held out at random (mostly synthetic); the last "
              "checkpoint is shipped" if real else
-             f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)",
+             f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)"
+             if syn else f"- validation: {_count(p, 'val_samples')}samples of its store's validation split",
              "", "## Recipe", "",
-             f"- `{p.get('recipe', '')}`",
+             f"- `{p['recipe']}`" if p.get("recipe") else None,
              f"- weights: the average of {len(parts)} runs' (`hccr average`): "
              + "; ".join(f"{q.get('steps', '?')} steps on {q.get('train_samples', '?')} samples "
                          f"(writers seed {q.get('synthetic', {}).get('seed', '?')}, on {q.get('device', '?')})"
@@ -374,9 +382,13 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
         ("- trained mostly on synthetic handwriting (real images of a few characters only): "
          if real else "- trained on synthetic handwriting: ")
         + "real handwriting of a style far from the simulation reads worse (see Measured); fine-tune on your "
-        "own images for your domain;",
-        "- probabilities are calibrated on real handwriting of 21 characters (see Measured); check "
-        "calibration on your own data (`hccr calibrate`) before thresholding."]
+        "own images for your domain;" if syn else
+        "- it reads what its store taught it: handwriting unlike those samples may read worse; measure it on your "
+        "own (`hccr evaluate`) before relying on it;",
+        f"- probabilities are calibrated on {cal.get('images', '?')} real images ({cal.get('data', '?')}; see Measured); "
+        "check calibration on your own data (`hccr calibrate`) before thresholding." if cal else
+        "- probabilities are not calibrated: fit a temperature with `hccr calibrate` on labelled images it did not "
+        "train on before thresholding them."]
     lines += ["", "Full figures, commands and machines: docs/results.md.", "",
               "## Limits", "",
               "- one character per image; GB2312 only (no traditional-only or extension characters);", *limits, "",

@@ -158,6 +158,12 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     meta = json.loads(j.read_text())
     assert meta["store"] == "store" and meta["provenance"] == {"recipe": "test"}
     assert "prior_correction" not in meta
+    # a user's run: its card claims no synthetic writers, writer split or calibration it does not have
+    from hccr.packaging import write_model_card
+
+    card = write_model_card(str(j), tmp_path / "card.md").read_text()
+    assert "?" not in card.split("## Training data")[1].split("## Recipe")[0] and "held out whole" not in card
+    assert "probabilities are not calibrated" in card and "- ``" not in card
     counts, _ = store_class_counts(tmp_path / "run")  # --divide-prior reads the run's own store
     assert len(counts) == meta["model_args"]["num_classes"] and sum(counts) > 0
     # a dot in the output's name is part of the name: both files keep it, and the stem finds them again
