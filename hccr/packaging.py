@@ -72,8 +72,9 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     from .export import export_onnx, store_weights_fp16
 
     model, meta = load_checkpoint(run)
-    if len(getattr(model, "aux_heads", ())):
-        raise HccrError(f"{run}: the model has auxiliary heads; train it with model_args.aux=false to ship it")
+    if len(getattr(model, "aux_heads", ())):  # deep supervision serves training only: a prediction never reads them
+        model.aux_heads = torch.nn.ModuleList()
+        meta["model_args"] = {**meta["model_args"], "aux": False}
     if class_counts is not None:
         if len(class_counts) != meta["model_args"]["num_classes"]:
             raise HccrError(f"{run}: {len(class_counts)} class counts for {meta['model_args']['num_classes']} classes")

@@ -183,10 +183,18 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     assert len(write_temperature(j, 2.0, {"images": 1})) == 2
     assert Recognizer.from_checkpoint(j).temperature == OnnxRecognizer(o).temperature == 2.0
 
+    # a run with auxiliary heads (the paper's and the fast presets': the quickstart's models) packages without them
+    # and reads as the run did
     fast = apply_overrides(get_preset("fast-1"), ["image_size=32", "batch_size=32", "steps=2", "warmup_epochs=0"])
     fit(fast, tiny_store, tmp_path / "aux", progress=False)
-    with pytest.raises(HccrError, match="auxiliary heads"):
-        package(tmp_path / "aux", tmp_path / "pkg" / "aux")
+    ja, oa = package(tmp_path / "aux", tmp_path / "pkg" / "aux")
+    assert json.loads(ja.read_text())["model_args"]["aux"] is False
+    packed, run = Recognizer.from_checkpoint(ja), Recognizer.from_checkpoint(tmp_path / "aux")
+    from hccr.checkpoint import load_checkpoint
+
+    assert not len(load_checkpoint(ja)[0].aux_heads) and len(load_checkpoint(tmp_path / "aux")[0].aux_heads)
+    assert np.abs(packed.predict_proba(img, 1) - run.predict_proba(img, 1)).max() < 5e-3  # fp16 weights
+    assert np.abs(OnnxRecognizer(oa).predict_proba(img, 1) - run.predict_proba(img, 1)).max() < 5e-3
 
     # a run and its continuation, averaged (`hccr average`), package with both runs' provenance
     from safetensors.torch import load_file

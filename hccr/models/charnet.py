@@ -94,8 +94,9 @@ def _flat_aux_head(features: int, num_classes: int) -> nn.Sequential:
 
 
 class CharNet(CharNetBase):
-    def __init__(self, num_classes: int, image_size: int = 256, in_chans: int = 1):
+    def __init__(self, num_classes: int, image_size: int = 256, in_chans: int = 1, aux: bool = True):
         super().__init__()
+        self.arch_args = {"aux": bool(aux)}  # a packaged model drops the auxiliary heads (training only)
         widths = [32, 64, 128, 256]
         stages: list[nn.Module] = []
         cin = in_chans
@@ -115,7 +116,7 @@ class CharNet(CharNetBase):
         for k in range(4):
             side = -(-(side // 2) // 2)
             shapes.append(side * side * sum(PAPER_INCEPTION[k][i] for i in (0, 2, 4, 5)))
-        self.aux_heads = nn.ModuleList(_flat_aux_head(n, num_classes) for n in shapes)
+        self.aux_heads = nn.ModuleList(_flat_aux_head(n, num_classes) for n in (shapes if aux else []))
         self.neck = nn.Sequential(nn.Flatten(), nn.Linear(side * side * 512, 512), nn.ReLU(inplace=True),
                                   nn.Dropout(0.6), nn.Linear(512, 256), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(0.6), nn.Linear(256, num_classes))
