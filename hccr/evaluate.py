@@ -147,6 +147,10 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     from .data.charset import Charset
     from .report import label_tile, save_png, tile_grid
 
+    for other, pr in (compare or {}).items():  # one table compares models on the same samples, or it misleads
+        if len(pr) != len(main) or not np.array_equal(pr.labels, main.labels):
+            raise HccrError(f"{other}: predictions of other samples than {name}'s ({len(pr)} against {len(main)}, "
+                            "or other labels); compare models on the same data")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cs = Charset(main.charset)

@@ -250,7 +250,9 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
             "kind": "model", "split": split, "skipped": skipped, "unknown_labels": int(unknown.sum()),
             "several_characters": several, "unknown_chars": "".join(sorted({c for c, u in zip(chars, unknown,
                                                                                               strict=True) if u}))}
-    return Predictions(probs, "".join(rec.charset), labels, ids, ",".join(inputs), meta)
+    # a store's absolute path: a report made from another folder still finds its example images
+    source = str(Path(inputs[0]).resolve()) if split is not None else ",".join(inputs)
+    return Predictions(probs, "".join(rec.charset), labels, ids, source, meta)
 
 
 def _probs_dtype(rec: BaseRecognizer):
