@@ -58,6 +58,9 @@ def prepare_batch(images: np.ndarray, sizes: np.ndarray, cfg: TrainConfig, devic
     return to_model_input(x, cfg.ink, cfg.channels_last)
 
 
+PROBE_MIN_STEPS = 50  # shorter runs train in the default precision without timing both
+
+
 def probe_precision(model: nn.Module, cfg: TrainConfig, device: torch.device, classes: int, steps: int = 3) -> dict:
     """Time forward + backward of this model at this batch size in fp32 and in bf16 autocast.
 
@@ -383,19 +386,20 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                                                          if init_report["classes_new"] else ""))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_idx, val_idx = split_indices(store, cfg)
+    steps = len(shard_batches(train_idx, cfg.batch_size, 0, env, cfg.seed))
+    if cfg.limit_steps:
+        steps = min(steps, cfg.limit_steps)
+    budget = total_steps(cfg, steps)
     probe = None
-    if cfg.amp and cfg.amp_probe and env.device.type == "cpu" and _cpu_has_bf16():
+    # the probe costs about ten steps: a run of a few dozen (a smoke test, a quick fine-tune) keeps the default
+    if cfg.amp and cfg.amp_probe and env.device.type == "cpu" and _cpu_has_bf16() and budget >= PROBE_MIN_STEPS:
         probe = probe_precision(model, cfg, env.device, num_classes)
         cfg.amp = probe["chosen"] == "bf16"
         if env.is_main and progress:
             print(f"precision: {probe['chosen']} (probe: fp32 {probe['fp32_img_per_s']} img/s, "
                   f"bf16 {probe['bf16_img_per_s']} img/s)")
     precision = precision_of(env.device, cfg.amp)
-    train_idx, val_idx = split_indices(store, cfg)
-    steps = len(shard_batches(train_idx, cfg.batch_size, 0, env, cfg.seed))
-    if cfg.limit_steps:
-        steps = min(steps, cfg.limit_steps)
-    budget = total_steps(cfg, steps)
     epochs = math.ceil(budget / steps)
     optimizer = make_optimizer(cfg, model)
     schedule = {"total": budget}  # a wall-time budget (cfg.minutes) sets it after the first steps

@@ -256,3 +256,18 @@ def test_precision_probe_times_both_dtypes_and_leaves_the_run_untouched():
     assert res["chosen"] in ("fp32", "bf16") and res["fp32_img_per_s"] > 0 and res["bf16_img_per_s"] > 0
     assert torch.equal(torch.get_rng_state(), rng)  # dropout's stream is where it was
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics too
+
+
+def test_a_run_of_a_few_steps_skips_the_precision_probe(tiny_store, tmp_path, monkeypatch):
+    """The probe costs about ten steps of both precisions: a smoke run or quick fine-tune of a few steps keeps the
+    default and starts at once; a longer run still measures."""
+    import hccr.train as T
+
+    calls = []
+    monkeypatch.setattr(T, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(T, "probe_precision", lambda *a, **k: calls.append(1) or
+                        {"chosen": "fp32", "fp32_img_per_s": 1, "bf16_img_per_s": 1})
+    fit(_cfg(amp_probe=True, steps=T.PROBE_MIN_STEPS - 1), tiny_store, tmp_path / "short", progress=False)
+    assert calls == []
+    fit(_cfg(amp_probe=True, steps=T.PROBE_MIN_STEPS, limit_steps=2), tiny_store, tmp_path / "long", progress=False)
+    assert calls == [1]
