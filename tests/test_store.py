@@ -170,3 +170,12 @@ def test_a_conversion_stopped_by_a_mistaken_split_option_resumes_with_it_correct
     res = convert([str(tmp_path)], tmp_path / "out", ConvertOptions(val_writers=("w2",)), workers=1,
                   progress=False)
     assert len(Store(res.path)) == 12 and int(Store(res.path).split.sum()) == 6
+
+
+def test_limit_keeps_the_characters_of_the_samples_it_keeps(tmp_path):
+    """--limit 4 of a file of 12 characters: a store of 4 samples knows their characters only (a model trained on it
+    would otherwise get an output for every character converted and thrown away)."""
+    write_gnt(tmp_path / "w1.gnt", random_samples(12, seed=3, chars="永安家察寒宿它守完宏国人"))
+    res = convert([str(tmp_path / "w1.gnt")], tmp_path / "st", ConvertOptions(limit=4), workers=1, progress=False)
+    st = Store(res.path)
+    assert len(st) == 4 and res.classes == len(st.charset) == 4 and "".join(st.charset) == "".join(sorted("永安家察"))

@@ -270,7 +270,8 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     for pr in problems:
         skipped[_reason(pr["message"])] += 1
 
-    if charset is None:
+    inferred = charset is None
+    if inferred:
         charset = Charset(sorted({chr(c) for c in np.unique(chars).tolist()}))
     lut = {ord(ch): i for i, ch in enumerate(charset)}
     uniq, inv = np.unique(chars, return_inverse=True)
@@ -292,6 +293,10 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     if opts.limit is not None:
         over = np.flatnonzero(keep)[opts.limit:]
         keep[over] = False
+    if inferred and not keep.all():  # the characters of the samples kept, not of every one converted
+        charset = Charset(sorted({chr(c) for c in np.unique(chars[keep]).tolist()}))
+        lut = {ord(ch): i for i, ch in enumerate(charset)}
+        ids = np.array([lut.get(c, -1) for c in uniq.tolist()], dtype=np.int32)[inv]
     n = int(keep.sum())
     if n == 0:
         shutil.rmtree(work, ignore_errors=True)
