@@ -393,6 +393,8 @@ def predict(
     use_all_cores()
     rec = load_recognizer(model, device, amp)
     crops = crops or rec.spec.crops
+    if crops not in (1, 5):  # said before anything is predicted
+        raise HccrError(f"--crops must be 1 or 5, got {crops}")
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
                           progress=format_ == "table", on_error=on_error, allowed=charset)
     if charset:  # never list characters outside --charset
@@ -614,6 +616,8 @@ def quickstart(
     """The main job: synthetic data -> 3 fast models -> 5-crop predictions -> ensembles -> report."""
     from .quickstart import QuickstartConfig, check_real, run
 
+    if not minutes > 0 or (epochs is not None and epochs < 1):
+        raise HccrError(f"--minutes must be above 0 and --epochs at least 1, got {minutes:g} and {epochs}")
     cfg = QuickstartConfig.tiny() if tiny else QuickstartConfig(train_minutes=minutes)
     if epochs is not None:
         cfg.epochs = epochs

@@ -267,4 +267,6 @@ def check_real(paths: list[str]) -> list[str]:
     for p in paths:
         if not Path(p).exists():
             raise HccrError(f"{p}: no such folder (--real expects a <root>/<char>/<n>.png folder or CASIA files)")
+        if Path(p).is_dir() and not any(f.is_file() for f in Path(p).rglob("*")):
+            raise HccrError(f"{p}: an empty folder (--real expects a <root>/<char>/<n>.png folder or CASIA files)")
     return paths

@@ -422,7 +422,10 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         else:  # saved at the end of an epoch by an older hccr
             start_epoch, step = st["epoch"] + 1, (st["epoch"] + 1) * steps
         best_acc, best_loss = st["best_acc"], st.get("best_loss", float("inf"))
-        if env.is_main:
+        if env.is_main and step >= budget:
+            print(f"{out}: already complete ({step} of {budget} steps, best val acc {best_acc:.4f}); nothing to "
+                  "train (a larger --set steps=N goes on)")
+        elif env.is_main:
             print(f"resuming {out} at epoch {start_epoch + 1}/{epochs}, step {step}/{budget} "
                   f"(best val acc so far {best_acc:.4f})")
     pinned = None

@@ -175,6 +175,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     from hccr.data.store import Store, store_view
 
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
+    (tmp_path / "empty").mkdir()
     all_train = store_view(tiny_store, tmp_path / "all-train", np.zeros(len(Store(tiny_store)), np.uint8))
     cases = [
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
@@ -189,6 +190,8 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["serve", "--port", "99999"], "a port is a number from 0 to 65535"),
         (["show", tiny_store, "--out", tmp_path], f"{tmp_path}: is a folder; give a file name"),
         (["synth", tmp_path / "syn", "--chars", "安", "--writers", "0"], "--writers 0: give at least 1"),
+        (["quickstart", "--minutes", "-1", "--out", tmp_path / "qs"], "--minutes must be above 0"),
+        (["quickstart", "--real", tmp_path / "empty", "--out", tmp_path / "qs"], "an empty folder"),
     ]
     for args, fragment in cases:
         r = run_cli(*args)
