@@ -1,7 +1,8 @@
 """What users have -> the gray image every recognizer reads (uint8, dark ink on light paper).
 
-Accepted: a path, raw file bytes, a Pillow image, or a numpy array H×W, H×W×1, H×W×3 (RGB; pass
-``bgr=True`` for OpenCV's order) or H×W×4 (RGBA, composited on white), uint8 or float in [0, 1].
+Accepted: a path, raw file bytes, a Pillow image, or a numpy array H×W, H×W×1, H×W×2 (gray + alpha),
+H×W×3 (RGB; pass ``bgr=True`` for OpenCV's order) or H×W×4 (RGBA; alpha composited on white), uint8 or float
+in [0, 1]; a list of them, or an N×H×W array of gray images.
 Light ink on a dark background is detected from the border and inverted.
 """
 
@@ -33,8 +34,9 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
     a = image
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
-        raise HccrError(f"{name}: expected an H×W, H×W×1, H×W×3 or H×W×4 array, got shape {a.shape}")
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)) or 0 in a.shape:
+        raise HccrError(f"{name}: expected an H×W, H×W×1, H×W×2 (gray + alpha), H×W×3 or H×W×4 array, got shape "
+                        f"{a.shape}")
     if a.dtype == np.uint8:
         a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.floating) or a.dtype == bool:
@@ -46,7 +48,10 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
         a = a.astype(np.float32) * (255.0 / hi if hi > 255 else 1.0)
     else:
         raise HccrError(f"{name}: unsupported array dtype {a.dtype}")
-    if a.ndim == 3:
+    if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha (Pillow's "LA"), composited on white
+        alpha = a[:, :, 1] / 255
+        a = a[:, :, 0] * alpha + 255 * (1 - alpha)
+    elif a.ndim == 3:
         rgb = a[:, :, :3][:, :, ::-1] if bgr else a[:, :, :3]
         gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
         if a.shape[2] == 4:
@@ -60,8 +65,8 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
 def as_gray_list(images, bgr: bool = False) -> list[np.ndarray]:
     """A single input or a sequence of inputs -> a list of gray images."""
     if isinstance(images, np.ndarray):
-        # One image: H×W, or H×W×C with C in 1..4 (a colour image, not a stack of rows).
-        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4)):
+        # One image: H×W, or H×W×C with C in 1..4 (gray + alpha, colour: not a stack of rows).
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 2, 3, 4)):
             return [as_gray(images, bgr)]
         if images.ndim == 3:  # N×H×W: a batch of gray images
             return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]

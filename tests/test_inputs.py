@@ -49,6 +49,7 @@ def test_every_input_form_gives_the_same_answer(rec, gray, tmp_path):
         "bytes": ((tmp_path / "c.png").read_bytes(), {}),
         "light ink on dark": (255 - gray, {}),
         "RGBA with a transparent background": (np.dstack([np.zeros_like(gray)] * 3 + [255 - gray]), {}),
+        "gray + alpha (Pillow's LA)": (np.dstack([gray, np.full_like(gray, 255)]), {}),
     }
     for name, (img, kw) in forms.items():
         out = rec.predict(img, topk=1, **kw)
