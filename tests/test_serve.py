@@ -62,8 +62,12 @@ def test_recognize_upload_and_strokes(client):
 
 @pytest.mark.parametrize("kwargs, status, fragment", [
     ({"json": {"strokes": []}}, 422, "non-empty"),
-    ({"json": {"strokes": [[[5, 5]]]}}, 422, "blank"),
+    ({"json": {"strokes": [[[5, 5]]]}}, 422, "a dot"),
+    ({"json": {"strokes": [[[0.16, 0.5], [0.83, 0.5]]]}}, 422, "in pixels of the canvas"),  # 0-1 coordinates
     ({"json": {"strokes": [[[0, 0], ["a", 1]]]}}, 422, "number pairs"),
+    ({"json": {"strokes": [[[1, 2, 3], [40, 50, 6], [70, 80, 9], [90, 10, 1]]]}}, 422, "number pairs"),  # [x, y, t]
+    ({"json": {"strokes": [[1, 2, 3, 4]]}}, 422, "number pairs"),
+    ({"json": {"strokes": [[["1", "2"], ["30", "40"]]]}}, 422, "number pairs"),
     ({"json": {"strokes": [[[0, 0], [9, 9]]], "topk": 0}}, 422, "topk"),
     ({"json": {"nope": 1}}, 422, "strokes"),
     ({"content": b"{bad json", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),

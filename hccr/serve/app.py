@@ -150,6 +150,10 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
         raise ApiError(413, f"{len(strokes)} strokes; at most {limits.max_strokes}")
     arrays = []
     for s in strokes:
+        # [x, y] pairs of numbers only: [x, y, t] points or a flat list would reshape into scrambled coordinates
+        if not isinstance(s, list) or len(s) > limits.max_points or not all(
+                isinstance(q, list) and len(q) == 2 and all(type(v) in (int, float) for v in q) for q in s):
+            raise ApiError(422, "each stroke must be a list of [x, y] number pairs (no time or pressure values)")
         try:
             a = np.asarray(s, dtype=np.float64).reshape(-1, 2)
         except (ValueError, TypeError, OverflowError):  # OverflowError: integers of hundreds of digits
@@ -164,7 +168,8 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
         raise ApiError(422, "the drawing is empty")
     pts = np.concatenate(arrays)
     if float((pts.max(0) - pts.min(0)).max()) < 2:
-        raise ApiError(422, "the drawing is blank (a dot): draw a character")
+        raise ApiError(422, "the drawing is under 2 units across (a dot): draw a character, its points in pixels "
+                            "of the canvas as the drawing page sends them")
     # the renderer and the typical pen of the online training data (hccr.data.render)
     return render_cropped(arrays, size=64)
 
@@ -233,7 +238,8 @@ REQUEST_DOC = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "application/json": {"schema": {"type": "object", "required": ["strokes"], "properties": {
-        "strokes": {"type": "array", "description": "strokes, each a list of [x, y] points",
+        "strokes": {"type": "array", "description": "strokes, each a list of [x, y] points in pixels of the canvas "
+                                                    "(any size; the drawing is framed to its extent)",
                     "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
         "topk": {"type": "integer", "minimum": 1, "maximum": 50}}}}}}}
 
