@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import HccrError
+from .precision import check_device
 
 
 @dataclass
@@ -34,14 +34,7 @@ def setup(device: str | None = None) -> DistEnv:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise HccrError(f"--device {device}: not a device name (cpu, cuda, cuda:1, ...)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HccrError(f"--device {device}: this machine has no CUDA GPU that torch can use; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise HccrError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")
+    dev = check_device(device)
     if dev.type == "cuda" and dev.index is None:  # "cuda": this process's GPU under torchrun
         dev = torch.device("cuda", local)
     if dev.type == "cuda":

@@ -10,6 +10,23 @@ import contextlib
 import torch
 
 
+def check_device(device: str) -> torch.device:
+    """``--device`` as a torch device that this machine has, or a one-line error saying what to use."""
+    from .errors import HccrError
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise HccrError(f"--device {device}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HccrError(f"--device {device}: this machine has no CUDA GPU that torch can use; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise HccrError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")
+    if dev.type not in ("cpu", "cuda"):
+        raise HccrError(f"--device {device}: hccr runs on cpu or cuda")
+    return dev
+
+
 def precision_of(device: torch.device, amp: bool) -> str:
     """The dtype training computes in: bf16 where the hardware has it (fp16 on older GPUs), else fp32."""
     if not amp:

@@ -57,7 +57,9 @@ class Recognizer(BaseRecognizer):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", amp: bool = False) -> Recognizer:
         from .checkpoint import load_checkpoint, resolve
+        from .precision import check_device
 
+        check_device(device)  # before the weights: a missing GPU is not a damaged file
         model, meta = load_checkpoint(path, device)
         p = resolve(path)
         ident = {"path": str(p), "arch": meta["arch"], "weights_sha256": file_digest(p.with_suffix(".safetensors")),

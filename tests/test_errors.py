@@ -182,6 +182,8 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "'test' is not one of"),
         (["show", tiny_store, "--n", "0"], "--n must be at least 1"),
         (["train", "--data", tiny_store, "--out", tmp_path / "r", "--device", "cuda:7"], "--device cuda:7"),
+        (["predict", "--model", tiny_run, tiny_store, "--device", "cuda:7"], "--device cuda:7"),  # not 'damaged weights'
+        (["predict", "--model", tiny_run, tiny_store, "--device", "bogus"], "not a device name"),
         (["package", tiny_run, "--out", tmp_path / "p", "--prior-power", "0.5"], "--prior-power needs --divide-prior"),
         (["convert", tiny_store, tmp_path / "s1", "--pen-spread", "-0.3"], "--pen-spread must be 0 or more"),
         (["convert", tiny_store, tmp_path / "s2", "--pen-width", "0"], "--pen-width must be above 0"),
