@@ -387,6 +387,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_idx, val_idx = split_indices(store, cfg)
+    present = len(np.unique(store.labels[train_idx]))
+    if present < 2 and not cfg.init_keep_classes:  # it would read 100% and learn nothing
+        raise HccrError(f"{store.path}: its training samples hold {present} character(s); a classifier needs at least "
+                        "2 (convert more; --limit keeps the first samples in file order), or teach one character to a "
+                        "model with --init M --keep-classes")
     steps = len(shard_batches(train_idx, cfg.batch_size, 0, env, cfg.seed))
     if cfg.limit_steps:
         steps = min(steps, cfg.limit_steps)

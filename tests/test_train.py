@@ -271,3 +271,15 @@ def test_a_run_of_a_few_steps_skips_the_precision_probe(tiny_store, tmp_path, mo
     assert calls == []
     fit(_cfg(amp_probe=True, steps=T.PROBE_MIN_STEPS, limit_steps=2), tiny_store, tmp_path / "long", progress=False)
     assert calls == [1]
+
+
+def test_a_store_of_one_character_is_refused_for_training(tmp_path):
+    """A classifier of one class reads 100% and learns nothing: said before any step (convert --limit on a PNG export
+    easily makes one)."""
+    from hccr.data.store import ConvertOptions, convert
+    from hccr.data.synth import SynthConfig, synth
+
+    synth(tmp_path / "gnt", SynthConfig(chars="永", writers=6, seed=0), workers=1, progress=False)
+    store = convert([str(tmp_path / "gnt")], tmp_path / "st", ConvertOptions(size=32), workers=1, progress=False).path
+    with pytest.raises(HccrError, match="hold 1 character"):
+        fit(_cfg(steps=2), store, tmp_path / "run", progress=False)

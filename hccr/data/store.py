@@ -220,8 +220,9 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     result = _assemble(work, out, units, chunk_paths, charset, opts, overwrite)
     if progress:
         rate = n_new / elapsed if elapsed > 0 else float("nan")
+        cut = f"; --limit kept the first {opts.limit} in file order" if opts.limit is not None else ""
         print(f"wrote {out}: {result.count} samples, {result.classes} classes "
-              f"({n_new} converted in {elapsed:.1f}s, {rate:.0f} samples/s)")
+              f"({n_new} read and drawn in {elapsed:.1f}s, {rate:.0f} samples/s{cut})")
     return result
 
 
