@@ -417,6 +417,8 @@ def predict(
         pred.save(out, float16=float16)
         print(f"wrote {out}: {len(pred)} samples x {pred.probs.shape[1]} classes "
               f"({pred.meta['ms_per_char']:.2f} ms/char, {crops} crop(s))", file=info)
+    _print_predictions(pred, rec.charset, topk, format_, limit=None if format_ != "table" or out is None else 50)
+    # the summary last, where a terminal leaves it in view
     if pred.meta["unknown_labels"]:
         print(f"{pred.meta['unknown_labels']} of {len(pred)} labelled images are of characters the model does not "
               f"know ({pred.meta['unknown_chars'][:40]}): counted apart, not in the accuracy", file=info)
@@ -424,7 +426,6 @@ def predict(
         acc = topk_accuracy(pred.probs, pred.labels)
         print(f"accuracy on {int((pred.labels >= 0).sum())} images: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()),
               file=info)
-    _print_predictions(pred, rec.charset, topk, format_, limit=None if format_ != "table" or out is None else 50)
 
 
 def _print_predictions(pred, charset, topk: int, fmt: str, limit: int | None) -> None:
