@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Ensemble", "__version__", "load"]
+__all__ = ["Ensemble", "HccrError", "__version__", "load"]
 
 
 def __getattr__(name: str):
@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name == "HccrError":  # what every user mistake raises: one line naming the file or option and what to do
+        from .errors import HccrError
+
+        return HccrError
     raise AttributeError(f"module 'hccr' has no attribute {name!r}")

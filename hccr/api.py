@@ -17,7 +17,7 @@ import numpy as np
 
 from .ensemble import PAPER_WEIGHTS, normalize_weights
 from .errors import HccrError
-from .runtime import load_recognizer, topk_chars
+from .runtime import check_topk, load_recognizer, restrict_to, topk_chars
 
 
 def load(path: str | os.PathLike | None = None, device: str = "cpu"):
@@ -30,6 +30,8 @@ class Ensemble:
     """Weighted average of several recognizers' probabilities (default: the paper's 0.3/0.2/0.5)."""
 
     def __init__(self, members: Sequence, weights: Sequence[float] | None = None, device: str = "cpu"):
+        if isinstance(members, (str, os.PathLike)) or hasattr(members, "predict_proba"):  # one model, not its letters
+            members = [members]
         self.members = [m if hasattr(m, "predict_proba") else load(m, device) for m in members]
         if not self.members:
             raise HccrError("an ensemble needs at least one member")
@@ -48,5 +50,12 @@ class Ensemble:
         images = as_gray_list(images, bgr)
         return sum(w * m.predict_proba(images, crops) for w, m in zip(self.weights, self.members, strict=True))
 
-    def predict(self, images, topk: int = 5, crops: int | None = None, bgr: bool = False) -> list[list[tuple[str, float]]]:
-        return topk_chars(self.predict_proba(images, crops, bgr), self.charset, topk)
+    def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
+                bgr: bool = False) -> list[list[tuple[str, float]]]:
+        """Top-k ``(character, probability)`` per image, as a recognizer's ``predict`` (``allowed`` restricts)."""
+        topk = check_topk(topk)
+        probs = self.predict_proba(images, crops, bgr)
+        if allowed:
+            probs = restrict_to(probs, self.charset, allowed)
+            topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
+        return topk_chars(probs, self.charset, topk)

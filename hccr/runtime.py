@@ -127,6 +127,7 @@ class BaseRecognizer:
                         bgr: bool = False) -> tuple[list[list[tuple[str, float]]], np.ndarray]:
         """:meth:`predict` without the warning: the top-k lists and, per image, whether it looks
         like several characters (what a server answers in its own words)."""
+        topk = check_topk(topk)
         probs, several = self.proba_and_flags(images, crops, bgr=bgr)
         if allowed:
             probs = restrict_to(probs, self.charset, allowed)
@@ -153,6 +154,8 @@ def restrict_to(probs: np.ndarray, charset: Charset, allowed: str) -> np.ndarray
     the others get 0. For users who know their text uses only some characters."""
     from .data.charset import resolve_charset
 
+    if not isinstance(allowed, str):  # a list or set of characters
+        allowed = "".join(map(str, allowed))
     chars = resolve_charset(allowed)
     keep = np.zeros(len(charset), bool)
     idx = [charset.index[c] for c in chars if c in charset.index]
@@ -166,8 +169,14 @@ def restrict_to(probs: np.ndarray, charset: Charset, allowed: str) -> np.ndarray
     return out.astype(probs.dtype, copy=False)
 
 
+def check_topk(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise HccrError(f"topk must be a whole number of at least 1, got {k!r}")
+    return int(k)
+
+
 def topk_chars(probs: np.ndarray, charset: Charset, k: int) -> list[list[tuple[str, float]]]:
-    k = min(k, probs.shape[1])
+    k = min(check_topk(k), probs.shape[1])
     idx = np.argsort(-probs, axis=1)[:, :k]
     return [[(charset[int(j)], float(p[j])) for j in row] for p, row in zip(probs, idx, strict=True)]
 

@@ -70,6 +70,12 @@ def test_allowed_characters_restrict_the_answer(shipped):
     assert {ch for ch, _ in out[0]} <= {"夫", "天"} and abs(sum(p for _, p in out[0]) - 1) < 1e-4
     with pytest.raises(HccrError, match="none of its characters"):
         shipped.predict(img, allowed="ABC")
+    assert shipped.predict(img, topk=3, allowed=["夫", "天"]) == out  # a list of characters as well as a string
+    for bad in ("5", 0, -1, True):
+        with pytest.raises(hccr.HccrError, match="topk must be"):
+            shipped.predict(img, topk=bad)
+    ens = hccr.Ensemble("gb2312")  # one model named, not its letters
+    assert {ch for ch, _ in ens.predict(img, topk=3, allowed="夫天")[0]} <= {"夫", "天"}
 
 
 def test_cli_predict_charset_answers_only_among_the_allowed_characters(tmp_path):
