@@ -151,13 +151,13 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
         if len(pr) != len(main) or not np.array_equal(pr.labels, main.labels):
             raise HccrError(f"{other}: predictions of other samples than {name}'s ({len(pr)} against {len(main)}, "
                             "or other labels); compare models on the same data")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cs = Charset(main.charset)
     y, probs = main.labels, main.probs
     ok = y >= 0
     stats = scan(probs, y)
-    summ = summary(main, stats)
+    summ = summary(main, stats)  # nothing labelled: an error before the report folder is made
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     cal = calibration(probs, y, stats=stats)
     pred = stats["pred"]
 

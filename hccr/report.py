@@ -85,8 +85,10 @@ def save_png(arr: np.ndarray, path: str | os.PathLike) -> None:
     from .utils import atomic_path
 
     path = Path(path)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        path.suffix.lower(), "PNG")  # the format the name says
     with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+        Image.fromarray(arr).save(tmp, format=fmt)
 
 
 def sample_grid(store, out: str | os.PathLike, n: int = 64, split: str = "all", seed: int = 0,

@@ -228,3 +228,18 @@ def test_benchmark_with_a_missing_model_file_says_so_in_one_line(tmp_path):
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert r.stderr.strip() == f"error: {missing}: no such ONNX file"
+
+
+def test_outputs_are_what_their_names_say_and_errors_leave_nothing(tiny_run, tiny_store, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    assert run_cli("show", tiny_store, "--out", tmp_path / "grid.jpg").returncode == 0
+    assert Image.open(tmp_path / "grid.jpg").format == "JPEG"  # not PNG data under a .jpg name
+    (tmp_path / "flat").mkdir()
+    img = np.full((40, 40), 255, np.uint8)
+    img[10:30, 18:22] = 0
+    Image.fromarray(img).save(tmp_path / "flat" / "a.png")
+    assert run_cli("predict", "--model", tiny_run, tmp_path / "flat", "--out", tmp_path / "p.npz").returncode == 0
+    r = run_cli("evaluate", tmp_path / "p.npz", "--out", tmp_path / "rep")  # no labels: nothing to evaluate
+    assert r.returncode == 2 and "no labelled samples" in r.stderr and not (tmp_path / "rep").exists()

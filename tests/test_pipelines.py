@@ -52,6 +52,10 @@ def test_glob_and_stdin_and_csv(folders):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert [json.loads(line)["top"][0]["char"] for line in p.stdout.splitlines()] == ["国", "永"]
+    # a path on stdin that is not there is a bad sample like an unreadable one: --on-error skip goes on
+    p = subprocess.run([sys.executable, "-m", "hccr.cli", "predict", "-", "--format", "jsonl", "--on-error", "skip"],
+                       input=paths + f"{flat / 'gone.png'}\n", capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and "gone.png" in p.stderr, p.stderr
     r = run_cli("predict", str(flat / "*.jpg"))
     assert r.returncode == 2 and "no image file matches" in r.stderr
 

@@ -113,6 +113,9 @@ def plan_units(sources: list[str], labelled: bool = True, stdin=None) -> list[Un
 
     for src in _expand(sources, labelled, stdin):
         p = Path(src)
+        if not p.exists() and not labelled and p.suffix.lower() in IMAGE_SUFFIXES:
+            loose.append((str(p), None))  # a missing image is a bad sample like any other: --on-error decides
+            continue
         if not p.exists():
             raise HccrError(f"{src}: no such file or folder")
         suffix = p.suffix.lower()

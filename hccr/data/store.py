@@ -437,7 +437,8 @@ def every_nth_writer(writer_ids: np.ndarray, names: list[str], n: int) -> np.nda
     order = sorted(range(len(names)), key=lambda i: names[i])
     held = [order[i] for i in range(n - 1, len(order), n)]
     if not held:
-        raise HccrError(f"--val-every {n}: the data has only {len(names)} writers; nobody would be held out")
+        raise HccrError(f"--val-every {n}: the data has only {len(names)} writers; nobody would be held out (the "
+                        "converted samples are kept: rerun with the option corrected)")
     return np.isin(writer_ids, held).astype(np.uint8)
 
 
