@@ -221,8 +221,11 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     # Comparison table and report.
     table = {**(compare or {}), name: main}
     results = {k: (summ if v is main else summary(v)) for k, v in table.items()}
+    unknown = main.meta.get("unknown_labels") or 0
     lines = [f"# Evaluation: {name}", "", f"Source: `{main.source}`, {summ['count']} labelled samples, "
-             f"{len(cs)} classes, {main.meta.get('crops', '?')} crop(s).", "",
+             f"{len(cs)} classes, {main.meta.get('crops', '?')} crop(s)."
+             + (f" {unknown} more are of characters the model does not know ({main.meta.get('unknown_chars', '')[:40]}):"
+                " counted apart, not in these figures." if unknown else ""), "",
              "| model | top-1 | top-5 | top-10 | ECE | ms/char |", "|---|---|---|---|---|---|"]
     for k, r in results.items():
         ms = f"{r['ms_per_char']:.2f}" if r.get("ms_per_char") is not None else ""

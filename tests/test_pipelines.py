@@ -66,6 +66,9 @@ def test_images_of_unknown_characters_are_counted_not_dropped(folders):
     assert r.returncode == 0, r.stderr
     assert "1 of 3 labelled images are of characters the model does not know (宬)" in r.stdout
     assert r.stdout.strip().splitlines()[-1].startswith("accuracy on 2 images: top1 1.0000")  # last, left in view
+    r = run_cli("predict", labelled, "--out", labelled.parent / "u.npz")
+    assert run_cli("evaluate", labelled.parent / "u.npz", "--out", labelled.parent / "rep").returncode == 0
+    assert "1 more are of characters the model does not know (宬)" in (labelled.parent / "rep" / "report.md").read_text()
 
 
 def test_an_image_of_a_word_gets_a_warning_or_with_strict_an_error(tmp_path):
