@@ -240,14 +240,12 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
         raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
     if allowed:
         restrict_to(np.zeros((0, len(rec.charset)), np.float32), rec.charset, allowed)  # a bad --charset fails first
-    rec_probs = rec.probabilities if not allowed else \
-        (lambda x, c: restrict_to(rec.probabilities(x, c), rec.charset, allowed))
     crops = rec.spec.crops if crops is None else crops
     inputs = [str(i) for i in inputs]
     t0 = time.perf_counter()
     if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
-        probs, chars, ids, skipped, several = _predict_store(rec, rec_probs, Store(inputs[0]), split, crops, batch_size,
-                                                             progress)
+        probs, chars, ids, skipped, several = _predict_store(rec, Store(inputs[0]), split, crops, batch_size, progress,
+                                                             allowed)
     else:
         probs, chars, ids, skipped, several = _predict_sources(rec, inputs, crops, batch_size, progress, on_error,
                                                                allowed)
@@ -269,7 +267,8 @@ def _probs_dtype(rec: BaseRecognizer):
     return np.float16 if len(rec.charset) > MANY_CLASSES else np.float32
 
 
-def _predict_store(rec: BaseRecognizer, rec_probs, store, split: str, crops: int, batch_size: int, progress: bool):
+def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_size: int, progress: bool,
+                   allowed: str | None = None):
     """A packed store: images already normalised, read in sorted batches from the memory map."""
     from .utils import Progress
 
@@ -280,7 +279,8 @@ def _predict_store(rec: BaseRecognizer, rec_probs, store, split: str, crops: int
     with Progress((len(idx) + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
-            probs[i : i + len(b)] = rec_probs(resize_batch(store.images[b], rec.spec.side(crops)), crops)
+            p = rec.probabilities(resize_batch(store.images[b], rec.spec.side(crops)), crops)
+            probs[i : i + len(b)] = restrict_to(p, rec.charset, allowed) if allowed else p
             bar.update(1)
     chars = [store.charset[int(c)] for c in store.labels[idx]]
     return probs, chars, np.array([f"store:{i}" for i in idx]), [], []
