@@ -179,3 +179,29 @@ def test_limit_keeps_the_characters_of_the_samples_it_keeps(tmp_path):
     res = convert([str(tmp_path / "w1.gnt")], tmp_path / "st", ConvertOptions(limit=4), workers=1, progress=False)
     st = Store(res.path)
     assert len(st) == 4 and res.classes == len(st.charset) == 4 and "".join(st.charset) == "".join(sorted("永安家察"))
+
+
+def test_charset_draws_only_its_characters_and_each_as_without_it(tmp_path, monkeypatch):
+    """--charset leaves other characters out before they are drawn (converting a few characters of CASIA's files
+    costs a few characters' drawing), and every kept sample is the image a full conversion gives it."""
+    from pathlib import Path
+
+    pot = Path(__file__).parent / "data" / "1001-c.pot"
+    write_gnt(tmp_path / "w1.gnt", random_samples(12, seed=4, chars="永安家察寒宿它守完宏国人"))
+    full = Store(convert([str(pot), str(tmp_path / "w1.gnt")], tmp_path / "full", ConvertOptions(), workers=1,
+                         progress=False).path)
+    chars = "".join(sorted({full.charset[int(c)] for c in full.labels[:3]} | {"永", "安"}))
+    from hccr.data import render
+
+    drawn, draw = [], render.render_framed
+    monkeypatch.setattr(render, "render_framed", lambda *a, **k: drawn.append(1) or draw(*a, **k))
+    res = convert([str(pot), str(tmp_path / "w1.gnt")], tmp_path / "some", ConvertOptions(charset=chars), workers=1,
+                  progress=False)
+    some = Store(res.path)
+    assert len(drawn) == sum(".pot#" in i for i in some.sample_ids())  # no trajectory of another character drawn
+    assert res.skipped["not in charset"] == len(full) - len(some) > 0
+    ids = full.sample_ids()
+    where = {i: k for k, i in enumerate(ids)}
+    for k, sid in enumerate(some.sample_ids()):
+        assert (np.asarray(some.images[k]) == np.asarray(full.images[where[sid]])).all(), sid
+    assert {some.charset[int(c)] for c in some.labels} == set(chars)

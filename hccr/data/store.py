@@ -44,15 +44,16 @@ from .sources import Unit, plan_units, pot_pen  # noqa: F401  (Unit re-exported)
 FORMAT = "hccr-store/1"
 
 
-def run_unit(unit: Unit, size: int, margin: float, pen=None) -> dict:
+def run_unit(unit: Unit, size: int, margin: float, pen=None, keep: frozenset[str] | None = None) -> dict:
     """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples).
-    ``pen``: the :class:`hccr.data.render.Pen` that draws ``.pot`` trajectories (default: hccr's)."""
+    ``pen``: the :class:`hccr.data.render.Pen` that draws ``.pot`` trajectories (default: hccr's); ``keep``: only
+    samples of these characters are normalised (``--charset``: the others are counted, never drawn)."""
     if unit.kind == "pot":
-        return _run_pot_unit(unit, size, margin, pen)
+        return _run_pot_unit(unit, size, margin, pen, keep)
     problems: list[Problem] = []
     images, chars, sizes, writers, ids = [], [], [], [], []
     spec = InputSpec(size, margin=margin)  # the framing prediction gives files (hccr.preprocess)
-    for item in unit.samples(pen):
+    for item in unit.samples(pen, keep):
         if isinstance(item, Problem):
             problems.append(item)
             continue
@@ -61,10 +62,24 @@ def run_unit(unit: Unit, size: int, margin: float, pen=None) -> dict:
         sizes.append(item.image.shape)
         writers.append(item.writer)
         ids.append(item.id)
-    return _unit_result(images, chars, sizes, writers, ids, problems, size)
+    return _unit_result(images, chars, sizes, writers, ids, problems, size, _others(unit, keep))
 
 
-def _run_pot_unit(unit: Unit, size: int, margin: float, pen) -> dict:
+def _others(unit: Unit, keep: frozenset[str] | None) -> int:
+    """How many of a unit's samples are of characters outside ``keep`` (left out before any decoding)."""
+    if keep is None:
+        return 0
+    if unit.kind == "images":
+        return sum(ch is not None and ch not in keep for _, ch in unit.files)
+    from .gnt import GntUnit  # the record headers only: the codes are read with the file already
+
+    rec = GntUnit(unit.path, unit.member).read()
+    n = len(rec)
+    codes = rec.codepoints[n * unit.part // unit.parts : n * (unit.part + 1) // unit.parts]
+    return int(sum(chr(c) not in keep for c in codes.tolist()))
+
+
+def _run_pot_unit(unit: Unit, size: int, margin: float, pen, keep: frozenset[str] | None = None) -> dict:
     """A ``.pot`` file drawn straight into the framed square: clean trajectories need no paper
     flattening, no crop and no second resize (the fast path of conversion)."""
     from .pot import read_pot
@@ -72,17 +87,21 @@ def _run_pot_unit(unit: Unit, size: int, margin: float, pen) -> dict:
 
     rec = read_pot(unit.path)
     pen = pen or pot_pen()
-    drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
-    images = [255 - render_framed(s.strokes, size, pen, d, margin) for s, d in zip(rec.samples, drawn, strict=True)]
+    drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)  # every sample's pen, kept or not
+    sel = [i for i, s in enumerate(rec.samples) if keep is None or s.char in keep]
+    samples = [rec.samples[i] for i in sel]
+    images = [255 - render_framed(rec.samples[i].strokes, size, pen, drawn[i], margin) for i in sel]
     # sizes: the trajectory's extent in tablet units (its aspect is the character's)
-    sizes = [np.ptp(np.concatenate(s.strokes), axis=0)[::-1].clip(1, 65535) for s in rec.samples]
-    return _unit_result(images, [ord(s.char) for s in rec.samples], sizes, [rec.writer] * len(images),
-                        [f"{unit.path}#{k}" for k in rec.records], list(rec.problems), size)
+    sizes = [np.ptp(np.concatenate(s.strokes), axis=0)[::-1].clip(1, 65535) for s in samples]
+    return _unit_result(images, [ord(s.char) for s in samples], sizes, [rec.writer] * len(images),
+                        [f"{unit.path}#{rec.records[i]}" for i in sel], list(rec.problems), size,
+                        len(rec.samples) - len(sel))
 
 
 def _unit_result(images: list, chars: list, sizes: list, writers: list, ids: list, problems: list[Problem],
-                 size: int) -> dict:
+                 size: int, others: int = 0) -> dict:
     return {
+        "others": others,  # samples of characters outside --charset, never drawn
         "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
         "chars": np.asarray(chars, dtype=np.int32),
         "sizes": np.asarray(sizes, dtype=np.uint16).reshape(-1, 2),
@@ -157,10 +176,10 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     units = plan_units([str(s) for s in sources])
 
     work = out.with_name(out.name + ".partial")
-    # What finished chunks depend on: the drawing (size, margin, pen), not what assembly does with them (the
-    # character list, the split, --limit, --exclude, --on-error), so a conversion stopped by a bad sample or by a
-    # mistaken split option resumes with the option corrected.
-    options = {k: v for k, v in asdict(opts).items() if k in ("size", "margin", "pen_width", "pen_spread")}
+    # What finished chunks depend on: the drawing (size, margin, pen) and the characters drawn (--charset), not
+    # what assembly does with them (the split, --limit, --exclude, --on-error), so a conversion stopped by a bad
+    # sample or by a mistaken split option resumes with the option corrected.
+    options = {k: v for k, v in asdict(opts).items() if k in ("size", "margin", "pen_width", "pen_spread", "charset")}
     plan = json.loads(json.dumps({"format": FORMAT, "render_version": RENDER_VERSION,
                                   "sources": [str(s) for s in sources], "options": options,
                                   "units": [u.key for u in units]}))  # as plan.json reads back (lists, not tuples)
@@ -194,7 +213,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     n_new = 0
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
     pen = pot_pen(opts.pen_width, opts.pen_spread)
-    args = [(units[i], opts.size, opts.margin, pen) for i in todo]
+    keep = frozenset(charset) if charset is not None else None  # other characters are never drawn
+    args = [(units[i], opts.size, opts.margin, pen, keep) for i in todo]
     with Progress(len(units), "convert", disable=not progress, unit="units") as bar:
         bar.update(len(units) - len(todo))
         for i, res in zip(todo, _map(args, workers), strict=True):
@@ -203,7 +223,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
             tmp = chunk_paths[i].with_suffix(".tmp.npz")
             try:
                 np.savez(tmp, images=res["images"], chars=res["chars"], sizes=res["sizes"], writers=res["writers"],
-                         ids=res["ids"], problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str))
+                         ids=res["ids"], problems=np.asarray([json.dumps(asdict(p)) for p in res["problems"]], dtype=str),
+                         others=np.asarray(res["others"]))
                 os.replace(tmp, chunk_paths[i])
             except BaseException as e:
                 tmp.unlink(missing_ok=True)  # nothing half-written stays behind
@@ -266,6 +287,8 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
             # chunks written before ids were kept (a conversion resumed across versions) have none
             ids_all.append(z["ids"] if "ids" in z.files else np.full(len(z["chars"]), "", dtype=str))
             problems += [json.loads(s) for s in z["problems"].tolist()]
+            if "others" in z.files and int(z["others"]):  # left out before drawing (--charset)
+                skipped["not in charset"] += int(z["others"])
     chars = np.concatenate(chars_all) if chars_all else np.zeros(0, np.int32)
     writer_names = np.concatenate(writers_all) if writers_all else np.zeros(0, str)
     for pr in problems:
