@@ -17,7 +17,7 @@ import numpy as np
 
 from .ensemble import PAPER_WEIGHTS, normalize_weights
 from .errors import HccrError
-from .runtime import check_topk, load_recognizer, restrict_to, topk_chars
+from .runtime import allowed_indices, check_topk, load_recognizer, restrict_to, topk_chars
 
 
 def load(path: str | os.PathLike | None = None, device: str = "cpu"):
@@ -57,5 +57,5 @@ class Ensemble:
         probs = self.predict_proba(images, crops, bgr)
         if allowed:
             probs = restrict_to(probs, self.charset, allowed)
-            topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
+            topk = min(topk, len(allowed_indices(self.charset, allowed)))  # never pad with excluded characters
         return topk_chars(probs, self.charset, topk)

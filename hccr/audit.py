@@ -132,15 +132,17 @@ def out_of_fold(store, out: Path, folds: int, epochs: int, preset: str, seed: in
             fit(cfg, view, run, resume=(run / "last.state.pt").exists(), progress=progress)
             (run / "done").write_text("1\n")
         idx = np.flatnonzero(fold == k)
-        p, f = predict_with_features(run / "last.json", store, idx)
+        p, f, _ = predict_with_features(run / "last.json", store, idx)
         probs[idx] = p
         feats = np.zeros((n, f.shape[1]), np.float32) if feats is None else feats
         feats[idx] = f
     return probs, feats, fold
 
 
-def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-image probabilities in the store's charset, and pooled features, for ``store[idx]``."""
+def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole-image probabilities in the store's charset, pooled features, for ``store[idx]``, and for each of the
+    store's characters whether the model knows it."""
     import torch
 
     from .checkpoint import load_checkpoint
@@ -165,7 +167,7 @@ def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256) -
             p = torch.softmax(z, -1).numpy()[:, np.maximum(lut, 0)] * (lut >= 0)
             probs.append(p / np.maximum(p.sum(1, keepdims=True), 1e-12))
             feats.append(f.float().numpy())
-    return np.concatenate(probs), np.concatenate(feats)
+    return np.concatenate(probs), np.concatenate(feats), lut >= 0
 
 
 def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | None = None, folds: int = 2,
@@ -180,28 +182,24 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
     if folds < 2:
         raise HccrError(f"--folds must be at least 2, got {folds}")
     if model is not None:
-        probs, feats = predict_with_features(model, store, np.arange(len(store)))
+        probs, feats, known = predict_with_features(model, store, np.arange(len(store)))
         fold = None
         source = f"model {model}"
     else:
         probs, feats, fold = out_of_fold(store, out, folds, epochs, preset, seed, progress)
+        known = np.ones(len(store.charset), bool)  # the folds learn every character of the store
         source = f"{folds}-fold out-of-fold {preset}, {epochs} epochs"
         # Models trained on a merged class learn to map both of its characters to one place, so
         # the two-character check uses features of a model that never saw these labels: the
         # shipped gb2312-synth's (synthetic handwriting only, no real label ever; generic strokes and
         # shapes). Not the default gb2312, which learnt from real images of casia-hwdb-22's characters.
-        _, feats = predict_with_features("gb2312-synth", store, np.arange(len(store)))
+        _, feats, _ = predict_with_features("gb2312-synth", store, np.arange(len(store)))
         fold = None
         source += "; class features from the shipped gb2312-synth model"
     labels = np.asarray(store.labels)
-    unknown_chars = ""
-    if model is not None:  # a character the model cannot answer is not a label fault: counted apart
-        from .checkpoint import read_meta
-        from .finetune import resolve_init
-
-        known = set(read_meta(resolve_init(model))["charset"])
-        unknown_chars = "".join(c for c in store.charset if c not in known)
-    unknown = np.isin(labels, [store.charset.index[c] for c in unknown_chars])
+    # a character the model cannot answer is not a label fault: counted apart
+    unknown_chars = "".join(c for c, k in zip(store.charset, known, strict=True) if not k)
+    unknown = ~known[labels]
     pred, conf = probs.argmax(1), probs.max(1)
     wrong = np.flatnonzero((pred != labels) & (conf >= threshold) & ~unknown)
     wrong = wrong[np.argsort(-conf[wrong])]

@@ -383,7 +383,7 @@ def predict(
 
     The older form `hccr predict MODEL INPUT...` still works when MODEL is clearly a model."""
     from .evaluate import topk_accuracy
-    from .runtime import load_recognizer, predict_inputs
+    from .runtime import allowed_indices, load_recognizer, predict_inputs
     from .utils import use_all_cores
     from .zoo import is_model_path
 
@@ -393,14 +393,11 @@ def predict(
     use_all_cores()
     rec = load_recognizer(model, device, amp)
     crops = crops or rec.spec.crops
-    if crops not in (1, 5):  # said before anything is predicted
-        raise HccrError(f"--crops must be 1 or 5, got {crops}")
+    rec.spec.side(crops)  # a --crops other than 1 or 5 is said before anything is predicted
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
                           progress=format_ == "table", on_error=on_error, allowed=charset)
     if charset:  # never list characters outside --charset
-        from .data.charset import resolve_charset
-
-        topk = min(topk, len({c for c in resolve_charset(charset) if c in rec.charset.index}))
+        topk = min(topk, len(allowed_indices(rec.charset, charset)))
     info = sys.stderr if format_ != "table" else sys.stdout  # keep machine-readable output clean
     for problem in pred.meta["skipped"][:10]:
         print(f"skipped {problem}", file=sys.stderr)

@@ -257,14 +257,14 @@ def lineage_totals(p: dict) -> tuple[int, float]:
     from, each round counted once (the runs of an average may share their ancestors)."""
     seen: set = set()
     steps, seconds = 0, 0.0
-    for node in [*p.get("averaged", []), p.get("continued_from")] if p.get("averaged") else [p, p.get("continued_from")]:
+    for node in [*(p.get("averaged") or [p]), p.get("continued_from")]:
         while node:
-            key = (node.get("recipe"), node.get("steps", node.get("total_steps")), node.get("train_seconds"), node.get("lr"))
-            if key in seen:
+            n = node.get("steps", node.get("total_steps"))
+            key = (node.get("recipe"), n, node.get("train_seconds"), node.get("lr"))
+            if key in seen:  # this round and all before it are counted already
                 break
             seen.add(key)
-            steps += int(node.get("steps", node.get("total_steps")) or 0)
-            seconds += float(node.get("train_seconds") or 0)
+            steps, seconds = steps + int(n or 0), seconds + float(node.get("train_seconds") or 0)
             node = node.get("continued_from")
     return steps, seconds
 

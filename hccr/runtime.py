@@ -131,7 +131,7 @@ class BaseRecognizer:
         probs, several = self.proba_and_flags(images, crops, bgr=bgr)
         if allowed:
             probs = restrict_to(probs, self.charset, allowed)
-            topk = min(topk, int((probs[:1] > 0).sum()) or 1)  # never pad with excluded characters
+            topk = min(topk, len(allowed_indices(self.charset, allowed)))  # never pad with excluded characters
         return topk_chars(probs, self.charset, topk), several
 
     def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
@@ -149,18 +149,24 @@ class BaseRecognizer:
         return cands
 
 
-def restrict_to(probs: np.ndarray, charset: Charset, allowed: str) -> np.ndarray:
-    """Probabilities renormalised over the allowed characters (a charset name, file or string);
-    the others get 0. For users who know their text uses only some characters."""
+def allowed_indices(charset: Charset, allowed) -> list[int]:
+    """The classes of the allowed characters (a charset name, file, string or list of characters) that the model
+    knows; none known is an error."""
     from .data.charset import resolve_charset
 
     if not isinstance(allowed, str):  # a list or set of characters
         allowed = "".join(map(str, allowed))
-    chars = resolve_charset(allowed)
-    keep = np.zeros(len(charset), bool)
-    idx = [charset.index[c] for c in chars if c in charset.index]
+    idx = sorted({charset.index[c] for c in resolve_charset(allowed) if c in charset.index})
     if not idx:
         raise HccrError(f"--charset {allowed[:40]!r}: none of its characters is known to this model")
+    return idx
+
+
+def restrict_to(probs: np.ndarray, charset: Charset, allowed) -> np.ndarray:
+    """Probabilities renormalised over the allowed characters (:func:`allowed_indices`); the others get 0. For
+    users who know their text uses only some characters."""
+    idx = allowed_indices(charset, allowed)
+    keep = np.zeros(len(charset), bool)
     keep[idx] = True
     out = np.where(keep, probs.astype(np.float32, copy=False), np.float32(0))
     total = out.sum(1, keepdims=True)
@@ -239,7 +245,7 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
     if on_error not in ("skip", "stop"):
         raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
     if allowed:
-        restrict_to(np.zeros((0, len(rec.charset)), np.float32), rec.charset, allowed)  # a bad --charset fails first
+        allowed_indices(rec.charset, allowed)  # a bad --charset fails before any work
     crops = rec.spec.crops if crops is None else crops
     inputs = [str(i) for i in inputs]
     t0 = time.perf_counter()

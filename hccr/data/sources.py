@@ -58,18 +58,16 @@ class Unit:
             return f"images:{self.path}:{digest}"
         return f"{self.kind}:{self.path}:{self.member or ''}:{self.part}/{self.parts}"
 
-    def samples(self, pen=None, keep: frozenset[str] | None = None) -> Iterator[Sample | Problem]:
+    def samples(self, pen=None) -> Iterator[Sample | Problem]:
         """The unit's samples in file order. ``.pot`` trajectories are drawn with ``pen`` (a
         :class:`hccr.data.render.Pen`; default :func:`pot_pen`) and cropped to the ink. Images are
-        read one at a time, as they are needed. ``keep``: only samples of these characters are decoded, drawn
-        or read (each kept one exactly as without it)."""
+        read one at a time, as they are needed."""
         if self.kind == "gnt":
             g = GntUnit(self.path, self.member)
             rec = g.read()
             n = len(rec)
             for i in range(n * self.part // self.parts, n * (self.part + 1) // self.parts):
-                if keep is None or chr(rec.codepoints[i]) in keep:  # decoded only when kept
-                    yield Sample(f"{g.name}#{i}", chr(rec.codepoints[i]), rec.writer, rec.image(i))
+                yield Sample(f"{g.name}#{i}", chr(rec.codepoints[i]), rec.writer, rec.image(i))
             if self.part == 0:
                 yield from rec.problems
         elif self.kind == "pot":
@@ -80,15 +78,11 @@ class Unit:
             pen = pen or pot_pen()
             drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)
             for k, s, d in zip(rec.records, rec.samples, drawn, strict=True):
-                if keep is not None and s.char not in keep:
-                    continue
                 img = crop_to_ink(render_framed(s.strokes, 64, pen, d))
                 yield Sample(f"{self.path}#{k}", s.char, rec.writer, img)
             yield from rec.problems
         else:
             for path, ch in self.files:
-                if keep is not None and ch is not None and ch not in keep:
-                    continue
                 try:
                     yield Sample(path, ch, "", character_image(load_gray(path), path))
                 except HccrError as e:

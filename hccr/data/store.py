@@ -29,7 +29,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,31 +52,24 @@ def run_unit(unit: Unit, size: int, margin: float, pen=None, keep: frozenset[str
         return _run_pot_unit(unit, size, margin, pen, keep)
     problems: list[Problem] = []
     images, chars, sizes, writers, ids = [], [], [], [], []
+    others = 0
+    if keep is not None and unit.kind == "images":  # files of other characters are never read
+        files = tuple(f for f in unit.files if f[1] is None or f[1] in keep)
+        unit, others = replace(unit, files=files), len(unit.files) - len(files)
     spec = InputSpec(size, margin=margin)  # the framing prediction gives files (hccr.preprocess)
-    for item in unit.samples(pen, keep):
+    for item in unit.samples(pen):
         if isinstance(item, Problem):
             problems.append(item)
+            continue
+        if keep is not None and item.char not in keep:  # a .gnt record: decoded, never normalised
+            others += 1
             continue
         images.append(spec.normalize(item.image, size))
         chars.append(ord(item.char))
         sizes.append(item.image.shape)
         writers.append(item.writer)
         ids.append(item.id)
-    return _unit_result(images, chars, sizes, writers, ids, problems, size, _others(unit, keep))
-
-
-def _others(unit: Unit, keep: frozenset[str] | None) -> int:
-    """How many of a unit's samples are of characters outside ``keep`` (left out before any decoding)."""
-    if keep is None:
-        return 0
-    if unit.kind == "images":
-        return sum(ch is not None and ch not in keep for _, ch in unit.files)
-    from .gnt import GntUnit  # the record headers only: the codes are read with the file already
-
-    rec = GntUnit(unit.path, unit.member).read()
-    n = len(rec)
-    codes = rec.codepoints[n * unit.part // unit.parts : n * (unit.part + 1) // unit.parts]
-    return int(sum(chr(c) not in keep for c in codes.tolist()))
+    return _unit_result(images, chars, sizes, writers, ids, problems, size, others)
 
 
 def _run_pot_unit(unit: Unit, size: int, margin: float, pen, keep: frozenset[str] | None = None) -> dict:
