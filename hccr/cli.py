@@ -433,15 +433,16 @@ def _print_predictions(pred, charset, topk: int, fmt: str, limit: int | None) ->
 
     n = len(pred) if limit is None else min(limit, len(pred))
     cands = topk_chars(pred.probs[:n], charset, topk)
+    digits = 4 if pred.probs.dtype.itemsize == 2 else 6  # a big run's float16 holds about 3-4 digits
     writer = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer:
         writer.writerow(["file", *[f"{w}{i + 1}" for i in range(topk) for w in ("char", "prob")]])
     for sid, cs in zip(pred.ids[:n], cands, strict=True):
         if fmt == "jsonl":
-            print(json.dumps({"file": str(sid), "top": [{"char": c, "prob": round(p, 6)} for c, p in cs]},
+            print(json.dumps({"file": str(sid), "top": [{"char": c, "prob": round(p, digits)} for c, p in cs]},
                              ensure_ascii=False))
         elif writer:
-            writer.writerow([sid, *[x for c, p in cs for x in (c, f"{p:.6f}")]])
+            writer.writerow([sid, *[x for c, p in cs for x in (c, f"{p:.{digits}f}")]])
         else:
             print(f"{sid}: " + "  ".join(f"{ch} {p:.3f}" for ch, p in cs))
     if n < len(pred):

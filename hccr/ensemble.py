@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .errors import HccrError
-from .runtime import MANY_CLASSES, Predictions
+from .runtime import Predictions
 
 PAPER_WEIGHTS = (0.3, 0.2, 0.5)
 
@@ -43,8 +43,8 @@ def combine(preds: list[Predictions], weights: list[float] | tuple[float, ...] |
     if weights is None:
         weights = PAPER_WEIGHTS if len(preds) == 3 else [1.0] * len(preds)
     w = normalize_weights(weights, len(preds))
-    big = preds[0].probs.shape[1] > MANY_CLASSES
-    probs = np.zeros(preds[0].probs.shape, np.float16 if big else np.float32)
+    half = any(p.probs.dtype == np.float16 for p in preds)  # members too big for float32 stay half
+    probs = np.zeros(preds[0].probs.shape, np.float16 if half else np.float32)
     for i in range(0, len(probs), 4096):  # in chunks of rows: no N x C float64 temporary
         probs[i : i + 4096] = sum(wk * p.probs[i : i + 4096].astype(np.float64) for wk, p in zip(w, preds, strict=True))
     ms = sum(p.meta.get("ms_per_char", 0.0) for p in preds)

@@ -21,8 +21,15 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
     """One input -> uint8 H×W, dark ink on light paper."""
     from PIL import Image
 
-    from .data.images import character_image, load_gray, to_gray
+    from .data.images import MAX_PIXELS, character_image, load_gray, to_gray
 
+    if isinstance(image, Image.Image):
+        h, w = image.height, image.width
+    else:
+        h, w = image.shape[:2] if isinstance(image, np.ndarray) and image.ndim >= 2 else (0, 0)
+    if h * w > MAX_PIXELS:  # refused before any copy is made, as image files are before decoding
+        raise HccrError(f"{name}: {w}×{h} pixels is too large for one character image "
+                        f"(limit {MAX_PIXELS // 1_000_000} M pixels); crop or downscale it")
     if isinstance(image, (str, os.PathLike)):
         return character_image(fix_polarity(load_gray(image)), str(image))
     if isinstance(image, bytes):

@@ -24,7 +24,8 @@ from .data.charset import Charset
 from .errors import HccrError
 from .preprocess import InputSpec
 
-MANY_CLASSES = 4096  # above this, probabilities are kept as float16 (prediction files and ensembles)
+MANY_CLASSES = 4096  # above this many classes, large prediction runs keep probabilities as float16
+HALF_ABOVE = 1 << 26  # ... once they hold more values than this (256 MB as float32; ~9,900 images x 6,763 classes)
 
 
 def file_digest(path: str | os.PathLike, limit: int = 1 << 22) -> str:
@@ -268,9 +269,10 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
     return Predictions(probs, "".join(rec.charset), labels, ids, source, meta)
 
 
-def _probs_dtype(rec: BaseRecognizer):
-    # Thousands of classes: float16 (100,000 images x 6,763 classes = 1.35 GB instead of 2.7).
-    return np.float16 if len(rec.charset) > MANY_CLASSES else np.float32
+def probs_dtype(n_samples: int, n_classes: int):
+    """float16 for runs too big for float32 (100,000 images x 6,763 classes = 1.35 GB instead of 2.7);
+    float32, exactly what the API answers, for everything smaller."""
+    return np.float16 if n_classes > MANY_CLASSES and n_samples * n_classes > HALF_ABOVE else np.float32
 
 
 def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_size: int, progress: bool,
@@ -281,7 +283,7 @@ def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_siz
     idx = store.indices(split)
     if len(idx) == 0:
         raise HccrError(f"{store.path}: no images in split {split!r}")
-    probs = np.zeros((len(idx), len(rec.charset)), _probs_dtype(rec))
+    probs = np.zeros((len(idx), len(rec.charset)), probs_dtype(len(idx), len(rec.charset)))
     with Progress((len(idx) + batch_size - 1) // batch_size, "predict", disable=not progress, unit="batches") as bar:
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
@@ -313,7 +315,9 @@ def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_s
         probs, flags = rec.proba_and_flags(imgs, crops, batch_size)
         if allowed:
             probs = restrict_to(probs, rec.charset, allowed)
-        chunks.append(probs.astype(_probs_dtype(rec), copy=False))
+        chunks.append(probs)
+        if probs_dtype(sum(map(len, chunks)), probs.shape[1]) == np.float16:  # the run has grown big: halve it all
+            chunks[:] = [c.astype(np.float16, copy=False) for c in chunks]
         several.extend(s.id for s, m in zip(batch, flags, strict=True) if m)
         chars.extend(s.char for s in batch)
         ids.extend(s.id for s in batch)

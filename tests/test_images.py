@@ -61,3 +61,13 @@ def test_a_huge_image_is_refused_with_its_name_not_a_traceback(tmp_path):
         load_gray(tmp_path / "scan.png")
     r = run_cli("predict", tmp_path / "scan.png")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "scan.png" in r.stderr
+
+
+def test_a_huge_array_or_pil_image_is_refused_before_it_is_copied():
+    from hccr.inputs import as_gray
+
+    page = np.broadcast_to(np.uint8(255), (20_000, 20_000))  # 400 M pixels that take no memory until copied
+    with pytest.raises(HccrError, match=r"image: 20000×20000 pixels is too large .* crop or downscale"):
+        as_gray(page)  # before the limit, a 1.6 GB float copy was made and then refused as blank
+    with pytest.raises(HccrError, match=r"8000×6000 pixels is too large"):
+        as_gray(Image.new("L", (8000, 6000), 255))

@@ -118,6 +118,33 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     assert r.returncode != 0 and "--weights must be numbers" in r.stderr
 
 
+def test_only_big_runs_of_many_classes_are_halved(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import hccr.runtime as rt
+
+    assert rt.probs_dtype(100, 6763) == np.float32 and rt.probs_dtype(100_000, 6763) == np.float16
+    assert rt.probs_dtype(100_000, 3000) == np.float32  # few classes: float32 costs little
+    from hccr.data.charset import Charset
+    from hccr.preprocess import InputSpec
+
+    class Uniform(rt.BaseRecognizer):  # any recognizer of 9 classes: the same answer for every image
+        charset, spec, identity = Charset("abcdefghi"), InputSpec(size=32, crops=1), {"name": "uniform"}
+
+        def proba_normalized(self, x, crops):
+            return np.full((len(x), 9), 1 / 9, np.float32)
+
+    rec = Uniform()
+    for i in range(5):
+        img = np.full((40, 40), 255, np.uint8)
+        img[10:30, 18:22] = 0  # a stroke
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+    monkeypatch.setattr(rt, "MANY_CLASSES", 4)
+    monkeypatch.setattr(rt, "HALF_ABOVE", 9 * 3)  # halved once the run passes 3 images
+    pred = rt.predict_inputs(rec, [str(tmp_path)], batch_size=2, progress=False)
+    assert pred.probs.dtype == np.float16 and pred.probs.shape == (5, 9)  # every chunk halved, none promoted back
+
+
 def test_metrics_stream_in_chunks_and_read_float16_files(tmp_path, monkeypatch):
     import hccr.evaluate as ev
 

@@ -101,6 +101,12 @@ def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
     r = run_cli("predict", tmp_path / "char.png", "--topk", "3")
     assert r.returncode == 0, r.stderr
     assert "char.png: 国" in r.stdout
+    # the probabilities printed are the ones the Python API answers (a few images are never halved to float16)
+    r = run_cli("predict", tmp_path / "char.png", "--topk", "3", "--format", "jsonl")
+    printed = [(t["char"], t["prob"]) for t in json.loads(r.stdout.splitlines()[0])["top"]]
+    api = hccr.load().predict(np.asarray(Image.open(tmp_path / "char.png")), topk=3)[0]
+    assert [c for c, _ in printed] == [c for c, _ in api]
+    assert np.allclose([p for _, p in printed], [p for _, p in api], atol=2e-6, rtol=0), (printed, api)
 
 
 def test_serve_uses_the_shipped_model_when_none_is_named():
