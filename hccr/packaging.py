@@ -155,7 +155,9 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
             if held:
                 prov["validation"] = (f"{m.get('val')} samples of {len(held)} writers held out whole (never trained "
                                       f"on; validation and calibration): {', '.join(held)}")
-        syn = [_synth_provenance(read_json(d / "synth.json")) for d in _synth_folders(store)]
+        from .data.synth import settings_records
+
+        syn = [_synth_provenance(read_json(r)) for d in _synth_folders(store) for r in settings_records(d)]
         if syn:  # the first folder's writers; a second generator's (L2=components+builtin) in synthetic_more
             prov["synthetic"] = syn[0]
             if len(syn) > 1:
@@ -198,12 +200,13 @@ def averaged_provenance(parts: list[dict], recipe: str = "") -> dict:
 
 
 def _synth_folders(store: Path) -> list[Path]:
-    """The folders of synthetic writers a store was converted from (each holds the synth.json it was drawn with)."""
+    """The folders of synthetic writers a store was converted from (each records the settings it was drawn with)."""
+    from .data.synth import settings_records
     from .utils import read_json
 
     m = read_json(store / "manifest.json") if (store / "manifest.json").exists() else {}
     folders = sorted({p if p.is_dir() else p.parent for p in map(Path, m.get("sources") or [])})
-    return [d for d in folders if (d / "synth.json").exists()]
+    return [d for d in folders if settings_records(d)]
 
 
 def _synth_provenance(s: dict) -> dict:

@@ -318,9 +318,11 @@ def test_provenance_names_every_generator_a_store_was_drawn_from(tmp_path):
     synth(tmp_path / "synth", SynthConfig(chars="永安", writers=2, seed=1), workers=1, progress=False)
     synth(tmp_path / "synth-builtin", SynthConfig(chars="永安", writers=1, seed=2, prefix="builtin"), workers=1,
           progress=False)
+    # a third generator's writers in the first folder, under their own prefix: their settings are kept apart too
+    synth(tmp_path / "synth", SynthConfig(chars="永安", writers=1, seed=3, prefix="more"), workers=1, progress=False)
     convert([str(tmp_path / "synth"), str(tmp_path / "synth-builtin")], tmp_path / "store",
             ConvertOptions(size=32), progress=False)
-    assert json.loads((tmp_path / "store" / "manifest.json").read_text())["writers"] == 3  # prefixes keep them apart
+    assert json.loads((tmp_path / "store" / "manifest.json").read_text())["writers"] == 4  # prefixes keep them apart
     from hccr.config import apply_overrides, get_preset
     from hccr.train import fit
 
@@ -329,7 +331,7 @@ def test_provenance_names_every_generator_a_store_was_drawn_from(tmp_path):
     fit(cfg, tmp_path / "store", tmp_path / "run", progress=False)
     prov = run_provenance(tmp_path / "run")
     assert (prov["synthetic"]["writers"], prov["synthetic"]["seed"]) == (2, 1)
-    assert [(s["writers"], s["seed"]) for s in prov["synthetic_more"]] == [(1, 2)]
+    assert [(s["writers"], s["seed"]) for s in prov["synthetic_more"]] == [(1, 3), (1, 2)]
 
 
 def test_a_round_remembers_its_starting_model_as_it_was_when_it_began(tiny_store, tmp_path):

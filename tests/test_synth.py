@@ -100,6 +100,10 @@ def test_synth_rerun_with_other_characters_is_refused_not_silently_kept(tmp_path
         with pytest.raises(HccrError, match="other settings"):
             synth(tmp_path / "s", cfg, workers=1, progress=False)
     synth(tmp_path / "s", SynthConfig(chars="宴家", writers=1, seed=0, prefix="other"), workers=1, progress=False)
+    # each prefix keeps its own record: a rerun of either with another seed is still refused
+    for prefix, chars in (("synth", "安"), ("other", "宴家")):
+        with pytest.raises(HccrError, match="seed 0 not 5"):
+            synth(tmp_path / "s", SynthConfig(chars=chars, writers=1, seed=5, prefix=prefix), workers=1, progress=False)
     for cfg, what in ((SynthConfig(chars="", writers=1), "names no characters"), (SynthConfig(chars="安", writers=0), "at least 1")):
         with pytest.raises(HccrError, match=what):
             synth(tmp_path / "t", cfg, workers=1, progress=False)

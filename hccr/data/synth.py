@@ -511,15 +511,26 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
         return _synth(out, cfg, chars, extra, profile, workers, progress)
 
 
+def settings_path(out: str | os.PathLike, prefix: str) -> Path:
+    """Where a folder records the settings of one prefix's writers: synth.json (the default prefix) or
+    synth-PREFIX.json, so that two generators' writers in one folder each keep their own."""
+    return Path(out) / ("synth.json" if prefix == "synth" else f"synth-{prefix}.json")
+
+
+def settings_records(folder: str | os.PathLike) -> list[Path]:
+    """Every prefix's settings record in a folder of synthetic writers, the default prefix's first."""
+    return sorted(Path(folder).glob("synth*.json"), key=lambda p: (p.name != "synth.json", p.name))
+
+
 def _check_same_settings(out: Path, cfg: SynthConfig) -> None:
     """A rerun into a folder resumes it (or adds writers): refuse one whose files would be of other characters or
     another style, since the files already there would be kept as if they were this run's."""
     from ..utils import read_json
 
-    rec = out / "synth.json"
+    rec = settings_path(out, cfg.prefix)
     old = read_json(rec) if rec.exists() else {}
     if old.get("prefix", cfg.prefix) != cfg.prefix:
-        return  # another prefix's writers: their files never collide with this run's
+        return  # a record an older hccr wrote for another prefix's writers: nothing to compare
     new = asdict(cfg)
     differ = [k for k in ("chars", "seed", "size", "style", "fonts", "font_fraction") if k in old
               and json.dumps(old[k]) != json.dumps(new[k])]
@@ -549,7 +560,7 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
             for a in args:
                 _write_writer(a)
                 bar.update(1)
-    write_json(out / "synth.json", {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
+    write_json(settings_path(out, cfg.prefix), {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
     return files
 
 
