@@ -37,7 +37,9 @@ def divide_out_prior(model, counts, power: float = 1.0) -> int:
 
 
 def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
-    """A run's training store: samples per class (in the model's class order) and the store's name."""
+    """A run's training store: samples per class in the model's class order (a class the store lacks, e.g. one
+    kept from the source by ``--keep-classes``, counts 0) and the store's name."""
+    from .checkpoint import read_meta
     from .utils import read_json
 
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
@@ -46,17 +48,19 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     if store is None or not (store / "manifest.json").exists():
         raise HccrError(f"{folder}: its training store ({store or 'not recorded'}) is needed to divide out "
                         "the class prior; run this where the store is")
-    return counts_per_class(store), store.name
+    per_char = counts_per_char(store)
+    return [per_char.get(c, 0) for c in read_meta(run)["charset"]], store.name
 
 
-def counts_per_class(store: str | os.PathLike) -> list[int]:
-    """Samples per class of a store, in the store's class order."""
+def counts_per_char(store: str | os.PathLike) -> dict[str, int]:
+    """Samples per character of a store."""
     import numpy as np
 
     from .data.store import Store
 
     st = Store(store)
-    return np.bincount(np.asarray(st.labels), minlength=len(st.charset)).tolist()
+    counts = np.bincount(np.asarray(st.labels), minlength=len(st.charset)).tolist()
+    return dict(zip(st.charset, counts, strict=True))
 
 
 def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dict | None = None,
@@ -70,8 +74,10 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
 
     from .checkpoint import load_checkpoint, model_stem, save_checkpoint
     from .export import export_onnx, store_weights_fp16
+    from .preprocess import InputSpec
 
     model, meta = load_checkpoint(run)
+    InputSpec.from_meta(meta["preprocessing"], crops)  # a bad --crops fails here, before any file is written
     if len(getattr(model, "aux_heads", ())):  # deep supervision serves training only: a prediction never reads them
         model.aux_heads = torch.nn.ModuleList()
         meta["model_args"] = {**meta["model_args"], "aux": False}

@@ -158,5 +158,12 @@ def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_sto
                 assert torch.allclose(s[name][mouth], t[name][mouth])
         elif s[name].is_floating_point():
             assert torch.equal(s[name], t[name]), name
+    # `package --divide-prior` counts the store's samples per character in the model's order: the kept classes
+    # the store lacks count 0 (then as the rarest), 口 and 大 their 12 writers each wherever the model puts them
+    from hccr.packaging import store_class_counts
+
+    counts = dict(zip(keep.charset, store_class_counts(tmp_path / "keep" / "last.json")[0], strict=True))
+    n = len(Store(mine).labels)
+    assert counts == {"一": 0, "十": 0, "人": 0, "口": n // 2, "大": n // 2}
     with pytest.raises(HccrError, match="init_keep_classes needs init"):
         apply_overrides(get_preset("fast-1"), ["init_keep_classes=true"])

@@ -176,6 +176,9 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     card = write_model_card(str(j), tmp_path / "card.md").read_text()
     assert "?" not in card.split("## Training data")[1].split("## Recipe")[0] and "held out whole" not in card
     assert "probabilities are not calibrated" in card and "- ``" not in card
+    with pytest.raises(HccrError, match="--crops must be 1 or 5, got 3"):
+        package(tmp_path / "run", tmp_path / "bad" / "tiny", crops=3)
+    assert not (tmp_path / "bad").exists()  # nothing written that would then be blamed
     counts, _ = store_class_counts(tmp_path / "run")  # --divide-prior reads the run's own store
     assert len(counts) == meta["model_args"]["num_classes"] and sum(counts) > 0
     # a dot in the output's name is part of the name: both files keep it, and the stem finds them again
