@@ -169,6 +169,20 @@ def test_a_full_disk_leaves_no_half_written_chunk(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # Small ones
 
+def test_a_saved_model_is_as_readable_as_any_new_file(tmp_path):
+    """Weights written through a temporary name get the mode the user's umask gives, like its .json beside
+    them (the weights library creates private 0600 files: other users of a shared model folder could not load it)."""
+    import torch
+
+    from hccr.checkpoint import save_checkpoint
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    j = save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2), {"note": "mode test"})
+    modes = {p.suffix: p.stat().st_mode & 0o777 for p in (j, j.with_suffix(".safetensors"))}
+    assert modes == {".json": 0o666 & ~mask, ".safetensors": 0o666 & ~mask}, modes
+
+
 def test_a_long_charset_string_is_characters_not_a_path():
     from hccr.data.charset import gb2312_chars, resolve_charset
 
