@@ -55,7 +55,8 @@ def convert(
     size: Annotated[int, typer.Option(help="Side of the normalised square images.")] = 64,
     charset: Annotated[str | None, typer.Option(help="gb2312-1, gb2312-2, gb2312, a charset file, or a string of characters.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.0,
-    split_by_writer: Annotated[bool, typer.Option(help="Hold out whole writers for validation.")] = False,
+    split_by_writer: Annotated[bool, typer.Option(help="With --val-fraction: hold out that fraction of whole writers, "
+                                                       "not of samples.")] = False,
     limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
     margin: Annotated[float, typer.Option(help="Blank border as a fraction of the side.")] = 0.0,
     pen_width: Annotated[float | None, typer.Option("--pen-width", "--stroke-width",

@@ -34,6 +34,19 @@ def test_store_round_trip(tmp_path):
     assert s.manifest["count"] == 100 and s.manifest["classes"] == len(s.charset)
 
 
+@pytest.mark.parametrize("opts, what", [
+    (dict(split_by_writer=True), "--split-by-writer holds out a fraction of the writers: give it with --val-fraction"),
+    (dict(val_writers=("101-c",), val_fraction=0.5), "--val-writers and --val-fraction: give one way"),
+    (dict(val_every=2, val_writers=("101-c",)), "--val-writers and --val-every: give one way"),
+])
+def test_split_options_that_would_do_something_else_are_refused(tmp_path, opts, what):
+    """--split-by-writer alone held out nobody (training then split samples at random, mixing writers); one rule
+    silently overrode another."""
+    with pytest.raises(HccrError, match=what):
+        convert([str(_writers(tmp_path))], tmp_path / "st", ConvertOptions(size=32, **opts), progress=False)
+    assert not (tmp_path / "st").exists()
+
+
 def test_normalize_keeps_aspect_and_inverts():
     img = np.full((40, 20), 255, np.uint8)
     img[1:-1, 1:-1] = 0  # a tall block of ink on white paper

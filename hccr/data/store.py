@@ -151,6 +151,13 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     opts = opts or ConvertOptions()
     if not 0 <= opts.val_fraction < 1:
         raise HccrError(f"--val-fraction must be in [0, 1), got {opts.val_fraction}")
+    rules = [name for name, on in (("--val-writers", bool(opts.val_writers)), ("--val-every", bool(opts.val_every)),
+                                   ("--val-fraction", opts.val_fraction > 0)) if on]
+    if len(rules) > 1:
+        raise HccrError(f"{' and '.join(rules)}: give one way of choosing the validation samples")
+    if opts.split_by_writer and opts.val_fraction <= 0:
+        raise HccrError("--split-by-writer holds out a fraction of the writers: give it with --val-fraction (e.g. "
+                        "0.05), or name them with --val-writers, or take every N-th with --val-every")
     if opts.size < 8:
         raise HccrError(f"--size must be at least 8, got {opts.size}")
     if opts.pen_width is not None and not opts.pen_width > 0:
