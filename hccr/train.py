@@ -124,8 +124,8 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     for _n, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.optimizer == "adam":  # weight decay as an L2 term (the paper's optimizer); no decay on biases and norms
+        return torch.optim.Adam(groups, lr=cfg.lr)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
@@ -417,7 +417,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     if resume:
         st = load_state(state_path, env.device)
         model.load_state_dict(st["model"])
-        optimizer.load_state_dict(st["optimizer"])
+        try:
+            optimizer.load_state_dict(st["optimizer"])
+        except ValueError as e:  # another parameter grouping: a run begun by an older hccr's adam
+            raise HccrError(f"{state_path}: its optimizer state does not fit this hccr's ({e}); finish the run with "
+                            "the hccr that began it, or start it again in another folder") from None
         scheduler.load_state_dict(st["scheduler"])
         scaler.load_state_dict(st["scaler"])
         if "batch" in st:  # mid-epoch state: epoch in progress, batches done in it

@@ -48,6 +48,17 @@ def test_overrides_are_typed_and_checked():
     assert (p.model, p.image_size, p.loss, p.blur_ksize, p.blur_sigma, p.batch_size) == ("charnet", 256, "focal", 7, 50.0, 128)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_weight_decay_is_applied_by_every_optimizer_to_weights_not_biases(optimizer):
+    """`--set weight_decay=...` must do something whichever optimizer a preset names (the paper's is adam)."""
+    from hccr.train import make_optimizer
+
+    cfg = apply_overrides(get_preset("paper-1"), [f"optimizer={optimizer}", "weight_decay=0.01", "lr=0.1"])
+    model = torch.nn.Linear(3, 2)
+    decays = {p.ndim: g["weight_decay"] for g in make_optimizer(cfg, model).param_groups for p in g["params"]}
+    assert decays == {2: 0.01, 1: 0.0}
+
+
 def test_two_epochs_learn_and_write_loadable_checkpoints(tiny_store, tmp_path):
     cfg = _cfg(model_args={})
     m = fit(cfg, tiny_store, tmp_path / "run", progress=False)
