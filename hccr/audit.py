@@ -9,7 +9,8 @@ Two kinds of fault, two signals:
   that also held 宇): the class's samples form two well-separated groups in the feature space of
   a model that never saw these labels (the shipped ``gb2312-synth``, trained on synthetic handwriting
   only; out-of-fold models trained
-  on the merged label learn to map both characters to one place and hide the split). Each class is split in two by k-means on its out-of-fold features; the separation
+  on the merged label learn to map both characters to one place and hide the split). Each class is split in two
+  by k-means on those features; the separation
   (distance between the halves over their spread) is compared with the median class's, and
   classes at 4x or more are flagged. A class that is one character varies continuously and
   splits about as weakly as any other.
@@ -62,37 +63,25 @@ def separation(f: np.ndarray, assign: np.ndarray) -> float:
     return float((p[assign == 1].mean() - p[assign == 0].mean()) ** 2 / max(var, 1e-12))
 
 
-def class_splits(features: np.ndarray, labels: np.ndarray, num_classes: int, fold: np.ndarray | None = None,
-                 min_share: float = 0.1, seed: int = 0, dims: int = 16, ratio: float = 4.0) -> list[dict]:
+def class_splits(features: np.ndarray, labels: np.ndarray, num_classes: int, min_share: float = 0.1, seed: int = 0,
+                 dims: int = 16, ratio: float = 4.0) -> list[dict]:
     """For every class: its 2-means split and the split's separation, compared with the median
     class's (``ratio``). One character split in two gives about the same separation whatever the
-    character (a unimodal cloud cut by k-means); two characters give several times more. Features of different out-of-fold models live
-    in different spaces, so each fold is split on its own and the separations are averaged; the
-    groups shown are those of the fold holding most of the class. Fewer than 10 samples: skipped."""
-    fold = np.zeros(len(labels), np.int64) if fold is None else fold
-    f = np.zeros((len(features), min(dims, features.shape[1])), np.float64)
-    for k in np.unique(fold):  # each model's features: unit length, then its top principal components
-        m = fold == k
-        g = features[m] / np.maximum(np.linalg.norm(features[m], axis=1, keepdims=True), 1e-12)
-        g = g - g.mean(0)
-        _, _, vt = np.linalg.svd(g[:: max(1, len(g) // 20000)], full_matrices=False)
-        f[m] = g @ vt[: f.shape[1]].T  # few dimensions: a split of a few dozen samples cannot overfit them
+    character (a unimodal cloud cut by k-means); two characters give several times more. Features
+    of one model; fewer than 10 samples: skipped."""
+    g = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)  # unit length,
+    g = g - g.mean(0)
+    _, _, vt = np.linalg.svd(g[:: max(1, len(g) // 20000)], full_matrices=False)
+    f = g @ vt[: min(dims, features.shape[1])].T  # then few principal components: a split of dozens cannot overfit
     rows = []
     for c in range(num_classes):
-        parts = []
-        for k in np.unique(fold):
-            idx = np.flatnonzero((labels == c) & (fold == k))
-            if len(idx) < 10:
-                continue
-            assign = two_means(f[idx], seed + c)
-            share = float(min(assign.mean(), 1 - assign.mean()))
-            parts.append((len(idx), separation(f[idx], assign) if share > 0 else 0.0, share,
-                          [idx[assign == 0], idx[assign == 1]]))
-        if not parts:
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 10:
             continue
-        biggest = max(parts, key=lambda p: p[0])
-        rows.append({"class": c, "count": int((labels == c).sum()), "separation": float(np.mean([p[1] for p in parts])),
-                     "minor_share": float(np.mean([p[2] for p in parts])), "groups": biggest[3]})
+        assign = two_means(f[idx], seed + c)
+        share = float(min(assign.mean(), 1 - assign.mean()))
+        rows.append({"class": c, "count": len(idx), "separation": separation(f[idx], assign) if share > 0 else 0.0,
+                     "minor_share": share, "groups": [idx[assign == 0], idx[assign == 1]]})
     if rows:
         med = float(np.median([r["separation"] for r in rows]))
         for r in rows:
@@ -101,9 +90,8 @@ def class_splits(features: np.ndarray, labels: np.ndarray, num_classes: int, fol
     return rows
 
 
-def out_of_fold(store, out: Path, folds: int, epochs: int, preset: str, seed: int, progress: bool
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, features, fold) for every sample, from a model that did not train on it."""
+def out_of_fold(store, out: Path, folds: int, epochs: int, preset: str, seed: int, progress: bool) -> np.ndarray:
+    """Probabilities for every sample, from a model that did not train on it."""
     from .config import apply_overrides, get_preset
     from .data.store import store_view
     from .train import fit
@@ -122,7 +110,6 @@ def out_of_fold(store, out: Path, folds: int, epochs: int, preset: str, seed: in
             idx = rng.permutation(np.flatnonzero(store.labels == c))
             fold[idx] = np.arange(len(idx)) % folds
     probs = np.zeros((n, len(store.charset)), np.float32)
-    feats = None
     for k in range(folds):
         view = store_view(store.path, out / "folds" / f"store-{k}", np.where(fold == k, 1, 0))
         run = out / "folds" / f"model-{k}"
@@ -132,11 +119,8 @@ def out_of_fold(store, out: Path, folds: int, epochs: int, preset: str, seed: in
             fit(cfg, view, run, resume=(run / "last.state.pt").exists(), progress=progress)
             (run / "done").write_text("1\n")
         idx = np.flatnonzero(fold == k)
-        p, f, _ = predict_with_features(run / "last.json", store, idx)
-        probs[idx] = p
-        feats = np.zeros((n, f.shape[1]), np.float32) if feats is None else feats
-        feats[idx] = f
-    return probs, feats, fold
+        probs[idx] = predict_with_features(run / "last.json", store, idx)[0]
+    return probs
 
 
 def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256
@@ -183,19 +167,18 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
         raise HccrError(f"--folds must be at least 2, got {folds}")
     if model is not None:
         probs, feats, known = predict_with_features(model, store, np.arange(len(store)))
-        fold = None
         source = f"model {model}"
     else:
-        probs, feats, fold = out_of_fold(store, out, folds, epochs, preset, seed, progress)
-        known = np.ones(len(store.charset), bool)  # the folds learn every character of the store
-        source = f"{folds}-fold out-of-fold {preset}, {epochs} epochs"
         # Models trained on a merged class learn to map both of its characters to one place, so
         # the two-character check uses features of a model that never saw these labels: the
         # shipped gb2312-synth's (synthetic handwriting only, no real label ever; generic strokes and
         # shapes). Not the default gb2312, which learnt from real images of casia-hwdb-22's characters.
+        # Read first: a store of characters it does not know fails here, before the folds train.
         _, feats, _ = predict_with_features("gb2312-synth", store, np.arange(len(store)))
-        fold = None
-        source += "; class features from the shipped gb2312-synth model"
+        probs = out_of_fold(store, out, folds, epochs, preset, seed, progress)
+        known = np.ones(len(store.charset), bool)  # the folds learn every character of the store
+        source = (f"{folds}-fold out-of-fold {preset}, {epochs} epochs; class features from the shipped "
+                  "gb2312-synth model")
     labels = np.asarray(store.labels)
     # a character the model cannot answer is not a label fault: counted apart
     unknown_chars = "".join(c for c, k in zip(store.charset, known, strict=True) if not k)
@@ -207,7 +190,7 @@ def audit(store_path: str | os.PathLike, out: str | os.PathLike, model: str | No
     ids = store.sample_ids()  # where each sample came from, so a user can mend the source
     samples = [{"index": int(i), "label": chars[int(labels[i])], "predicted": chars[int(pred[i])],
                 "confidence": float(conf[i]), **({"source": ids[i]} if ids else {})} for i in wrong]
-    splits = class_splits(feats, labels, len(chars), fold, seed=seed)
+    splits = class_splits(feats, labels, len(chars), seed=seed)
     suspects = sorted((r for r in splits if r["suspect"]), key=lambda r: -r["ratio"])
     for r in suspects:
         _class_sheet(store, r, out / f"class-{chars[r['class']]}.png")

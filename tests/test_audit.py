@@ -77,3 +77,21 @@ def test_audit_with_a_model_leaves_out_characters_it_does_not_know(tmp_path):
     assert res["unknown_to_model"] == {"samples": 8, "characters": "宬"}
     assert not [s for s in res["mislabelled"] if s["label"] == "宬"]
     assert "does not know (宬)" in (tmp_path / "a" / "audit.md").read_text()
+
+
+def test_audit_without_a_model_trains_out_of_fold_models_and_still_finds_the_merged_class(merged_store, tmp_path):
+    r = run_cli("audit", merged_store, "--folds", "2", "--epochs", "1", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert "class 永 looks like two characters" in r.stdout  # features of gb2312-synth, which never saw these labels
+    assert all((tmp_path / "a" / "folds" / f"model-{k}" / "done").exists() for k in (0, 1))
+    res = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert res["source"].startswith("2-fold out-of-fold fast-1") and 0 <= res["accuracy"] <= 1
+
+
+def test_audit_of_characters_no_shipped_model_knows_is_refused_before_any_training(tmp_path):
+    synth(tmp_path / "gnt", SynthConfig(chars="永安", writers=8, seed=2), workers=1, progress=False)
+    store = convert([str(tmp_path / "gnt")], tmp_path / "store", ConvertOptions(size=64), workers=1, progress=False).path
+    (store / "charset.txt").write_text("AB", encoding="utf-8")  # characters outside GB2312's level 1 and 2
+    r = run_cli("audit", store, "--out", tmp_path / "a")
+    assert r.returncode != 0 and "knows none of the characters" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "a" / "folds").exists()  # refused before the out-of-fold models trained
