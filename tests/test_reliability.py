@@ -300,6 +300,36 @@ def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
         return None
 
 
+def test_requests_still_sending_their_body_count_against_the_queue(app_factory):
+    """workers + queue bounds every admitted request, also those still reading their body (they held memory
+    budget and a connection but were not counted: the queue limit was not enforced)."""
+    server, thread, port = _serve(app_factory, workers=1, queue=1, body_timeout=5.0)
+    png = _png(np.pad(np.zeros((20, 4), np.uint8), 10, constant_values=255))
+    slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    try:
+        for s in slow:  # two uploads whose bodies have not arrived: the one worker and the one queue place
+            s.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(png) + png[:8])
+        time.sleep(0.5)
+        third = socket.create_connection(("127.0.0.1", port))
+        third.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(png) + png)
+        answer = _closed_within(third, 5.0) or b""
+        assert b" 503 " in answer.split(b"\r\n")[0] and b"retry-after" in answer.lower(), answer[:200]
+        for s in slow:  # the admitted ones finish and are answered
+            s.sendall(png[8:])
+        assert all(b" 200 " in (s.recv(4096).split(b"\r\n")[0]) for s in slow)
+        again = socket.create_connection(("127.0.0.1", port))  # and their places are free again
+        again.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(png) + png)
+        assert b" 200 " in (_closed_within(again, 5.0) or b"").split(b"\r\n")[0]
+    finally:
+        for s in slow:
+            s.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def test_slow_headers_slow_bodies_and_idle_connections_are_closed(app_factory):
     server, thread, port = _serve(app_factory, header_timeout=1.0, body_timeout=1.0, keep_alive=1.0)
     try:

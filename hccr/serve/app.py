@@ -44,7 +44,7 @@ class Limits:
     max_batch: int = 64  # images in one batch request
     max_batch_pixels: int = 2 * 4096 * 4096  # all images of one batch request together
     workers: int = 2  # concurrent inferences
-    queue: int = 64  # requests waiting for a worker before 503
+    queue: int = 64  # requests admitted beyond the workers (reading their body or waiting) before 503
     budget_bytes: int = 64 << 20  # bodies being read and held, all requests together
     budget_pixels: int = 3 * 4096 * 4096  # image samples (pixels x bands) being decoded, all requests together
     header_timeout: float = 10.0  # seconds to send a request's headers
@@ -282,7 +282,6 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     rec = load_recognizer(model_path)
     crops = rec.spec.crops
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hccr-infer")
-    slots = asyncio.Semaphore(limits.workers + limits.queue)
     app = FastAPI(title="hccr", version="1", description="Offline handwritten Chinese character recognition",
                   docs_url=None, redoc_url=None)  # FastAPI's own pages load scripts from a CDN
     app.add_middleware(HostCheck, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "testserver"])
@@ -358,10 +357,20 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def admit() -> None:
-        """Before anything is read: a request that cannot get a worker soon is refused now."""
-        if slots.locked():
+    in_flight = 0  # requests admitted and not yet answered: reading their body, waiting for a worker or running
+
+    @contextlib.contextmanager
+    def admitted():
+        """Before anything is read: a request that cannot get a worker soon is refused now (the event loop
+        runs one handler at a time, so a plain counter is exact)."""
+        nonlocal in_flight
+        if in_flight >= limits.workers + limits.queue:
             raise ApiError(503, "server busy (all workers and queue places taken), try again", close=True)
+        in_flight += 1
+        try:
+            yield
+        finally:
+            in_flight -= 1
 
     @app.post("/v1/recognize/batch", response_model=BatchRecognition, responses=errors, openapi_extra={
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -373,8 +382,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
             raise ApiError(415, "send the images as multipart/form-data, field file repeated", close=True)
-        admit()
-        with budget.claim() as take:
+        with admitted(), budget.claim() as take:
             files = await _multipart_files(await read_body(request, take), ctype)
             if not files:
                 raise ApiError(422, 'no file fields: repeat a field named "file" once per image')
@@ -404,8 +412,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                 release_memory(samples)
                 return results
 
-            async with slots:
-                results = await asyncio.get_running_loop().run_in_executor(pool, infer)
+            results = await asyncio.get_running_loop().run_in_executor(pool, infer)
         return {"results": results, "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
     @app.post("/v1/recognize", response_model=Recognition, response_model_exclude_none=True, responses=errors,
@@ -418,9 +425,8 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                 and not ctype.startswith("image/"):
             raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
                                 "multipart/form-data or application/json strokes", close=True)
-        admit()
         loop = asyncio.get_running_loop()
-        with budget.claim() as take:
+        with admitted(), budget.claim() as take:
             body = await read_body(request, take)
             k = topk
             if ctype == "application/json":
@@ -431,17 +437,16 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                 work = partial(decode_image, data, limits, take)
             else:
                 work = partial(decode_image, body, limits, take)
-            async with slots:
-                try:
-                    def infer():
-                        image = work()  # decoding and drawing off the event loop too
-                        out = rec.predict_flagged([image], topk=k)
-                        release_memory(image.size)
-                        return out
+            try:
+                def infer():
+                    image = work()  # decoding and drawing off the event loop too
+                    out = rec.predict_flagged([image], topk=k)
+                    release_memory(image.size)
+                    return out
 
-                    (cands,), (several,) = await loop.run_in_executor(pool, infer)
-                except HccrError as e:
-                    raise ApiError(422, str(e)) from None
+                (cands,), (several,) = await loop.run_in_executor(pool, infer)
+            except HccrError as e:
+                raise ApiError(422, str(e)) from None
         out = {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
                "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
         if several:
