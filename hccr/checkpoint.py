@@ -99,10 +99,7 @@ def resolve(path: str | os.PathLike) -> Path:
 def read_meta(path: str | os.PathLike) -> dict:
     """The checkpoint's JSON, checked: a damaged or inconsistent file is an :class:`HccrError` naming it."""
     p = resolve(path)
-    try:
-        meta = read_json(p)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HccrError(f"{p}: damaged checkpoint metadata (not valid JSON: {e})") from None
+    meta = read_json(p, "checkpoint metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise HccrError(f"{p}: not an hccr checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
     check_checkpoint_meta(meta, p)  # every field a loader reads: types, ranges, finite values

@@ -245,6 +245,8 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
 
     if on_error not in ("skip", "stop"):
         raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
+    if batch_size < 1:
+        raise HccrError(f"--batch-size must be at least 1, got {batch_size}")
     if allowed:
         allowed_indices(rec.charset, allowed)  # a bad --charset fails before any work
     crops = rec.spec.crops if crops is None else crops

@@ -103,8 +103,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """A JSON file hccr wrote; one cut short or edited into invalid JSON is an error naming it."""
+    from .errors import HccrError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise HccrError(f"{path}: damaged {what} (not valid JSON: {e}); remove it or write it again") from None
 
 
 def use_all_cores() -> int:

@@ -176,6 +176,10 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
 
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "synth.json").write_text("")  # a settings record cut short (a full disk, an editor)
+    (tmp_path / "run-cut").mkdir()
+    (tmp_path / "run-cut" / "config.json").write_text('{"config": {')
     all_train = store_view(tiny_store, tmp_path / "all-train", np.zeros(len(Store(tiny_store)), np.uint8))
     cases = [
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
@@ -194,6 +198,10 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["synth", tmp_path / "syn", "--chars", "安", "--writers", "0"], "--writers 0: give at least 1"),
         (["quickstart", "--minutes", "-1", "--out", tmp_path / "qs"], "--minutes must be above 0"),
         (["quickstart", "--real", tmp_path / "empty", "--out", tmp_path / "qs"], "an empty folder"),
+        (["predict", "--model", tiny_run, tiny_store, "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["serve", "--workers", "0"], "--workers: must be above 0"),
+        (["synth", tmp_path / "cut", "--chars", "安"], f"{tmp_path / 'cut' / 'synth.json'}: damaged file (not valid JSON"),
+        (["train", "--data", tiny_store, "--out", tmp_path / "run-cut", "--resume"], "config.json: damaged file"),
     ]
     for args, fragment in cases:
         r = run_cli(*args)

@@ -52,6 +52,13 @@ class Limits:
     keep_alive: float = 5.0  # seconds an idle connection is kept open
     max_connections: int = 1000  # open connections before new ones are answered 503
 
+    def __post_init__(self) -> None:
+        """Checked before the model is loaded: a limit of 0 would refuse everything or never start."""
+        for name, value in vars(self).items():
+            if not value >= (0 if name == "queue" else 1e-3):
+                raise HccrError(f"--{name.replace('_', '-')}: must be {'0 or more' if name == 'queue' else 'above 0'}, "
+                                f"got {value}")
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, close: bool = False):
