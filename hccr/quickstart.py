@@ -191,7 +191,6 @@ def default_real() -> list[str] | None:
 def validation_writers(work: Path) -> Path | None:
     """The shipped model's validation writers (CASIA-OLHWDB1.1, never trained on) as a store, made
     once from the archive beside the checkout; None without it."""
-    import subprocess
     import tarfile
 
     from .data.store import ConvertOptions, convert
@@ -204,9 +203,13 @@ def validation_writers(work: Path) -> Path | None:
     folder = work / "olhwdb-val-pot"
     folder.mkdir(parents=True, exist_ok=True)
     if not list(folder.rglob("*.pot")):
-        with tarfile.open(OLHWDB) as tf:  # listing is cheap next to unpacking: take only these writers
-            names = [m for m in tf.getnames() if Path(m).stem in VALIDATION_WRITERS]
-        subprocess.run(["tar", "-xJf", str(OLHWDB), "-C", str(folder), *names], check=True)
+        try:  # one pass through the archive, taking only these writers' files
+            with tarfile.open(OLHWDB) as tf:
+                for member in tf:
+                    if Path(member.name).stem in VALIDATION_WRITERS and member.isfile():
+                        tf.extract(member, folder, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise HccrError(f"{OLHWDB}: cannot unpack the validation writers ({e})") from None
     pots = sorted(str(p) for p in folder.rglob("*.pot"))
     if not pots:
         return None
