@@ -21,6 +21,7 @@ from common import machine, save
 from hccr.config import get_preset
 from hccr.data.store import Store
 from hccr.models import create_model
+from hccr.models.flops import count_macs
 from hccr.precision import _cpu_has_bf16
 from hccr.train import make_optimizer, prepare_batch
 from hccr.utils import use_all_cores
@@ -84,10 +85,14 @@ def main() -> None:
             rates[n].append(step_rate(replace(base, **changes), store, args.steps, compiled))
             print(f"rep {rep} {n:18s} {rates[n][-1]:6.0f} img/s", flush=True)
     ref = float(np.median(rates["today"])) if "today" in rates else float("nan")
-    rows = [{"variant": n, "img_per_s": round(float(np.median(r))), "ratio_to_today": round(float(np.median(r)) / ref, 3)}
-            for n, r in rates.items()]
+    rows = []
+    for n, r in rates.items():  # the work of one image (the step's forward pass) beside its speed
+        cfg = replace(base, **VARIANTS[n][0])
+        macs = count_macs(create_model(cfg.model, len(store.charset), cfg.image_size, **cfg.model_args), cfg.image_size)
+        rows.append({"variant": n, "img_per_s": round(float(np.median(r))), "gmacs_per_img": round(macs / 1e9, 4),
+                     "ratio_to_today": round(float(np.median(r)) / ref, 3)})
     for r in rows:
-        print(f"{r['variant']:18s} {r['img_per_s']:6d} img/s  x{r['ratio_to_today']:.2f}")
+        print(f"{r['variant']:18s} {r['img_per_s']:6d} img/s  x{r['ratio_to_today']:.2f}  {r['gmacs_per_img']} GMACs/img")
     save("train-step", {"preset": args.preset, "classes": len(store.charset), "rows": rows, "machine": machine()})
 
 

@@ -125,7 +125,7 @@ def show(
 
 @app.command()
 def synth(
-    out: Annotated[Path | None, typer.Argument(help="Folder for the <writer>.gnt files.")] = None,
+    out: Annotated[Path | None, typer.Argument(help="Folder for the writer files (.gnt; .pot for learned writers).")] = None,
     chars: Annotated[str, typer.Option(help="gb2312-1, gb2312-2, gb2312, a charset file, or a string of characters.")] = "gb2312-1",
     writers: Annotated[int, typer.Option(help="Number of simulated writers (one .gnt file each).")] = 10,
     seed: int = 0,
@@ -167,8 +167,6 @@ def synth(
         import time
 
         t = time.perf_counter()
-        from .data.charset import resolve_charset
-
         if style_out.suffix == ".npz":  # a component bank: the real writers' strokes themselves
             from .data.components import build_bank
 
@@ -600,7 +598,7 @@ def calibrate(
     elif write:
         info = {"images": int(ok.sum()), "data": ",".join(Path(i).name for i in inputs), "split": split.value, "ece_before": round(before, 4),
                 "ece_after": round(after, 4)}
-        for p in write_temperature(model or "gb2312", t, info):
+        for p in write_temperature(model, t, info):
             print(f"wrote {p}")
 
 

@@ -175,3 +175,14 @@ def test_warp_basis_is_affine_grid_plus_bicubic_field():
     coef = torch.cat([theta, noise.reshape(3, 2, 16)], -1).reshape(6, -1)
     ours = (coef @ _warp_basis(24, 20, 4, "cpu")).view(3, 2, 24, 20).permute(0, 2, 3, 1)
     assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_multiply_accumulates_are_counted_per_image():
+    """benchmarks/train_step reports each variant's work per image beside its speed."""
+    from torch import nn
+
+    from hccr.models.flops import count_macs
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 5))
+    assert count_macs(net, 4) == 2 * 4 * 4 * 9 + 32 * 5  # 288 for the conv, 160 for the layer
+    assert net.training  # the model is left as it was given

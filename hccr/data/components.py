@@ -196,7 +196,7 @@ class ComponentBank:
         return out
 
     @lru_cache(maxsize=1)  # noqa: B019
-    def _index(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    def _index(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per run length k: (shape descriptors (N, k * P * 2), (source char, first median) (N, 2), the
         descriptors' squared norms (N,)) of every run with at least ``MIN_SAMPLES`` clean real samples."""
         desc: dict[int, list] = {k: [] for k in range(1, MAX_RUN + 1)}

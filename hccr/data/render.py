@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -143,9 +143,6 @@ class Pen:
     def typical(self) -> PenDraw:
         """The median pen, with no randomness (the drawing page and the strokes API)."""
         return PenDraw(self.width, self.ink, None)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

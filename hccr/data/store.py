@@ -563,21 +563,21 @@ class Store:
 
 def store_view(src: str | os.PathLike, dst: str | os.PathLike, split: np.ndarray) -> Path:
     """A store sharing ``src``'s arrays (symlinks) with its own split: 0 train, 1 validation, any other
-    value left out. For folds, few-shot subsets and re-splits without copying images. ``split.npy``
-    is written last, so an interrupted call leaves no half-made store."""
+    value left out. For folds, few-shot subsets and re-splits without copying images. ``manifest.json``,
+    which marks a complete store, is written last, so an interrupted call leaves no half-made store."""
     src, dst = Path(src), Path(dst)
     if len(split) != len(Store(src)):
         raise HccrError(f"{src}: split of {len(split)} samples for a store of {len(Store(src))}")
     dst.mkdir(parents=True, exist_ok=True)
-    (dst / "split.npy").unlink(missing_ok=True)
+    (dst / "manifest.json").unlink(missing_ok=True)
     for f in src.iterdir():
         if (f.suffix == ".npy" and f.name != "split.npy") or f.name == "ids.txt":
             (dst / f.name).unlink(missing_ok=True)
             os.symlink(f.resolve(), dst / f.name)
-        elif f.is_file() and f.name != "split.npy":
+        elif f.is_file() and f.name not in ("split.npy", "manifest.json"):
             shutil.copy(f, dst / f.name)
-    manifest = read_json(dst / "manifest.json")
+    np.save(dst / "split.npy", np.asarray(split, np.uint8))
+    manifest = read_json(src / "manifest.json")
     manifest.update(train=int((split == 0).sum()), val=int((split == 1).sum()))
     write_json(dst / "manifest.json", manifest)
-    np.save(dst / "split.npy", np.asarray(split, np.uint8))
     return dst

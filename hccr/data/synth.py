@@ -1,4 +1,5 @@
-"""Synthetic handwriting: simulated writers rendering stroke data (or fonts) as CASIA ``.gnt`` files.
+"""Synthetic handwriting: simulated writers rendering stroke data (or fonts) as CASIA ``.gnt`` files (learned
+writer models write ``.pot`` pen trajectories instead, drawn at conversion like real ones).
 
 A *writer* is a set of style parameters drawn once (slant, rotation, aspect, size, pen width and
 ink, stroke displacement, trajectory wobble, speed, hooks, shortening, compression of parts of
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,70 +84,14 @@ class WriterStyle:
 
 
 # ---------------------------------------------------------------------------------------------
-# Geometry helpers (all vectorised over the points of a stroke or a whole character)
-
-def resample(pts: np.ndarray, spacing: float) -> np.ndarray:
-    """Points evenly spaced along a polyline (by arclength)."""
-    if len(pts) < 2:
-        return pts.astype(np.float64)
-    d = np.diff(pts, axis=0)
-    s = np.concatenate([[0.0], np.cumsum(np.hypot(d[:, 0], d[:, 1]))])
-    if s[-1] < 1e-6:
-        return pts[:1].astype(np.float64)
-    n = max(2, int(math.ceil(s[-1] / spacing)) + 1)
-    t = np.arange(n) * (s[-1] / (n - 1))
-    return np.stack([np.interp(t, s, pts[:, 0]), np.interp(t, s, pts[:, 1])], axis=1)
-
-
-def smooth(pts: np.ndarray, radius: int) -> np.ndarray:
-    """Moving-average smoothing that keeps both end points (rounds corners like a fast pen)."""
-    if radius < 1 or len(pts) < 3:
-        return pts
-    k = 2 * radius + 1
-    padded = np.concatenate([np.repeat(pts[:1], radius, 0), pts, np.repeat(pts[-1:], radius, 0)])
-    c = np.cumsum(np.concatenate([np.zeros((1, 2)), padded]), axis=0)
-    out = (c[k:] - c[:-k]) / k
-    out[0], out[-1] = pts[0], pts[-1]
-    return out
-
-
-def trim(pts: np.ndarray, start: float, end: float) -> np.ndarray:
-    """Cut (positive) or extend (negative) a fraction of the stroke's length at each end."""
-    n = len(pts)
-    if n < 3:
-        return pts
-    a = int(round(np.clip(start, 0, 0.3) * (n - 1)))
-    b = n - int(round(np.clip(end, 0, 0.3) * (n - 1)))
-    out = pts[a:b]
-    if start < 0:
-        d = out[0] - out[1]
-        out = np.concatenate([[out[0] + d * (-start) * n * 0.5], out])
-    if end < 0:
-        d = out[-1] - out[-2]
-        out = np.concatenate([out, [out[-1] + d * (-end) * n * 0.5]])
-    return out
-
-
-def smooth_noise(n: int, rng: np.random.Generator, amplitude: float, cycles: float = 1.5) -> np.ndarray:
-    """A smooth 1-D random curve of ``n`` samples (sum of a few low-frequency sines)."""
-    t = np.arange(n) / max(n - 1, 1)
-    k = np.arange(1, 4)
-    waves = np.sin(2 * np.pi * (cycles * t[:, None] * k + rng.uniform(size=3)))
-    return waves @ (rng.normal(size=3) / k) * (amplitude / 1.3)
-
-
-# ---------------------------------------------------------------------------------------------
 # One sample
 
 def distort_strokes(strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.Generator, jitter: float,
                     speed: float, spacing: float = 10.0) -> list[np.ndarray]:
     """Every stroke of a character at once (points concatenated, one id per stroke): resampled by
     arclength, smoothed (corners rounded like a fast pen), displaced, scaled and turned about its
-    centre, wobbled across its direction of travel, and trimmed or extended at its ends.
-
-    The same operations as :func:`resample`, :func:`smooth`, :func:`smooth_noise` and :func:`trim`
-    applied stroke by stroke, without a Python loop over strokes (that loop was most of the
-    generator's time)."""
+    centre, wobbled across its direction of travel, and trimmed or extended at its ends; vectorised
+    over all strokes, without a Python loop over them (that loop was most of the generator's time)."""
     raw = [a for a in (np.asarray(s, np.float64).reshape(-1, 2) for s in strokes) if len(a)]
     ns = len(raw)
     lens = np.array([len(a) for a in raw])
@@ -416,9 +360,6 @@ class SynthConfig:
         return replace(p, size_mean=float(self.size)) if self.size else p
 
 
-StrokeSource = Callable[[str], list[np.ndarray]]
-
-
 def writer_rng(seed: int, writer: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, writer]))
 
@@ -479,7 +420,8 @@ def _model(style: str):
 
 def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.ndarray]] | None = None,
           workers: int | None = None, progress: bool = True) -> list[Path]:
-    """Write ``cfg.writers`` ``.gnt`` files into ``out``; existing complete files are kept (resumable)."""
+    """Write ``cfg.writers`` files into ``out`` (``.gnt`` images, or ``.pot`` pen trajectories for learned writers);
+    existing complete files are kept (resumable)."""
     from ..utils import output_lock
     from .writers import is_learned
 
@@ -568,7 +510,8 @@ def compose_top_bottom(top: list[np.ndarray], bottom: list[np.ndarray], split: f
                        ) -> list[np.ndarray]:
     """A character from a top component (as placed in some host character) over a bottom one.
 
-    Used for characters the stroke data lacks, e.g. 宬 = the 宀 of 安 over 成 squeezed below it.
+    For characters the stroke data lacks, passed to :func:`synth` as ``extra``: e.g. 宬 = the 宀 of 安 over
+    成 squeezed below it.
     """
     top_pts = np.concatenate(top)
     y_top = float(top_pts[:, 1].max())

@@ -351,11 +351,10 @@ class Collector:
 SHAPES_PER_KIND = 4000  # per writer file: enough for a few principal components
 
 
-def collect(samples: list, writer: str, rng: np.random.Generator | None = None) -> Collector:
+def collect(samples: list, writer: str) -> Collector:
     """Align every sample ``(char, strokes)`` of one writer and gather what :func:`fit` needs."""
     from .strokes import has_strokes
 
-    rng = rng or np.random.default_rng(0)
     col = Collector()
     wj = [0, 0]
     dens = [0.0, 0.0]
@@ -427,9 +426,6 @@ def collect(samples: list, writer: str, rng: np.random.Generator | None = None) 
                 wj[1] += 1
     col.writer_joins[writer] = wj
     col.density[writer] = dens
-    if col.shapes:
-        col.shapes = {k: v for k, v in col.shapes.items()}
-    del rng
     return col
 
 
@@ -470,7 +466,7 @@ class WriterModel:
         except (OSError, ValueError) as e:
             raise HccrError(f"{path}: cannot read the writer model ({e})") from None
         if not isinstance(d, dict) or d.get("format") != "hccr-writer-model/1":
-            raise HccrError(f"{path}: not an hccr writer model (hccr synth --fit-writers writes one)")
+            raise HccrError(f"{path}: not an hccr writer model (hccr synth --fit POTS --style-out M.json writes one)")
         names = {f.name for f in fields(cls)}
         missing = names - set(d) - {"source", "zero"}
         if missing:
@@ -544,9 +540,9 @@ class WriterModel:
         g = writer["global"] + (rng.normal(size=4) * np.asarray(self.global_within) if not self.zero else 0)
         mat = compose(g)
         pieces = [p @ mat.T for p in pieces]
-        return [self._pen_points(p, writer["density"], rng) * units for p in normalise(pieces)]
+        return [self._pen_points(p, writer["density"]) * units for p in normalise(pieces)]
 
-    def _pen_points(self, line: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
+    def _pen_points(self, line: np.ndarray, density: float) -> np.ndarray:
         """Resample a stroke as a tablet would: points at the pen's pace (slow at the ends)."""
         d = np.hypot(*np.diff(line, axis=0).T)
         length = float(d.sum())
@@ -558,9 +554,7 @@ class WriterModel:
         pos = np.concatenate([[0.0], np.cumsum((sp[1:] + sp[:-1]) / 2)])
         pos = pos / max(pos[-1], 1e-9) * length
         arc = np.concatenate([[0.0], np.cumsum(d)]) + np.arange(len(line)) * 1e-12
-        out = np.stack([np.interp(pos, arc, line[:, 0]), np.interp(pos, arc, line[:, 1])], -1)
-        del rng
-        return out
+        return np.stack([np.interp(pos, arc, line[:, 0]), np.interp(pos, arc, line[:, 1])], -1)
 
 
 def fit(col: Collector, source: str = "", components: int = 4) -> WriterModel:
@@ -601,14 +595,12 @@ def fit(col: Collector, source: str = "", components: int = 4) -> WriterModel:
     j = col.joins
     join_p = (j[..., 1] + 1) / (j.sum(-1) + 2)  # Laplace: an unseen pair of kinds joins half the time at worst
     rates = np.array([v[0] / v[1] for v in col.writer_joins.values() if v[1] > 50])
-    overall = float(j[..., 1].sum() / max(j.sum(), 1))
     logit = np.log(np.clip(rates, 1e-3, 1 - 1e-3) / (1 - np.clip(rates, 1e-3, 1 - 1e-3)))
     join_writer_std = float(np.std(logit)) if len(rates) > 1 else 0.0
     bends = np.clip(np.array(col.bends) if col.bends else np.zeros(1), -2, 2)
     drop_p = (col.drops[:, 1]) / np.maximum(col.drops.sum(1), 1)
     speed = col.speed[:, 0] / np.maximum(col.speed[:, 1], 1)
     dens = np.array([v[0] / v[1] for v in col.density.values() if v[1] > 0])
-    del overall
     return WriterModel(global_mean=wmeans.mean(0).tolist(), global_between=np.atleast_2d(between).tolist(),
                        global_within=within.tolist(), local_mean=local_mean.tolist(), local_std=local_std.tolist(),
                        shape_pcs=shape_pcs, join_p=join_p.tolist(), join_writer_std=join_writer_std,

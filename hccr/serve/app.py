@@ -572,5 +572,5 @@ def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 80
     libc = _libc()
     if libc is not None:
         libc.mallopt(-8, 2)  # M_ARENA_MAX: two malloc arenas, not eight per core for the worker threads
-    hosts = allowed_hosts or sorted({host, "127.0.0.1", "localhost"} - {"0.0.0.0", "::"}) or ["*"]
+    hosts = allowed_hosts or sorted({host, "127.0.0.1", "localhost"} - {"0.0.0.0", "::"})
     uvicorn.Server(server_config(create_app(model_path, limits, allowed_hosts=hosts), host, port, limits)).run()
