@@ -186,11 +186,8 @@ def synth(
         if compare is None:
             raise HccrError("--against needs --compare REAL_STORE")
         res = st.compare_stores(compare, against)
-        print(f"{compare} ({res['real_count']} images) vs {against} ({res['other_count']} images, characters of both):")
-        for r in res["rows"]:
-            print(f"{r['feature']:14s} {r['real_median']:12.3g} {r['real_iqr']:>12s} {r['synthetic_median']:12.3g} "
-                  f"{r['synthetic_iqr']:>12s}")
-        print(f"domain classifier (first vs second, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
+        _print_comparison(res, f"{compare} ({res['real_count']} images) vs {against} ({res['other_count']} images, "
+                          "characters of both):", "first vs second", plot, (compare.name, against.name))
         return
     learned = is_learned(style)
     if learned and (calibrate is not None or compare is not None or preview is not None):
@@ -205,16 +202,8 @@ def synth(
         return
     if compare is not None:
         res = st.compare_store(compare, profile, writers=writers)
-        print(f"real {compare} ({res['real_count']} images) vs synthetic ({res['synthetic_count']} images, "
-              f"profile: {style or 'default'}):")
-        print(f"{'feature':14s} {'real median':>12s} {'IQR':>12s} {'synthetic':>12s} {'IQR':>12s}")
-        for r in res["rows"]:
-            print(f"{r['feature']:14s} {r['real_median']:12.3g} {r['real_iqr']:>12s} {r['synthetic_median']:12.3g} "
-                  f"{r['synthetic_iqr']:>12s}")
-        print(f"domain classifier (real vs synthetic, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
-        if plot:
-            st.plot_histograms(res["real"], res["synthetic"], plot)
-            print(f"wrote {plot}")
+        _print_comparison(res, f"real {compare} ({res['real_count']} images) vs synthetic ({res['synthetic_count']} "
+                          f"images, profile: {style or 'default'}):", "real vs synthetic", plot, ("real", "synthetic"))
         return
     if preview is not None:
         sample_chars = {"gb2312-1": "永安家察寒宿它守完宏", "gb2312": "永安家察寒宿它守完宏",
@@ -284,6 +273,21 @@ def _run_config(out: Path, resume: bool, preset: str):
     if resume and (out / "config.json").exists():
         return config_from_dict(read_json(out / "config.json")["config"]), True
     return get_preset(preset), False
+
+
+def _print_comparison(res: dict, title: str, what: str, plot: Path | None, labels: tuple[str, str]) -> None:
+    """The feature table of ``hccr synth --compare`` (with or without ``--against``), and its histograms."""
+    from .data.style import plot_histograms
+
+    print(title)
+    print(f"{'feature':14s} {'median':>12s} {'IQR':>12s} {'median':>12s} {'IQR':>12s}")
+    for r in res["rows"]:
+        print(f"{r['feature']:14s} {r['real_median']:12.3g} {r['real_iqr']:>12s} {r['synthetic_median']:12.3g} "
+              f"{r['synthetic_iqr']:>12s}")
+    print(f"domain classifier ({what}, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
+    if plot:
+        plot_histograms(res["real"], res["synthetic"], plot, labels)
+        print(f"wrote {plot}")
 
 
 @app.command()

@@ -63,6 +63,22 @@ def test_compare_prints_the_gap_between_two_stores(tmp_path, shifted_store):
     for feature in ("stroke_width", "ink", "coverage", "aspect", "size", "slant", "domain classifier"):
         assert feature in r.stdout
     assert (tmp_path / "h.png").stat().st_size > 1000
+def test_compare_two_stores_prints_the_table_and_draws_the_plot(tmp_path, shifted_store, monkeypatch):
+    """--against with --plot draws the histograms too (it was silently ignored). The domain classifier (a
+    minute of CPU, run by the test above) is stood in for: this test is about the command's output."""
+    from typer.testing import CliRunner
+
+    import hccr.data.style as style_mod
+    from hccr.cli import app
+
+    monkeypatch.setattr(style_mod, "domain_classifier", lambda a, b, seed=0: 0.5)
+    plain = convert([str(shifted_store.parent / "gnt")], tmp_path / "plain", ConvertOptions(size=48), workers=1,
+                    progress=False).path
+    r = CliRunner().invoke(app, ["synth", "--compare", str(shifted_store), "--against", str(plain), "--plot",
+                                 str(tmp_path / "two.png")])
+    assert r.exit_code == 0, r.output
+    assert "stroke_width" in r.output and "domain classifier (first vs second, held out): 0.500" in r.output
+    assert (tmp_path / "two.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("content, message", [

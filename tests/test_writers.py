@@ -100,6 +100,13 @@ def test_learned_style_writes_pen_trajectories_that_convert(tmp_path):
     again = synth(tmp_path / "syn2", SynthConfig(chars="永安家", writers=2, seed=1, style=str(tmp_path / "m.json")),
                   workers=1, progress=False)
     assert files[0].read_bytes() == again[0].read_bytes()  # deterministic for a seed
+    # options only the image-drawing writers have are refused, not silently ignored
+    from hccr.errors import HccrError
+
+    for opts, what in (({"size": 50.0}, "leave --size out"), ({"fonts": ("k.ttf",)}, "use one or the other")):
+        with pytest.raises(HccrError, match=what):
+            synth(tmp_path / "syn3", SynthConfig(chars="永", writers=1, style=str(tmp_path / "m.json"), **opts),
+                  workers=1, progress=False)
 
 
 def test_a_bad_writer_model_is_one_line(tmp_path):

@@ -333,7 +333,8 @@ def compare_store(real_store: str | os.PathLike, profile: StyleProfile, writers:
 
 def compare_stores(first: str | os.PathLike, second: str | os.PathLike, limit: int = 4000, seed: int = 0) -> dict:
     """Two stores (e.g. real scans and real trajectories drawn by hccr's pen), on the characters they
-    share: the feature table and the domain classifier's held-out accuracy (0.5: indistinguishable)."""
+    share: the feature table, the domain classifier's held-out accuracy (0.5: indistinguishable) and both feature
+    sets (for plots: ``real`` is the first store's, ``synthetic`` the second's)."""
     from .store import Store
 
     a, b = Store(first), Store(second)
@@ -349,8 +350,8 @@ def compare_stores(first: str | os.PathLike, second: str | os.PathLike, limit: i
 
     ia, ib = pick(a), pick(b)
     fa, fb = measure(a.images[ia], a.sizes[ia]), measure(b.images[ib], b.sizes[ib])
-    return {"rows": compare(fa, fb), "real_count": len(ia), "other_count": len(ib), "characters": len(shared),
-            "domain_accuracy": domain_classifier(a.images[ia], b.images[ib], seed=seed)}
+    return {"rows": compare(fa, fb), "real": fa, "synthetic": fb, "real_count": len(ia), "other_count": len(ib),
+            "characters": len(shared), "domain_accuracy": domain_classifier(a.images[ia], b.images[ib], seed=seed)}
 
 
 def calibrate_store(real_store: str | os.PathLike, start: StyleProfile | None = None, progress: bool = True,

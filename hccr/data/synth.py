@@ -434,12 +434,15 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
     out = Path(out)
     _check_same_settings(out, cfg)
     if learned:
+        if cfg.fonts:
+            raise HccrError("--font draws glyphs as images; learned writers write pen trajectories: use one or the other")
+        if cfg.size:  # their trajectories are sized at conversion (hccr convert --size), as real writers' are
+            raise HccrError("--size sets the simulated writers' character size; learned writers write pen trajectories "
+                            "that hccr convert normalises: leave --size out")
         model = _model(cfg.style)  # read once; a bad model fails here, naming its file
         done = all(writer_path(out, cfg, w, learned).exists() for w in range(cfg.writers))
         if hasattr(model, "prepare") and not done:  # a finished folder (a resumed recipe) needs no cuts
             model.prepare("".join(chars), progress)  # a bank's index and cuts, before the workers fork
-        if cfg.fonts:
-            raise HccrError("--font draws glyphs as images; learned writers write pen trajectories: use one or the other")
     profile = None if learned else cfg.profile()  # read once; a bad profile fails here, before any worker starts
     extra = extra or {}
     missing = [c for c in chars if c not in extra and not has_strokes(c)]
