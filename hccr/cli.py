@@ -292,9 +292,10 @@ def _print_comparison(res: dict, title: str, what: str, plot: Path | None, label
 
 @app.command()
 def distill(
-    teacher: Annotated[list[Path], typer.Option(help="A teacher checkpoint or run folder (repeat for an ensemble).")],
     data: Annotated[Path, typer.Option(help="Packed store to train the student on.")],
     out: Annotated[Path, typer.Option(help="Run folder for the student.")],
+    teacher: Annotated[list[Path] | None, typer.Option(help="A teacher checkpoint or run folder (repeat for an "
+                                                       "ensemble; with --resume the run's own).")] = None,
     preset: Annotated[str, typer.Option(help="The student's recipe (see hccr presets).")] = "fast-1",
     weights: Annotated[str | None, typer.Option(help="Teacher weights, comma-separated (default 0.3,0.2,0.5 for three, else equal).")] = None,
     temperature: Annotated[float, typer.Option(help="Softening temperature of the teachers' and student's logits.")] = 2.0,
@@ -310,7 +311,11 @@ def distill(
     from .train import fit
 
     cfg, resumed = _run_config(out, resume, preset)
+    if resumed and teacher:
+        raise HccrError(f"--resume continues {out} with the teachers it began with: leave --teacher out")
     if not resumed:
+        if not teacher:
+            raise HccrError("distill needs --teacher (a checkpoint or run folder; repeat it for an ensemble)")
         cfg.teachers = tuple(str(t) for t in teacher)
         cfg.teacher_weights = tuple(_weights(weights)) if weights else ()
         cfg.distill_temperature, cfg.distill_alpha, cfg.teacher_crops = temperature, alpha, teacher_crops

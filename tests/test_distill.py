@@ -39,3 +39,10 @@ def test_distilled_student_loads_and_predicts_like_any_checkpoint(tiny_run, tiny
     r = run_cli("predict", "--model", tmp_path / "s", tiny_store, "--split", "val")
     assert r.returncode == 0, r.stderr
     assert "accuracy on " in r.stdout and "top1" in r.stdout
+    # a finished run resumed needs no --teacher (it has its own), and refuses one that would be ignored
+    r = run_cli("distill", "--data", tiny_store, "--out", tmp_path / "s", "--resume")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    r = run_cli("distill", "--teacher", tiny_run, "--data", tiny_store, "--out", tmp_path / "s", "--resume")
+    assert r.returncode == 2 and "leave --teacher out" in r.stderr
+    r = run_cli("distill", "--data", tiny_store, "--out", tmp_path / "s2")
+    assert r.returncode == 2 and "distill needs --teacher" in r.stderr
