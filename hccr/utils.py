@@ -98,6 +98,15 @@ def worker_init(parent: int) -> None:
             os._exit(1)
 
 
+def process_pool(workers: int):
+    """hccr's worker processes: forked where the platform can (the workers share what the parent has read), each
+    run through :func:`worker_init`, so none holds an output lock or outlives a killed parent."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    return ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -68,15 +68,16 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 @pytest.mark.parametrize("init", [True, False])
 def test_a_killed_conversion_with_workers_frees_its_output_at_once(tmp_path, init):
-    """kill -9 of a process whose pool workers are still busy: with hccr's worker_init they drop the
-    lock and die with it, so a resume right after is not refused; without it (the control) the
-    orphaned workers keep the lock."""
+    """kill -9 of a process whose pool workers are still busy: in hccr's process_pool (every pool of convert,
+    synth, synth --fit and the component cutter) they drop the lock and die with it, so a resume right after is
+    not refused; in a plain pool (the control) the orphaned workers keep the lock."""
     out = tmp_path / "store"
+    pool = "process_pool(2)" if init else "mp.get_context('fork').Pool(2)"
     script = (
         "import multiprocessing as mp, os, time\n"
-        "from hccr.utils import output_lock, worker_init\n"
+        "from hccr.utils import output_lock, process_pool\n"
         f"with output_lock({str(out)!r}):\n"
-        f"    pool = mp.get_context('fork').Pool(2, {'worker_init, (os.getpid(),)' if init else 'None, ()'})\n"
+        f"    pool = {pool}\n"
         "    pool.map_async(time.sleep, [8, 8])  # the orphans of the control end by themselves\n"
         "    time.sleep(0.5)\n"
         "    print('busy', flush=True)\n"

@@ -162,7 +162,7 @@ class ComponentBank:
         one process a core cuts (each with one BLAS thread where the caller set it so)."""
         import multiprocessing as mp
 
-        from ..utils import Progress
+        from ..utils import Progress, process_pool
 
         self._index()
         todo = [c for c in dict.fromkeys(chars) if c not in self._cuts]
@@ -171,7 +171,7 @@ class ComponentBank:
             if cores > 4 and len(todo) > 100 and "fork" in mp.get_all_start_methods():
                 global _CUTTING
                 _CUTTING = self
-                with mp.get_context("fork").Pool(cores) as pool:
+                with process_pool(cores) as pool:  # forked: the workers read _CUTTING
                     for ch, runs in pool.imap_unordered(_cut_or_none, todo, chunksize=16):
                         if runs is not None:
                             self._cuts[ch] = runs

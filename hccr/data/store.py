@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -36,7 +35,7 @@ import numpy as np
 
 from ..errors import ErrorPolicy, HccrError, Problem
 from ..preprocess import InputSpec
-from ..utils import Progress, read_json, worker_init, write_json
+from ..utils import Progress, process_pool, read_json, write_json
 from .charset import Charset, resolve_charset
 from .render import RENDER_VERSION
 from .sources import Unit, plan_units, pot_pen  # noqa: F401  (Unit re-exported)
@@ -251,8 +250,7 @@ def _map(args: list[tuple], workers: int) -> Iterator[dict]:
     if workers <= 1 or len(args) <= 1:
         yield from (run_unit(*a) for a in args)
         return
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),)) as pool:
+    with process_pool(workers) as pool:
         yield from pool.imap(_run_unit_star, args, chunksize=1)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing as mp
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -487,7 +486,7 @@ def _check_same_settings(out: Path, cfg: SynthConfig) -> None:
 
 def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, workers: int | None,
            progress: bool) -> list[Path]:
-    from ..utils import Progress, worker_init, write_json
+    from ..utils import Progress, process_pool, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     files = [writer_path(out, cfg, w, learned=profile is None) for w in range(cfg.writers)]
@@ -497,8 +496,7 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
     with Progress(cfg.writers, "synth", disable=not progress, unit="writers") as bar:
         bar.update(cfg.writers - len(todo))
         if workers > 1 and len(args) > 1:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),)) as pool:
+            with process_pool(workers) as pool:
                 for _ in pool.imap_unordered(_write_writer, args):
                     bar.update(1)
         else:

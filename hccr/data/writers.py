@@ -258,15 +258,12 @@ def writer_map(al: Alignment, info: MedianInfo) -> tuple[np.ndarray, np.ndarray,
 def map_files(func, args: list, workers: int | None, label: str, progress: bool = True):
     """``func`` over ``args`` (one per file), in ``workers`` processes (default: all cores), results
     in order, with a progress bar."""
-    import multiprocessing as mp
-
-    from ..utils import Progress
+    from ..utils import Progress, process_pool
 
     workers = workers or min(os.cpu_count() or 1, len(args))
     with Progress(len(args), label, disable=not progress, unit="writers") as bar:
         if workers > 1:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(workers) as pool:
+            with process_pool(workers) as pool:
                 for out in pool.imap(func, args):
                     bar.update(1)
                     yield out
