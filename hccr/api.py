@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .ensemble import PAPER_WEIGHTS, normalize_weights
+from .ensemble import normalize_weights
 from .errors import HccrError
-from .runtime import allowed_indices, check_topk, load_recognizer, restrict_to, topk_chars
+from .runtime import check_topk, load_recognizer, top_candidates
 
 
 def load(path: str | os.PathLike | None = None, device: str = "cpu"):
@@ -39,8 +39,6 @@ class Ensemble:
         for i, m in enumerate(self.members[1:], 2):
             if list(m.charset) != list(self.charset):
                 raise HccrError(f"member {i} has a different character list from member 1")
-        if weights is None:
-            weights = PAPER_WEIGHTS if len(self.members) == 3 else [1.0] * len(self.members)
         self.weights = normalize_weights(weights, len(self.members))
 
     def predict_proba(self, images, crops: int | None = None, bgr: bool = False) -> np.ndarray:
@@ -54,8 +52,4 @@ class Ensemble:
                 bgr: bool = False) -> list[list[tuple[str, float]]]:
         """Top-k ``(character, probability)`` per image, as a recognizer's ``predict`` (``allowed`` restricts)."""
         topk = check_topk(topk)
-        probs = self.predict_proba(images, crops, bgr)
-        if allowed:
-            probs = restrict_to(probs, self.charset, allowed)
-            topk = min(topk, len(allowed_indices(self.charset, allowed)))  # never pad with excluded characters
-        return topk_chars(probs, self.charset, topk)
+        return top_candidates(self.predict_proba(images, crops, bgr), self.charset, topk, allowed)

@@ -25,7 +25,10 @@ def check_compatible(preds: list[Predictions], names: list[str] | None = None) -
                             f"{names[0]}'s ({len(ref.ids)}); predict every member on the same input")
 
 
-def normalize_weights(weights: list[float] | tuple[float, ...], n: int) -> np.ndarray:
+def normalize_weights(weights: list[float] | tuple[float, ...] | None, n: int) -> np.ndarray:
+    """``weights`` summing to 1; None: the paper's 0.3/0.2/0.5 for three members, else equal weights."""
+    if weights is None:
+        weights = PAPER_WEIGHTS if n == 3 else [1.0] * n
     w = np.asarray(weights, dtype=np.float64)
     if len(w) != n:
         raise HccrError(f"{len(w)} weights for {n} members")
@@ -40,8 +43,6 @@ def combine(preds: list[Predictions], weights: list[float] | tuple[float, ...] |
     if not preds:
         raise HccrError("no ensemble members given")
     check_compatible(preds, names)
-    if weights is None:
-        weights = PAPER_WEIGHTS if len(preds) == 3 else [1.0] * len(preds)
     w = normalize_weights(weights, len(preds))
     half = any(p.probs.dtype == np.float16 for p in preds)  # members too big for float32 stay half
     probs = np.zeros(preds[0].probs.shape, np.float16 if half else np.float32)

@@ -43,7 +43,7 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
                 crops: int = 5, opset: int = 17, member_names: list[str] | None = None) -> Path:
     """Write one ONNX graph; ``member_names`` replaces the checkpoint paths in its metadata."""
     from .checkpoint import load_checkpoint
-    from .ensemble import PAPER_WEIGHTS, normalize_weights
+    from .ensemble import normalize_weights
     from .utils import atomic_path
 
     models, metas = zip(*(load_checkpoint(c) for c in checkpoints), strict=True)
@@ -57,9 +57,7 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
         if (sp.size, sp.margin) != (spec.size, spec.margin):
             raise HccrError(f"{c}: input size {sp.size} px / margin {sp.margin} differs from {spec.size} px / "
                             f"{spec.margin}; one graph needs one input framing")
-    if weights is None:
-        weights = list(PAPER_WEIGHTS) if len(models) == 3 else [1.0] * len(models)
-    w = normalize_weights(weights, len(models)).tolist()
+    w = normalize_weights(weights, len(models)).tolist()  # None: the paper's 0.3/0.2/0.5 for three
     graph = EnsembleGraph(list(models), w, spec, [sp.ink for sp in specs]).eval()
     in_size = spec.side()
     dummy = torch.rand(2, 1, in_size, in_size)

@@ -145,7 +145,7 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
                      members: tuple[str, ...] = ("fast-1", "fast-2", "fast-3"), progress: bool = True) -> dict:
     """Train the members (resumably), predict with five crops, fit ensemble weights on the validation
     split, and evaluate members and both ensembles on each evaluation store."""
-    from .ensemble import PAPER_WEIGHTS, combine, fit_weights
+    from .ensemble import combine, fit_weights
     from .evaluate import evaluate
     from .predict import Recognizer, predict_inputs
 
@@ -165,7 +165,7 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
         preds = {m: predict_inputs(recs[m], [str(store)], crops=5, progress=False) for m in members}
         for m, p in preds.items():
             p.save(preds_dir / f"{m}.{tag}.npz")
-        paper = combine(list(preds.values()), PAPER_WEIGHTS if len(members) == 3 else None)
+        paper = combine(list(preds.values()))  # the paper's 0.3/0.2/0.5 for its three members
         fitted = combine(list(preds.values()), weights.tolist())
         paper.save(preds_dir / f"ensemble-paper.{tag}.npz")
         fitted.save(preds_dir / f"ensemble-fitted.{tag}.npz")

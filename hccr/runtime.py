@@ -130,10 +130,7 @@ class BaseRecognizer:
         like several characters (what a server answers in its own words)."""
         topk = check_topk(topk)
         probs, several = self.proba_and_flags(images, crops, bgr=bgr)
-        if allowed:
-            probs = restrict_to(probs, self.charset, allowed)
-            topk = min(topk, len(allowed_indices(self.charset, allowed)))  # never pad with excluded characters
-        return topk_chars(probs, self.charset, topk), several
+        return top_candidates(probs, self.charset, topk, allowed), several
 
     def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
                 bgr: bool = False) -> list[list[tuple[str, float]]]:
@@ -186,6 +183,15 @@ def topk_chars(probs: np.ndarray, charset: Charset, k: int) -> list[list[tuple[s
     k = min(check_topk(k), probs.shape[1])
     idx = np.argsort(-probs, axis=1)[:, :k]
     return [[(charset[int(j)], float(p[j])) for j in row] for p, row in zip(probs, idx, strict=True)]
+
+
+def top_candidates(probs: np.ndarray, charset: Charset, topk: int, allowed: str | None = None
+                   ) -> list[list[tuple[str, float]]]:
+    """:func:`topk_chars`, answering only among ``allowed`` when given (never padded with excluded characters)."""
+    if allowed:
+        probs = restrict_to(probs, charset, allowed)
+        topk = min(topk, len(allowed_indices(charset, allowed)))
+    return topk_chars(probs, charset, topk)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -680,8 +680,9 @@ def writer_pot(chars: list[str], writer: int, seed: int, model) -> bytes:
     """One simulated writer's samples of ``chars`` as a ``.pot`` file's bytes (``model``: a
     :class:`WriterModel` or a :class:`~hccr.data.components.ComponentBank`)."""
     from .pot import encode_pot_record
+    from .synth import writer_rng
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, writer]))
+    rng = writer_rng(seed, writer)
     w = model.sample_writer(rng)
     out = bytearray()
     for ch in chars:
