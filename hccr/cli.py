@@ -553,7 +553,9 @@ def evaluate(
 
     Given data instead of prediction files, predicts it first with --model (default: the shipped model)."""
     from .evaluate import evaluate as run
+    from .evaluate import predict_labelled
     from .runtime import Predictions
+    from .utils import use_all_cores
 
     if all(p.suffix == ".npz" for p in inputs):
         if model is not None:
@@ -561,7 +563,8 @@ def evaluate(
         loaded = [Predictions.load(p) for p in inputs]
         names = [p.stem for p in inputs]
     else:
-        loaded, names = [_predict_labelled(inputs, model, out)], [model or "gb2312"]
+        use_all_cores()
+        loaded, names = [predict_labelled(inputs, model, out)], [model or "gb2312"]
         meta = loaded[0].meta
         if meta.get("unknown_labels"):
             print(f"{meta['unknown_labels']} of {len(loaded[0])} images are of characters the model does not know "
@@ -582,33 +585,18 @@ def calibrate(
 ) -> None:
     """Fit the softmax temperature that makes the model's confidences honest (lowest NLL), report
     ECE before and after, and record it in the model (checkpoint JSON, ONNX metadata)."""
-    from .evaluate import calibration, fit_temperature, topk_accuracy
-    from .packaging import write_temperature
-    from .runtime import load_recognizer, predict_inputs, temper
+    from .evaluate import calibrate_model
     from .utils import use_all_cores
 
     use_all_cores()
-    rec = load_recognizer(model)
-    rec.temperature = 1.0
-    pred = predict_inputs(rec, inputs, crops=None, split=split.value)
-    ok = pred.labels >= 0
-    if ok.sum() < 50:
-        raise HccrError(f"calibration needs at least 50 labelled images the model knows, got {int(ok.sum())}")
-    t = fit_temperature(pred.probs, pred.labels)
-    before = calibration(pred.probs, pred.labels)["ece"]
-    after = calibration(temper(pred.probs, t), pred.labels)["ece"]
-    top1 = topk_accuracy(pred.probs, pred.labels, ks=(1,))["top1"]
-    print(f"temperature {t:.3f}: ECE {before:.4f} -> {after:.4f} on {int(ok.sum())} images (top-1 {top1:.4f}, unchanged)")
-    from .zoo import SHIPPED
-
-    if write and (model is None or model in SHIPPED):  # the package's own files serve every user of this install
+    r = calibrate_model(model, inputs, split.value, write)
+    print(f"temperature {r['temperature']:.3f}: ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f} on {r['images']} "
+          f"images (top-1 {r['top1']:.4f}, unchanged)")
+    if write and not r["written"]:  # the package's own files serve every user of this install
         print(f"not recorded: the shipped model {model or 'gb2312'} is not rewritten; to keep a temperature for your data, "
               "package or copy the model and pass --model FILE")
-    elif write:
-        info = {"images": int(ok.sum()), "data": ",".join(Path(i).name for i in inputs), "split": split.value, "ece_before": round(before, 4),
-                "ece_after": round(after, 4)}
-        for p in write_temperature(model, t, info):
-            print(f"wrote {p}")
+    for p in r["written"]:
+        print(f"wrote {p}")
 
 
 @app.command()
@@ -680,33 +668,6 @@ def _weights(text: str) -> list[float]:
         return [float(x) for x in text.split(",")]
     except ValueError:
         raise HccrError(f"--weights must be numbers separated by commas, got {text!r}") from None
-
-
-def _predict_labelled(inputs: list[Path], model: str | None, out: Path):
-    """Predictions for labelled data; CASIA .gnt inputs are converted to a store in ``out`` first."""
-    from .data.store import ConvertOptions
-    from .data.store import convert as run_convert
-    from .runtime import load_recognizer, predict_inputs
-    from .utils import read_json, use_all_cores, write_json
-
-    use_all_cores()
-    rec = load_recognizer(model)
-    gnt = [p for p in inputs if p.suffix.lower() == ".gnt" or (p.is_dir() and any(p.rglob("*.gnt")))]
-    data = [str(p) for p in inputs if p not in gnt]
-    if gnt:  # converted once into the report folder (the report shows their images), again when they change
-        store, record = out / "data", out / "data.sources.json"
-        files = sorted({f.resolve() for p in gnt for f in ([p] if p.is_file() else p.rglob("*.gnt"))})
-        stamp = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
-        if not ((store / "manifest.json").exists() and record.exists() and read_json(record) == stamp):
-            run_convert([str(p) for p in gnt], store, ConvertOptions(size=64), overwrite=True)
-            write_json(record, stamp)
-        data.append(str(store))
-    if len(data) > 1 and any((Path(d) / "manifest.json").exists() for d in data):
-        raise HccrError("evaluate one store at a time (or image folders and files together)")
-    pred = predict_inputs(rec, data, crops=None)
-    out.mkdir(parents=True, exist_ok=True)
-    pred.save(out / "predictions.npz", float16=True)
-    return pred
 
 
 def main() -> None:

@@ -112,6 +112,57 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
+def calibrate_model(model: str | None, inputs: list[str], split: str = "val", write: bool = True) -> dict:
+    """Fit ``model``'s softmax temperature on labelled ``inputs`` it did not train on (lowest NLL) and, with
+    ``write``, record it in the model's files; the shipped models are never rewritten (their files serve every
+    user of the install). Returns the temperature, ECE before and after, images, top-1 and the files written."""
+    from .packaging import write_temperature
+    from .runtime import load_recognizer, predict_inputs, temper
+    from .zoo import SHIPPED
+
+    rec = load_recognizer(model)
+    rec.temperature = 1.0
+    pred = predict_inputs(rec, inputs, crops=None, split=split)
+    ok = pred.labels >= 0
+    if ok.sum() < 50:
+        raise HccrError(f"calibration needs at least 50 labelled images the model knows, got {int(ok.sum())}")
+    t = fit_temperature(pred.probs, pred.labels)
+    out = {"temperature": t, "ece_before": calibration(pred.probs, pred.labels)["ece"],
+           "ece_after": calibration(temper(pred.probs, t), pred.labels)["ece"], "images": int(ok.sum()),
+           "top1": topk_accuracy(pred.probs, pred.labels, ks=(1,))["top1"], "written": []}
+    if write and model is not None and model not in SHIPPED:
+        info = {"images": out["images"], "data": ",".join(Path(i).name for i in inputs), "split": split,
+                "ece_before": round(out["ece_before"], 4), "ece_after": round(out["ece_after"], 4)}
+        out["written"] = [str(p) for p in write_temperature(model, t, info)]
+    return out
+
+
+def predict_labelled(inputs: list[Path], model: str | None, out: Path) -> Predictions:
+    """Predictions for labelled data (``hccr evaluate``), saved as ``out/predictions.npz``; CASIA ``.gnt`` inputs
+    are converted once into a store in ``out`` (the report shows their images), again when they change."""
+    from .data.store import ConvertOptions, convert
+    from .runtime import load_recognizer, predict_inputs
+    from .utils import read_json, write_json
+
+    rec = load_recognizer(model)
+    gnt = [p for p in inputs if p.suffix.lower() == ".gnt" or (p.is_dir() and any(p.rglob("*.gnt")))]
+    data = [str(p) for p in inputs if p not in gnt]
+    if gnt:
+        store, record = out / "data", out / "data.sources.json"
+        files = sorted({f.resolve() for p in gnt for f in ([p] if p.is_file() else p.rglob("*.gnt"))})
+        stamp = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+        if not ((store / "manifest.json").exists() and record.exists() and read_json(record) == stamp):
+            convert([str(p) for p in gnt], store, ConvertOptions(size=64), overwrite=True)
+            write_json(record, stamp)
+        data.append(str(store))
+    if len(data) > 1 and any((Path(d) / "manifest.json").exists() for d in data):
+        raise HccrError("evaluate one store at a time (or image folders and files together)")
+    pred = predict_inputs(rec, data, crops=None)
+    out.mkdir(parents=True, exist_ok=True)
+    pred.save(out / "predictions.npz", float16=True)
+    return pred
+
+
 def summary(pred: Predictions, stats: dict | None = None) -> dict:
     stats = stats or scan(pred.probs, pred.labels)
     s = topk_accuracy(pred.probs, pred.labels, stats=stats)

@@ -501,7 +501,7 @@ class Store:
                 if partial.exists() else ""
             raise HccrError(f"{self.path}: not an hccr store (no manifest.json){hint}")
         try:
-            self.manifest = read_json(mf)
+            self.manifest = json.loads(mf.read_text(encoding="utf-8"))  # a damaged one: "convert it again" below
             if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
                 raise HccrError(f"{self.path}: unknown store format "
                                 f"{self.manifest.get('format') if isinstance(self.manifest, dict) else None!r}")
