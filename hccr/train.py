@@ -345,7 +345,8 @@ def load_state(path: Path, device: torch.device) -> dict:
                         "start a new run with another --out") from None
 
 
-def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
+def _check_run_folder(out: Path, resume: bool) -> Path:
+    """The run folder's state file, after refusing a start that would overwrite a run or a resume of nothing."""
     state_path = out / "last.state.pt"
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; --out names the run folder: choose another")
@@ -353,9 +354,15 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         raise HccrError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not state_path.exists():
         raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
-    earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
+    return state_path
+
+
+def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, earlier: dict):
+    """(model, store, init report, init provenance): the network, started from ``cfg.init`` when fine-tuning
+    (the source's architecture, input size and polarity; with ``init_keep_classes`` the store relabelled to
+    the source's characters followed by its new ones)."""
     init_prov = None
-    if cfg.init:  # fine-tuning: the source model's network, input size and polarity
+    if cfg.init:
         from .checkpoint import read_meta
         from .finetune import adopt_architecture, keep_source_classes, resolve_init
         from .packaging import init_provenance
@@ -384,6 +391,33 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             print(f"initialised from {cfg.init}: {init_report['classes_kept']} classes keep their rows, "
                   f"{init_report['classes_new']} new" + (f" ({init_report['new_characters']})"
                                                          if init_report["classes_new"] else ""))
+    return model, store, init_report, init_prov
+
+
+def _restore(st: dict, state_path: Path, model, optimizer, scheduler, scaler, steps: int) -> tuple:
+    """Load a resume point into the run's objects: (epoch, batches done in it, step, best accuracy, best loss,
+    the augmentation generator's state or None)."""
+    model.load_state_dict(st["model"])
+    try:
+        optimizer.load_state_dict(st["optimizer"])
+    except ValueError as e:  # another parameter grouping: a run begun by an older hccr's adam
+        raise HccrError(f"{state_path}: its optimizer state does not fit this hccr's ({e}); finish the run with "
+                        "the hccr that began it, or start it again in another folder") from None
+    scheduler.load_state_dict(st["scheduler"])
+    scaler.load_state_dict(st["scaler"])
+    best = st["best_acc"], st.get("best_loss", float("inf"))
+    if "batch" not in st:  # saved at the end of an epoch by an older hccr
+        return st["epoch"] + 1, 0, (st["epoch"] + 1) * steps, *best, None
+    torch.set_rng_state(st["rng"])  # mid-epoch state: epoch in progress, batches done in it
+    skip = st["batch"]
+    return st["epoch"], skip, st["step"], *best, (st["gen"] if skip else None)  # at an epoch's start its own seed
+
+
+def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
+    state_path = _check_run_folder(out, resume)
+    earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
+    model, store, init_report, init_prov = _build_model(cfg, store, env, resume, earlier)
+    num_classes = len(store.charset)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_idx, val_idx = split_indices(store, cfg)
@@ -411,32 +445,16 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps, schedule))
     _, fp16 = autocast_for(env.device, cfg.amp)
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
-    start_epoch, skip, step, best_acc, best_loss = 0, 0, 0, -1.0, float("inf")
     gen = torch.Generator()
-    gen_state = None
-    if resume:
-        st = load_state(state_path, env.device)
-        model.load_state_dict(st["model"])
-        try:
-            optimizer.load_state_dict(st["optimizer"])
-        except ValueError as e:  # another parameter grouping: a run begun by an older hccr's adam
-            raise HccrError(f"{state_path}: its optimizer state does not fit this hccr's ({e}); finish the run with "
-                            "the hccr that began it, or start it again in another folder") from None
-        scheduler.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
-        if "batch" in st:  # mid-epoch state: epoch in progress, batches done in it
-            start_epoch, skip, step = st["epoch"], st["batch"], st["step"]
-            gen_state = st["gen"] if skip else None  # at an epoch's start the epoch's own seed applies
-            torch.set_rng_state(st["rng"])
-        else:  # saved at the end of an epoch by an older hccr
-            start_epoch, step = st["epoch"] + 1, (st["epoch"] + 1) * steps
-        best_acc, best_loss = st["best_acc"], st.get("best_loss", float("inf"))
-        if env.is_main and step >= budget:
-            print(f"{out}: already complete ({step} of {budget} steps, best val acc {best_acc:.4f}); nothing to "
-                  "train (a larger --set steps=N goes on)")
-        elif env.is_main:
-            print(f"resuming {out} at epoch {start_epoch + 1}/{epochs}, step {step}/{budget} "
-                  f"(best val acc so far {best_acc:.4f})")
+    st = load_state(state_path, env.device) if resume else None
+    start_epoch, skip, step, best_acc, best_loss, gen_state = (
+        _restore(st, state_path, model, optimizer, scheduler, scaler, steps) if st else (0, 0, 0, -1.0, float("inf"), None))
+    if env.is_main and resume and step >= budget:
+        print(f"{out}: already complete ({step} of {budget} steps, best val acc {best_acc:.4f}); nothing to "
+              "train (a larger --set steps=N goes on)")
+    elif env.is_main and resume:
+        print(f"resuming {out} at epoch {start_epoch + 1}/{epochs}, step {step}/{budget} "
+              f"(best val acc so far {best_acc:.4f})")
     pinned = None
     if cfg.init_keep_classes:  # only the store's characters' rows learn; the rest stays as the source had it
         from .finetune import PinnedRows
