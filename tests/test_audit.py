@@ -85,7 +85,9 @@ def test_audit_without_a_model_trains_out_of_fold_models_and_still_finds_the_mer
     assert "class 永 looks like two characters" in r.stdout  # features of gb2312-synth, which never saw these labels
     assert all((tmp_path / "a" / "folds" / f"model-{k}" / "done").exists() for k in (0, 1))
     res = json.loads((tmp_path / "a" / "audit.json").read_text())
-    assert res["source"].startswith("2-fold out-of-fold fast-1") and 0 <= res["accuracy"] <= 1
+    # one epoch of each fold learns little (the folds' answers are not what this test checks); every sample was
+    # answered by the fold that did not train on it
+    assert res["source"].startswith("2-fold out-of-fold fast-1") and res["samples"] == len(Store(merged_store))
 
 
 def test_audit_of_characters_no_shipped_model_knows_is_refused_before_any_training(tmp_path):

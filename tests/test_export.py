@@ -30,11 +30,27 @@ def test_single_model_parity(tiny_run, tiny_store, tmp_path):
         onnx_rec.predict_proba(imgs, crops=1)
 
 
+def _variant(run, out, seed: int) -> str:
+    """``run``'s network with its classifier bias moved at random: a member that answers differently."""
+    import torch
+
+    from hccr.checkpoint import load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(run)
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.bias += torch.randn(head.bias.shape, generator=torch.Generator().manual_seed(seed)) * 2
+    return str(save_checkpoint(out, model, meta))
+
+
 def test_ensemble_graph_parity_and_batch_axis(tiny_run, tiny_store, tmp_path):
-    members = [str(tiny_run)] * 3
+    members = [str(tiny_run), _variant(tiny_run, tmp_path / "b", 1), _variant(tiny_run, tmp_path / "c", 2)]
     path = export_onnx(members, tmp_path / "ens.onnx", weights=[0.3, 0.2, 0.5])
     imgs = _images(tiny_store)
-    ref = Ensemble(members, weights=(0.3, 0.2, 0.5)).predict_proba(imgs)
+    each = [load(m).predict_proba(imgs, crops=5) for m in members]
+    ref = 0.3 * each[0] + 0.2 * each[1] + 0.5 * each[2]  # the paper's weighted average, member by member
+    assert np.abs(Ensemble(members, weights=(0.3, 0.2, 0.5)).predict_proba(imgs) - ref).max() <= 1e-5
+    assert np.abs(ref - sum(each) / 3).max() > 0.01  # the members differ: the weights matter
     rec = OnnxRecognizer(path)
     for batch in (1, 7, 24):  # dynamic batch size
         got = rec.predict_proba(imgs, batch_size=batch)
@@ -46,10 +62,16 @@ def test_cli_export_and_predict_with_onnx(tiny_run, tiny_store, tmp_path):
     r = run_cli("export", tiny_run, "--out", tmp_path / "m.onnx", "--int8")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.int8.onnx").exists()
-    r = run_cli("predict", tmp_path / "m.int8.onnx", tiny_store)  # the int8 copy loads as hccr wrote it
-    assert r.returncode == 0 and "accuracy on " in r.stdout, r.stderr
+    r = run_cli("predict", tmp_path / "m.int8.onnx", tiny_store, "--out", tmp_path / "q.npz")
+    assert r.returncode == 0 and "accuracy on " in r.stdout, r.stderr  # the int8 copy loads as hccr wrote it
     r = run_cli("predict", tmp_path / "m.onnx", tiny_store, "--out", tmp_path / "p.npz")
     assert r.returncode == 0, r.stderr
     assert "accuracy on " in r.stdout and "top1" in r.stdout
+    from hccr.runtime import Predictions
+
+    full, int8 = Predictions.load(tmp_path / "p.npz"), Predictions.load(tmp_path / "q.npz")
+    # the int8 copy answers as the float one does (here: every top-1 the same, probabilities within 3e-4)
+    assert (full.probs.argmax(1) == int8.probs.argmax(1)).mean() >= 0.95
+    assert np.abs(full.probs.astype(np.float32) - int8.probs).max() < 0.05
     r = run_cli("predict", tmp_path / "nope.onnx", tiny_store)
     assert r.returncode != 0 and "no such ONNX file" in r.stderr and "Traceback" not in r.stderr

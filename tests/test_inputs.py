@@ -38,7 +38,6 @@ def test_every_input_form_gives_the_same_answer(rec, gray, tmp_path):
     expected = rec.predict(gray, topk=1)[0][0]
     assert expected[0] == "读"
     rgb = np.repeat(gray[:, :, None], 3, axis=2)
-    rgb[..., 2] = np.minimum(255, rgb[..., 2].astype(int) + 0)  # still gray in every channel
     Image.fromarray(gray).save(tmp_path / "c.png")
     forms = {
         "H×W×3 (as cv2.imread gives it)": (rgb, {"bgr": True}),
@@ -55,6 +54,19 @@ def test_every_input_form_gives_the_same_answer(rec, gray, tmp_path):
         out = rec.predict(img, topk=1, **kw)
         assert len(out) == 1, name  # one image, one answer (not one per row)
         assert out[0][0][0] == expected[0], name
+
+
+def test_bgr_arrays_are_read_in_opencv_channel_order():
+    """Blue ink on yellow paper as OpenCV holds it (B, G, R): with bgr=True hccr sees the same gray image as
+    from the RGB array; read as RGB, the blue channel is weighted as red and the shades change."""
+    from hccr.inputs import as_gray
+
+    ink = np.zeros((40, 40), bool)
+    ink[8:32, 18:22] = True
+    rgb = np.where(ink[..., None], np.array([20, 40, 220], np.uint8), np.array([250, 230, 120], np.uint8))
+    bgr = rgb[..., ::-1].copy()
+    assert np.array_equal(as_gray(bgr, bgr=True), as_gray(rgb))
+    assert not np.array_equal(as_gray(bgr), as_gray(rgb))
 
 
 def test_a_list_mixes_forms_and_keeps_its_order(rec, gray):

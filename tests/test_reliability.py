@@ -318,6 +318,7 @@ def test_requests_still_sending_their_body_count_against_the_queue(app_factory):
         answer = _closed_within(third, 5.0) or b""
         assert b" 503 " in answer.split(b"\r\n")[0] and b"retry-after" in answer.lower(), answer[:200]
         for s in slow:  # the admitted ones finish and are answered
+            s.settimeout(10)
             s.sendall(png[8:])
         assert all(b" 200 " in (s.recv(4096).split(b"\r\n")[0]) for s in slow)
         again = socket.create_connection(("127.0.0.1", port))  # and their places are free again
@@ -377,6 +378,11 @@ def test_a_server_process_gives_back_what_a_large_batch_took(tiny_run, tmp_path)
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
+
+        def rss(field: str) -> int:  # kB
+            return int(next(ln for ln in open(f"/proc/{proc.pid}/status") if ln.startswith(field)).split()[1])
+
+        base = rss("VmRSS")  # the model loaded, nothing decoded yet
         big = np.full((3000, 3000), 255, np.uint8)
         big[1400:1600, 300:2700] = 0
         payload = _png(big)  # a few KB that decode to 9 M pixels
@@ -386,11 +392,11 @@ def test_a_server_process_gives_back_what_a_large_batch_took(tiny_run, tmp_path)
         for _ in range(3):
             r = httpx.post(f"{url}/v1/recognize/batch", files=files[:3], timeout=120)
             assert r.status_code == 200 and len(r.json()["results"]) == 3
-        status = open(f"/proc/{proc.pid}/status").read()
-        peak = int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM")).split()[1])
-        now = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS")).split()[1])
+        peak, now = rss("VmHWM"), rss("VmRSS")
         assert peak < 1_000_000, f"peak {peak / 1e3:.0f} MB"
-        assert now < peak - 50_000 or peak < 400_000, (now, peak)  # memory went back after the peak
+        # measured here: 281 MB loaded, 452 MB at the peak of the batches, 286 MB after them
+        assert peak - base > 50_000, (base, peak)  # the batches' images were decoded: there was a peak
+        assert now - base < (peak - base) / 2, (base, peak, now)  # and most of it was given back
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -109,6 +109,19 @@ def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
     assert np.allclose([p for _, p in printed], [p for _, p in api], atol=2e-6, rtol=0), (printed, api)
 
 
+def test_cli_predict_reads_a_real_casia_pot_file_and_reports_its_accuracy():
+    """The README's `hccr predict writer.pot`: a few records cut from a real OLHWDB file (writer 1001, one of the
+    training writers), their labels read from the file, the accuracy printed."""
+    pot = Path(__file__).parent / "data" / "1001-c.pot"
+    r = run_cli("predict", pot, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["file"] for x in rows] == [f"{pot}#{i}" for i in range(8)]
+    assert "accuracy on 8 images: top1 " in r.stderr
+    top1 = float(r.stderr.split("top1 ")[1].split(",")[0])
+    assert top1 >= 7 / 8  # the shipped model reads this training writer's characters
+
+
 def test_serve_uses_the_shipped_model_when_none_is_named():
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
