@@ -294,3 +294,21 @@ def test_a_store_of_one_character_is_refused_for_training(tmp_path):
     store = convert([str(tmp_path / "gnt")], tmp_path / "st", ConvertOptions(size=32), workers=1, progress=False).path
     with pytest.raises(HccrError, match="hold 1 character"):
         fit(_cfg(steps=2), store, tmp_path / "run", progress=False)
+
+
+def test_cli_train_resume_continues_with_the_runs_own_config(tiny_store, tmp_path):
+    """`hccr train --resume` rebuilds the run from its config.json (not the preset's defaults) and trains on
+    from where it stopped; --epochs given on resume extends it."""
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    r = run_cli("train", "--preset", "fast-1", "--data", tiny_store, "--out", out, "--epochs", "1",
+                "--set", "image_size=32", "--set", "batch_size=32", "--set", "amp_probe=false")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", "--data", tiny_store, "--out", out, "--resume", "--epochs", "2")
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]  # epoch 1 was not trained again
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert (cfg["image_size"], cfg["batch_size"], cfg["epochs"]) == (32, 32, 2)  # the run's, not fast-1's 64 px
