@@ -116,6 +116,17 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     r = run_cli("ensemble", tmp_path / "qs" / "preds" / "fast-1.test.npz", tmp_path / "qs" / "preds" / "fast-2.test.npz",
                 "--out", tmp_path / "e.npz", "--weights", "1,x")
     assert r.returncode != 0 and "--weights must be numbers" in r.stderr
+    # the ensemble file is the weighted average of its members' (the paper's 0.3/0.2/0.5 by default)
+    preds = [tmp_path / "qs" / "preds" / f"fast-{k}.test.npz" for k in (1, 2, 3)]
+    each = [Predictions.load(p).probs.astype(np.float64) for p in preds]
+    for args, w in (([], (0.3, 0.2, 0.5)), (["--weights", "3,1,0"], (0.75, 0.25, 0.0))):
+        r = run_cli("ensemble", *preds, "--out", tmp_path / "e.npz", *args)
+        assert r.returncode == 0 and "accuracy: top1" in r.stdout, r.stderr
+        got = Predictions.load(tmp_path / "e.npz")
+        assert got.meta["weights"] == pytest.approx(w)
+        assert np.abs(got.probs - sum(wk * p for wk, p in zip(w, each, strict=True))).max() < 1e-3  # float16 files
+    r = run_cli("ensemble", *preds, "--out", tmp_path / "e.npz", "--fit", preds[0])
+    assert r.returncode == 2 and "one validation file per member" in r.stderr
 
 
 def test_only_big_runs_of_many_classes_are_halved(tmp_path, monkeypatch):
