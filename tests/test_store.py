@@ -159,6 +159,20 @@ def test_cli_convert_and_info_on_real_data(tmp_path):
     assert r.returncode == 0 and Image.open(tmp_path / "g.png").size[0] > 100
 
 
+def test_val_every_and_val_writers_hold_out_exactly_the_writers_they_name(tmp_path):
+    """The shipped model's validation rule (every N-th writer by name) and a named list; `hccr info` reports them."""
+    src = _writers(tmp_path, n_writers=6, per=10)  # writers 100-c ... 105-c
+    r = run_cli("convert", src, tmp_path / "every", "--size", "32", "--val-every", "3")
+    assert r.returncode == 0, r.stderr
+    s = Store(tmp_path / "every")
+    assert sorted({s.writer_names[w] for w in np.unique(s.writers[s.split == 1])}) == ["102-c", "105-c"]
+    r = run_cli("info", tmp_path / "every")
+    assert "samples    60" in r.stdout and "train 40" in r.stdout and "val 20" in r.stdout, r.stdout
+    s = Store(convert([str(src)], tmp_path / "named", ConvertOptions(size=32, val_writers=("101-c", "104-c")),
+                      progress=False).path)
+    assert sorted({s.writer_names[w] for w in np.unique(s.writers[s.split == 1])}) == ["101-c", "104-c"]
+
+
 def test_a_conversion_stopped_by_a_bad_image_resumes_with_on_error_skip(tmp_path):
     src = tmp_path / "png" / "永"
     src.mkdir(parents=True)
