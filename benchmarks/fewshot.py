@@ -13,6 +13,8 @@ saw no real image of these characters); ``--methods resnet`` is the lean ResNet 
 converts at 96 px and fine-tunes there (``init_keep_size``). ``--keep-classes`` is a user teaching
 the model their own images of a few characters and keeping the rest: each run is also scored on the
 OLHWDB validation writers' samples of every other level-1 character, beside the ``--init`` model.
+``--soup`` also scores the average of the seeds' fine-tuned weights (``hccr average`` of their best checkpoints:
+one model, one basin, as they all start from ``--init``).
 ``--olhwdb-extra`` adds the OLHWDB training writers' trajectories of casia-hwdb-22's characters to its training
 images (the tail stays the validation). ``--olhwdb-chars N`` teaches N level-1 characters drawn at random (seed 0) from OLHWDB instead: k samples
 per character from its first 40 training writers, validation writers 1-5 as the tail, 6-10 as the test.
@@ -133,6 +135,18 @@ def other_characters(rec: Recognizer, store: Path, mine: set[str]) -> float:
     return round(float((pred.probs.argmax(1) == pred.labels)[keep].mean()), 4)
 
 
+def soup_row(work: Path, shots_s: str, seeds: str, tag: str, test: Path, store: Path, split: str) -> dict:
+    """The weight average of the seeds' fine-tunes (their best checkpoints, what each run's row scores), scored
+    like one run."""
+    from hccr.checkpoint import average_checkpoints, save_checkpoint
+
+    runs = [work / "runs" / f"finetune-{shots_s}-s{seed}-{tag}" for seed in map(int, seeds.split(","))]
+    model, meta = average_checkpoints(runs)
+    path = save_checkpoint(work / "runs" / f"finetune-{shots_s}-soup{seeds.replace(',', '')}-{tag}" / "best", model, meta)
+    acc = scores(Recognizer.from_checkpoint(path), store, test, split)
+    return {"method": "finetune-soup", "shots": shots_s, "seed": seeds, "top1": acc["top1"], "top5": acc["top5"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["val", "test"], default="val")
@@ -152,6 +166,7 @@ def main() -> None:
     ap.add_argument("--olhwdb-chars", type=int, default=0, help="teach this many OLHWDB level-1 characters instead")
     ap.add_argument("--olhwdb-extra", action="store_true",
                     help="also train on the OLHWDB training writers' trajectories of the same characters")
+    ap.add_argument("--soup", action="store_true", help="also score the weight average of the seeds' fine-tunes")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
     use_all_cores()
@@ -195,6 +210,9 @@ def main() -> None:
                     row["others"] = other_characters(rec, others, mine)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+        if args.soup and "finetune" in args.methods.split(",") and len(args.seeds.split(",")) > 1:
+            rows.append(soup_row(work, shots_s, args.seeds, tag, test, store, args.split))
+            print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for key in (f"{m}-{k}" for m in args.methods.split(",") for k in args.shots.split(",")):
         t1 = [r["top1"] for r in rows if f"{r['method']}-{r['shots']}" == key]
