@@ -17,7 +17,7 @@ from hccr.train import fit
 def _cfg(**kw):
     cfg = get_preset("fast-1")
     cfg = apply_overrides(cfg, ["image_size=32", "batch_size=16", "epochs=2", "warmup_epochs=0", "lr=0.003",
-                                "amp_probe=false",
+                                "amp=false", "amp_probe=false",  # fp32 on every CPU: the same numbers everywhere
                                 "model_args.widths=8,16,16,32", "model_args.stem=8"])
     cfg.augment = AugmentConfig(rotation=5)  # light augmentation: a few steps must already learn
     for k, v in kw.items():
@@ -278,9 +278,10 @@ def test_a_run_of_a_few_steps_skips_the_precision_probe(tiny_store, tmp_path, mo
     monkeypatch.setattr(T, "_cpu_has_bf16", lambda: True)
     monkeypatch.setattr(T, "probe_precision", lambda *a, **k: calls.append(1) or
                         {"chosen": "fp32", "fp32_img_per_s": 1, "bf16_img_per_s": 1})
-    fit(_cfg(amp_probe=True, steps=T.PROBE_MIN_STEPS - 1), tiny_store, tmp_path / "short", progress=False)
+    fit(_cfg(amp=True, amp_probe=True, steps=T.PROBE_MIN_STEPS - 1), tiny_store, tmp_path / "short", progress=False)
     assert calls == []
-    fit(_cfg(amp_probe=True, steps=T.PROBE_MIN_STEPS, limit_steps=2), tiny_store, tmp_path / "long", progress=False)
+    fit(_cfg(amp=True, amp_probe=True, steps=T.PROBE_MIN_STEPS, limit_steps=2), tiny_store, tmp_path / "long",
+        progress=False)
     assert calls == [1]
 
 
