@@ -67,6 +67,6 @@ def tiny_run(tiny_store, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run") / "run"
     cfg = apply_overrides(get_preset("fast-1"), ["image_size=32", "batch_size=32", "epochs=2", "warmup_epochs=0",
-                                                 "amp=false", "amp_probe=false"])  # fp32 on every CPU
+                                                 "amp_probe=false"])
     fit(cfg, tiny_store, out, progress=False)
     return out

@@ -70,8 +70,11 @@ def test_cli_export_and_predict_with_onnx(tiny_run, tiny_store, tmp_path):
     from hccr.runtime import Predictions
 
     full, int8 = Predictions.load(tmp_path / "p.npz"), Predictions.load(tmp_path / "q.npz")
-    # the int8 copy answers as the float one does (here: every top-1 the same, probabilities within 3e-4)
-    assert (full.probs.argmax(1) == int8.probs.argmax(1)).mean() >= 0.95
-    assert np.abs(full.probs.astype(np.float32) - int8.probs).max() < 0.05
+    # the int8 copy answers as the float one does: probabilities within 0.01 (3e-4 measured), and the same top-1
+    # wherever the float copy's is not a near-tie (the tiny test model is unsure of most images)
+    p, q = full.probs.astype(np.float32), int8.probs.astype(np.float32)
+    top2 = np.sort(p, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 0.02
+    assert np.abs(p - q).max() < 0.01 and (p.argmax(1) == q.argmax(1))[clear].all()
     r = run_cli("predict", tmp_path / "nope.onnx", tiny_store)
     assert r.returncode != 0 and "no such ONNX file" in r.stderr and "Traceback" not in r.stderr
