@@ -135,14 +135,12 @@ def other_characters(rec: Recognizer, store: Path, mine: set[str]) -> float:
     return round(float((pred.probs.argmax(1) == pred.labels)[keep].mean()), 4)
 
 
-def soup_row(work: Path, shots_s: str, seeds: str, tag: str, test: Path, store: Path, split: str) -> dict:
-    """The weight average of the seeds' fine-tunes (their best checkpoints, what each run's row scores), scored
-    like one run."""
+def soup_row(runs: list[Path], out: Path, shots_s: str, seeds: str, test: Path, store: Path, split: str) -> dict:
+    """The weight average of the seeds' fine-tunes ``runs`` (their best checkpoints, what each run's row scores),
+    written to ``out`` and scored like one run (the held-out tail is the same in every seed's subset)."""
     from hccr.checkpoint import average_checkpoints, save_checkpoint
 
-    runs = [work / "runs" / f"finetune-{shots_s}-s{seed}-{tag}" for seed in map(int, seeds.split(","))]
-    model, meta = average_checkpoints(runs)
-    path = save_checkpoint(work / "runs" / f"finetune-{shots_s}-soup{seeds.replace(',', '')}-{tag}" / "best", model, meta)
+    path = save_checkpoint(out / "best", *average_checkpoints(runs))
     acc = scores(Recognizer.from_checkpoint(path), store, test, split)
     return {"method": "finetune-soup", "shots": shots_s, "seed": seeds, "top1": acc["top1"], "top5": acc["top5"]}
 
@@ -195,12 +193,15 @@ def main() -> None:
         rows.append({"method": "init", "shots": "-", "seed": -1, **before})
     for shots_s in args.shots.split(","):
         shots = None if shots_s == "all" else int(shots_s)
+        tuned = []  # this point's fine-tunes, one a seed (--soup averages them)
         for seed in map(int, args.seeds.split(",")):
             store = subset(tail, work / f"subsets{px}{'-olhwdb' if args.olhwdb_extra else ''}" / f"{shots_s}-s{seed}",
                            shots, seed)
             for method in args.methods.split(","):
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)
+                if method == "finetune":
+                    tuned.append(out)
                 rec = Recognizer.from_checkpoint(out)
                 acc = scores(rec, store, test, args.split)
                 row = {"method": method, "shots": shots_s, "seed": seed, "top1": acc["top1"], "top5": acc["top5"],
@@ -210,8 +211,9 @@ def main() -> None:
                     row["others"] = other_characters(rec, others, mine)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-        if args.soup and "finetune" in args.methods.split(",") and len(args.seeds.split(",")) > 1:
-            rows.append(soup_row(work, shots_s, args.seeds, tag, test, store, args.split))
+        if args.soup and len(tuned) > 1:
+            soup = work / "runs" / f"finetune-{shots_s}-soup{args.seeds.replace(',', '')}-{tag}"
+            rows.append(soup_row(tuned, soup, shots_s, args.seeds, test, store, args.split))
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for key in (f"{m}-{k}" for m in args.methods.split(",") for k in args.shots.split(",")):

@@ -163,8 +163,12 @@ def allowed_indices(charset: Charset, allowed) -> list[int]:
 def restrict_to(probs: np.ndarray, charset: Charset, allowed) -> np.ndarray:
     """Probabilities renormalised over the allowed characters (:func:`allowed_indices`); the others get 0. For
     users who know their text uses only some characters."""
-    idx = allowed_indices(charset, allowed)
-    keep = np.zeros(len(charset), bool)
+    return _renormalise_over(probs, allowed_indices(charset, allowed))
+
+
+def _renormalise_over(probs: np.ndarray, idx: list[int]) -> np.ndarray:
+    """:func:`restrict_to` with the allowed classes already resolved (once per run, not once per batch)."""
+    keep = np.zeros(probs.shape[1], bool)
     keep[idx] = True
     out = np.where(keep, probs.astype(np.float32, copy=False), np.float32(0))
     total = out.sum(1, keepdims=True)
@@ -189,8 +193,8 @@ def top_candidates(probs: np.ndarray, charset: Charset, topk: int, allowed: str 
                    ) -> list[list[tuple[str, float]]]:
     """:func:`topk_chars`, answering only among ``allowed`` when given (never padded with excluded characters)."""
     if allowed:
-        probs = restrict_to(probs, charset, allowed)
-        topk = min(topk, len(allowed_indices(charset, allowed)))
+        idx = allowed_indices(charset, allowed)
+        probs, topk = _renormalise_over(probs, idx), min(topk, len(idx))
     return topk_chars(probs, charset, topk)
 
 
@@ -253,17 +257,16 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
         raise HccrError(f"--on-error must be skip or stop, not {on_error!r}")
     if batch_size < 1:
         raise HccrError(f"--batch-size must be at least 1, got {batch_size}")
-    if allowed:
-        allowed_indices(rec.charset, allowed)  # a bad --charset fails before any work
+    keep = allowed_indices(rec.charset, allowed) if allowed else None  # a bad --charset fails before any work
     crops = rec.spec.crops if crops is None else crops
     inputs = [str(i) for i in inputs]
     t0 = time.perf_counter()
     if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
         probs, chars, ids, skipped, several = _predict_store(rec, Store(inputs[0]), split, crops, batch_size, progress,
-                                                             allowed)
+                                                             keep)
     else:
         probs, chars, ids, skipped, several = _predict_sources(rec, inputs, crops, batch_size, progress, on_error,
-                                                               allowed)
+                                                               keep)
         split = None
     dt = time.perf_counter() - t0
     labels = np.array([rec.charset.index.get(c, -1) if c is not None else -1 for c in chars], np.int32)
@@ -284,7 +287,7 @@ def probs_dtype(n_samples: int, n_classes: int):
 
 
 def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_size: int, progress: bool,
-                   allowed: str | None = None):
+                   keep: list[int] | None = None):
     """A packed store: images already normalised, read in sorted batches from the memory map."""
     from .utils import Progress
 
@@ -296,14 +299,14 @@ def _predict_store(rec: BaseRecognizer, store, split: str, crops: int, batch_siz
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
             p = rec.probabilities(resize_batch(store.images[b], rec.spec.side(crops)), crops)
-            probs[i : i + len(b)] = restrict_to(p, rec.charset, allowed) if allowed else p
+            probs[i : i + len(b)] = _renormalise_over(p, keep) if keep is not None else p
             bar.update(1)
     chars = [store.charset[int(c)] for c in store.labels[idx]]
     return probs, chars, np.array([f"store:{i}" for i in idx]), [], []
 
 
 def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_size: int, progress: bool,
-                     on_error: str, allowed: str | None = None):
+                     on_error: str, keep: list[int] | None = None):
     """Images, folders, globs, ``-``, ``.gnt`` and ``.pot`` files, streamed through the same units
     ``hccr convert`` reads (:mod:`hccr.data.sources`), ``batch_size`` samples at a time."""
     from .data.sources import plan_units
@@ -321,8 +324,8 @@ def _predict_sources(rec: BaseRecognizer, inputs: list[str], crops: int, batch_s
     def flush() -> None:
         imgs = [s.image for s in batch]
         probs, flags = rec.proba_and_flags(imgs, crops, batch_size)
-        if allowed:
-            probs = restrict_to(probs, rec.charset, allowed)
+        if keep is not None:  # the allowed classes (--charset), resolved once by predict_inputs
+            probs = _renormalise_over(probs, keep)
         chunks.append(probs)
         if probs_dtype(sum(map(len, chunks)), probs.shape[1]) == np.float16:  # the run has grown big: halve it all
             chunks[:] = [c.astype(np.float16, copy=False) for c in chunks]

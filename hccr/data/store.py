@@ -292,12 +292,16 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     for pr in problems:
         skipped[_reason(pr["message"])] += 1
 
+    uniq, inv = np.unique(chars, return_inverse=True)
+
+    def labels_in(cs: Charset) -> np.ndarray:  # each sample's class in ``cs``, -1 where ``cs`` lacks its character
+        lut = {ord(ch): i for i, ch in enumerate(cs)}
+        return np.array([lut.get(c, -1) for c in uniq.tolist()], dtype=np.int32)[inv]
+
     inferred = charset is None
     if inferred:
-        charset = Charset(sorted({chr(c) for c in np.unique(chars).tolist()}))
-    lut = {ord(ch): i for i, ch in enumerate(charset)}
-    uniq, inv = np.unique(chars, return_inverse=True)
-    ids = np.array([lut.get(c, -1) for c in uniq.tolist()], dtype=np.int32)[inv] if len(chars) else chars
+        charset = Charset(sorted({chr(c) for c in uniq.tolist()}))
+    ids = labels_in(charset)
     keep = ids >= 0
     if (~keep).any():
         skipped["not in charset"] += int((~keep).sum())
@@ -317,8 +321,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
         keep[over] = False
     if inferred and not keep.all():  # the characters of the samples kept, not of every one converted
         charset = Charset(sorted({chr(c) for c in np.unique(chars[keep]).tolist()}))
-        lut = {ord(ch): i for i, ch in enumerate(charset)}
-        ids = np.array([lut.get(c, -1) for c in uniq.tolist()], dtype=np.int32)[inv]
+        ids = labels_in(charset)
     n = int(keep.sum())
     if n == 0:
         shutil.rmtree(work, ignore_errors=True)
