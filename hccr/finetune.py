@@ -12,6 +12,7 @@ backbone and every other character's classifier row are held still for the whole
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -21,9 +22,9 @@ from torch import nn
 from .errors import HccrError
 
 HEAD_PREFIXES = ("head.", "aux_heads.")  # the model contract: classifiers live under these names
-# Architecture arguments a run may grow over its source's: the added layers start as identities (resnet-lean's
-# ``depths``), so the grown network reads as the source did; every other argument is the source's.
-GROWTH_ARGS = ("depths",)
+# Architecture arguments a run may grow over its source's: added blocks start as identities and added channels as
+# copies, so the grown network reads as the source did; every other argument is the source's.
+GROWTH_ARGS = {"resnet-lean": ("depths", "widths")}
 
 
 def resolve_init(ref: str | os.PathLike) -> Path:
@@ -44,7 +45,7 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
     not depend on it, e.g. the lean ResNet; others fail in the weight transfer with the shapes named)."""
     args = {k: v for k, v in meta["model_args"].items() if k not in ("num_classes", "image_size")}
     if cfg.model == meta["arch"]:
-        for k in GROWTH_ARGS:
+        for k in GROWTH_ARGS.get(cfg.model, ()):
             if k in cfg.model_args:
                 args[k] = grown(k, meta["model_args"].get(k), cfg.model_args[k])
     pre = meta["preprocessing"]
@@ -62,12 +63,17 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
 
 
 def grown(name: str, source, wanted):
-    """``wanted`` for a growth argument, checked against the source's: a stage may gain blocks, never lose them."""
+    """``wanted`` for a growth argument, checked against the source's: a stage may gain blocks or channels, never
+    lose them."""
     wanted = tuple(int(v) for v in (wanted if isinstance(wanted, (list, tuple)) else (wanted,)))
-    have = tuple(source) if source is not None else (1,) * len(wanted)
+    if source is None:
+        from .models.resnet import LeanResNet
+
+        source = inspect.signature(LeanResNet).parameters[name].default
+    have = tuple(source)
     if len(wanted) != len(have) or any(w < h for w, h in zip(wanted, have, strict=True)):
         raise HccrError(f"--init: model_args.{name}={','.join(map(str, wanted))} cannot grow the source's "
-                        f"{','.join(map(str, have))} (one count per stage, none smaller)")
+                        f"{','.join(map(str, have))} (one value per stage, none smaller)")
     return wanted
 
 
@@ -137,6 +143,8 @@ def init_from(model: nn.Module, ref: str | os.PathLike, target_charset: str) -> 
         source = load_file(str(weights))
     except Exception as e:  # missing, truncated or not safetensors
         raise HccrError(f"--init {ref}: cannot read {weights} ({str(e).splitlines()[0][:120]})") from None
+    if hasattr(model, "grow_state"):  # a network grown wider than its source (resnet-lean's widths)
+        source = model.grow_state(source, meta["model_args"])
     return {"init": str(ref), **transfer_weights(model, source, meta["charset"], target_charset)}
 
 

@@ -98,7 +98,8 @@ def test_init_grows_a_lean_resnet_deeper_and_it_starts_reading_as_the_source_did
     source, meta = load_checkpoint(tmp_path / "src" / "last.json")
     grow = [*base, f"init={tmp_path / 'src'}", "model_args.depths=1,1,2,3"]
     cfg = apply_overrides(get_preset("fast-1"), grow)
-    assert any("depths" in change for change in adopt_architecture(cfg, meta))
+    adopt_architecture(cfg, meta)
+    assert tuple(cfg.model_args["depths"]) == (1, 1, 2, 3)  # the growth asked for, not the source's depths
     grown = create_model(cfg.model, 4, cfg.image_size, **cfg.model_args).eval()
     report = init_from(grown, tmp_path / "src", meta["charset"])
     assert report["tensors_fresh"] > 0  # the three added blocks
@@ -118,6 +119,32 @@ def test_init_grows_a_lean_resnet_deeper_and_it_starts_reading_as_the_source_did
     with pytest.raises(HccrError, match="cannot grow"):  # a stage may gain blocks, never lose them
         adopt_architecture(apply_overrides(get_preset("fast-1"), [*base, "model_args.depths=1,1,1"]),
                            grown_meta)
+
+
+def test_init_grows_a_lean_resnet_wider_and_it_starts_reading_as_the_source_did(tiny_store, tmp_path):
+    base = ["model=resnet-lean", "model_args.widths=8,16,16,32", "model_args.depths=1,1,2,1", "image_size=32",
+            "batch_size=16", "epochs=1", "limit_steps=2", "amp=false", "amp_probe=false"]
+    fit(apply_overrides(get_preset("fast-1"), base), tiny_store, tmp_path / "src", progress=False)
+    source, meta = load_checkpoint(tmp_path / "src" / "last.json")
+    wide = [*base, f"init={tmp_path / 'src'}", "model_args.widths=12,16,24,48"]  # stage 2 kept, one extra block
+    cfg = apply_overrides(get_preset("fast-1"), wide)
+    adopt_architecture(cfg, meta)
+    assert tuple(cfg.model_args["widths"]) == (12, 16, 24, 48)  # the growth asked for, not the source's widths
+    torch.manual_seed(0)
+    grown = create_model(cfg.model, 4, cfg.image_size, **cfg.model_args)
+    init_from(grown, tmp_path / "src", meta["charset"])
+    x = torch.rand(8, 1, 32, 32)
+    assert torch.allclose(grown.eval()(x), source.eval()(x), atol=1e-4)  # the same function, running statistics
+    grown.head[0].p = source.head[0].p = 0.0  # no dropout: the two forwards in training mode are comparable
+    assert torch.allclose(grown.train()(x)[0], source.train()(x)[0], atol=1e-4)  # and with batch statistics
+    w = grown.state_dict()["head.1.weight"]
+    assert w.shape == (4, 48) and not torch.allclose(w[:, :32], source.state_dict()["head.1.weight"])  # shares
+    fit(apply_overrides(get_preset("fast-1"), wide), tiny_store, tmp_path / "wide", progress=False)
+    _, wide_meta = load_checkpoint(tmp_path / "wide" / "last.json")
+    assert list(wide_meta["model_args"]["widths"]) == [12, 16, 24, 48]
+    with pytest.raises(HccrError, match="cannot grow"):  # a stage may gain channels, never lose them
+        adopt_architecture(apply_overrides(get_preset("fast-1"), [*base, "model_args.widths=8,8,16,32"]),
+                           wide_meta)
 
 
 def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_store, tmp_path):
