@@ -64,6 +64,8 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
     meta = {"hccr_format": "hccr-onnx/1", "charset": charset, "weights": json.dumps(w), "crops": str(crops),
             "input_size": str(in_size), "preprocessing": json.dumps({**metas[0]["preprocessing"], **spec.to_meta()}),
             "members": json.dumps(member_names or [Path(c).name for c in checkpoints])}
+    if len(metas) == 1 and "calibration" in metas[0]:  # one model reads as calibrated as its checkpoint does
+        meta["temperature"] = repr(float(metas[0]["calibration"]["temperature"]))
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.onnx.export(graph, (dummy,), str(tmp), input_names=["image"], output_names=["probs"],

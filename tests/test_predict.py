@@ -1,3 +1,5 @@
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -210,6 +212,15 @@ def test_cli_calibrate_records_the_temperature_in_the_checkpoint(tiny_run, tiny_
     assert after <= before  # the fitted temperature makes the confidences more honest on what it was fitted to
     t = json.loads((run / "best.json").read_text())["calibration"]["temperature"]
     assert Recognizer.from_checkpoint(run).temperature == t and t != 1.0 and abs(t - t_said) < 1e-3
+    if importlib.util.find_spec("onnxruntime"):  # an export of the calibrated checkpoint answers as it does
+        from hccr.runtime import OnnxRecognizer
+
+        r = run_cli("export", run, "--out", tmp_path / "cal.onnx", "--crops", "1")
+        assert r.returncode == 0, r.stderr
+        onnx = OnnxRecognizer(tmp_path / "cal.onnx")
+        imgs = [(np.random.default_rng(k).random((40, 40)) * 255).astype("uint8") for k in range(4)]
+        assert onnx.temperature == t
+        assert np.abs(onnx.predict_proba(imgs) - Recognizer.from_checkpoint(run).predict_proba(imgs, crops=1)).max() < 1e-4
 
 
 def test_paired_test_tells_a_real_difference_from_chance():
