@@ -399,7 +399,7 @@ def predict(
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
     use_all_cores()
-    rec = load_recognizer(model, device, amp)
+    rec = load_recognizer(model, device, amp, crops=crops)
     crops = crops or rec.spec.crops
     rec.spec.side(crops)  # a --crops other than 1 or 5 is said before anything is predicted
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,

@@ -383,23 +383,38 @@ def _loader(kind: str, path):
 
 
 def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", amp: bool = False,
-                    backend: str = "auto"):
+                    backend: str = "auto", crops: int | None = None):
     """A shipped model by name (``gb2312``; the default when ``path`` is None), a checkpoint (run
     folder, .json, .safetensors) or an exported ``.onnx`` file. A shipped model runs in ONNX Runtime
     on a CPU where it is installed (faster there), else as its PyTorch checkpoint (``backend``:
-    auto, onnx or torch)."""
+    auto, onnx or torch); ``crops`` other than its ONNX file's and ``amp`` (bf16 autocast) need the checkpoint."""
     from .zoo import DEFAULT_MODEL, SHIPPED, shipped_files
 
     if backend not in ("auto", "onnx", "torch"):
         raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
     if path is None or str(path) in SHIPPED:
-        ckpt, onnx_path = shipped_files(str(path or DEFAULT_MODEL))
+        name = str(path or DEFAULT_MODEL)
+        ckpt, onnx_path = shipped_files(name)
         if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):
-            return OnnxRecognizer(onnx_path)
+            rec = OnnxRecognizer(onnx_path)
+            if backend == "onnx" or (crops in (None, rec.crops) and not amp):
+                return rec
+            if not _has_torch():
+                raise HccrError(f"{name}: its ONNX file reads {rec.crops} crop(s) in float32; "
+                                f"{f'--crops {crops}' if crops not in (None, rec.crops) else '--amp'} runs its PyTorch "
+                                "checkpoint, which needs torch: pip install 'hccr[train]'")
         path = ckpt
     elif str(path).endswith(".onnx"):
+        if amp:
+            raise HccrError(f"{path}: --amp (bf16 autocast) is for PyTorch checkpoints; an ONNX model runs in float32")
         return OnnxRecognizer(path)
     return _loader("checkpoint", path)(path, device, amp)
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _has_onnxruntime() -> bool:

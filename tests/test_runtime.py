@@ -45,6 +45,14 @@ def test_a_pytorch_checkpoint_without_torch_says_what_to_install(tiny_run, cross
     assert str(tiny_run) in r.stderr and "pip install 'hccr[train]'" in r.stderr and "hccr export" in r.stderr
 
 
+def test_options_that_need_the_checkpoint_say_so_without_torch(cross_png):
+    r = _cli_without_torch("predict", cross_png, "--crops", "5")  # the shipped ONNX file holds one crop
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--crops 5" in r.stderr and "pip install 'hccr[train]'" in r.stderr
+    r = _cli_without_torch("predict", "--model", ROOT / "hccr" / "assets" / "gb2312.onnx", cross_png, "--amp")
+    assert r.returncode == 2 and "--amp" in r.stderr and "float32" in r.stderr  # not silently ignored
+
+
 def test_python_api_and_server_without_torch(cross_png):
     code = NO_TORCH + (
         "import hccr, json\n"

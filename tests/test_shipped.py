@@ -107,6 +107,16 @@ def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
     api = hccr.load().predict(np.asarray(Image.open(tmp_path / "char.png")), topk=3)[0]
     assert [c for c, _ in printed] == [c for c, _ in api]
     assert np.allclose([p for _, p in printed], [p for _, p in api], atol=2e-6, rtol=0), (printed, api)
+    # five crops with the shipped model: its PyTorch checkpoint reads them (its ONNX file holds one crop)
+    r = run_cli("predict", tmp_path / "char.png", "--topk", "1", "--crops", "5", "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    five = json.loads(r.stdout.splitlines()[0])["top"][0]
+    from hccr.predict import Recognizer
+    from hccr.zoo import shipped_files
+
+    ckpt = Recognizer.from_checkpoint(shipped_files("gb2312")[0])
+    want = ckpt.predict(np.asarray(Image.open(tmp_path / "char.png")), topk=1, crops=5)[0][0]
+    assert five["char"] == want[0] and abs(five["prob"] - want[1]) < 1e-4
 
 
 def test_cli_predict_reads_a_real_casia_pot_file_and_reports_its_accuracy():
