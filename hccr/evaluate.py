@@ -26,9 +26,9 @@ def scan(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
         pred[i : i + len(p)] = p.argmax(1)
         conf[i : i + len(p)] = p.max(1)
         ok = y >= 0
-        if ok.any():  # rank = number of classes with a strictly higher probability than the true one
-            true_p = p[np.flatnonzero(ok), y[ok]]
-            rank[i + np.flatnonzero(ok)] = (p[ok] > true_p[:, None]).sum(1)
+        if ok.any():  # rank = number of classes with a strictly higher probability than the true one;
+            true_p = p[np.flatnonzero(ok), y[ok]]  # a true class at 0 (outside --charset) is never a hit
+            rank[i + np.flatnonzero(ok)] = np.where(true_p > 0, (p[ok] > true_p[:, None]).sum(1), p.shape[1])
     return {"pred": pred, "conf": conf, "rank": rank}
 
 

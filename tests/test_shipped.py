@@ -91,6 +91,12 @@ def test_cli_predict_charset_answers_only_among_the_allowed_characters(tmp_path)
     assert "nan" not in line and sorted(line.split()[1::2]) == sorted("天夫"), line
     probs = np.load(tmp_path / "p.npz")["probs"].astype(np.float32)
     assert not np.isnan(probs).any() and abs(probs.sum() - 1) < 1e-3
+    # a labelled image of a character outside --charset can never be read right: no top-k counts it
+    (tmp_path / "lab" / "国").mkdir(parents=True)
+    Image.fromarray(img).save(tmp_path / "lab" / "国" / "0.png")
+    r = run_cli("predict", tmp_path / "lab", "--charset", "天夫", "--topk", "1")
+    assert r.returncode == 0, r.stderr
+    assert "top1 0.0000, top5 0.0000" in r.stdout, r.stdout
 
 
 def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
