@@ -396,6 +396,8 @@ def predict(
     from .zoo import is_model_path
 
     format_, on_error, split = format_.value, on_error.value, split.value
+    if topk < 1:  # said before anything is predicted
+        raise HccrError(f"--topk must be at least 1, got {topk}")
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
     use_all_cores()
@@ -404,6 +406,7 @@ def predict(
     rec.spec.side(crops)  # a --crops other than 1 or 5 is said before anything is predicted
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
                           progress=format_ == "table", on_error=on_error, allowed=charset)
+    topk = min(topk, len(rec.charset))  # a CSV header as wide as its rows
     if charset:  # never list characters outside --charset
         topk = min(topk, len(allowed_indices(rec.charset, charset)))
     info = sys.stderr if format_ != "table" else sys.stdout  # keep machine-readable output clean

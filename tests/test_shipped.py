@@ -123,6 +123,12 @@ def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
     ckpt = Recognizer.from_checkpoint(shipped_files("gb2312")[0])
     want = ckpt.predict(np.asarray(Image.open(tmp_path / "char.png")), topk=1, crops=5)[0][0]
     assert five["char"] == want[0] and abs(five["prob"] - want[1]) < 1e-4
+    # --topk beyond the 6,763 classes: a CSV whose header is as wide as its rows; --topk 0 named in one line
+    r = run_cli("predict", tmp_path / "char.png", "--topk", "100000", "--format", "csv")
+    header, row = r.stdout.splitlines()[:2]
+    assert header.count(",") == row.count(",") == 2 * 6763
+    r = run_cli("predict", tmp_path / "char.png", "--topk", "0")
+    assert r.returncode == 2 and r.stderr.strip() == "error: --topk must be at least 1, got 0"
 
 
 def test_cli_predict_reads_a_real_casia_pot_file_and_reports_its_accuracy():
