@@ -79,20 +79,28 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A run folder (its best checkpoint), a ``.json`` or ``.safetensors`` path, or the stem both share
-    (what ``hccr average --out STEM`` and ``hccr package --out STEM`` were given) -> the ``.json``."""
+    """A run folder (its best checkpoint), a ``.json`` or ``.safetensors`` path, the stem both share
+    (what ``hccr average --out STEM`` and ``hccr package --out STEM`` were given) or a shipped model's
+    name (``gb2312``, where no such file or folder is here) -> the ``.json``."""
+    from .zoo import SHIPPED
+
     p = Path(path)
     if p.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         raise HccrError(f"{path}: a pickled PyTorch file, which hccr does not load (it can run code); give a run "
                         "folder or NAME.json next to NAME.safetensors")
+    if str(path) in SHIPPED and not p.exists():
+        return SHIPPED[str(path)].with_suffix(".json")
     if p.is_dir():
         p = p / "best.json"
     elif p.suffix == ".safetensors":
         p = p.with_suffix(".json")
     elif p.suffix != ".json" and Path(f"{p}.json").is_file():
         p = Path(f"{p}.json")
+    expected = f"expected a run folder, NAME.json, NAME.safetensors, the stem NAME or {' / '.join(SHIPPED)}"
+    if p.is_file() and p.suffix != ".json":
+        raise HccrError(f"{path}: not a checkpoint ({expected})")
     if not p.exists():
-        raise HccrError(f"{path}: no checkpoint there (expected a run folder, NAME.json, NAME.safetensors or the stem NAME)")
+        raise HccrError(f"{path}: no checkpoint there ({expected})")
     return p
 
 

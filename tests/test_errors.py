@@ -175,6 +175,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     from hccr.data.store import Store, store_view
 
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
+    (tmp_path / "notes.txt").write_text("not a model")
     (tmp_path / "empty").mkdir()
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "synth.json").write_text("")  # a settings record cut short (a full disk, an editor)
@@ -183,6 +184,8 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     all_train = store_view(tiny_store, tmp_path / "all-train", np.zeros(len(Store(tiny_store)), np.uint8))
     cases = [
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
+        (["predict", "--model", tmp_path / "notes.txt", tiny_store], "notes.txt: not a checkpoint (expected"),
+        (["average", tmp_path / "nosuch", tiny_run, "--out", tmp_path / "a"], "or gb2312 / gb2312-synth)"),
         (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "'test' is not one of"),
         (["show", tiny_store, "--n", "0"], "--n must be at least 1"),
         (["train", "--data", tiny_store, "--out", tmp_path / "r", "--device", "cuda:7"], "--device cuda:7"),

@@ -53,6 +53,16 @@ def test_reads_200_gb2312_characters_from_unseen_synthetic_writers(name):
     assert top1 >= 0.90, top1
 
 
+def test_every_command_that_takes_a_checkpoint_takes_a_shipped_name(tmp_path, monkeypatch):
+    from hccr.checkpoint import resolve
+
+    assert resolve("gb2312") == shipped_files("gb2312")[0] and resolve("gb2312-synth") == shipped_files("gb2312-synth")[0]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gb2312").mkdir()  # a run folder of that name where the user works wins
+    (tmp_path / "gb2312" / "best.json").write_text("{}")
+    assert resolve("gb2312") == Path("gb2312") / "best.json"
+
+
 def test_pytorch_and_onnx_copies_agree():
     from hccr.runtime import load_recognizer
 
