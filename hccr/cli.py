@@ -217,6 +217,8 @@ def synth(
         raise HccrError("synth needs an output folder (or --preview PNG, --compare STORE, --calibrate STORE)")
     if not prefix or any(c in prefix for c in "/\\"):
         raise HccrError(f"--prefix {prefix!r}: give a file name prefix without folders (e.g. builtin)")
+    if not 0.0 <= font_fraction <= 1.0:  # checked with or without --font: a typo is said either way
+        raise HccrError(f"--font-fraction must be a share from 0 to 1, got {font_fraction:g}")
     fonts = tuple(str(f) for f in font or ())
     cfg = sy.SynthConfig(chars=chars, writers=writers, seed=seed, size=size, fonts=fonts,
                          font_fraction=font_fraction if fonts else 0.0, style=str(style) if style else None,

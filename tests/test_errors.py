@@ -194,6 +194,10 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["package", tiny_run, "--out", tmp_path / "p", "--prior-power", "0.5"], "--prior-power needs --divide-prior"),
         (["convert", tiny_store, tmp_path / "s1", "--pen-spread", "-0.3"], "--pen-spread must be 0 or more"),
         (["convert", tiny_store, tmp_path / "s2", "--pen-width", "0"], "--pen-width must be above 0"),
+        (["convert", tiny_store, tmp_path / "s3", "--val-every", "-1"], "--val-every must be at least 2, got -1"),
+        (["convert", tiny_store, tmp_path / "s3", "--margin", "0.9"], "--margin must be a fraction"),
+        (["synth", tmp_path / "syn", "--chars", "安", "--size", "-3"], "--size must be above 0"),
+        (["synth", tmp_path / "syn", "--chars", "安", "--font-fraction", "2"], "--font-fraction must be a share"),
         (["show", all_train, "--split", "val", "--out", tmp_path / "g.png"], "no samples in split 'val'"),
         (["export", tiny_run, tiny_run, "--out", tmp_path / "e.onnx", "--weights", "a,b"], "--weights must be numbers"),
         (["serve", "--port", "99999"], "a port is a number from 0 to 65535"),
@@ -210,6 +214,14 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         r = run_cli(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
         assert fragment in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "s3.partial").exists()  # refused before converting anything
+    import socket
+
+    with socket.socket() as busy:  # a port another server holds: one line, before the model loads
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = run_cli("serve", "--port", str(busy.getsockname()[1]))
+    assert r.returncode == 2 and "cannot listen there" in r.stderr and "INFO" not in r.stderr, r.stderr
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("hccr ")
 

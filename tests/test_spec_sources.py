@@ -105,3 +105,27 @@ def test_conversion_inverts_light_on_dark_images_as_prediction_does(tmp_path):
                 progress=False)
     dark, light = Store(tmp_path / "dark-store"), Store(tmp_path / "light-store")
     assert np.array_equal(np.asarray(dark.images), np.asarray(light.images))
+
+
+def test_a_folder_of_loose_images_and_char_folders_is_read_whole_or_said_to_be_cut(tmp_path, capsys):
+    from PIL import Image
+
+    from hccr.data.images import scan_image_folder
+    from hccr.data.sources import plan_units
+
+    img = np.full((40, 40), 255, np.uint8)
+    img[18:22, 5:35] = 0
+    (tmp_path / "mixed" / "一").mkdir(parents=True)
+    Image.fromarray(img).save(tmp_path / "mixed" / "loose.png")
+    Image.fromarray(img).save(tmp_path / "mixed" / "一" / "0.png")
+    # predict reads both: the loose image unlabelled, the folder's labelled
+    files = [f for u in plan_units([str(tmp_path / "mixed")], labelled=False) for f in u.files]
+    assert sorted((p.split("/")[-1], c) for p, c in files) == [("0.png", "一"), ("loose.png", None)]
+    assert capsys.readouterr().err == ""
+    # convert can only learn from labelled images: the loose one is named as left out
+    assert [it.char for it in scan_image_folder(tmp_path / "mixed")] == ["一"]
+    assert "1 image(s) beside the <char>/ folders (e.g. loose.png)" in capsys.readouterr().err
+    (tmp_path / "flat").mkdir()
+    Image.fromarray(img).save(tmp_path / "flat" / "a.png")
+    with pytest.raises(HccrError, match="1 image\\(s\\) without labels.*hccr predict"):
+        scan_image_folder(tmp_path / "flat")

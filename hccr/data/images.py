@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,16 +98,25 @@ def _class_dirs(root: Path) -> list[Path]:
     return []
 
 
-def scan_image_folder(root: str | os.PathLike) -> list[ImageItem]:
-    """List ``(path, character)`` of every image under ``root``, sorted by character then file name."""
+def scan_image_folder(root: str | os.PathLike, loose_ok: bool = False) -> list[ImageItem]:
+    """List ``(path, character)`` of every image under ``root``, sorted by character then file name
+    (images beside the ``<char>/`` folders have no label: a warning says they are left out, unless ``loose_ok``,
+    for a caller that reads them itself)."""
     root = Path(root)
     if not root.exists():
         raise HccrError(f"{root}: no such file or folder")
     if not root.is_dir():
         raise HccrError(f"{root}: expected a folder of per-character folders")
     dirs = _class_dirs(root)
+    loose = [f.name for f in root.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+    if not dirs and loose:
+        raise HccrError(f"{root}: {len(loose)} image(s) without labels; a store learns from <root>/<char>/<n>.png "
+                        "(one folder per character, named by it); to recognise them: hccr predict")
     if not dirs:
         raise HccrError(f"{root}: no images found (expected <root>/<char>/<n>.png)")
+    if loose and not loose_ok:  # beside the labelled folders: never dropped without a word
+        print(f"warning: {root}: {len(loose)} image(s) beside the <char>/ folders (e.g. {loose[0]}) have no label and "
+              "are left out", file=sys.stderr)
     items: list[ImageItem] = []
     for d in dirs:
         if len(d.name) != 1:

@@ -159,6 +159,15 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
                         "0.05), or name them with --val-writers, or take every N-th with --val-every")
     if opts.size < 8:
         raise HccrError(f"--size must be at least 8, got {opts.size}")
+    # options that would otherwise fail only after the whole conversion (or in every worker)
+    if not 0.0 <= opts.margin < 0.5:
+        raise HccrError(f"--margin must be a fraction of the side in [0, 0.5), got {opts.margin}")
+    if opts.val_every and opts.val_every < 2:
+        raise HccrError(f"--val-every must be at least 2, got {opts.val_every}")
+    if opts.limit is not None and opts.limit < 1:
+        raise HccrError(f"--limit must be at least 1, got {opts.limit}")
+    if workers is not None and workers < 1:
+        raise HccrError(f"--workers must be at least 1, got {workers}")
     if opts.pen_width is not None and not opts.pen_width > 0:
         raise HccrError(f"--pen-width must be above 0 (px at 64 px), got {opts.pen_width}")
     if opts.pen_spread is not None and not opts.pen_spread >= 0:

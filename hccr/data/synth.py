@@ -429,6 +429,12 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, extra: dict[str, list[np.nda
         raise HccrError(f"--chars {cfg.chars!r} names no characters")
     if cfg.writers < 1:
         raise HccrError(f"--writers {cfg.writers}: give at least 1")
+    if cfg.size is not None and not cfg.size > 0:
+        raise HccrError(f"--size must be above 0 (px), got {cfg.size:g}; leave it out for the style profile's size")
+    if not 0.0 <= cfg.font_fraction <= 1.0:
+        raise HccrError(f"--font-fraction must be a share from 0 to 1, got {cfg.font_fraction:g}")
+    if workers is not None and workers < 1:
+        raise HccrError(f"--workers must be at least 1, got {workers}")
     learned = is_learned(cfg.style)
     out = Path(out)
     _check_same_settings(out, cfg)

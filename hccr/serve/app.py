@@ -569,8 +569,26 @@ def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 80
     import uvicorn
 
     limits = limits or Limits()
+    check_listen(host, port)  # before the model loads: a busy port is said in one line, not in uvicorn's log
     libc = _libc()
     if libc is not None:
         libc.mallopt(-8, 2)  # M_ARENA_MAX: two malloc arenas, not eight per core for the worker threads
     hosts = allowed_hosts or sorted({host, "127.0.0.1", "localhost"} - {"0.0.0.0", "::"})
     uvicorn.Server(server_config(create_app(model_path, limits, allowed_hosts=hosts), host, port, limits)).run()
+
+
+def check_listen(host: str, port: int) -> None:
+    """One line for a ``--host`` that is no address of this machine or a ``--port`` already taken."""
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise HccrError(f"--host {host}: not a host name or address this machine knows ({e})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise HccrError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); is another "
+                            "server on that port? choose another --port") from None
