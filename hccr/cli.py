@@ -239,7 +239,7 @@ def synth(
 def train(
     data: Annotated[Path, typer.Option(help="Packed store made by hccr convert.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")],
-    preset: Annotated[str, typer.Option(help="paper-1..3, fast-1..3 or gb2312 (see hccr presets).")] = "fast-1",
+    preset: Annotated[str, typer.Option(help="paper-1..3, fast-1..3, gb2312 or gb2312-synth (see hccr presets).")] = "fast-1",
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
@@ -562,6 +562,9 @@ def evaluate(
     from .runtime import Predictions
     from .utils import use_all_cores
 
+    if any(p.suffix == ".npz" for p in inputs) and not all(p.suffix == ".npz" for p in inputs):
+        raise HccrError("evaluate takes prediction files (.npz) or labelled data to predict, not both: evaluate "
+                        "the data first (hccr predict DATA --out FILE.npz), then compare the .npz files")
     if all(p.suffix == ".npz" for p in inputs):
         if model is not None:
             raise HccrError("--model is for evaluating data; these are prediction files already")
@@ -640,6 +643,8 @@ def export(
         if c.suffix == ".onnx":
             raise HccrError(f"{c}: already an ONNX file; export reads checkpoints (a run folder, or the .json of a "
                             "packaged model)")
+    if out.suffix != ".onnx":  # every loader tells a model's kind by its name
+        raise HccrError(f"--out {out}: an ONNX model's name ends in .onnx (e.g. {out.with_suffix('.onnx').name})")
     w = _weights(weights) if weights else None
     path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")

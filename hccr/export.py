@@ -9,6 +9,7 @@ it returns (B, C) probabilities. The character list and preprocessing travel in 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -129,9 +130,15 @@ def quantize_int8(src: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     from .utils import atomic_path
 
-    with atomic_path(out) as tmp:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
-        model = onnx.load(str(tmp))
-        seal(model)  # new weights, so a new graph digest: hccr's loaders check it
-        onnx.save(model, str(tmp))
+    root = logging.getLogger()  # onnxruntime advises "pre-processing" on the root logger: not the user's concern
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with atomic_path(out) as tmp:
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+            model = onnx.load(str(tmp))
+            seal(model)  # new weights, so a new graph digest: hccr's loaders check it
+            onnx.save(model, str(tmp))
+    finally:
+        root.setLevel(level)
     return Path(out)

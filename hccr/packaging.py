@@ -45,9 +45,12 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
     cfg = folder / "config.json"
     store = Path(read_json(cfg).get("store", "")) if cfg.exists() else None
-    if store is None or not (store / "manifest.json").exists():
-        raise HccrError(f"{folder}: its training store ({store or 'not recorded'}) is needed to divide out "
-                        "the class prior; run this where the store is")
+    if store is None:  # a lone checkpoint (an average, a copy) has no run folder that names its store
+        raise HccrError(f"{run}: no config.json beside it names its training store, which --divide-prior needs; "
+                        "package the run folder it was trained in (or leave --divide-prior out)")
+    if not (store / "manifest.json").exists():
+        raise HccrError(f"{folder}: its training store ({store}) is needed to divide out the class prior; run this "
+                        "where the store is")
     per_char = counts_per_char(store)
     return [per_char.get(c, 0) for c in read_meta(run)["charset"]], store.name
 

@@ -239,8 +239,9 @@ class Predictions:
             with np.load(path, allow_pickle=False) as z:
                 return cls(z["probs"], str(z["charset"]), z["labels"], z["ids"], str(z["source"]),
                            json.loads(str(z["meta"])))
-        except (KeyError, ValueError, OSError) as e:
-            raise HccrError(f"{path}: not an hccr predictions file ({e})") from None
+        except (KeyError, ValueError, OSError) as e:  # numpy's own advice (load pickles) is not for the user
+            raise HccrError(f"{path}: not an hccr predictions file (hccr predict --out FILE.npz writes one; "
+                            f"{str(e).split('. ')[0][:100]})") from None
 
 
 def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = None, batch_size: int = 256, split: str = "all",

@@ -176,6 +176,9 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
 
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
     (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "lone").mkdir()  # a checkpoint copied out of its run folder
+    for f in ("best.json", "best.safetensors"):
+        (tmp_path / "lone" / f).write_bytes((tiny_run / f).read_bytes())
     (tmp_path / "empty").mkdir()
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "synth.json").write_text("")  # a settings record cut short (a full disk, an editor)
@@ -186,6 +189,12 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
         (["predict", "--model", tmp_path / "notes.txt", tiny_store], "notes.txt: not a checkpoint (expected"),
         (["average", tmp_path / "nosuch", tiny_run, "--out", tmp_path / "a"], "or gb2312 / gb2312-synth)"),
+        (["export", tiny_run, "--out", tmp_path / "m.txt"], "an ONNX model's name ends in .onnx (e.g. m.onnx)"),
+        (["evaluate", tmp_path / "p.npz", tiny_store], "prediction files (.npz) or labelled data to predict, not both"),
+        (["ensemble", tmp_path / "notes.txt", tmp_path / "notes.txt", "--out", tmp_path / "e.npz"],
+         "not an hccr predictions file (hccr predict --out FILE.npz writes one"),
+        (["package", tmp_path / "lone" / "best.json", "--out", tmp_path / "pk", "--divide-prior"],
+         "no config.json beside it names its training store"),
         (["predict", "--model", tiny_run, tiny_store, "--split", "test"], "'test' is not one of"),
         (["show", tiny_store, "--n", "0"], "--n must be at least 1"),
         (["train", "--data", tiny_store, "--out", tmp_path / "r", "--device", "cuda:7"], "--device cuda:7"),
