@@ -373,7 +373,7 @@ ModelOpt = Annotated[str | None, typer.Option(
 @app.command()
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (flat, or <root>/<char>/ for labelled "
-                                                     "images), glob patterns, - (paths on stdin), or a packed store.")],
+                                                     "images), glob patterns, - (paths on stdin), or one packed store alone.")],
     model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write probabilities to this .npz.")] = None,
     crops: Annotated[int | None, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop); default: the model's.")] = None,

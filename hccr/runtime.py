@@ -262,7 +262,11 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
     crops = rec.spec.crops if crops is None else crops
     inputs = [str(i) for i in inputs]
     t0 = time.perf_counter()
-    if len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists():
+    stores = [i for i in inputs if (Path(i) / "manifest.json").exists()]
+    if stores and len(inputs) > 1:
+        raise HccrError(f"{stores[0]}: a packed store is predicted on its own (its samples are named store:N); "
+                        "run predict once for it and once for the other inputs")
+    if stores:
         probs, chars, ids, skipped, several = _predict_store(rec, Store(inputs[0]), split, crops, batch_size, progress,
                                                              keep)
     else:

@@ -147,3 +147,5 @@ def test_domain_classifier_control_tells_a_heavier_pen_apart():
     assert domain_classifier(a, b) >= 0.95
     c, _ = synthetic_features(list("安字家国永宝"), base, writers=120, seed=7)
     assert domain_classifier(a, c) < 0.65  # same style: close to chance
+    with pytest.raises(HccrError, match="at least 100 images on each side, got 12"):  # said at once, not after a minute
+        domain_classifier(a[:12], c)

@@ -235,6 +235,9 @@ def calibrate(real: dict[str, np.ndarray], chars: list[str], start: StyleProfile
     return replace(p, **mean), history
 
 
+DOMAIN_MIN = 100  # images a side the domain classifier needs before its held-out figure means anything
+
+
 def domain_classifier(real: np.ndarray, synthetic: np.ndarray, steps: int = 1500, seed: int = 0,
                       size: int = 48) -> float:
     """Held-out accuracy of a small CNN trained to tell real from synthetic images (balanced;
@@ -243,9 +246,12 @@ def domain_classifier(real: np.ndarray, synthetic: np.ndarray, steps: int = 1500
     import torch
     from torch import nn
 
+    n = min(len(real), len(synthetic))
+    if n < DOMAIN_MIN:  # 20% of a side held out: fewer images would score a handful, after a minute of training
+        raise HccrError(f"the domain classifier needs at least {DOMAIN_MIN} images on each side, got {n}: compare "
+                        "a larger store (or more --writers)")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    n = min(len(real), len(synthetic))
     a = real[rng.choice(len(real), n, replace=False)]
     b = synthetic[rng.choice(len(synthetic), n, replace=False)]
     x = torch.from_numpy(np.concatenate([a, b])).float().div_(255).unsqueeze(1)
