@@ -275,6 +275,8 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
+SEVERAL = "the image looks like several characters (a word or a line); hccr reads one character"  # both endpoints
+
 def create_app(model_path: str | None = None, limits: Limits | None = None, topk: int = 5,
                allowed_hosts: list[str] | None = None):
     from fastapi import FastAPI, Request
@@ -379,7 +381,8 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         finally:
             in_flight -= 1
 
-    @app.post("/v1/recognize/batch", response_model=BatchRecognition, responses=errors, openapi_extra={
+    @app.post("/v1/recognize/batch", response_model=BatchRecognition, response_model_exclude_none=True,
+              responses=errors, openapi_extra={
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
     async def recognize_batch(request: Request) -> dict:
@@ -414,7 +417,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                     for i, cands, several in zip(where, *rec.predict_flagged(images, topk=topk), strict=True):
                         results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
                         if several:
-                            results[i]["warning"] = "looks like several characters (a word or a line)"
+                            results[i]["warning"] = SEVERAL
                 del images
                 release_memory(samples)
                 return results
@@ -457,7 +460,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         out = {"candidates": [{"char": c, "prob": round(p, 6)} for c, p in cands],
                "latency_ms": round(1000 * (time.perf_counter() - t0), 2)}
         if several:
-            out["warning"] = "the image looks like several characters (a word or a line); hccr reads one character"
+            out["warning"] = SEVERAL
         return out
 
     return app
