@@ -669,6 +669,8 @@ def serve(
 
     if not 0 <= port <= 65535:
         raise HccrError(f"--port {port}: a port is a number from 0 to 65535")
+    if model and model_arg and model != model_arg:
+        raise HccrError(f"serve {model_arg} --model {model}: two models; give one (as MODEL or --model)")
     run(model or model_arg, host, port, Limits(workers=workers), allowed_hosts=allow_host)
 
 

@@ -217,6 +217,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["predict", "--model", tiny_run, tiny_store, "--batch-size", "0"], "--batch-size must be at least 1"),
         (["predict", "--model", tiny_run, tiny_store, tiny_store], "a packed store is predicted on its own"),
         (["serve", "--workers", "0"], "--workers: must be above 0"),
+        (["serve", "gb2312", "--model", "gb2312-synth"], "two models; give one"),
         (["synth", tmp_path / "cut", "--chars", "安"], f"{tmp_path / 'cut' / 'synth.json'}: damaged file (not valid JSON"),
         (["train", "--data", tiny_store, "--out", tmp_path / "run-cut", "--resume"], "config.json: damaged file"),
     ]
