@@ -138,7 +138,20 @@ def test_init_grows_a_lean_resnet_wider_and_it_starts_reading_as_the_source_did(
     grown.head[0].p = source.head[0].p = 0.0  # no dropout: the two forwards in training mode are comparable
     assert torch.allclose(grown.train()(x)[0], source.train()(x)[0], atol=1e-4)  # and with batch statistics
     w = grown.state_dict()["head.1.weight"]
-    assert w.shape == (4, 48) and not torch.allclose(w[:, :32], source.state_dict()["head.1.weight"])  # shares
+    assert w.shape == (4, 48) and w[:, 32:].abs().max() == 0  # the added features are not read yet...
+    stem = grown.state_dict()["body.0.weight"].flatten(1)
+    assert torch.cdist(stem[8:], stem[:8]).min() > 1e-3  # ...and are new ones, not copies of the source's
+    # a stage three times wider, an unchanged one and a half-precision source (the shipped files are float16)
+    from hccr.models.resnet import LeanResNet
+
+    src = LeanResNet(5, 32, widths=(4, 4, 8, 8), depths=(1, 2, 1, 1)).eval()
+    for m in src.modules():  # running statistics that matter
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 1.5)
+    big = LeanResNet(5, 32, widths=(12, 4, 9, 20), depths=(1, 2, 1, 1)).eval()
+    big.load_state_dict(big.grow_state({k: v.half() if v.is_floating_point() else v for k, v in src.state_dict().items()},
+                                       {"widths": [4, 4, 8, 8], "depths": [1, 2, 1, 1]}))
+    assert torch.allclose(big(x), src.half().float()(x), atol=1e-4)
     fit(apply_overrides(get_preset("fast-1"), wide), tiny_store, tmp_path / "wide", progress=False)
     _, wide_meta = load_checkpoint(tmp_path / "wide" / "last.json")
     assert list(wide_meta["model_args"]["widths"]) == [12, 16, 24, 48]
