@@ -81,15 +81,15 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
 def resolve(path: str | os.PathLike) -> Path:
     """A run folder (its best checkpoint), a ``.json`` or ``.safetensors`` path, the stem both share
     (what ``hccr average --out STEM`` and ``hccr package --out STEM`` were given) or a shipped model's
-    name (``gb2312``, where no such file or folder is here) -> the ``.json``."""
-    from .zoo import SHIPPED
+    name (``gb2312``: :func:`hccr.zoo.shipped_name`) -> the ``.json``."""
+    from .zoo import SHIPPED, shipped_files, shipped_name
 
     p = Path(path)
     if p.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         raise HccrError(f"{path}: a pickled PyTorch file, which hccr does not load (it can run code); give a run "
                         "folder or NAME.json next to NAME.safetensors")
-    if str(path) in SHIPPED and not p.exists():
-        return SHIPPED[str(path)].with_suffix(".json")
+    if shipped_name(path):
+        return shipped_files(str(path))[0]
     if p.is_dir():
         p = p / "best.json"
     elif p.suffix == ".safetensors":

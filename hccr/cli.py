@@ -286,7 +286,12 @@ def _print_comparison(res: dict, title: str, what: str, plot: Path | None, label
     for r in res["rows"]:
         print(f"{r['feature']:14s} {r['real_median']:12.3g} {r['real_iqr']:>12s} {r['synthetic_median']:12.3g} "
               f"{r['synthetic_iqr']:>12s}")
-    print(f"domain classifier ({what}, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
+    if res.get("domain_accuracy") is None:  # too few images for a held-out figure: the table stands alone
+        from .data.style import DOMAIN_MIN
+
+        print(f"domain classifier ({what}): not run, it needs at least {DOMAIN_MIN} images on each side")
+    else:
+        print(f"domain classifier ({what}, held out): {res['domain_accuracy']:.3f} (0.5 = indistinguishable)")
     if plot:
         plot_histograms(res["real"], res["synthetic"], plot, labels)
         print(f"wrote {plot}")

@@ -155,8 +155,6 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path) -> Predic
             convert([str(p) for p in gnt], store, ConvertOptions(size=64), overwrite=True)
             write_json(record, stamp)
         data.append(str(store))
-    if len(data) > 1 and any((Path(d) / "manifest.json").exists() for d in data):
-        raise HccrError("evaluate one store at a time (or image folders and files together)")
     pred = predict_inputs(rec, data, crops=None)
     out.mkdir(parents=True, exist_ok=True)
     pred.save(out / "predictions.npz", float16=True)

@@ -12,7 +12,6 @@ backbone and every other character's classifier row are held still for the whole
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
@@ -22,18 +21,16 @@ from torch import nn
 from .errors import HccrError
 
 HEAD_PREFIXES = ("head.", "aux_heads.")  # the model contract: classifiers live under these names
-# Architecture arguments a run may grow over its source's: added blocks start as identities and added channels as
-# copies, so the grown network reads as the source did; every other argument is the source's.
+# Architectures whose networks a run may grow over its source's, and how (``hccr.models.resnet.GROWABLE``): added
+# blocks start as identities and added channels as features nothing reads yet, so the grown network reads as the
+# source did; every other argument is the source's.
 GROWTH_ARGS = {"resnet-lean": ("depths", "widths")}
 
 
 def resolve_init(ref: str | os.PathLike) -> Path:
     """A shipped model's name, a run folder or a checkpoint -> the checkpoint's ``.json``."""
     from .checkpoint import resolve
-    from .zoo import SHIPPED, shipped_files
 
-    if str(ref) in SHIPPED:
-        return shipped_files(str(ref))[0]
     if str(ref).endswith(".onnx"):
         raise HccrError(f"--init {ref}: an ONNX file cannot be trained; give its checkpoint (.json/.safetensors)")
     return resolve(ref)
@@ -44,10 +41,13 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
     With ``cfg.init_keep_size`` the input size stays ``cfg.image_size`` (for networks whose weights do
     not depend on it, e.g. the lean ResNet; others fail in the weight transfer with the shapes named)."""
     args = {k: v for k, v in meta["model_args"].items() if k not in ("num_classes", "image_size")}
-    if cfg.model == meta["arch"]:
-        for k in GROWTH_ARGS.get(cfg.model, ()):
-            if k in cfg.model_args:
-                args[k] = grown(k, meta["model_args"].get(k), cfg.model_args[k])
+    growable = GROWTH_ARGS.get(meta["arch"], ())
+    for k, v in cfg.model_args.items():  # presets name no model_args: these are the user's (or a resumed run's)
+        if k in growable:
+            args[k] = grown(k, meta["model_args"].get(k), v)
+        elif k in {a for names in GROWTH_ARGS.values() for a in names} and list(v) != list(args.get(k, ())):
+            raise HccrError(f"--init: model_args.{k} cannot grow the source's {meta['arch']} network (only "
+                            f"{', '.join(GROWTH_ARGS)} networks grow)")
     pre = meta["preprocessing"]
     want = {"model": meta["arch"], "model_args": args, "image_size": int(pre["image_size"]), "ink": pre["ink"],
             "stretch": bool(pre.get("stretch_in_training", False))}
@@ -65,12 +65,10 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
 def grown(name: str, source, wanted):
     """``wanted`` for a growth argument, checked against the source's: a stage may gain blocks or channels, never
     lose them."""
-    wanted = tuple(int(v) for v in (wanted if isinstance(wanted, (list, tuple)) else (wanted,)))
-    if source is None:
-        from .models.resnet import LeanResNet
+    from .models.resnet import GROWABLE
 
-        source = inspect.signature(LeanResNet).parameters[name].default
-    have = tuple(source)
+    wanted = tuple(int(v) for v in (wanted if isinstance(wanted, (list, tuple)) else (wanted,)))
+    have = tuple(source if source is not None else GROWABLE[name])
     if len(wanted) != len(have) or any(w < h for w, h in zip(wanted, have, strict=True)):
         raise HccrError(f"--init: model_args.{name}={','.join(map(str, wanted))} cannot grow the source's "
                         f"{','.join(map(str, have))} (one value per stage, none smaller)")

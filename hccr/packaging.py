@@ -41,10 +41,15 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     kept from the source by ``--keep-classes``, counts 0) and the store's name."""
     from .checkpoint import read_meta
     from .utils import read_json
+    from .zoo import shipped_name
 
+    if shipped_name(run):
+        raise HccrError(f"--divide-prior: {run} is a shipped model, packaged with its prior already divided out; "
+                        "package the run folder of a model you trained")
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
     cfg = folder / "config.json"
-    store = Path(read_json(cfg).get("store", "")) if cfg.exists() else None
+    recorded = read_json(cfg, "run configuration") if cfg.exists() else None
+    store = Path(recorded["store"]) if isinstance(recorded, dict) and recorded.get("store") else None
     if store is None:  # a lone checkpoint (an average, a copy) has no run folder that names its store
         raise HccrError(f"{run}: no config.json beside it names its training store, which --divide-prior needs; "
                         "package the run folder it was trained in (or leave --divide-prior out)")

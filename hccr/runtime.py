@@ -264,8 +264,8 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
     t0 = time.perf_counter()
     stores = [i for i in inputs if (Path(i) / "manifest.json").exists()]
     if stores and len(inputs) > 1:
-        raise HccrError(f"{stores[0]}: a packed store is predicted on its own (its samples are named store:N); "
-                        "run predict once for it and once for the other inputs")
+        raise HccrError(f"{stores[0]}: a packed store is read on its own (its samples are named store:N); give it "
+                        "alone, and the other inputs in another run")
     if stores:
         probs, chars, ids, skipped, several = _predict_store(rec, Store(inputs[0]), split, crops, batch_size, progress,
                                                              keep)
@@ -393,11 +393,13 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
     folder, .json, .safetensors) or an exported ``.onnx`` file. A shipped model runs in ONNX Runtime
     on a CPU where it is installed (faster there), else as its PyTorch checkpoint (``backend``:
     auto, onnx or torch); ``crops`` other than its ONNX file's and ``amp`` (bf16 autocast) need the checkpoint."""
-    from .zoo import DEFAULT_MODEL, SHIPPED, shipped_files
+    from .zoo import DEFAULT_MODEL, shipped_files, shipped_name
 
     if backend not in ("auto", "onnx", "torch"):
         raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
-    if path is None or str(path) in SHIPPED:
+    if crops not in (None, 1, 5):  # before any model is opened
+        raise HccrError(f"--crops must be 1 or 5, got {crops}")
+    if path is None or shipped_name(path):
         name = str(path or DEFAULT_MODEL)
         ckpt, onnx_path = shipped_files(name)
         if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):

@@ -11,6 +11,7 @@ files is :mod:`hccr.packaging` (the training side).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .errors import HccrError
@@ -35,6 +36,17 @@ def is_model_path(p: str | os.PathLike) -> bool:
     if p.suffix == ".json" and p.is_file():
         return p.with_suffix(".safetensors").exists()
     return False
+
+
+def shipped_name(ref) -> str | None:
+    """``ref`` as a shipped model's name, or None. A shipped name always means the shipped model, in every command;
+    where a file or folder of that name is here too, a note says how to name it instead (``./gb2312``)."""
+    name = str(ref) if ref is not None else None
+    if name not in SHIPPED:
+        return None
+    if Path(name).exists() or Path(f"{name}.json").exists():
+        print(f"note: {name} is the shipped model; for the {name} here, give ./{name}", file=sys.stderr)
+    return name
 
 
 def shipped_files(name: str = DEFAULT_MODEL) -> tuple[Path, Path]:

@@ -130,6 +130,12 @@ def test_init_grows_a_lean_resnet_wider_and_it_starts_reading_as_the_source_did(
     cfg = apply_overrides(get_preset("fast-1"), wide)
     adopt_architecture(cfg, meta)
     assert tuple(cfg.model_args["widths"]) == (12, 16, 24, 48)  # the growth asked for, not the source's widths
+    plain = apply_overrides(get_preset("fast-1"), [f"init={tmp_path / 'src'}", "model_args.widths=12,16,24,48"])
+    adopt_architecture(plain, meta)  # the default preset (another architecture) grows the source all the same
+    assert plain.model == "resnet-lean" and tuple(plain.model_args["widths"]) == (12, 16, 24, 48)
+    other = {**meta, "arch": "charnet-s", "model_args": {"widths": [8, 16, 16, 32]}}
+    with pytest.raises(HccrError, match="cannot grow the source's charnet-s"):  # said, not silently ignored
+        adopt_architecture(apply_overrides(get_preset("fast-1"), ["model_args.widths=12,16,24,48"]), other)
     torch.manual_seed(0)
     grown = create_model(cfg.model, 4, cfg.image_size, **cfg.model_args)
     init_from(grown, tmp_path / "src", meta["charset"])

@@ -58,9 +58,17 @@ def test_every_command_that_takes_a_checkpoint_takes_a_shipped_name(tmp_path, mo
 
     assert resolve("gb2312") == shipped_files("gb2312")[0] and resolve("gb2312-synth") == shipped_files("gb2312-synth")[0]
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "gb2312").mkdir()  # a run folder of that name where the user works wins
+    r = run_cli("export", "gb2312", "--out", "g.onnx", "--crops", "1")  # export, average, package: as predict does
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+    assert (tmp_path / "g.onnx").stat().st_size > 10e6
+    # the user's own gb2312 (a run folder, or what `average --out gb2312` wrote): the name still means the shipped
+    # model in every command, a note says so, and ./gb2312 reaches the user's
+    (tmp_path / "gb2312").mkdir()
     (tmp_path / "gb2312" / "best.json").write_text("{}")
-    assert resolve("gb2312") == Path("gb2312") / "best.json"
+    assert resolve("gb2312") == shipped_files("gb2312")[0]
+    assert resolve("./gb2312") == Path("gb2312") / "best.json"
+    r = run_cli("predict", "g.onnx", "--model", "gb2312")
+    assert "note: gb2312 is the shipped model; for the gb2312 here, give ./gb2312" in r.stderr
 
 
 def test_pytorch_and_onnx_copies_agree():

@@ -333,7 +333,7 @@ def compare_store(real_store: str | os.PathLike, profile: StyleProfile, writers:
            "synthetic_count": len(imgs), "chars": "".join(chars)}
     if classifier:
         idx = np.sort(np.random.default_rng(seed).choice(len(st), min(len(st), len(imgs)), replace=False))
-        out["domain_accuracy"] = domain_classifier(st.images[idx], imgs, seed=seed)
+        out["domain_accuracy"] = domain_classifier(st.images[idx], imgs, seed=seed) if len(idx) >= DOMAIN_MIN else None
     return out
 
 
@@ -356,8 +356,9 @@ def compare_stores(first: str | os.PathLike, second: str | os.PathLike, limit: i
 
     ia, ib = pick(a), pick(b)
     fa, fb = measure(a.images[ia], a.sizes[ia]), measure(b.images[ib], b.sizes[ib])
+    domain = domain_classifier(a.images[ia], b.images[ib], seed=seed) if min(len(ia), len(ib)) >= DOMAIN_MIN else None
     return {"rows": compare(fa, fb), "real": fa, "synthetic": fb, "real_count": len(ia), "other_count": len(ib),
-            "characters": len(shared), "domain_accuracy": domain_classifier(a.images[ia], b.images[ib], seed=seed)}
+            "characters": len(shared), "domain_accuracy": domain}
 
 
 def calibrate_store(real_store: str | os.PathLike, start: StyleProfile | None = None, progress: bool = True,

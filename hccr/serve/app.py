@@ -582,10 +582,11 @@ def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 80
 
 def check_listen(host: str, port: int) -> None:
     """One line for a ``--host`` that is no address of this machine or a ``--port`` already taken."""
+    import errno
     import socket
 
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError) as e:
         raise HccrError(f"--host {host}: not a host name or address this machine knows ({e})") from None
     with socket.socket(family, kind, proto) as sock:
@@ -593,5 +594,8 @@ def check_listen(host: str, port: int) -> None:
         try:
             sock.bind(addr)
         except OSError as e:
-            raise HccrError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); is another "
-                            "server on that port? choose another --port") from None
+            hint = {errno.EADDRINUSE: "another server has that port: choose another --port",
+                    errno.EADDRNOTAVAIL: "not an address of this machine: give one of its own (or 0.0.0.0)",
+                    errno.EACCES: "ports below 1024 need privileges: choose a --port above 1023"}.get(e.errno, "")
+            raise HccrError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})"
+                            + (f"; {hint}" if hint else "")) from None
