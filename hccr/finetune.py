@@ -19,12 +19,14 @@ import torch
 from torch import nn
 
 from .errors import HccrError
+from .models.resnet import GROWABLE
 
 HEAD_PREFIXES = ("head.", "aux_heads.")  # the model contract: classifiers live under these names
 # Architectures whose networks a run may grow over its source's, and how (``hccr.models.resnet.GROWABLE``): added
 # blocks start as identities and added channels as features nothing reads yet, so the grown network reads as the
 # source did; every other argument is the source's.
-GROWTH_ARGS = {"resnet-lean": ("depths", "widths")}
+GROWTH_ARGS = {"resnet-lean": tuple(GROWABLE)}
+GROWTH_NAMES = {a for names in GROWTH_ARGS.values() for a in names}
 
 
 def resolve_init(ref: str | os.PathLike) -> Path:
@@ -45,7 +47,7 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
     for k, v in cfg.model_args.items():  # presets name no model_args: these are the user's (or a resumed run's)
         if k in growable:
             args[k] = grown(k, meta["model_args"].get(k), v)
-        elif k in {a for names in GROWTH_ARGS.values() for a in names} and list(v) != list(args.get(k, ())):
+        elif k in GROWTH_NAMES and list(v) != list(args.get(k, ())):
             raise HccrError(f"--init: model_args.{k} cannot grow the source's {meta['arch']} network (only "
                             f"{', '.join(GROWTH_ARGS)} networks grow)")
     pre = meta["preprocessing"]
@@ -65,8 +67,6 @@ def adopt_architecture(cfg, meta: dict) -> list[str]:
 def grown(name: str, source, wanted):
     """``wanted`` for a growth argument, checked against the source's: a stage may gain blocks or channels, never
     lose them."""
-    from .models.resnet import GROWABLE
-
     wanted = tuple(int(v) for v in (wanted if isinstance(wanted, (list, tuple)) else (wanted,)))
     have = tuple(source if source is not None else GROWABLE[name])
     if len(wanted) != len(have) or any(w < h for w, h in zip(wanted, have, strict=True)):

@@ -402,11 +402,11 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
     if path is None or shipped_name(path):
         name = str(path or DEFAULT_MODEL)
         ckpt, onnx_path = shipped_files(name)
-        if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _has_onnxruntime()):
+        if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _installed("onnxruntime")):
             rec = OnnxRecognizer(onnx_path)
             if backend == "onnx" or (crops in (None, rec.crops) and not amp):
                 return rec
-            if not _has_torch():
+            if not _installed("torch"):
                 raise HccrError(f"{name}: its ONNX file reads {rec.crops} crop(s) in float32; "
                                 f"{f'--crops {crops}' if crops not in (None, rec.crops) else '--amp'} runs its PyTorch "
                                 "checkpoint, which needs torch: pip install 'hccr[train]'")
@@ -418,16 +418,10 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
     return _loader("checkpoint", path)(path, device, amp)
 
 
-def _has_torch() -> bool:
+def _installed(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
-
-
-def _has_onnxruntime() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
+    return importlib.util.find_spec(module) is not None
 
 
 class OnnxRecognizer(BaseRecognizer):

@@ -10,6 +10,7 @@ files is :mod:`hccr.packaging` (the training side).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -45,8 +46,14 @@ def shipped_name(ref) -> str | None:
     if name not in SHIPPED:
         return None
     if Path(name).exists() or Path(f"{name}.json").exists():
-        print(f"note: {name} is the shipped model; for the {name} here, give ./{name}", file=sys.stderr)
+        _note_local(name)
     return name
+
+
+@functools.cache
+def _note_local(name: str) -> None:
+    """Said once per process: a command may resolve the same name several times."""
+    print(f"note: {name} is the shipped model; for the {name} here, give ./{name}", file=sys.stderr)
 
 
 def shipped_files(name: str = DEFAULT_MODEL) -> tuple[Path, Path]:

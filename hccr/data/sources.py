@@ -174,13 +174,14 @@ def _folder_images(p: Path, labelled: bool) -> list[tuple[str, str | None]]:
         flat = [(str(f), None) for f in sorted(f for f in p.iterdir()
                                                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)]
         dirs = _class_dirs(p)
-        if not dirs and not flat:
-            raise HccrError(f"{p}: no images found (expected image files, or <root>/<char>/<n>.png)")
-        if flat and dirs and any(len(d.name) != 1 for d in dirs):  # other folders beside the images
-            print(f"warning: {p}: its sub-folders are not <char>/ folders (e.g. {next(d.name for d in dirs if len(d.name) != 1)}); "
-                  "only the images directly in it are read", file=sys.stderr)
+        other = [d.name for d in dirs if len(d.name) != 1]
+        if flat and other:  # folders beside the images that are no <char>/ folders
+            print(f"warning: {p}: its sub-folders are not <char>/ folders (e.g. {other[0]}); only the images "
+                  "directly in it are read", file=sys.stderr)
             return flat
         if not dirs:
+            if not flat:
+                raise HccrError(f"{p}: no images found (expected image files, or <root>/<char>/<n>.png)")
             return flat
         return flat + [(it.path, it.char) for it in scan_image_folder(p, loose_ok=True)]
     return [(it.path, it.char) for it in scan_image_folder(p)]
