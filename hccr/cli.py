@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .errors import HccrError
+from .utils import count
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Offline handwritten Chinese character recognition (CASIA-HWDB, CharNet ensembles).")
@@ -231,7 +232,8 @@ def synth(
     dt = time.perf_counter() - t
     per = len(resolve_charset(chars))
     n = (len(files) - kept) * per
-    print(f"wrote {len(files) - kept} {Path(files[0]).suffix} files to {out}: {n} samples of {per} characters ({dt:.1f}s, "
+    print(f"wrote {count(len(files) - kept, Path(files[0]).suffix + ' file')} to {out}: {count(n, 'sample')} of "
+          f"{count(per, 'character')} ({dt:.1f}s, "
           f"{n / dt:.0f} samples/s)" + (f"; {kept} written before were kept" if kept else ""))
 
 
@@ -430,7 +432,7 @@ def predict(
         print(f"warning: {msg}", file=sys.stderr)
     if out is not None:
         pred.save(out, float16=float16)
-        print(f"wrote {out}: {len(pred)} samples x {pred.probs.shape[1]} classes "
+        print(f"wrote {out}: {count(len(pred), 'sample')} x {pred.probs.shape[1]} classes "
               f"({pred.meta['ms_per_char']:.2f} ms/char, {crops} crop(s))", file=info)
     _print_predictions(pred, rec.charset, topk, format_, limit=None if format_ != "table" or out is None else 50)
     # the summary last, where a terminal leaves it in view

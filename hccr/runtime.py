@@ -403,12 +403,12 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
         name = str(path or DEFAULT_MODEL)
         ckpt, onnx_path = shipped_files(name)
         if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _installed("onnxruntime")):
-            rec = OnnxRecognizer(onnx_path)
-            if backend == "onnx" or (crops in (None, rec.crops) and not amp):
-                return rec
+            own = json.loads(ckpt.read_text())["preprocessing"].get("crops", 1)  # packaging writes the ONNX file's here
+            if backend == "onnx" or (crops in (None, own) and not amp):
+                return OnnxRecognizer(onnx_path)
             if not _installed("torch"):
-                raise HccrError(f"{name}: its ONNX file reads {rec.crops} crop(s) in float32; "
-                                f"{f'--crops {crops}' if crops not in (None, rec.crops) else '--amp'} runs its PyTorch "
+                raise HccrError(f"{name}: its ONNX file reads {own} crop(s) in float32; "
+                                f"{f'--crops {crops}' if crops not in (None, own) else '--amp'} runs its PyTorch "
                                 "checkpoint, which needs torch: pip install 'hccr[train]'")
         path = ckpt
     elif str(path).endswith(".onnx"):

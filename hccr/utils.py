@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, JSON files, progress bars, threads."""
+"""Small shared helpers: atomic writes, JSON files, progress bars, threads, printed counts."""
 
 from __future__ import annotations
 
@@ -105,6 +105,11 @@ def process_pool(workers: int):
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     return ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
+
+
+def count(n: int, one: str, many: str | None = None) -> str:
+    """``1 sample``, ``2,000 samples``, ``1 class``: a count as the commands print it."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -37,6 +37,7 @@ def test_cli_recognises_with_the_shipped_model_and_onnx_files_without_torch(cros
                            "--out", tmp_path / "p.npz")
     assert r.returncode == 0, r.stderr
     assert np.load(tmp_path / "p.npz")["probs"].shape == (1, 6763)
+    assert "p.npz: 1 sample x 6763 classes" in r.stdout  # one image is counted as one
 
 
 def test_a_pytorch_checkpoint_without_torch_says_what_to_install(tiny_run, cross_png):

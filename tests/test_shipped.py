@@ -420,3 +420,16 @@ def test_calibrate_never_rewrites_the_shipped_model(tmp_path, tiny_store, monkey
     calibrate([str(tmp_path / "gnt")], model=None, split=SplitChoice.all, write=True)
     assert "not recorded" in capsys.readouterr().out
     assert {f.name: f.read_bytes() for f in tmp_path.glob("gb2312.*")} == before
+
+
+def test_the_shipped_onnx_file_is_opened_only_when_it_answers(shipped, monkeypatch):
+    from hccr import runtime
+
+    # the .json says how many crops its ONNX file reads; load() trusts it, so the two must agree
+    own = json.loads(shipped_files("gb2312")[0].read_text())["preprocessing"]["crops"]
+    assert isinstance(shipped, runtime.OnnxRecognizer) and shipped.crops == own
+    # --crops 5 / --amp go to the checkpoint without building an ONNX session first (a second or so thrown away)
+    monkeypatch.setattr(runtime, "OnnxRecognizer", lambda *a, **k: pytest.fail("ONNX session built"))
+    for kw in ({"crops": 5}, {"amp": True}):
+        rec = runtime.load_recognizer("gb2312", **kw)
+        assert not isinstance(rec, type(shipped)) and rec.spec.crops == own

@@ -77,7 +77,7 @@ def test_cli_synth_resumes_with_its_own_prefix_and_says_what_it_kept(tmp_path):
     r = run_cli("synth", tmp_path / "s", "--chars", "安宁", "--writers", "1", "--prefix", "builtin")
     assert r.returncode == 0, r.stderr
     r = run_cli("synth", tmp_path / "s", "--chars", "安宁", "--writers", "2", "--prefix", "builtin")
-    assert r.returncode == 0 and "wrote 1 .gnt files" in r.stdout and "1 written before were kept" in r.stdout
+    assert r.returncode == 0 and "wrote 1 .gnt file to" in r.stdout and "1 written before were kept" in r.stdout
     assert sorted(f.name for f in (tmp_path / "s").glob("*.gnt")) == ["builtin0000.gnt", "builtin0001.gnt"]
     r = run_cli("synth", tmp_path / "s", "--chars", "安", "--prefix", "../x")
     assert r.returncode != 0 and "--prefix" in r.stderr and "Traceback" not in r.stderr

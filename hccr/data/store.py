@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ErrorPolicy, HccrError, Problem
 from ..preprocess import InputSpec
-from ..utils import Progress, process_pool, read_json, write_json
+from ..utils import Progress, count, process_pool, read_json, write_json
 from .charset import Charset, resolve_charset
 from .render import RENDER_VERSION
 from .sources import Unit, plan_units, pot_pen  # noqa: F401  (Unit re-exported)
@@ -250,7 +250,7 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     if progress:
         rate = n_new / elapsed if elapsed > 0 else float("nan")
         cut = f"; --limit kept the first {opts.limit} in file order" if opts.limit is not None else ""
-        print(f"wrote {out}: {result.count} samples, {result.classes} classes "
+        print(f"wrote {out}: {count(result.count, 'sample')}, {count(result.classes, 'class', 'classes')} "
               f"({n_new} read and drawn in {elapsed:.1f}s, {rate:.0f} samples/s{cut})")
     return result
 
