@@ -2,7 +2,7 @@
 # Round 17 of gb2312 on the CPU: round 11b (the shipped model) grown 1.5x wider (model_args.widths=48,96,192,384; the
 # added channels start as fresh features nothing reads yet, so the wider network reads as 11b did) and trained with benchmarks/gpu.sh recipe A
 # at lr 5e-4 on round 11's mix (round 15's prep.sh + prep2.sh). Rule: docs/notebook/real-writers.md, "Round 17".
-# A run of two sittings: kill it (any signal) and run this again; the training resumes from its run folder, then
+# Sized to end inside one sitting (90 min); if stopped (any signal), run this again: the training resumes from its run folder, then
 # packaging, calibration and judging run.
 set -uo pipefail
 cd /work/main
@@ -20,7 +20,7 @@ args=(--preset gb2312 --data "$S/store" --out "$W/A" --device cpu)
 if [ -f "$W/A/last.state.pt" ]; then  # a resume keeps the run's own config and the steps its budget fixed
   args+=(--resume); HOW="resumed"
 else
-  args+=(--set "minutes=${MINUTES:-160}"); for kv in $SET; do args+=(--set "$kv"); done; HOW="${MINUTES:-160} min budget"
+  args+=(--set "minutes=${MINUTES:-90}"); for kv in $SET; do args+=(--set "$kv"); done; HOW="${MINUTES:-90} min budget"
 fi
 REAL="CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans; renderer version 2); casia-hwdb-22's training scans (22 characters)"
 log "train ($HOW)"
@@ -28,7 +28,7 @@ OMP_NUM_THREADS=2 $H train "${args[@]}" 2>&1 | grep --line-buffered -v "steps \[
 tail -n 3 "$W/train.log" | tee -a "$W/run.log"
 for P in 0.5 0.25; do
   $H package "$W/A" --out "$W/A/gb2312-p${P/./}" --divide-prior --prior-power $P \
-    --recipe "round 17 on 2 CPU cores: round 11b (the shipped model) grown to model_args.widths=48,96,192,384 (added channels start as fresh features nothing reads yet) and trained ${MINUTES:-160} min with benchmarks/gpu.sh recipe A at lr 5e-4 on round 11's mix (docs/gb2312-run/real-writers-round-17/); SET=\"$(echo $SET)\" PRIOR_POWER=$P" \
+    --recipe "round 17 on 2 CPU cores: round 11b (the shipped model) grown to model_args.widths=48,96,192,384 (added channels start as fresh features nothing reads yet) and trained ${MINUTES:-90} min with benchmarks/gpu.sh recipe A at lr 5e-4 on round 11's mix (docs/gb2312-run/real-writers-round-17/); SET=\"$(echo $SET)\" PRIOR_POWER=$P" \
     --real-data "$REAL" 2>&1 | tail -n 1 | tee -a "$W/run.log"
   $H calibrate "$S/store" --split val --model "$W/A/gb2312-p${P/./}.json" 2>&1 | tail -n 2 | tee -a "$W/run.log"
 done
