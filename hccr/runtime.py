@@ -23,6 +23,7 @@ import numpy as np
 from .data.charset import Charset
 from .errors import HccrError
 from .preprocess import InputSpec
+from .utils import read_json
 
 MANY_CLASSES = 4096  # above this many classes, large prediction runs keep probabilities as float16
 HALF_ABOVE = 1 << 26  # ... once they hold more values than this (256 MB as float32; ~9,900 images x 6,763 classes)
@@ -403,7 +404,7 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
         name = str(path or DEFAULT_MODEL)
         ckpt, onnx_path = shipped_files(name)
         if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _installed("onnxruntime")):
-            own = json.loads(ckpt.read_text())["preprocessing"].get("crops", 1)  # packaging writes the ONNX file's here
+            own = read_json(ckpt, "model metadata")["preprocessing"].get("crops", 1)  # packaging writes the ONNX file's here
             if backend == "onnx" or (crops in (None, own) and not amp):
                 return OnnxRecognizer(onnx_path)
             if not _installed("torch"):
