@@ -233,8 +233,8 @@ def synth(
     per = len(resolve_charset(chars))
     n = (len(files) - kept) * per
     print(f"wrote {count(len(files) - kept, Path(files[0]).suffix + ' file')} to {out}: {count(n, 'sample')} of "
-          f"{count(per, 'character')} ({dt:.1f}s, "
-          f"{n / dt:.0f} samples/s)" + (f"; {kept} written before were kept" if kept else ""))
+          f"{count(per, 'character')} ({dt:.1f}s, {n / dt:.0f} samples/s)"
+          + (f"; {kept} written before were kept" if kept else ""))
 
 
 @app.command()

@@ -107,9 +107,9 @@ def process_pool(workers: int):
     return ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
 
 
-def count(n: int, one: str, many: str | None = None) -> str:
-    """``1 sample``, ``2,000 samples``, ``1 class``: a count as the commands print it."""
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
+def count(n: int, one: str) -> str:
+    """``1 sample``, ``2,000 samples``, ``3 classes``: a count as the commands print it."""
+    return f"{n:,} {one if n == 1 else one + ('es' if one.endswith('s') else 's')}"
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

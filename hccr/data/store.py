@@ -250,7 +250,7 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     if progress:
         rate = n_new / elapsed if elapsed > 0 else float("nan")
         cut = f"; --limit kept the first {opts.limit:,} in file order" if opts.limit is not None else ""
-        print(f"wrote {out}: {count(result.count, 'sample')}, {count(result.classes, 'class', 'classes')} "
+        print(f"wrote {out}: {count(result.count, 'sample')}, {count(result.classes, 'class')} "
               f"({n_new:,} read and drawn in {elapsed:.1f}s, {rate:,.0f} samples/s{cut})")
     return result
 
