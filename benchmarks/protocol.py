@@ -72,20 +72,23 @@ def merge(parts: list[tuple[Path, np.ndarray]], charset: Charset, out: Path) -> 
     stores = [(Store(p), idx) for p, idx in parts]
     n = sum(len(i) for _, i in stores)
     images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 64, 64))
-    labels, sizes, pos = [], [], 0
+    labels, sizes, writers, names, pos = [], [], [], [], 0
     for st, idx in stores:
         images[pos : pos + len(idx)] = st.images[np.sort(idx)]
         remap = np.array([charset.index[c] for c in st.charset])
         labels.append(remap[st.labels[np.sort(idx)]])
         sizes.append(st.sizes[np.sort(idx)])
+        w = st.writers[np.sort(idx)]  # writer names kept (real ones numbered, synthetic ones PREFIX0000)
+        writers.append(np.where(w >= 0, w + len(names), -1))
+        names += st.writer_names
         pos += len(idx)
     images.flush()
     np.save(out / "labels.npy", np.concatenate(labels).astype(np.int32))
     np.save(out / "sizes.npy", np.concatenate(sizes))
-    np.save(out / "writers.npy", np.full(n, -1, np.int32))
+    np.save(out / "writers.npy", np.concatenate(writers).astype(np.int32))
     np.save(out / "split.npy", np.zeros(n, np.uint8))
     charset.save(out / "charset.txt")
-    (out / "writers.txt").write_text("")
+    (out / "writers.txt").write_text("".join(f"{w}\n" for w in names), encoding="utf-8")
     (out / "manifest.json").write_text(json.dumps({"format": "hccr-store/1", "count": n, "train": n, "val": 0,
                                                    "classes": len(charset), "normalization": {"margin": 0.0},
                                                    "render_version": RENDER_VERSION}))
@@ -100,6 +103,8 @@ def main() -> None:
     ap.add_argument("--mix", action="store_true", help="synthetic writers draw A's characters too")
     ap.add_argument("--a-writers", type=int, help="with --mix: synthetic writers of A's characters (default --writers)")
     ap.add_argument("--work", type=Path, default=OUT / "protocol")
+    ap.add_argument("--domain-loss", type=float, default=0.0, help="train with hccr's domain-adversarial loss at this "
+                    "weight (--set domain_loss; results named +dannW)")
     ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
     ap.add_argument("--record", metavar="CKPT", help="CKPT's expected level-2 accuracy: its generator's B figure")
     args = ap.parse_args()
@@ -145,8 +150,11 @@ def main() -> None:
     for gen in args.generators:
         name = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
                 + (f"+{a_writers}wA" if a_writers != args.writers else ""))
-        train, run = work / f"train-{name}", work / f"run-{name}"
-        current = store_is_current(train)  # False: never made, or drawn by an older renderer
+        train = work / f"train-{name}"
+        name += f"+dann{args.domain_loss:g}" if args.domain_loss else ""
+        run = work / f"run-{name}"
+        # False: never made, drawn by an older renderer, or merged without writer names (--domain-loss needs them)
+        current = store_is_current(train) and (train / "writers.txt").stat().st_size > 0
         if current and all(f"B{key}" in results.get(name, {}) for key in [*POWERS, "_meanmap"]):
             print(f"{name}: {results[name]} (done before)")
             continue
@@ -169,7 +177,7 @@ def main() -> None:
             print(f"{name}: data ready in {data_s:.0f} s")
             continue
         cfg = apply_overrides(get_preset("gb2312"), ["init=", "ema=0", f"steps={args.steps}", "val_fraction=0",
-                                                     "checkpoint_minutes=0"])
+                                                     "checkpoint_minutes=0", f"domain_loss={args.domain_loss}"])
         done = name in results and (run / "last.json").exists()  # trained before: scored again only
         m = {} if done else fit(cfg, train, run, resume=(run / "last.state.pt").exists(), progress=False)
         rec = Recognizer.from_checkpoint(run / "last.json")

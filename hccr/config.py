@@ -54,6 +54,8 @@ class TrainConfig:
     teacher_crops: int = 5  # the teachers predict each augmented view from this many crops
     distill_temperature: float = 2.0
     distill_alpha: float = 0.7  # weight of the teachers' soft targets; 1 - alpha on the hard labels
+    domain_loss: float = 0.0  # weight of the domain-adversarial loss (hccr.domain): features that cannot tell synthetic writers from real; 0 = off
+    real_writers: str = "[0-9]*"  # glob of the store's real writers' names (CASIA's are numbered; hccr synth's are PREFIX0000)
 
     def validate(self) -> TrainConfig:
         if self.ink not in ("high", "dark"):
@@ -74,6 +76,8 @@ class TrainConfig:
             raise HccrError(f"minutes must be >= 0 (0 = off), not {self.minutes}")
         if self.teachers and not (0.0 <= self.distill_alpha <= 1.0 and self.distill_temperature > 0):
             raise HccrError("distill_alpha must be in [0, 1] and distill_temperature > 0")
+        if not 0.0 <= self.domain_loss <= 10.0:
+            raise HccrError(f"domain_loss must be a weight in [0, 10] (e.g. 0.3; 0 = off), not {self.domain_loss}")
         if self.teacher_crops not in (1, 5):
             raise HccrError(f"teacher_crops must be 1 or 5, not {self.teacher_crops}")
         if self.freeze_epochs and not self.init:

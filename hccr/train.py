@@ -201,17 +201,18 @@ def mixup_draw(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch
 def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], cfg: TrainConfig, optimizer,
                     scheduler, scaler, loss_fn, env: D.DistEnv, epoch: int, gen: torch.Generator,
                     progress: bool, start: int = 0, after_step=None, frozen: nn.Module | None = None,
-                    teacher=None, pinned=None) -> dict:
+                    teacher=None, pinned=None, adversary=None) -> dict:
     """Train on ``batches[start:]``; ``after_step(i)`` runs after batch ``i`` and returns True to stop
     (the step budget is spent). ``frozen`` parts keep their weights and BatchNorm statistics; a
     ``teacher`` (distillation) gives soft targets for the same augmented views; ``pinned`` classifier
-    rows are put back after every step (``init_keep_classes``)."""
+    rows are put back after every step (``init_keep_classes``); an ``adversary`` (hccr.domain) adds its domain
+    loss."""
     model.train()
     held = list(frozen.parameters()) if frozen is not None else []
     if frozen is not None:
         frozen.eval()
     amp_ctx, _ = autocast_for(env.device, cfg.amp)
-    tot_loss = tot_correct = tot_n = 0.0
+    tot_loss = tot_correct = tot_n = dom_right = dom_n = 0.0
     t0 = time.perf_counter()
     with Progress(len(batches) - start, f"epoch {epoch + 1}", disable=not (progress and env.is_main),
                   unit="steps") as bar:
@@ -233,6 +234,10 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 soft = teacher(to_model_input(x, cfg.ink, False))  # back to ink high (the flip is its own inverse)
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(
                     logits, soft, cfg.distill_temperature)
+            if adversary is not None:
+                d_loss, right, seen = adversary.loss(b)
+                loss = loss + cfg.domain_loss * d_loss
+                dom_right, dom_n = dom_right + right, dom_n + seen
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             for p in held:  # no gradient: the optimizer leaves them (and their weight decay) alone
@@ -256,8 +261,11 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 break
     loss_sum, correct, n = D.all_reduce_sum([tot_loss, tot_correct, tot_n], env)
     dt = time.perf_counter() - t0
-    return {"train_loss": loss_sum / max(n, 1), "train_acc": correct / max(n, 1), "train_img_per_s": n / dt,
-            "train_seconds": dt}
+    out = {"train_loss": loss_sum / max(n, 1), "train_acc": correct / max(n, 1), "train_img_per_s": n / dt,
+           "train_seconds": dt}
+    if adversary is not None:  # the critic tells real from synthetic (at domain_chance: not at all)
+        out["domain_acc"] = dom_right / max(dom_n, 1)
+    return out
 
 
 @torch.no_grad()
@@ -300,7 +308,8 @@ def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool 
 
 
 def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: torch.Generator, epoch: int,
-               batch: int, step: int, best_acc: float, best_loss: float, cfg: TrainConfig, ema=None) -> None:
+               batch: int, step: int, best_acc: float, best_loss: float, cfg: TrainConfig, ema=None,
+               critic: nn.Module | None = None) -> None:
     """The resume state: tensors, numbers and strings only, so resuming never unpickles code."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
@@ -308,7 +317,8 @@ def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: 
                 "rng": torch.get_rng_state(),  # dropout's stream
                 "epoch": epoch, "batch": batch, "step": step, "best_acc": best_acc, "best_loss": best_loss,
                 "config": json.dumps(config_to_dict(cfg)),
-                **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
+                **({"ema": ema.state_dict()} if ema is not None else {}),
+                **({"critic": critic.state_dict()} if critic is not None else {})}, tmp)
     tmp.replace(path)
 
 
@@ -440,13 +450,26 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                   f"bf16 {probe['bf16_img_per_s']} img/s)")
     precision = precision_of(env.device, cfg.amp)
     epochs = math.ceil(budget / steps)
-    optimizer = make_optimizer(cfg, model)
+    adversary = None
+    if cfg.domain_loss:
+        if env.world_size > 1:
+            raise HccrError("domain_loss trains on one process (its critic is not shared between ranks): run it "
+                            "without torchrun, or without domain_loss")
+        from .domain import DomainAdversary, sample_domains
+
+        domains = sample_domains(store.writers, store.writer_names, store.labels, train_idx, cfg.real_writers,
+                                 str(store.path))
+        adversary = DomainAdversary(model, domains, lambda: step / max(budget, 1), env.device)
+    optimizer = make_optimizer(cfg, nn.ModuleList([model, adversary.critic]) if adversary else model)
     schedule = {"total": budget}  # a wall-time budget (cfg.minutes) sets it after the first steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps, schedule))
     _, fp16 = autocast_for(env.device, cfg.amp)
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
     gen = torch.Generator()
     st = load_state(state_path, env.device) if resume else None
+    if st is not None and (adversary is not None) != ("critic" in st):  # before its optimizer state is read
+        raise HccrError(f"{out}: the run was started {'without' if adversary is not None else 'with'} a domain loss; "
+                        "resume it with the same --set domain_loss as it began")
     start_epoch, skip, step, best_acc, best_loss, gen_state = (
         _restore(st, state_path, model, optimizer, scheduler, scaler, steps) if st else (0, 0, 0, -1.0, float("inf"), None))
     if env.is_main and resume and step >= budget:
@@ -468,12 +491,15 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                         f"resume it with the same --set ema as it began")
     if resume and ema is not None:
         ema.load_state_dict(st["ema"])
+    if resume and adversary is not None:
+        adversary.critic.load_state_dict(st["critic"])
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
     run_info = {"store": str(store.path), "train": len(train_idx), "val": len(val_idx),
                 "world_size": env.world_size, "device": str(env.device), "threads": torch.get_num_threads(),
                 "steps_per_epoch": steps, "init": init_report or earlier.get("init"), "init_provenance": init_prov,
                 "precision": precision, "precision_probe": probe,
+                **({"domain_chance": adversary.chance(train_idx)} if adversary else {}),
                 **({"wall_budget": earlier["wall_budget"]} if "wall_budget" in earlier else {})}
 
     def write_config() -> None:
@@ -512,7 +538,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:
                 if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
-                               cfg, ema)
+                               cfg, ema, adversary and adversary.critic)
                     if progress:  # one line per resume point: a long run's log shows where it is
                         per_step = (time.monotonic() - saved_at) / (step - saved_step)
                         print(f"step {step}/{budget}: resume point saved ({cfg.batch_size * env.world_size / per_step:.0f}"
@@ -527,7 +553,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             frozen = backbone(unwrap(ddp))
         tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
                              progress, start=skip, after_step=after_step, frozen=frozen, teacher=teacher,
-                             pinned=pinned)
+                             pinned=pinned, adversary=adversary)
         skip = 0
         shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
         vm = evaluate(shipped, store, val_idx, cfg, env)
@@ -546,7 +572,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                 save_checkpoint(out / "best", shipped, meta)
             save_checkpoint(out / "last", shipped, meta)
             save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch + 1, 0, step, best_acc, best_loss,
-                       cfg, ema)
+                       cfg, ema, adversary and adversary.critic)
             saved_at, saved_step = time.monotonic(), step
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")
