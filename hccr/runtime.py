@@ -393,7 +393,8 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
     """A shipped model by name (``gb2312``; the default when ``path`` is None), a checkpoint (run
     folder, .json, .safetensors) or an exported ``.onnx`` file. A shipped model runs in ONNX Runtime
     on a CPU where it is installed (faster there), else as its PyTorch checkpoint (``backend``:
-    auto, onnx or torch); ``crops`` other than its ONNX file's and ``amp`` (bf16 autocast) need the checkpoint."""
+    auto, onnx or torch); its one-crop ONNX file reads five crops too; ``amp`` (bf16 autocast) and crops its ONNX
+    file cannot read need the checkpoint."""
     from .zoo import DEFAULT_MODEL, shipped_files, shipped_name
 
     if backend not in ("auto", "onnx", "torch"):
@@ -405,7 +406,7 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
         ckpt, onnx_path = shipped_files(name)
         if backend == "onnx" or (backend == "auto" and device == "cpu" and onnx_path.exists() and _installed("onnxruntime")):
             own = read_json(ckpt, "model metadata")["preprocessing"].get("crops", 1)  # packaging writes the ONNX file's here
-            if backend == "onnx" or (crops in (None, own) and not amp):
+            if backend == "onnx" or (crops in (None, own) or own == 1) and not amp:
                 return OnnxRecognizer(onnx_path)
             if not _installed("torch"):
                 raise HccrError(f"{name}: its ONNX file reads {own} crop(s) in float32; "
@@ -464,10 +465,22 @@ class OnnxRecognizer(BaseRecognizer):
         self.identity = {"path": str(path), "arch": "onnx", "members": meta["members"], "weights": meta["weights"]}
 
     def proba_normalized(self, x: np.ndarray, crops: int | None = None) -> np.ndarray:
-        if crops is not None and crops != self.crops:
-            raise HccrError(f"this ONNX model was exported with {self.crops} crop(s); export again for {crops}")
-        if x.shape[-1] != self.input_size:
-            raise HccrError(f"this ONNX model takes {self.input_size} px inputs, got {x.shape[-1]} px")
-        return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
+        """A graph of one crop also reads five: its crops run as one batch, and their logits are averaged as a
+        five-crop graph averages them (the mean of log-probabilities differs from the mean of logits by one
+        constant per image, which the softmax removes)."""
+        crops = self.crops if crops is None else crops
+        if crops != self.crops and self.crops != 1:
+            raise HccrError(f"this ONNX model was exported with {self.crops} crops; export again for {crops}")
+        side = self.spec.side(crops)
+        if x.shape[-1] != side:
+            raise HccrError(f"this ONNX model takes {side} px inputs for {crops} crop(s), got {x.shape[-1]} px")
+        if crops == self.crops:
+            return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
+        size = self.spec.size
+        views = np.stack([x[:, :, r : r + size, c : c + size] for r, c in self.spec.boxes(crops)], 1)
+        p = self.session.run(None, {"image": np.ascontiguousarray(views.reshape(-1, 1, size, size), np.float32)})[0]
+        logp = np.log(np.maximum(p, np.finfo(np.float32).tiny)).reshape(len(x), crops, -1).mean(1)
+        e = np.exp(logp - logp.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 

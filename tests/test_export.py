@@ -43,6 +43,24 @@ def _variant(run, out, seed: int) -> str:
     return str(save_checkpoint(out, model, meta))
 
 
+def test_a_one_crop_graph_reads_five_crops_as_a_five_crop_graph_does(tiny_run, tiny_store, tmp_path):
+    import torch
+
+    from hccr.checkpoint import load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(tiny_run)  # the tiny model made surer of itself: its crops answer further apart
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight *= 40
+    sure = str(save_checkpoint(tmp_path / "sure", model, meta))
+    one = OnnxRecognizer(export_onnx([sure], tmp_path / "one.onnx", crops=1))
+    imgs = _images(tiny_store)
+    five, graph5, torch5 = (one.predict_proba(imgs, crops=5), OnnxRecognizer(export_onnx([sure], tmp_path / "five.onnx")
+                            ).predict_proba(imgs), load(sure).predict_proba(imgs, crops=5))
+    assert np.abs(five - graph5).max() <= 1e-5 and np.abs(five - torch5).max() <= 1e-4  # no torch needed for it
+    assert np.abs(five - one.predict_proba(imgs)).max() > 2e-4  # and five crops are not one (2e-3 measured)
+
+
 def test_ensemble_graph_parity_and_batch_axis(tiny_run, tiny_store, tmp_path):
     members = [str(tiny_run), _variant(tiny_run, tmp_path / "b", 1), _variant(tiny_run, tmp_path / "c", 2)]
     path = export_onnx(members, tmp_path / "ens.onnx", weights=[0.3, 0.2, 0.5])
