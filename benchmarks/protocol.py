@@ -153,8 +153,9 @@ def main() -> None:
         train = work / f"train-{name}"
         name += f"+dann{args.domain_loss:g}" if args.domain_loss else ""
         run = work / f"run-{name}"
-        # False: never made, drawn by an older renderer, or merged without writer names (--domain-loss needs them)
-        current = store_is_current(train) and (train / "writers.txt").stat().st_size > 0
+        current = store_is_current(train)  # False: never made, or drawn by an older renderer
+        if args.domain_loss and current and not (train / "writers.txt").stat().st_size:
+            current = False  # merged by an older protocol without writer names, which --domain-loss needs
         if current and all(f"B{key}" in results.get(name, {}) for key in [*POWERS, "_meanmap"]):
             print(f"{name}: {results[name]} (done before)")
             continue

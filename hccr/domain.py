@@ -76,6 +76,9 @@ def sample_domains(writer_ids: np.ndarray, writer_names: list[str], labels: np.n
     """Each sample's domain (REAL, SYNTHETIC or OUT) over the whole store: a sample is REAL when its writer's
     name matches the glob ``real_writers``, SYNTHETIC when it has a writer that does not; OUT when its writer
     is unknown or when its character lacks samples of either kind among ``indices`` (the training split)."""
+    if len(writer_ids) and writer_ids.max() >= len(writer_names):
+        raise HccrError(f"{where}: damaged store: writer ids up to {writer_ids.max()} but {len(writer_names)} names "
+                        "in writers.txt; convert it again")
     is_real = np.array([fnmatch.fnmatchcase(n, real_writers) for n in writer_names] + [False], bool)
     known = writer_ids >= 0
     dom = np.where(known, np.where(is_real[writer_ids], REAL, SYNTHETIC), OUT).astype(np.int8)
@@ -102,10 +105,13 @@ class DomainAdversary:
         if neck is None or not hasattr(model, "num_features"):
             raise HccrError(f"domain_loss needs a model whose pooled features come out of its neck "
                             f"({type(model).__name__} has none)")
-        self.critic = DomainCritic(model.num_features).to(device)
+        with torch.random.fork_rng(devices=[]):  # its own seed: the run's random stream (dropout) stays as without it
+            torch.manual_seed(0)
+            self.critic = DomainCritic(model.num_features).to(device)
         self.domains, self.progress, self.device = torch.from_numpy(domains.astype(np.int64)), progress, device
         seen: dict = {}
-        # a plain function (not a bound method): a deep copy of the model (its weight average) shares it
+        # a plain function, not a bound method, so that deep copies of the model (its weight average) copy no
+        # critic; they share the hook, harmlessly: ``loss`` reads the features right after the training forward
         neck.register_forward_hook(lambda _m, _i, out: seen.__setitem__("features", out))
         self._seen = seen
 

@@ -410,7 +410,7 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
                 return OnnxRecognizer(onnx_path)
             if not _installed("torch"):
                 raise HccrError(f"{name}: its ONNX file reads {own} crop(s) in float32; "
-                                f"{f'--crops {crops}' if crops not in (None, own) else '--amp'} runs its PyTorch "
+                                f"{'--amp' if amp else f'--crops {crops}'} runs its PyTorch "
                                 "checkpoint, which needs torch: pip install 'hccr[train]'")
         path = ckpt
     elif str(path).endswith(".onnx"):
@@ -465,15 +465,17 @@ class OnnxRecognizer(BaseRecognizer):
         self.identity = {"path": str(path), "arch": "onnx", "members": meta["members"], "weights": meta["weights"]}
 
     def proba_normalized(self, x: np.ndarray, crops: int | None = None) -> np.ndarray:
-        """A graph of one crop also reads five: its crops run as one batch, and their logits are averaged as a
-        five-crop graph averages them (the mean of log-probabilities differs from the mean of logits by one
-        constant per image, which the softmax removes)."""
-        crops = self.crops if crops is None else crops
-        if crops != self.crops and self.crops != 1:
-            raise HccrError(f"this ONNX model was exported with {self.crops} crops; export again for {crops}")
+        """A graph of one model and one crop also reads five: its crops run as one batch, and their logits are
+        averaged as a five-crop graph averages them (the mean of log-probabilities differs from the mean of
+        logits by one constant per image, which the softmax removes; exact while no probability underflows
+        float32, i.e. for logit gaps under about 87)."""
+        crops, path = self.crops if crops is None else crops, self.identity["path"]
+        if crops != self.crops and (self.crops != 1 or len(self.identity["members"]) > 1):
+            what = f"{self.crops} crop(s)" + (f" and {len(self.identity['members'])} members" if self.crops == 1 else "")
+            raise HccrError(f"{path}: exported with {what}; export it again with --crops {crops}")
         side = self.spec.side(crops)
         if x.shape[-1] != side:
-            raise HccrError(f"this ONNX model takes {side} px inputs for {crops} crop(s), got {x.shape[-1]} px")
+            raise HccrError(f"{path}: takes {side} px inputs for {crops} crop(s), got {x.shape[-1]} px")
         if crops == self.crops:
             return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
         size = self.spec.size

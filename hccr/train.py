@@ -245,6 +245,8 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if adversary is not None:
+                    nn.utils.clip_grad_norm_(adversary.critic.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             if pinned is not None:
@@ -455,6 +457,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         if env.world_size > 1:
             raise HccrError("domain_loss trains on one process (its critic is not shared between ranks): run it "
                             "without torchrun, or without domain_loss")
+        if cfg.init_keep_classes:
+            raise HccrError("domain_loss trains the features, which --keep-classes freezes: use one or the other")
         from .domain import DomainAdversary, sample_domains
 
         domains = sample_domains(store.writers, store.writer_names, store.labels, train_idx, cfg.real_writers,

@@ -29,6 +29,8 @@ def test_domains_mark_real_and_synthetic_and_leave_out_one_sided_characters():
     labels = np.array([0, 0, 1, 1, 2, 0, 3, 3])  # 2: real only; 3: both, but its real sample is not trained on
     dom = sample_domains(writers, names, labels, np.arange(7), "[0-9]*")
     assert dom.tolist() == [REAL, SYNTHETIC, REAL, SYNTHETIC, OUT, OUT, OUT, OUT]
+    with pytest.raises(HccrError, match=r"^runs/store: damaged store: writer ids up to 3 but 3 names"):
+        sample_domains(np.array([0, 3]), names, np.array([0, 0]), np.arange(2), "[0-9]*", "runs/store")
     with pytest.raises(HccrError, match=r"^runs/store: domain_loss needs .* 0 samples by real writers and 6 by synthetic ones") as e:
         sample_domains(writers, names, labels, np.arange(7), "synth*", "runs/store")
     assert "\n" not in str(e.value)

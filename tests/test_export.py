@@ -74,6 +74,9 @@ def test_ensemble_graph_parity_and_batch_axis(tiny_run, tiny_store, tmp_path):
         got = rec.predict_proba(imgs, batch_size=batch)
         assert np.abs(got - ref).max() <= 1e-4 and (got.argmax(1) == ref.argmax(1)).all()
     assert rec.identity["weights"] == pytest.approx([0.3, 0.2, 0.5])
+    one = OnnxRecognizer(export_onnx(members, tmp_path / "ens1.onnx", weights=[0.3, 0.2, 0.5], crops=1))
+    with pytest.raises(HccrError, match=r"ens1.onnx: exported with 1 crop\(s\) and 3 members; export it again"):
+        one.predict_proba(imgs, crops=5)  # its members' answers are mixed inside: crops cannot be averaged outside
 
 
 def test_cli_export_and_predict_with_onnx(tiny_run, tiny_store, tmp_path):

@@ -47,9 +47,12 @@ def test_a_pytorch_checkpoint_without_torch_says_what_to_install(tiny_run, cross
 
 
 def test_options_that_need_the_checkpoint_say_so_without_torch(cross_png):
-    r = _cli_without_torch("predict", cross_png, "--crops", "5")  # the shipped ONNX file holds one crop
+    r = _cli_without_torch("predict", cross_png, "--crops", "5")  # the shipped one-crop ONNX file reads five too
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(":", 1)[1].split()[0] == "十"
+    r = _cli_without_torch("predict", cross_png, "--crops", "5", "--amp")  # bf16 runs the checkpoint
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "--crops 5" in r.stderr and "pip install 'hccr[train]'" in r.stderr
+    assert "--amp runs its PyTorch checkpoint" in r.stderr and "pip install 'hccr[train]'" in r.stderr
     r = _cli_without_torch("predict", "--model", ROOT / "hccr" / "assets" / "gb2312.onnx", cross_png, "--amp")
     assert r.returncode == 2 and "--amp" in r.stderr and "float32" in r.stderr  # not silently ignored
 
