@@ -43,6 +43,30 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
                           cwd=cwd, timeout=timeout)
 
 
+def fit_cut_after(steps: int, monkeypatch, *args, **kwargs) -> None:
+    """``hccr.train.fit(*args, **kwargs)`` interrupted after its first ``steps`` steps (the machine goes away in
+    the middle of an epoch), as a run with resume points every step leaves its folder."""
+    import hccr.train as T
+
+    real_epoch = T.train_one_epoch
+
+    def cut(*a, **kw):
+        after = kw["after_step"]
+
+        def after_step(i):
+            stop = after(i)
+            if i == steps - 1:
+                raise KeyboardInterrupt
+            return stop
+
+        return real_epoch(*a, **{**kw, "after_step": after_step})
+
+    with monkeypatch.context() as m:
+        m.setattr(T, "train_one_epoch", cut)
+        with pytest.raises(KeyboardInterrupt):
+            T.fit(*args, **kwargs)
+
+
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real CASIA-HWDB sample not found at {REAL}")
 
 

@@ -4,6 +4,7 @@ training run that carries its critic through a resume."""
 import numpy as np
 import pytest
 import torch
+from conftest import fit_cut_after
 from torch import nn
 
 from hccr.augment import AugmentConfig
@@ -79,8 +80,6 @@ def test_one_step_of_the_domain_loss_fools_the_critic_and_teaches_the_critic():
 def test_a_run_with_the_domain_loss_trains_its_critic_and_resumes_it(tiny_store, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    import hccr.train as T
-
     # the tiny store's writers are all synthetic: the first ten play the real ones
     cfg = _cfg(domain_loss=0.5, real_writers="synth000*", checkpoint_minutes=1e-9)  # a resume point every step
     m = fit(cfg, tiny_store, tmp_path / "whole", progress=False)
@@ -90,23 +89,7 @@ def test_a_run_with_the_domain_loss_trains_its_critic_and_resumes_it(tiny_store,
     assert not all(torch.equal(whole[k], plain[k]) for k in whole)  # the loss reaches the network
     assert not any("critic" in k for k in whole)  # and the checkpoint holds the network alone
 
-    real_epoch = T.train_one_epoch
-
-    def crash_after_three_steps(*a, **kw):  # the machine goes away in the middle of the first epoch
-        after = kw["after_step"]
-
-        def after_step(i):
-            stop = after(i)
-            if i == 2:
-                raise KeyboardInterrupt
-            return stop
-
-        return real_epoch(*a, **{**kw, "after_step": after_step})
-
-    monkeypatch.setattr(T, "train_one_epoch", crash_after_three_steps)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg, tiny_store, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(T, "train_one_epoch", real_epoch)
+    fit_cut_after(3, monkeypatch, cfg, tiny_store, tmp_path / "cut", progress=False)  # the middle of the first epoch
     with pytest.raises(HccrError, match="same --set domain_loss"):
         fit(_cfg(checkpoint_minutes=1e-9), tiny_store, tmp_path / "cut", resume=True, progress=False)
     fit(cfg, tiny_store, tmp_path / "cut", resume=True, progress=False)

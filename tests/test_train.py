@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from conftest import fit_cut_after
 
 from hccr.augment import AugmentConfig
 from hccr.checkpoint import load_checkpoint
@@ -92,32 +93,14 @@ def test_resume_continues_from_saved_state(tiny_store, tmp_path):
 def test_step_budget_and_mid_epoch_resume_match_an_uninterrupted_run(tiny_store, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    import hccr.train as T
-
     cfg = _cfg(model_args={}, steps=20, epochs=1, checkpoint_minutes=1e-9)  # 16 steps an epoch: two epochs; save each step
     m = fit(cfg, tiny_store, tmp_path / "whole", progress=False)
     assert m["step"] == 20 and m["epoch"] == 2
     assert json.loads((tmp_path / "whole" / "config.json").read_text())["total_steps"] == 20
 
-    real_epoch = T.train_one_epoch
-
-    def crash_after_two_steps(*a, **kw):  # the machine goes away in the middle of epoch 1
-        after = kw["after_step"]
-
-        def after_step(i):
-            stop = after(i)
-            if i == 1:
-                raise KeyboardInterrupt
-            return stop
-
-        return real_epoch(*a, **{**kw, "after_step": after_step})
-
-    monkeypatch.setattr(T, "train_one_epoch", crash_after_two_steps)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg, tiny_store, tmp_path / "cut", progress=False)
+    fit_cut_after(2, monkeypatch, cfg, tiny_store, tmp_path / "cut", progress=False)
     state = torch.load(tmp_path / "cut" / "last.state.pt", weights_only=True)
     assert (state["epoch"], state["batch"], state["step"]) == (0, 2, 2)
-    monkeypatch.setattr(T, "train_one_epoch", real_epoch)
     m2 = fit(cfg, tiny_store, tmp_path / "cut", resume=True, progress=False)
     assert m2["step"] == 20
     a, b = load_file(str(tmp_path / "whole" / "last.safetensors")), load_file(str(tmp_path / "cut" / "last.safetensors"))
