@@ -74,11 +74,12 @@ def merge(parts: list[tuple[Path, np.ndarray]], charset: Charset, out: Path) -> 
     images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 64, 64))
     labels, sizes, writers, names, pos = [], [], [], [], 0
     for st, idx in stores:
-        images[pos : pos + len(idx)] = st.images[np.sort(idx)]
+        rows = np.sort(idx)
+        images[pos : pos + len(idx)] = st.images[rows]
         remap = np.array([charset.index[c] for c in st.charset])
-        labels.append(remap[st.labels[np.sort(idx)]])
-        sizes.append(st.sizes[np.sort(idx)])
-        w = st.writers[np.sort(idx)]  # writer names kept (real ones numbered, synthetic ones PREFIX0000)
+        labels.append(remap[st.labels[rows]])
+        sizes.append(st.sizes[rows])
+        w = st.writers[rows]  # writer names kept (real ones numbered, synthetic ones PREFIX0000)
         writers.append(np.where(w >= 0, w + len(names), -1))
         names += st.writer_names
         pos += len(idx)

@@ -43,11 +43,19 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
         return probs
     out = np.empty(probs.shape, probs.dtype)
     for i in range(0, len(probs), 4096):
-        z = np.log(np.clip(np.asarray(probs[i : i + 4096], np.float64), 1e-30, None)) / temperature
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        out[i : i + 4096] = e / e.sum(1, keepdims=True)
+        out[i : i + 4096] = softmax(log_probs(probs[i : i + 4096]) / temperature)
     return out
+
+
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    """log p in float64, p floored at 1e-30: the logits behind p, less one constant per row."""
+    return np.log(np.clip(np.asarray(probs, np.float64), 1e-30, None))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Rows of logits -> rows of probabilities."""
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
 
 
 def several_characters(images: list[np.ndarray]) -> list[bool]:
@@ -467,8 +475,8 @@ class OnnxRecognizer(BaseRecognizer):
     def proba_normalized(self, x: np.ndarray, crops: int | None = None) -> np.ndarray:
         """A graph of one model and one crop also reads five: its crops run as one batch, and their logits are
         averaged as a five-crop graph averages them (the mean of log-probabilities differs from the mean of
-        logits by one constant per image, which the softmax removes; exact while no probability underflows
-        float32, i.e. for logit gaps under about 87)."""
+        logits by one constant per image, which the softmax removes; exact while no probability falls below
+        the floor of :func:`log_probs`, i.e. for logit gaps under about 69)."""
         crops, path = self.crops if crops is None else crops, self.identity["path"]
         if crops != self.crops and (self.crops != 1 or len(self.identity["members"]) > 1):
             what = f"{self.crops} crop(s)" + (f" and {len(self.identity['members'])} members" if self.crops == 1 else "")
@@ -481,8 +489,6 @@ class OnnxRecognizer(BaseRecognizer):
         size = self.spec.size
         views = np.stack([x[:, :, r : r + size, c : c + size] for r, c in self.spec.boxes(crops)], 1)
         p = self.session.run(None, {"image": np.ascontiguousarray(views.reshape(-1, 1, size, size), np.float32)})[0]
-        logp = np.log(np.maximum(p, np.finfo(np.float32).tiny)).reshape(len(x), crops, -1).mean(1)
-        e = np.exp(logp - logp.max(1, keepdims=True))
-        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+        return softmax(log_probs(p).reshape(len(x), crops, -1).mean(1)).astype(np.float32)
 
 

@@ -464,16 +464,19 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         domains = sample_domains(store.writers, store.writer_names, store.labels, train_idx, cfg.real_writers,
                                  str(store.path))
         adversary = DomainAdversary(model, domains, lambda: step / max(budget, 1), env.device)
-    optimizer = make_optimizer(cfg, nn.ModuleList([model, adversary.critic]) if adversary else model)
+    critic = adversary.critic if adversary else None  # its state travels in the resume point, not the checkpoint
+    optimizer = make_optimizer(cfg, nn.ModuleList([model, critic]) if critic else model)
     schedule = {"total": budget}  # a wall-time budget (cfg.minutes) sets it after the first steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps, schedule))
     _, fp16 = autocast_for(env.device, cfg.amp)
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
     gen = torch.Generator()
     st = load_state(state_path, env.device) if resume else None
-    if st is not None and (adversary is not None) != ("critic" in st):  # before its optimizer state is read
-        raise HccrError(f"{out}: the run was started {'without' if adversary is not None else 'with'} a domain loss; "
+    if st is not None and (critic is not None) != ("critic" in st):  # before its optimizer state is read
+        raise HccrError(f"{out}: the run was started {'without' if critic is not None else 'with'} a domain loss; "
                         "resume it with the same --set domain_loss as it began")
+    if st is not None and critic is not None:
+        critic.load_state_dict(st["critic"])
     start_epoch, skip, step, best_acc, best_loss, gen_state = (
         _restore(st, state_path, model, optimizer, scheduler, scaler, steps) if st else (0, 0, 0, -1.0, float("inf"), None))
     if env.is_main and resume and step >= budget:
@@ -495,8 +498,6 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                         f"resume it with the same --set ema as it began")
     if resume and ema is not None:
         ema.load_state_dict(st["ema"])
-    if resume and adversary is not None:
-        adversary.critic.load_state_dict(st["critic"])
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
     run_info = {"store": str(store.path), "train": len(train_idx), "val": len(val_idx),
@@ -542,7 +543,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:
                 if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
-                               cfg, ema, adversary and adversary.critic)
+                               cfg, ema, critic)
                     if progress:  # one line per resume point: a long run's log shows where it is
                         per_step = (time.monotonic() - saved_at) / (step - saved_step)
                         print(f"step {step}/{budget}: resume point saved ({cfg.batch_size * env.world_size / per_step:.0f}"
@@ -576,7 +577,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                 save_checkpoint(out / "best", shipped, meta)
             save_checkpoint(out / "last", shipped, meta)
             save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch + 1, 0, step, best_acc, best_loss,
-                       cfg, ema, adversary and adversary.critic)
+                       cfg, ema, critic)
             saved_at, saved_step = time.monotonic(), step
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")

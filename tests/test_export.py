@@ -30,29 +30,29 @@ def test_single_model_parity(tiny_run, tiny_store, tmp_path):
         onnx_rec.predict_proba(imgs, crops=1)
 
 
-def _variant(run, out, seed: int) -> str:
-    """``run``'s network with its classifier bias moved at random: a member that answers differently."""
+def _head_changed(run, out, change) -> str:
+    """``run``'s network saved to ``out`` after ``change(classifier)`` (its last linear layer, under no_grad)."""
     import torch
 
     from hccr.checkpoint import load_checkpoint, save_checkpoint
 
     model, meta = load_checkpoint(run)
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
-        head.bias += torch.randn(head.bias.shape, generator=torch.Generator().manual_seed(seed)) * 2
+        change([m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1])
     return str(save_checkpoint(out, model, meta))
 
 
-def test_a_one_crop_graph_reads_five_crops_as_a_five_crop_graph_does(tiny_run, tiny_store, tmp_path):
+def _variant(run, out, seed: int) -> str:
+    """``run``'s network with its classifier bias moved at random: a member that answers differently."""
     import torch
 
-    from hccr.checkpoint import load_checkpoint, save_checkpoint
+    return _head_changed(run, out, lambda head: head.bias.add_(
+        torch.randn(head.bias.shape, generator=torch.Generator().manual_seed(seed)) * 2))
 
-    model, meta = load_checkpoint(tiny_run)  # the tiny model made surer of itself: its crops answer further apart
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        head.weight *= 40
-    sure = str(save_checkpoint(tmp_path / "sure", model, meta))
+
+def test_a_one_crop_graph_reads_five_crops_as_a_five_crop_graph_does(tiny_run, tiny_store, tmp_path):
+    # the tiny model made surer of itself: its crops answer further apart
+    sure = _head_changed(tiny_run, tmp_path / "sure", lambda head: head.weight.mul_(40))
     one = OnnxRecognizer(export_onnx([sure], tmp_path / "one.onnx", crops=1))
     imgs = _images(tiny_store)
     five, graph5, torch5 = (one.predict_proba(imgs, crops=5), OnnxRecognizer(export_onnx([sure], tmp_path / "five.onnx")
