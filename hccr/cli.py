@@ -66,6 +66,9 @@ def convert(
     pen_spread: Annotated[float | None, typer.Option(help="How much the pen width varies from one .pot sample to the "
                                                      "next (log-normal sigma; default 0.08). A wider spread shows "
                                                      "a model every writer with thin and thick pens.")] = None,
+    stroke_jitter: Annotated[float, typer.Option(help="Move each .pot stroke on its own by about this fraction of "
+                                                 "the character (shift; twice it in turn and size), as writers "
+                                                 "place strokes differently, e.g. 0.03. Default 0: as written.")] = 0.0,
     val_every: Annotated[int, typer.Option(help="Hold out every N-th writer (by name order) for validation, "
                                            "e.g. 22: writers 22, 44, ... of the sorted list.")] = 0,
     val_writers: Annotated[str | None, typer.Option(help="Hold out these writers for validation: names separated "
@@ -85,6 +88,7 @@ def convert(
         raise HccrError("convert needs at least one source and the output folder: hccr convert SRC... OUT")
     opts = ConvertOptions(size=size, charset=charset, val_fraction=val_fraction, split_by_writer=split_by_writer,
                           limit=limit, margin=margin, pen_width=pen_width, pen_spread=pen_spread,
+                          stroke_jitter=stroke_jitter,
                           val_every=val_every,
                           val_writers=tuple(w.strip() for w in val_writers.split(",") if w.strip()) if val_writers else (),
                           seed=seed, on_error=on_error.value,

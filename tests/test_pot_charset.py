@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hccr.data.charset import Charset, gb2312_chars, resolve_charset
 from hccr.data.pot import encode_pot_record, iter_pot, parse_pot, read_pot
@@ -123,6 +124,37 @@ def test_pen_spread_varies_the_pen_between_one_writers_samples(tmp_path):
 
     fitted, wide = ink_area_spread(), ink_area_spread(pen_spread=0.4)
     assert fitted < 0.1 and wide > 2.5 * fitted, (fitted, wide)
+
+
+def test_stroke_jitter_moves_strokes_apart_the_same_way_every_time(tmp_path):
+    """--stroke-jitter: one writer's 30 identical 十 are drawn 30 different ways (the crossing moves
+    along the strokes, which a whole-image warp cannot do), the same ways when converted again, and
+    an amount out of range is refused in one line."""
+    from hccr.data.store import ConvertOptions, Store, convert
+    from hccr.errors import HccrError
+
+    strokes = [np.array([[0, 50], [100, 50]]), np.array([[50, 0], [50, 100]])]
+    (tmp_path / "001.pot").write_bytes(b"".join(encode_pot_record("十", strokes) for _ in range(30)))
+
+    def images(name: str, jitter: float) -> np.ndarray:
+        convert([str(tmp_path / "001.pot")], tmp_path / name, ConvertOptions(size=64, pen_spread=0, stroke_jitter=jitter),
+                workers=1, progress=False)
+        return Store(tmp_path / name).images[:].astype(int)
+
+    still, moved, again = images("a", 0.0), images("b", 0.04), images("c", 0.04)
+    assert np.array_equal(moved, again)
+
+    def crossing(img: np.ndarray) -> tuple[int, int]:  # the ink's densest row and column
+        ink = img > 64
+        return int(ink.sum(1).argmax()), int(ink.sum(0).argmax())
+
+    centre = {(r, c) for r in range(30, 34) for c in range(30, 34)}
+    assert {crossing(m) for m in still} <= centre  # as written, the strokes cross in the middle every time
+    spots = {crossing(m) for m in moved}
+    assert len(spots) >= 10 and not spots <= centre
+    with pytest.raises(HccrError, match="--stroke-jitter must be in"):
+        convert([str(tmp_path / "001.pot")], tmp_path / "d", ConvertOptions(stroke_jitter=0.5), workers=1,
+                progress=False)
 
 
 def test_device_packs_carry_real_pot_files_losslessly(tmp_path):

@@ -145,6 +145,31 @@ class Pen:
         return PenDraw(self.width, self.ink, None)
 
 
+def jitter_strokes(strokes: Sequence[np.ndarray], amount: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each stroke moved on its own: shifted by about ``amount`` of the character's longer side, turned
+    by about ``2 * amount`` radians and scaled by about ``2 * amount`` (in log) around its own centre,
+    all normal. Real writers place and size a character's strokes and components differently from one
+    another; a whole-image warp, as training's augmentation draws, moves them only together."""
+    strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
+    if amount <= 0 or not strokes:
+        return strokes
+    pts = np.concatenate(strokes)
+    extent = float(np.ptp(pts, axis=0).max()) if len(pts) else 0.0
+    n = len(strokes)
+    shift = rng.normal(0, amount * extent, (n, 2))
+    turn = rng.normal(0, 2 * amount, n)
+    grow = np.exp(rng.normal(0, 2 * amount, n))
+    out = []
+    for s, d, a, g in zip(strokes, shift, turn, grow, strict=True):
+        if not len(s):
+            out.append(s)
+            continue
+        c = s.mean(axis=0)
+        rot = g * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        out.append((s - c) @ rot.T + c + d)
+    return out
+
+
 @dataclass(frozen=True)
 class PenDraw:
     width: float  # px at 64 px

@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -43,12 +44,14 @@ from .sources import Unit, plan_units, pot_pen  # noqa: F401  (Unit re-exported)
 FORMAT = "hccr-store/1"
 
 
-def run_unit(unit: Unit, size: int, margin: float, pen=None, keep: frozenset[str] | None = None) -> dict:
+def run_unit(unit: Unit, size: int, margin: float, pen=None, keep: frozenset[str] | None = None,
+             jitter: float = 0.0) -> dict:
     """Read and normalise one unit; returns arrays plus the problems met (never raises on bad samples).
     ``pen``: the :class:`hccr.data.render.Pen` that draws ``.pot`` trajectories (default: hccr's); ``keep``: only
-    samples of these characters are normalised (``--charset``: the others are counted, never drawn)."""
+    samples of these characters are normalised (``--charset``: the others are counted, never drawn); ``jitter``:
+    each ``.pot`` stroke moved on its own by about this fraction of the character (``--stroke-jitter``)."""
     if unit.kind == "pot":
-        return _run_pot_unit(unit, size, margin, pen, keep)
+        return _run_pot_unit(unit, size, margin, pen, keep, jitter)
     problems: list[Problem] = []
     images, chars, sizes, writers, ids = [], [], [], [], []
     others = 0
@@ -71,18 +74,23 @@ def run_unit(unit: Unit, size: int, margin: float, pen=None, keep: frozenset[str
     return _unit_result(images, chars, sizes, writers, ids, problems, size, others)
 
 
-def _run_pot_unit(unit: Unit, size: int, margin: float, pen, keep: frozenset[str] | None = None) -> dict:
+def _run_pot_unit(unit: Unit, size: int, margin: float, pen, keep: frozenset[str] | None = None,
+                  jitter: float = 0.0) -> dict:
     """A ``.pot`` file drawn straight into the framed square: clean trajectories need no paper
     flattening, no crop and no second resize (the fast path of conversion)."""
     from .pot import read_pot
-    from .render import render_framed
+    from .render import jitter_strokes, render_framed
 
     rec = read_pot(unit.path)
     pen = pen or pot_pen()
     drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)  # every sample's pen, kept or not
     sel = [i for i, s in enumerate(rec.samples) if keep is None or s.char in keep]
     samples = [rec.samples[i] for i in sel]
-    images = [255 - render_framed(rec.samples[i].strokes, size, pen, drawn[i], margin) for i in sel]
+    strokes = [rec.samples[i].strokes for i in sel]
+    if jitter > 0:  # one stream per writer and seed, as the pen: a resumed conversion draws the same images
+        rng = np.random.default_rng([pen.seed, zlib.crc32(rec.writer.encode("utf-8")), 1])
+        strokes = [jitter_strokes(s, jitter, rng) for s in strokes]
+    images = [255 - render_framed(st, size, pen, drawn[i], margin) for st, i in zip(strokes, sel, strict=True)]
     # sizes: the trajectory's extent in tablet units (its aspect is the character's)
     sizes = [np.ptp(np.concatenate(s.strokes), axis=0)[::-1].clip(1, 65535) for s in samples]
     return _unit_result(images, [ord(s.char) for s in samples], sizes, [rec.writer] * len(images),
@@ -122,6 +130,7 @@ class ConvertOptions:
     margin: float = 0.0
     pen_width: float | None = None  # median pen width for .pot trajectories, px at 64 (None: hccr's fitted pen)
     pen_spread: float | None = None  # log-normal sigma of the pen from one sample to the next (None: hccr's pen)
+    stroke_jitter: float = 0.0  # each .pot stroke moved on its own by about this fraction of the character
     seed: int = 0
     on_error: str = "skip"
     exclude: tuple[str, ...] = ()  # sample ids to leave out (as ids.txt and hccr audit name them)
@@ -172,6 +181,9 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
         raise HccrError(f"--pen-width must be above 0 (px at 64 px), got {opts.pen_width}")
     if opts.pen_spread is not None and not opts.pen_spread >= 0:
         raise HccrError(f"--pen-spread must be 0 or more (a log-normal sigma), got {opts.pen_spread}")
+    if not 0.0 <= opts.stroke_jitter <= 0.2:
+        raise HccrError(f"--stroke-jitter must be in [0, 0.2] (a fraction of the character's size), "
+                        f"got {opts.stroke_jitter}")
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; the store is a folder: choose another OUT")
     if (out / "manifest.json").exists():
@@ -188,6 +200,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     # what assembly does with them (the split, --limit, --exclude, --on-error), so a conversion stopped by a bad
     # sample or by a mistaken split option resumes with the option corrected.
     options = {k: v for k, v in asdict(opts).items() if k in ("size", "margin", "pen_width", "pen_spread", "charset")}
+    if opts.stroke_jitter:  # named only when used: conversions planned before the option resume as they were
+        options["stroke_jitter"] = opts.stroke_jitter
     plan = json.loads(json.dumps({"format": FORMAT, "render_version": RENDER_VERSION,
                                   "sources": [str(s) for s in sources], "options": options,
                                   "units": [u.key for u in units]}))  # as plan.json reads back (lists, not tuples)
@@ -222,7 +236,7 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
     pen = pot_pen(opts.pen_width, opts.pen_spread)
     keep = frozenset(charset) if charset is not None else None  # other characters are never drawn
-    args = [(units[i], opts.size, opts.margin, pen, keep) for i in todo]
+    args = [(units[i], opts.size, opts.margin, pen, keep, opts.stroke_jitter) for i in todo]
     with Progress(len(units), "convert", disable=not progress, unit="units") as bar:
         bar.update(len(units) - len(todo))
         for i, res in zip(todo, _map(args, workers), strict=True):
