@@ -153,21 +153,21 @@ def jitter_strokes(strokes: Sequence[np.ndarray], amount: float, rng: np.random.
     strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
     if amount <= 0 or not strokes:
         return strokes
+    n = len(strokes)
+    counts = np.array([len(s) for s in strokes])
     pts = np.concatenate(strokes)
     extent = float(np.ptp(pts, axis=0).max()) if len(pts) else 0.0
-    n = len(strokes)
     shift = rng.normal(0, amount * extent, (n, 2))
     turn = rng.normal(0, 2 * amount, n)
     grow = np.exp(rng.normal(0, 2 * amount, n))
-    out = []
-    for s, d, a, g in zip(strokes, shift, turn, grow, strict=True):
-        if not len(s):
-            out.append(s)
-            continue
-        c = s.mean(axis=0)
-        rot = g * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        out.append((s - c) @ rot.T + c + d)
-    return out
+    if not len(pts):
+        return strokes
+    which = np.repeat(np.arange(n), counts)  # every point's stroke
+    centre = np.stack([np.bincount(which, pts[:, k], n) for k in (0, 1)], 1) / np.maximum(counts, 1)[:, None]
+    d = pts - centre[which]
+    c, s_ = (grow * np.cos(turn))[which], (grow * np.sin(turn))[which]
+    moved = np.stack([c * d[:, 0] - s_ * d[:, 1], s_ * d[:, 0] + c * d[:, 1]], 1) + centre[which] + shift[which]
+    return np.split(moved, np.cumsum(counts)[:-1])
 
 
 @dataclass(frozen=True)
