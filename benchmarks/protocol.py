@@ -29,6 +29,7 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=OUT / "protocol")
     ap.add_argument("--domain-loss", type=float, default=0.0, help="train with hccr's domain-adversarial loss at this "
                     "weight (--set domain_loss; results named +dannW)")
+    ap.add_argument("--stroke-jitter", type=float, default=0.0, help="draw the synthetic writers' trajectories with "
+                    "each stroke moved on its own by this much (hccr convert --stroke-jitter; results named +jitA)")
     ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
     ap.add_argument("--record", metavar="CKPT", help="CKPT's expected level-2 accuracy: its generator's B figure")
     args = ap.parse_args()
@@ -150,7 +153,8 @@ def main() -> None:
     drawn = max(args.writers, a_writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
     for gen in args.generators:
         name = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
-                + (f"+{a_writers}wA" if a_writers != args.writers else ""))
+                + (f"+{a_writers}wA" if a_writers != args.writers else "")
+                + (f"+jit{args.stroke_jitter:g}" if args.stroke_jitter else ""))
         train = work / f"train-{name}"
         name += f"+dann{args.domain_loss:g}" if args.domain_loss else ""
         run = work / f"run-{name}"
@@ -166,7 +170,9 @@ def main() -> None:
             synth(work / f"synth-{part}", SynthConfig(chars="".join(charset if args.mix else b_chars), seed=4000,
                                                       writers=drawn, style=style and style.format(
                                                           model=model, bank=bank)), progress=False)
-            syn = convert_once([work / f"synth-{part}"], work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}", opts)
+            jit = f"-jit{args.stroke_jitter:g}" if args.stroke_jitter else ""
+            syn = convert_once([work / f"synth-{part}"], work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}{jit}",
+                               replace(opts, stroke_jitter=args.stroke_jitter))
             st = Store(syn)  # writer ids follow file order: the first N writers of each part
             in_b = np.isin(st.labels, [st.charset.index[c] for c in b_chars])
             parts.append((syn, np.flatnonzero(st.writers < np.where(in_b, args.writers, a_writers))))
