@@ -21,6 +21,8 @@ which B = 300 (drawn with the same seed, before any generator was tried) have no
 looking synthetic is no clue to being in B; results are named ``GENERATOR+mix`` (``+50w``: ``--writers 50``).
 ``--a-writers N`` (with ``--mix``): only the first N synthetic writers of each generator draw A's characters,
 as the shipped ``gb2312`` has fewer simulated writers of its real-taught level 1 than of level 2 (``+40wA``).
+``--domain-loss W`` trains with hccr's domain-adversarial loss (``+dannW``); ``--stroke-jitter A`` draws the
+generators that write trajectories with each stroke moved on its own (``hccr convert --stroke-jitter``; ``+jitA``).
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=OUT / "protocol")
     ap.add_argument("--domain-loss", type=float, default=0.0, help="train with hccr's domain-adversarial loss at this "
                     "weight (--set domain_loss; results named +dannW)")
-    ap.add_argument("--stroke-jitter", type=float, default=0.0, help="draw the synthetic writers' trajectories with "
-                    "each stroke moved on its own by this much (hccr convert --stroke-jitter; results named +jitA)")
+    ap.add_argument("--stroke-jitter", type=float, default=0.0, help="draw the synthetic writers' trajectories (.pot: "
+                    "the components and learned generators; the built-in one writes images) with each stroke moved on "
+                    "its own by this much (hccr convert --stroke-jitter; results named +jitA)")
     ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
     ap.add_argument("--record", metavar="CKPT", help="CKPT's expected level-2 accuracy: its generator's B figure")
     args = ap.parse_args()
@@ -170,9 +173,10 @@ def main() -> None:
             synth(work / f"synth-{part}", SynthConfig(chars="".join(charset if args.mix else b_chars), seed=4000,
                                                       writers=drawn, style=style and style.format(
                                                           model=model, bank=bank)), progress=False)
-            jit = f"-jit{args.stroke_jitter:g}" if args.stroke_jitter else ""
-            syn = convert_once([work / f"synth-{part}"], work / f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}{jit}",
-                               replace(opts, stroke_jitter=args.stroke_jitter))
+            # --stroke-jitter moves trajectories: a generator that writes images (.gnt, the built-in) is drawn as before
+            moved = args.stroke_jitter if any((work / f"synth-{part}").glob("*.pot")) else 0.0
+            store = f"synth-{part}-store{'' if drawn == 100 else f'-{drawn}w'}{f'-jit{moved:g}' if moved else ''}"
+            syn = convert_once([work / f"synth-{part}"], work / store, replace(opts, stroke_jitter=moved))
             st = Store(syn)  # writer ids follow file order: the first N writers of each part
             in_b = np.isin(st.labels, [st.charset.index[c] for c in b_chars])
             parts.append((syn, np.flatnonzero(st.writers < np.where(in_b, args.writers, a_writers))))

@@ -66,9 +66,10 @@ def convert(
     pen_spread: Annotated[float | None, typer.Option(help="How much the pen width varies from one .pot sample to the "
                                                      "next (log-normal sigma; default 0.08). A wider spread shows "
                                                      "a model every writer with thin and thick pens.")] = None,
-    stroke_jitter: Annotated[float, typer.Option(help="Move each .pot stroke on its own by about this fraction of "
-                                                 "the character (shift; twice it in turn and size), as writers "
-                                                 "place strokes differently, e.g. 0.03. Default 0: as written.")] = 0.0,
+    stroke_jitter: Annotated[float, typer.Option(help="Move each .pot stroke on its own around its centre, as "
+                                                 "writers place strokes differently: shift sigma A x the character's "
+                                                 "longer side, turn sigma 2A radians, log-size sigma 2A; A in [0, "
+                                                 "0.2], e.g. 0.04. Default 0: as written.")] = 0.0,
     val_every: Annotated[int, typer.Option(help="Hold out every N-th writer (by name order) for validation, "
                                            "e.g. 22: writers 22, 44, ... of the sorted list.")] = 0,
     val_writers: Annotated[str | None, typer.Option(help="Hold out these writers for validation: names separated "

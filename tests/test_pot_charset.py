@@ -126,6 +126,24 @@ def test_pen_spread_varies_the_pen_between_one_writers_samples(tmp_path):
     assert fitted < 0.1 and wide > 2.5 * fitted, (fitted, wide)
 
 
+def test_jitter_strokes_shifts_turns_and_sizes_each_stroke_by_the_stated_spread():
+    """jitter_strokes(A): over many draws a stroke's centre moves with sigma A x the character's longer side,
+    its direction with sigma 2A radians and its log-length with sigma 2A; the other stroke is drawn apart."""
+    from hccr.data.render import jitter_strokes
+
+    a, rng = 0.04, np.random.default_rng(0)
+    strokes = [np.array([[0.0, 0], [100, 0]]), np.array([[50.0, -50], [50, 50]])]  # longer side 100
+    moves = [jitter_strokes(strokes, a, rng)[0] for _ in range(4000)]
+    centre = np.array([m.mean(0) - [50, 0] for m in moves])
+    span = np.array([m[1] - m[0] for m in moves])
+    turn = np.arctan2(span[:, 1], span[:, 0])
+    grow = np.log(np.hypot(*span.T) / 100)
+    assert np.allclose(centre.std(0), a * 100, rtol=0.08) and np.allclose(abs(centre.mean(0)), 0, atol=0.3)
+    assert abs(turn.std() - 2 * a) < 0.008 and abs(grow.std() - 2 * a) < 0.008
+    assert [len(s) for s in jitter_strokes([np.zeros((0, 2)), np.ones((1, 2))], a, rng)] == [0, 1]
+    assert all(np.array_equal(x, y) for x, y in zip(jitter_strokes(strokes, 0.0, rng), strokes, strict=True))
+
+
 def test_stroke_jitter_moves_strokes_apart_the_same_way_every_time(tmp_path):
     """--stroke-jitter: one writer's 30 identical 十 are drawn 30 different ways (the crossing moves
     along the strokes, which a whole-image warp cannot do), the same ways when converted again, and
@@ -152,6 +170,13 @@ def test_stroke_jitter_moves_strokes_apart_the_same_way_every_time(tmp_path):
     assert {crossing(m) for m in still} <= centre  # as written, the strokes cross in the middle every time
     spots = {crossing(m) for m in moved}
     assert len(spots) >= 10 and not spots <= centre
+    # a sample's moves do not depend on which other characters --charset keeps
+    (tmp_path / "002.pot").write_bytes(b"".join(encode_pot_record(ch, strokes) for ch in "一十" * 15))
+    for name, charset in (("all", None), ("ten", "十")):
+        convert([str(tmp_path / "002.pot")], tmp_path / name, ConvertOptions(size=64, pen_spread=0, stroke_jitter=0.04,
+                charset=charset), workers=1, progress=False)
+    every, ten = Store(tmp_path / "all"), Store(tmp_path / "ten")
+    assert np.array_equal(every.images[1::2], ten.images[:]) and np.array_equal(every.sizes[1::2], ten.sizes[:])
     with pytest.raises(HccrError, match="--stroke-jitter must be in"):
         convert([str(tmp_path / "001.pot")], tmp_path / "d", ConvertOptions(stroke_jitter=0.5), workers=1,
                 progress=False)

@@ -146,9 +146,9 @@ class Pen:
 
 
 def jitter_strokes(strokes: Sequence[np.ndarray], amount: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """Each stroke moved on its own: shifted by about ``amount`` of the character's longer side, turned
-    by about ``2 * amount`` radians and scaled by about ``2 * amount`` (in log) around its own centre,
-    all normal. Real writers place and size a character's strokes and components differently from one
+    """Each stroke moved on its own around its centre (the mean of its points): shifted by a normal of
+    sigma ``amount`` x the character's longer side, turned by one of sigma ``2 * amount`` radians and
+    scaled by ``exp`` of one of sigma ``2 * amount``. Real writers place and size a character's strokes and components differently from one
     another; a whole-image warp, as training's augmentation draws, moves them only together."""
     strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
     if amount <= 0 or not strokes:
@@ -165,8 +165,8 @@ def jitter_strokes(strokes: Sequence[np.ndarray], amount: float, rng: np.random.
     which = np.repeat(np.arange(n), counts)  # every point's stroke
     centre = np.stack([np.bincount(which, pts[:, k], n) for k in (0, 1)], 1) / np.maximum(counts, 1)[:, None]
     d = pts - centre[which]
-    c, s_ = (grow * np.cos(turn))[which], (grow * np.sin(turn))[which]
-    moved = np.stack([c * d[:, 0] - s_ * d[:, 1], s_ * d[:, 0] + c * d[:, 1]], 1) + centre[which] + shift[which]
+    cos, sin = (grow * np.cos(turn))[which], (grow * np.sin(turn))[which]
+    moved = np.stack([cos * d[:, 0] - sin * d[:, 1], sin * d[:, 0] + cos * d[:, 1]], 1) + centre[which] + shift[which]
     return np.split(moved, np.cumsum(counts)[:-1])
 
 

@@ -86,13 +86,14 @@ def _run_pot_unit(unit: Unit, size: int, margin: float, pen, keep: frozenset[str
     drawn = pen.draw([len(s.strokes) for s in rec.samples], rec.writer)  # every sample's pen, kept or not
     sel = [i for i, s in enumerate(rec.samples) if keep is None or s.char in keep]
     samples = [rec.samples[i] for i in sel]
-    strokes = [rec.samples[i].strokes for i in sel]
-    if jitter > 0:  # one stream per writer and seed, as the pen: a resumed conversion draws the same images
+    shapes = [s.strokes for s in rec.samples]
+    if jitter > 0:  # every sample's moves drawn, kept or not (as its pen): the same image whatever --charset keeps,
+        # and one stream per writer, so a resumed conversion draws the same images
         rng = np.random.default_rng([pen.seed, zlib.crc32(rec.writer.encode("utf-8")), 1])
-        strokes = [jitter_strokes(s, jitter, rng) for s in strokes]
-    images = [255 - render_framed(st, size, pen, drawn[i], margin) for st, i in zip(strokes, sel, strict=True)]
-    # sizes: the trajectory's extent in tablet units (its aspect is the character's)
-    sizes = [np.ptp(np.concatenate(s.strokes), axis=0)[::-1].clip(1, 65535) for s in samples]
+        shapes = [jitter_strokes(s, jitter, rng) for s in shapes]
+    images = [255 - render_framed(shapes[i], size, pen, drawn[i], margin) for i in sel]
+    # sizes: the drawn trajectory's extent in tablet units (its aspect is the character's)
+    sizes = [np.ptp(np.concatenate(shapes[i]), axis=0)[::-1].clip(1, 65535) for i in sel]
     return _unit_result(images, [ord(s.char) for s in samples], sizes, [rec.writer] * len(images),
                         [f"{unit.path}#{rec.records[i]}" for i in sel], list(rec.problems), size,
                         len(rec.samples) - len(sel))

@@ -4,6 +4,7 @@
 """Usage: python docs/gb2312-run/domain-analysis/paired.py WORK [OTHER]"""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -16,13 +17,13 @@ from hccr.runtime import predict_inputs
 
 work = Path(sys.argv[1])
 base = "components&builtin+mix+40wA"
-other = base + (sys.argv[2] if len(sys.argv) > 2 else "+dann0.5")
+other = base + "+" + (sys.argv[2] if len(sys.argv) > 2 else "dann0.5").lstrip("+")
 val = work / "real-val"
 b_chars = set(json.loads((work / "split.json").read_text())["B"])
 counts = None
 right = {}
 for name in (base, other):
-    train = work / f"train-{name.replace('+dann0.5', '')}"  # the domain loss trained on the baseline's store
+    train = work / f"train-{re.sub(r'[+]dann[^+]*$', '', name)}"  # the domain loss trains on its baseline's store
     rec = Recognizer.from_checkpoint(work / f"run-{name}" / "last.json")
     pred = predict_inputs(rec, [str(val)], crops=1, progress=False)
     in_b = np.isin(pred.labels, [rec.charset.index[c] for c in b_chars])
