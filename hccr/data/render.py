@@ -131,7 +131,7 @@ class Pen:
     def draw(self, stroke_counts: Sequence[int], writer: str = "") -> list[PenDraw]:
         """One pen per sample of one writer (``stroke_counts[i]`` strokes in sample ``i``): the same
         for the same writer name, seed and counts, so a resumed conversion draws the same images."""
-        rng = np.random.default_rng([self.seed, zlib.crc32(writer.encode("utf-8"))])
+        rng = self.stream(writer)
         n = len(stroke_counts)
         w_writer = self.width * np.exp(rng.normal(0, self.writer_spread))
         ink_writer = float(np.clip(self.ink + rng.uniform(-self.ink_spread, self.ink_spread), 0.2, 1.0))
@@ -139,6 +139,10 @@ class Pen:
         per_stroke = np.exp(rng.normal(0, self.stroke_spread, int(np.sum(stroke_counts))))
         cuts = np.cumsum(stroke_counts)[:-1]
         return [PenDraw(float(w), ink_writer, s) for w, s in zip(widths, np.split(per_stroke, cuts), strict=True)]
+
+    def stream(self, writer: str, *tag: int) -> np.random.Generator:
+        """The random stream of one writer under this pen's seed (``tag``: another stream of the same writer)."""
+        return np.random.default_rng([self.seed, zlib.crc32(writer.encode("utf-8")), *tag])
 
     def typical(self) -> PenDraw:
         """The median pen, with no randomness (the drawing page and the strokes API)."""
@@ -148,8 +152,9 @@ class Pen:
 def jitter_strokes(strokes: Sequence[np.ndarray], amount: float, rng: np.random.Generator) -> list[np.ndarray]:
     """Each stroke moved on its own around its centre (the mean of its points): shifted by a normal of
     sigma ``amount`` x the character's longer side, turned by one of sigma ``2 * amount`` radians and
-    scaled by ``exp`` of one of sigma ``2 * amount``. Real writers place and size a character's strokes and components differently from one
-    another; a whole-image warp, as training's augmentation draws, moves them only together."""
+    scaled by ``exp`` of one of sigma ``2 * amount``. Real writers place and size a character's strokes
+    and components differently from one another; a whole-image warp, as training's augmentation draws,
+    moves them only together."""
     strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
     if amount <= 0 or not strokes:
         return strokes

@@ -26,7 +26,6 @@ import os
 import shutil
 import sys
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -89,7 +88,7 @@ def _run_pot_unit(unit: Unit, size: int, margin: float, pen, keep: frozenset[str
     shapes = [s.strokes for s in rec.samples]
     if jitter > 0:  # every sample's moves drawn, kept or not (as its pen): the same image whatever --charset keeps,
         # and one stream per writer, so a resumed conversion draws the same images
-        rng = np.random.default_rng([pen.seed, zlib.crc32(rec.writer.encode("utf-8")), 1])
+        rng = pen.stream(rec.writer, 1)
         shapes = [jitter_strokes(s, jitter, rng) for s in shapes]
     images = [255 - render_framed(shapes[i], size, pen, drawn[i], margin) for i in sel]
     # sizes: the drawn trajectory's extent in tablet units (its aspect is the character's)
