@@ -209,6 +209,24 @@ def test_model_card_counts_each_earlier_round_once():
          "continued_from": {**{k: v for k, v in a.items() if k != "total_steps"}, "steps": 30}}
     assert lineage_totals({"averaged": [a, b], "steps": 50}) == (150, 15.0)
     assert lineage_totals({"recipe": "round 2", "steps": 30, "train_seconds": 3.0, "continued_from": root}) == (130, 13.0)
+    # an average of that average (a shipped soup, its prior put back) and a round continued from it: each round once
+    soup = {"recipe": "soup of 2 and 3", "averaged": [a, b], "steps": 50, "train_seconds": 5.0}
+    c = {"recipe": "round 4", "total_steps": 7, "train_seconds": 0.5, "lr": 3e-4,
+         "continued_from": {k: v for k, v in soup.items() if k != "averaged"}}
+    assert lineage_totals({"averaged": [soup, c]}) == (157, 15.5)
+
+
+def test_model_card_names_the_runs_of_an_average_inside_an_average(tmp_path):
+    from hccr.packaging import parts_lines, parts_lr
+
+    root = {"model": "gb2312", "recipe": "round 1", "steps": 100, "train_seconds": 10.0, "lr": 1e-3}
+    soup = {"recipe": "soup of 2 and 3", "averaged": [{"lr": 5e-4, "continued_from": root}, {"lr": 2e-4}]}
+    lines = parts_lines([soup, {"lr": 3e-4, "continued_from": {"model": "gb2312", "recipe": "soup of 2 and 3",
+                                                                  "steps": 50, "train_seconds": 5.0}}])
+    assert lines[0] == "- run 1 is itself an average of 2 runs (`soup of 2 and 3`):"
+    assert lines[1].startswith("  - run 1 continued from `gb2312` (itself `round 1`: 100 steps at lr 0.001")
+    assert lines[2] == "- run 2 continued from `gb2312` (itself `soup of 2 and 3`: 50 steps, 5.0 s of training-loop time)"
+    assert parts_lr([soup, {"lr": 3e-4}]) == "(0.0005 then 0.0002) then 0.0003"
 
 
 def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
@@ -309,6 +327,10 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     shipped = json.loads(js.read_text())
     assert "averaged_from" not in shipped  # the parts' absolute paths stay home
     assert shipped["config"]["init"] == "run"  # the continuation's init, made portable
+    # a packaged model as a part (e.g. the shipped gb2312 and a run continued from it): its recorded lineage stays
+    save_checkpoint(tmp_path / "soup2", *average_checkpoints([jm, tmp_path / "run"]))
+    part = run_provenance(tmp_path / "soup2.json")["averaged"][0]
+    assert part["continued_from"]["steps"] == 6 and part["synthetic"]["style"] == "components:bank.npz"
     # a part brought back from another machine: its last checkpoint alone, no best.* beside it
     (tmp_path / "copied").mkdir()
     for f in ("last.json", "last.safetensors", "config.json", "metrics.jsonl"):
