@@ -512,9 +512,14 @@ def average(
 ) -> None:
     """Average the weights of checkpoints of one network (e.g. a run and its continuation on fresh
     data, as gb2312-synth was made); package the result like a run."""
-    from .checkpoint import average_checkpoints, save_checkpoint
+    from .checkpoint import average_checkpoints, read_meta, save_checkpoint
 
     model, meta = average_checkpoints(checkpoints)
+    divided = [str(c) for c in checkpoints if read_meta(c).get("prior_correction")]
+    if divided and len(divided) < len(checkpoints):
+        print(f"note: {', '.join(divided)} had the training class prior divided out of the classifier bias and the "
+              "other checkpoints not: the average's bias lies between the two, so measure it before use "
+              "(hccr calibrate STORE --model OUT.json fits its temperature anew)", file=sys.stderr)
     print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
 
 

@@ -457,3 +457,27 @@ def test_the_shipped_onnx_file_is_opened_only_when_it_answers(shipped, monkeypat
     monkeypatch.setattr(runtime, "OnnxRecognizer", lambda *a, **k: pytest.fail("ONNX session built"))
     rec = runtime.load_recognizer("gb2312", amp=True)
     assert not isinstance(rec, type(shipped)) and rec.spec.crops == own
+
+
+def test_an_average_keeps_no_figure_measured_on_one_of_its_parts(tiny_run, tmp_path):
+    """`hccr average` of a packaged model (figures, temperature, prior divided out of its bias) and a plain run: the
+    average claims none of the packaged part's figures or temperature, whichever side it is on, and a note says the
+    two biases were in different frames; two parts packaged alike keep their shared prior correction."""
+    from hccr.utils import read_json, write_json
+
+    shipped = read_json(shipped_files("gb2312")[0])
+    (tmp_path / "pkg").mkdir()
+    meta = read_json(tiny_run / "best.json")
+    meta.update(evaluations=[{"what": "measured on the packaged part", "result": {"top1": 0.99}, "command": "x"}],
+                calibration=shipped["calibration"], prior_correction=shipped["prior_correction"])
+    write_json(tmp_path / "pkg" / "best.json", meta)
+    shutil.copy(tiny_run / "best.safetensors", tmp_path / "pkg" / "best.safetensors")
+    for order, name in (((tmp_path / "pkg", tiny_run), "a"), ((tiny_run, tmp_path / "pkg"), "b")):
+        r = run_cli("average", *order, "--out", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        assert "had the training class prior divided out" in r.stderr and str(tmp_path / "pkg") in r.stderr
+        avg = read_json(tmp_path / f"{name}.json")
+        assert not {"evaluations", "calibration", "prior_correction"} & set(avg), sorted(avg)
+    r = run_cli("average", tmp_path / "pkg", tmp_path / "pkg", "--out", tmp_path / "c")
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+    assert read_json(tmp_path / "c.json")["prior_correction"] == shipped["prior_correction"]
