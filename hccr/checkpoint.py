@@ -175,9 +175,10 @@ def average_checkpoints(refs: list[str | os.PathLike]) -> tuple[nn.Module, dict]
     avg = {k: (sum(st[k].double() for st in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
            for k, v in states[-1].items()}
     model.load_state_dict(avg)
-    # measured figures and a fitted temperature belong to the part they were measured on: measure the average anew
-    meta = {k: v for k, v in meta.items()
-            if k not in ("metrics", "format", "hccr_version", "created", "evaluations", "calibration")}
+    # figures, a temperature and a lineage belong to the part they were measured on or made by: the average's are
+    # measured anew (its lineage comes from averaged_from); its weights are float32 whatever the parts' files held
+    meta = {k: v for k, v in meta.items() if k not in ("metrics", "format", "hccr_version", "created", "evaluations",
+                                                       "calibration", "provenance", "weights_dtype")}
     if any(m.get("prior_correction") != meta.get("prior_correction") for _, m in loaded):
         meta.pop("prior_correction", None)  # parts in different bias frames: the average is in neither
     meta["averaged_from"] = [str(resolve(r).resolve()) for r in refs]

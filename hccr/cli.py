@@ -516,10 +516,10 @@ def average(
 
     model, meta = average_checkpoints(checkpoints)
     divided = [str(c) for c in checkpoints if read_meta(c).get("prior_correction")]
-    if divided and len(divided) < len(checkpoints):
-        print(f"note: {', '.join(divided)} had the training class prior divided out of the classifier bias and the "
-              "other checkpoints not: the average's bias lies between the two, so measure it before use "
-              "(hccr calibrate STORE --model OUT.json fits its temperature anew)", file=sys.stderr)
+    if divided and "prior_correction" not in meta:
+        print(f"note: {', '.join(divided)} had the training class prior divided out of the classifier bias, the "
+              "other checkpoints not or not alike: the average's bias lies between theirs, so measure it before use "
+              "(hccr calibrate fits a temperature, not the bias)", file=sys.stderr)
     print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
 
 

@@ -261,7 +261,8 @@ def init_provenance(ref: str, meta: dict | None = None) -> dict:
     except HccrError:  # the starting model is gone: keep its name
         p = {}
     name = str(ref) if "/" not in str(ref) else "/".join(Path(ref).parts[-2:])  # no home folders in a shipped file
-    return {"model": name, **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr", "continued_from") if k in p}}
+    return {"model": name, **{k: p[k] for k in ("recipe", "steps", "train_seconds", "lr", "continued_from", "averaged")
+                              if k in p}}
 
 
 def lineage(init: dict) -> str:
@@ -288,7 +289,7 @@ def parts_lines(parts: list[dict], indent: str = "") -> list[str]:
 
 def parts_lr(parts: list[dict]) -> str:
     """The learning rates of an average's runs, in order; a run that is itself an average in brackets."""
-    return " then ".join(f"({parts_lr(q['averaged'])})" if q.get("averaged") else str(q.get("lr")) for q in parts)
+    return " then ".join(f"({parts_lr(q['averaged'])})" if q.get("averaged") else str(q.get("lr", "?")) for q in parts)
 
 
 def lineage_totals(p: dict, seen: set | None = None) -> tuple[int, float]:
@@ -297,7 +298,8 @@ def lineage_totals(p: dict, seen: set | None = None) -> tuple[int, float]:
     average counts its own runs)."""
     seen = set() if seen is None else seen
     steps, seconds = 0, 0.0
-    for node in [*(p.get("averaged") or [p]), p.get("continued_from")]:
+    parts = sorted(p.get("averaged") or [p], key=lambda q: not q.get("averaged"))  # averages first: a run continued
+    for node in [*parts, p.get("continued_from")]:  # from one may record it without its parts
         while node:
             n = node.get("steps", node.get("total_steps"))
             key = (node.get("recipe"), n, node.get("train_seconds"), node.get("lr"))
@@ -380,7 +382,9 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              "", "## Recipe", "",
              f"- `{p['recipe']}`" if p.get("recipe") else None,
              f"- weights: the average of {len(parts)} runs' (`hccr average`): "
-             + "; ".join(f"{q.get('steps', '?')} steps on {q.get('train_samples', '?')} samples "
+             + "; ".join(f"an average of {len(q['averaged'])} runs ({q.get('steps', '?')} steps in all; below)"
+                         if q.get("averaged") else
+                         f"{q.get('steps', '?')} steps on {q.get('train_samples', '?')} samples "
                          f"(writers seed {q.get('synthetic', {}).get('seed', '?')}, on {q.get('device', '?')})"
                          for q in parts)
              if parts else None,

@@ -214,6 +214,8 @@ def test_model_card_counts_each_earlier_round_once():
     c = {"recipe": "round 4", "total_steps": 7, "train_seconds": 0.5, "lr": 3e-4,
          "continued_from": {k: v for k, v in soup.items() if k != "averaged"}}
     assert lineage_totals({"averaged": [soup, c]}) == (157, 15.5)
+    # in either order, also when the continued round recorded the average it started from without its parts
+    assert lineage_totals({"averaged": [c, soup]}) == (157, 15.5)
 
 
 def test_model_card_names_the_runs_of_an_average_inside_an_average(tmp_path):
@@ -469,7 +471,8 @@ def test_an_average_keeps_no_figure_measured_on_one_of_its_parts(tiny_run, tmp_p
     (tmp_path / "pkg").mkdir()
     meta = read_json(tiny_run / "best.json")
     meta.update(evaluations=[{"what": "measured on the packaged part", "result": {"top1": 0.99}, "command": "x"}],
-                calibration=shipped["calibration"], prior_correction=shipped["prior_correction"])
+                calibration=shipped["calibration"], prior_correction=shipped["prior_correction"],
+                provenance={"recipe": "the packaged part's"}, weights_dtype="float16")
     write_json(tmp_path / "pkg" / "best.json", meta)
     shutil.copy(tiny_run / "best.safetensors", tmp_path / "pkg" / "best.safetensors")
     for order, name in (((tmp_path / "pkg", tiny_run), "a"), ((tiny_run, tmp_path / "pkg"), "b")):
@@ -477,7 +480,12 @@ def test_an_average_keeps_no_figure_measured_on_one_of_its_parts(tiny_run, tmp_p
         assert r.returncode == 0, r.stderr
         assert "had the training class prior divided out" in r.stderr and str(tmp_path / "pkg") in r.stderr
         avg = read_json(tmp_path / f"{name}.json")
-        assert not {"evaluations", "calibration", "prior_correction"} & set(avg), sorted(avg)
+        assert not {"evaluations", "calibration", "prior_correction", "provenance", "weights_dtype"} & set(avg), sorted(avg)
     r = run_cli("average", tmp_path / "pkg", tmp_path / "pkg", "--out", tmp_path / "c")
     assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
     assert read_json(tmp_path / "c.json")["prior_correction"] == shipped["prior_correction"]
+    # both divided, but not alike (another power): dropped, and said
+    shutil.copytree(tmp_path / "pkg", tmp_path / "pkg2")
+    write_json(tmp_path / "pkg2" / "best.json", {**meta, "prior_correction": {**shipped["prior_correction"], "power": 0.25}})
+    r = run_cli("average", tmp_path / "pkg", tmp_path / "pkg2", "--out", tmp_path / "d")
+    assert "prior_correction" not in read_json(tmp_path / "d.json") and "not alike" in r.stderr, r.stderr

@@ -2,7 +2,7 @@
 
     python docs/gb2312-run/real-writers-round-20/raw_bias.py MODEL.json STORE OUT_STEM
 
-STORE must hold the counts the model was packaged with (checked against its recorded min and max). The output is a
+STORE must hold the counts the model was packaged with (checked: the recorded min, max and number of classes moved). The output is a
 plain checkpoint (no prior correction, calibration or evaluations; its provenance kept) for ``hccr average``."""
 import sys
 
@@ -26,6 +26,7 @@ shift = -pc["power"] * np.log(np.maximum(prior, prior[prior > 0].min()))  # as h
 shift -= np.median(shift)
 with torch.no_grad():
     head.bias -= torch.as_tensor(shift, dtype=head.bias.dtype)
-meta = {k: v for k, v in meta.items() if k not in ("prior_correction", "calibration", "evaluations")}
+meta = {k: v for k, v in meta.items() if k not in ("prior_correction", "calibration", "evaluations", "weights_dtype")}
 moved = int((head.bias - before).abs().gt(1e-6).sum())
+assert moved == pc["classes_shifted"], (moved, pc)  # the same classes as the packaging moved
 print("bias moved back in", moved, "classes; wrote", save_checkpoint(out, model, meta))

@@ -5,15 +5,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 R=${RUNS:-../hccr-runs}; W=$R/gb2312-r20; S=$R/gb2312-r15/store; R19=$R/gb2312-r19/A
-# the parent: 11b, which was hccr/assets/gb2312.json when this ran (git show 8916390:hccr/assets/gb2312.json)
-PARENT=${PARENT:-hccr/assets/gb2312.json}
+# the parent: 11b, hccr/assets/gb2312.* when this ran, taken from the commit before 20s shipped
+if [ -z "${PARENT:-}" ]; then
+  mkdir -p "$W/11b" && for x in json safetensors; do git show "8916390:hccr/assets/gb2312.$x" > "$W/11b/gb2312.$x" || exit 1; done
+  PARENT=$W/11b/gb2312.json
+fi
 H="python -m hccr.cli"
 mkdir -p "$W/raw11b" "$W/soup"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$W/run.log"; }
 log "11b's bias: round 11's prior (power 0.5) added back"
-python docs/gb2312-run/real-writers-round-20/raw_bias.py "$PARENT" "$S" "$W/raw11b/best" 2>&1 | tee -a "$W/run.log"
+python docs/gb2312-run/real-writers-round-20/raw_bias.py "$PARENT" "$S" "$W/raw11b/best" 2>&1 | tee -a "$W/run.log" || exit 1
 log "average"
-$H average "$W/raw11b/best.json" "$R19/best.json" --out "$W/soup/best" 2>&1 | tee -a "$W/run.log"
+$H average "$W/raw11b/best.json" "$R19/best.json" --out "$W/soup/best" 2>&1 | tee -a "$W/run.log" || exit 1
 python - "$R19/config.json" "$W/soup/config.json" "$S" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c["store"] = sys.argv[3]; json.dump(c, open(sys.argv[2], "w"), indent=2)
