@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Round 21 (2026-12-06, machine C): 20s (the shipped gb2312 when this ran) trained 60 min on round 19's store with round
 # 19's recipe and seed 2420 (21), then candidate 21s: the weight average of 20s (its prior put back) and 21's best,
-# packaged with round 11's store prior at powers 0.5 and 0.25, calibrated, judged. Rule: docs/notebook/real-writers.md,
+# packaged with round 11's store prior at powers 0.5 and 0.25, calibrated, judged (21 alone too, with its own store's
+# prior, as round 19 was; reported, not a candidate). Rule: docs/notebook/real-writers.md,
 # "Round 21". If stopped, run again: the training resumes from its folder.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 R=${RUNS:-../hccr-runs}; W=$R/gb2312-r21; S=$R/gb2312-r15/store; STORE=$R/gb2312-r19/store
-PARENT=${PARENT:-hccr/assets/gb2312.json}  # 20s when this ran
+if [ -z "${PARENT:-}" ]; then  # 20s: hccr/assets/gb2312.* when this ran (commit 3cf6d9f)
+  mkdir -p "$W/20s" && for x in json safetensors; do git show "3cf6d9f:hccr/assets/gb2312.$x" > "$W/20s/gb2312.$x" || exit 1; done
+  PARENT=$W/20s/gb2312.json
+fi
 export PYTHONUNBUFFERED=1
 H="python -m hccr.cli"
 mkdir -p "$W/raw" "$W/soup"
@@ -28,8 +32,8 @@ if [ ! -f "$W/trained" ]; then
 fi
 REAL="CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans; renderer version 2; rounds 19 and 21 also drew them with every stroke moved on its own, --stroke-jitter 0.04); casia-hwdb-22's training scans (22 characters)"
 log "20s's bias: round 11's prior (power 0.5) put back"
-python docs/gb2312-run/real-writers-round-20/raw_bias.py "$PARENT" "$S" "$W/raw/best" 2>&1 | tee -a "$W/run.log"
-$H average "$W/raw/best.json" "$W/A/best.json" --out "$W/soup/best" 2>&1 | tee -a "$W/run.log"
+python docs/gb2312-run/real-writers-round-20/raw_bias.py "$PARENT" "$S" "$W/raw/best" 2>&1 | tee -a "$W/run.log" || exit 1
+$H average "$W/raw/best.json" "$W/A/best.json" --out "$W/soup/best" 2>&1 | tee -a "$W/run.log" || exit 1
 python - "$W/A/config.json" "$W/soup/config.json" "$S" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c["store"] = sys.argv[3]; json.dump(c, open(sys.argv[2], "w"), indent=2)
