@@ -16,3 +16,6 @@ for crops in (1, 5):
 # output, machine C, 2026-12-05:
 # crops 1: top-1 0.9357 (35046 of 37456), ECE 0.0035, 45 s
 # crops 5: top-1 0.9388 (35162 of 37456), ECE 0.0076, 132 s
+# output, machine C, 2026-12-06, round 20s shipped:
+# crops 1: top-1 0.9375 (35116 of 37456), ECE 0.0032, 40 s
+# crops 5: top-1 0.9408 (35240 of 37456), ECE 0.0067, 111 s
