@@ -7,6 +7,7 @@ the training config, so prediction, export and serving need nothing else.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -181,5 +182,9 @@ def average_checkpoints(refs: list[str | os.PathLike]) -> tuple[nn.Module, dict]
                                                        "calibration", "provenance", "weights_dtype")}
     if any(m.get("prior_correction") != meta.get("prior_correction") for _, m in loaded):
         meta.pop("prior_correction", None)  # parts in different bias frames: the average is in neither
+        divided = [str(r) for r, (_, m) in zip(refs, loaded, strict=True) if m.get("prior_correction")]
+        print(f"note: {', '.join(divided)} had the training class prior divided out of the classifier bias, the "
+              "other checkpoints not or not alike: the average's bias lies between theirs, so measure it before use "
+              "(hccr calibrate fits a temperature, not the bias)", file=sys.stderr)
     meta["averaged_from"] = [str(resolve(r).resolve()) for r in refs]
     return model, meta

@@ -512,14 +512,9 @@ def average(
 ) -> None:
     """Average the weights of checkpoints of one network (e.g. a run and its continuation on fresh
     data, as gb2312-synth was made); package the result like a run."""
-    from .checkpoint import average_checkpoints, read_meta, save_checkpoint
+    from .checkpoint import average_checkpoints, save_checkpoint
 
-    model, meta = average_checkpoints(checkpoints)
-    divided = [str(c) for c in checkpoints if read_meta(c).get("prior_correction")]
-    if divided and "prior_correction" not in meta:
-        print(f"note: {', '.join(divided)} had the training class prior divided out of the classifier bias, the "
-              "other checkpoints not or not alike: the average's bias lies between theirs, so measure it before use "
-              "(hccr calibrate fits a temperature, not the bias)", file=sys.stderr)
+    model, meta = average_checkpoints(checkpoints)  # says so when the parts' biases were in different frames
     print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
 
 

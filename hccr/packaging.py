@@ -10,13 +10,15 @@ from .errors import HccrError
 from .zoo import DEFAULT_MODEL, SHIPPED, shipped_files
 
 
-def divide_out_prior(model, counts, power: float = 1.0) -> int:
+def divide_out_prior(model, counts, power: float = 1.0, undo: bool = False) -> int:
     """Fold the training class prior out of the classifier (post-hoc logit adjustment): the bias
     moves by ``-power * log prior``, so the model answers ``p / prior**power`` (normalised); at
     ``power`` 1 as if every class had been seen equally often. For runs on unbalanced data, e.g.
     real images of a few characters mixed into synthetic ones, which otherwise pull other
     characters towards those few; a power below 1 keeps part of that pull, for users whose
-    characters are the ones with real images. Returns the number of classes whose bias moved."""
+    characters are the ones with real images. ``undo``: put a prior divided out with the same counts and
+    power back (a packaged model's bias as training left it, e.g. to average it with a run's). Returns the
+    number of classes whose bias moved."""
     import numpy as np
     import torch
 
@@ -32,7 +34,8 @@ def divide_out_prior(model, counts, power: float = 1.0) -> int:
     shift = -power * np.log(np.maximum(prior, prior[prior > 0].min()))  # unseen classes count as the rarest
     shift -= np.median(shift)  # a constant shift changes nothing; keep the common classes where they were
     with torch.no_grad():
-        heads[-1].bias += torch.as_tensor(shift, dtype=heads[-1].bias.dtype, device=heads[-1].bias.device)
+        heads[-1].bias += torch.as_tensor(-shift if undo else shift, dtype=heads[-1].bias.dtype,
+                                          device=heads[-1].bias.device)
     return int((np.abs(shift) > 1e-6).sum())
 
 
@@ -150,11 +153,12 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
     from .utils import read_json
 
     run = Path(run)
-    sources = read_meta(run).get("averaged_from")
+    meta = read_meta(run)
+    sources = meta.get("averaged_from")
     if sources:  # `hccr average`: the parts' provenance, and the totals of what went in
         return averaged_provenance([run_provenance(s) for s in sources], recipe)  # each part's own checkpoint
     folder = run if run.is_dir() else run.parent
-    recorded = read_meta(run).get("provenance")
+    recorded = meta.get("provenance")
     if recorded and not (folder / "config.json").exists():  # a packaged model (the shipped one): what it recorded
         return {**recorded, "recipe": recipe or recorded.get("recipe", "")}
     prov: dict = {"recipe": recipe}

@@ -371,6 +371,9 @@ def test_dividing_out_the_class_prior_balances_the_answers():
     assert (after[:, 0] < mid[:, 0]).all() and (mid[:, 0] < before[:, 0]).all()
     with pytest.raises(HccrError, match="power"):
         divide_out_prior(half, counts, power=0)
+    # undo puts it back: the answers as before the division (a packaged model's bias as training left it)
+    assert divide_out_prior(half, counts, power=0.5, undo=True) == 1
+    assert np.allclose(torch.softmax(half(x), -1).detach().numpy(), before, atol=1e-6)
 
 
 def test_evaluate_the_shipped_model_on_casia_gnt_files(tmp_path):

@@ -6,11 +6,8 @@ STORE must hold the counts the model was packaged with (checked: the recorded mi
 plain checkpoint (no prior correction, calibration or evaluations; its provenance kept) for ``hccr average``."""
 import sys
 
-import numpy as np
-import torch
-
 from hccr.checkpoint import load_checkpoint, save_checkpoint
-from hccr.packaging import counts_per_char
+from hccr.packaging import counts_per_char, divide_out_prior
 
 model_ref, store, out = sys.argv[1:4]
 model, meta = load_checkpoint(model_ref)
@@ -19,14 +16,7 @@ per_char = counts_per_char(store)
 counts = [per_char.get(c, 0) for c in meta["charset"]]
 assert (min(counts), max(counts)) == (pc["min_count"], pc["max_count"]), (min(counts), max(counts), pc)
 model = model.float()
-head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(counts)][-1]
-before = head.bias.detach().clone()
-prior = np.asarray(counts, np.float64) / sum(counts)
-shift = -pc["power"] * np.log(np.maximum(prior, prior[prior > 0].min()))  # as hccr.packaging.divide_out_prior
-shift -= np.median(shift)
-with torch.no_grad():
-    head.bias -= torch.as_tensor(shift, dtype=head.bias.dtype)
-meta = {k: v for k, v in meta.items() if k not in ("prior_correction", "calibration", "evaluations", "weights_dtype")}
-moved = int((head.bias - before).abs().gt(1e-6).sum())
+moved = divide_out_prior(model, counts, pc["power"], undo=True)
 assert moved == pc["classes_shifted"], (moved, pc)  # the same classes as the packaging moved
+meta = {k: v for k, v in meta.items() if k not in ("prior_correction", "calibration", "evaluations", "weights_dtype")}
 print("bias moved back in", moved, "classes; wrote", save_checkpoint(out, model, meta))
