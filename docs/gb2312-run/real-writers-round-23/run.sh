@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Round 23 (2026-12-06, machine C): the 210 training writers drawn again with --stroke-jitter 0.06 and merged after
-# round 11's mix (round 19's merge.py); 20s (the shipped gb2312 when this ran) trained 45 min on that store with round
-# 19's recipe and seed 2423 (23); candidate 23s: the weight average of 20s (its prior put back) and 23's best, packaged
-# with round 11's store prior at powers 0.5 and 0.25, calibrated, judged. Rule: docs/notebook/real-writers.md,
-# "Round 23". If stopped, run again: conversion and training resume from their folders.
+# round 11's mix (round 19's merge.py); 20s (the shipped gb2312 when this ran), its prior put back, trained 40 min on
+# that store with round 19's recipe and seed 2423 (23); candidate 23s: the weight average of 20s (its prior put back)
+# and 23's best, packaged with round 11's store prior at powers 0.5 and 0.25, calibrated, judged. Rule:
+# docs/notebook/real-writers.md, "Round 23" (and its amendment). If stopped, run again: conversion and training resume.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 R=${RUNS:-../hccr-runs}; W=$R/gb2312-r23; S=$R/gb2312-r15/store; STORE=$W/store
@@ -29,14 +29,16 @@ if [ ! -f "$STORE/manifest.json" ]; then
   python docs/gb2312-run/real-writers-round-19/merge.py "$S" "$W/jitter" "$STORE" 2>&1 | tee -a "$W/run.log"
   [ -f "$STORE/manifest.json" ] || { log "no merged store"; exit 1; }
 fi
+[ -f "$W/raw/best.json" ] || { log "20s's bias: round 11's prior (power 0.5) put back"
+python docs/gb2312-run/real-writers-round-20/raw_bias.py "$PARENT" "$S" "$W/raw/best" 2>&1 | tee -a "$W/run.log" || exit 1; }
 HALF_AUG="augment.rotation=5 augment.shear=0.1 augment.scale=0.925,1.04 augment.aspect=0.06 augment.translate=0.03
 augment.elastic=0.015 augment.blur=0.15 augment.noise=0.015 augment.ink=0.15 augment.pen=0.1"
-SET="init=gb2312 batch_size=512 lr=3e-4 warmup_epochs=0.02 seed=2423 checkpoint_minutes=10 $HALF_AUG"
+SET="init=$W/raw/best.json batch_size=512 lr=3e-4 warmup_epochs=0.02 seed=2423 checkpoint_minutes=10 $HALF_AUG"
 args=(--preset gb2312 --data "$STORE" --out "$W/A" --device cpu)
 if [ -f "$W/A/last.state.pt" ]; then
   args+=(--resume); HOW="resumed"
 else
-  args+=(--set "minutes=${MINUTES:-45}"); for kv in $SET; do args+=(--set "$kv"); done; HOW="${MINUTES:-45} min budget"
+  args+=(--set "minutes=${MINUTES:-40}"); for kv in $SET; do args+=(--set "$kv"); done; HOW="${MINUTES:-40} min budget"
 fi
 if [ ! -f "$W/trained" ]; then
   log "train ($HOW)"
@@ -45,8 +47,6 @@ if [ ! -f "$W/trained" ]; then
   touch "$W/trained"
 fi
 REAL="CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans; renderer version 2; drawn again with every stroke moved on its own: --stroke-jitter 0.04 in round 19, a parent of 20s, and 0.06 in round 23); casia-hwdb-22's training scans (22 characters)"
-log "20s's bias: round 11's prior (power 0.5) put back"
-python docs/gb2312-run/real-writers-round-20/raw_bias.py "$PARENT" "$S" "$W/raw/best" 2>&1 | tee -a "$W/run.log" || exit 1
 $H average "$W/raw/best.json" "$W/A/best.json" --out "$W/soup/best" 2>&1 | tee -a "$W/run.log" || exit 1
 python - "$W/A/config.json" "$W/soup/config.json" "$S" <<'PY'
 import json, sys
@@ -60,7 +60,7 @@ pkg() {  # folder, stem, power, recipe
   OMP_NUM_THREADS=2 python -m benchmarks shipped --model "$W/$1/$2.onnx" --against hccr/assets/gb2312.onnx > "$W/judge-$1-$2.out" 2>&1
   head -n 2 "$W/judge-$1-$2.out" | cut -c1-400 | tee -a "$W/run.log"
 }
-SOUP="round 23s on 2 CPU cores: the weight average (hccr average) of round 20s (the shipped gb2312, its prior put back; docs/gb2312-run/real-writers-round-20/) and round 23 (20s trained 45 min at lr 3e-4, seed 2423, on round 11's mix plus the training writers drawn again with --stroke-jitter 0.06); docs/gb2312-run/real-writers-round-23/run.sh; packaged with round 11's store prior"
+SOUP="round 23s on 2 CPU cores: the weight average (hccr average) of round 20s (the shipped gb2312, its prior put back; docs/gb2312-run/real-writers-round-20/) and round 23 (20s trained 40 min at lr 3e-4, seed 2423, on round 11's mix plus the training writers drawn again with --stroke-jitter 0.06); docs/gb2312-run/real-writers-round-23/run.sh; packaged with round 11's store prior"
 pkg soup gb2312 0.5 "$SOUP, PRIOR_POWER=0.5"
 pkg soup gb2312-p025 0.25 "$SOUP, PRIOR_POWER=0.25"
 log "done"
