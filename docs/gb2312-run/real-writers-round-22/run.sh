@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Round 22 (2026-12-06, machine C): 20s (the shipped gb2312 when this ran) trained 60 min on round 11's mix (11b's
-# store) with round 19's recipe and seed 2422 (22), then candidate 22s: the weight average of 20s (its prior put
-# back) and 22's best, packaged with round 11's store prior at powers 0.5 and 0.25, calibrated, judged (22 alone too; reported, not a
-# candidate). Rule: docs/notebook/real-writers.md,
-# "Round 22". If stopped, run again: the training resumes from its folder.
+# store) with round 19's recipe and seed 2422 (22), then candidate 22s: the weight average of 20s (its prior put back)
+# and 22's best, packaged with round 11's store prior at powers 0.5 and 0.25, calibrated, judged (22 alone too;
+# reported, not a candidate). Rule: docs/notebook/real-writers.md, "Round 22". If stopped, run again: the training
+# resumes from its folder.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 R=${RUNS:-../hccr-runs}; W=$R/gb2312-r22; S=$R/gb2312-r15/store; STORE=$S
