@@ -488,8 +488,8 @@ def package(
     real_data: Annotated[str, typer.Option(help="What real images were mixed into training (provenance, model card).")] = "",
 ) -> None:
     """Turn a training run into a shippable model (fp16 checkpoint + ONNX, provenance, no absolute paths)."""
+    from .packaging import init_prior_note, run_provenance, store_class_counts
     from .packaging import package as run_package
-    from .packaging import run_provenance, store_class_counts
 
     prov = run_provenance(run, recipe)
     if real_data:
@@ -500,6 +500,8 @@ def package(
     if divide_prior:
         counts, store_name = store_class_counts(run)
         print(f"class prior from {store_name}: {min(counts)}-{max(counts)} samples per class")
+        if note := init_prior_note(run):
+            print(note)
     j, o = run_package(run, out, prov, crops, counts, 1.0 if prior_power is None else prior_power)
     for p in (j.with_suffix(".safetensors"), j, o):
         print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")

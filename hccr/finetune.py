@@ -143,7 +143,9 @@ def init_from(model: nn.Module, ref: str | os.PathLike, target_charset: str) -> 
         raise HccrError(f"--init {ref}: cannot read {weights} ({str(e).splitlines()[0][:120]})") from None
     if hasattr(model, "grow_state"):  # a network grown wider than its source (resnet-lean's widths)
         source = model.grow_state(source, meta["model_args"])
-    return {"init": str(ref), **transfer_weights(model, source, meta["charset"], target_charset)}
+    pc = meta.get("prior_correction")  # a packaged source's bias has its training prior divided out: say so
+    return {"init": str(ref), **transfer_weights(model, source, meta["charset"], target_charset),
+            **({"prior_power": pc["power"]} if pc else {})}
 
 
 def backbone(model: nn.Module) -> nn.ModuleList:

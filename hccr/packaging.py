@@ -63,6 +63,22 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     return [per_char.get(c, 0) for c in read_meta(run)["charset"]], store.name
 
 
+def init_prior_note(run: str | os.PathLike) -> str | None:
+    """A warning for ``package --divide-prior`` when the run started from a model whose classifier bias
+    already had a class prior divided out (a packaged model): dividing again raises the rare classes twice."""
+    from .utils import read_json
+
+    run = Path(run)
+    config = (run if run.is_dir() else run.parent) / "config.json"
+    init = (read_json(config).get("init") or {}) if config.exists() else {}
+    if "prior_power" not in init:
+        return None
+    return (f"note: {run} started from {init['init']}, whose bias already had its class prior divided "
+            f"out (power {init['prior_power']:g}); --divide-prior divides again, so the rare classes are "
+            "raised twice. To divide once, start the run from a checkpoint with its prior put back "
+            "(hccr.packaging.divide_out_prior, undo=True)")
+
+
 def counts_per_char(store: str | os.PathLike) -> dict[str, int]:
     """Samples per character of a store."""
     import numpy as np

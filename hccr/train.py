@@ -403,6 +403,10 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
             print(f"initialised from {cfg.init}: {init_report['classes_kept']} classes keep their rows, "
                   f"{init_report['classes_new']} new" + (f" ({init_report['new_characters']})"
                                                          if init_report["classes_new"] else ""))
+            if "prior_power" in init_report:
+                print(f"--init: {cfg.init}'s classifier bias has its training class prior divided out "
+                      f"(power {init_report['prior_power']:g}); packaging this run with --divide-prior "
+                      "divides a prior out again")
     return model, store, init_report, init_prov
 
 

@@ -263,6 +263,15 @@ def test_package_turns_a_run_into_a_shippable_model(tiny_store, tmp_path):
     assert not any((tmp_path / "pkg" / f"prior-p0{ext}").exists() for ext in (".json", ".onnx", ".safetensors"))
     assert json.loads(jp.read_text())["prior_correction"]["max_count"] == max(counts)
     assert len(Recognizer.from_checkpoint(tmp_path / "pkg" / "prior-p0.5").charset) == meta["model_args"]["num_classes"]
+    # a run started from a packaged model with its prior divided out: packaging it with --divide-prior says that the
+    # prior is divided a second time; a run started from the unpackaged run does not
+    from hccr.packaging import init_prior_note
+
+    for src, name in ((jp, "from-packaged"), (tmp_path / "run", "from-run")):
+        fit(apply_overrides(cfg, ["steps=1", f"init={src}"]), tiny_store, tmp_path / name, progress=False)
+    res = run_cli("package", tmp_path / "from-packaged", "--out", tmp_path / "pkg" / "twice", "--divide-prior")
+    assert res.returncode == 0 and "divided out (power 1); --divide-prior divides again" in res.stdout
+    assert init_prior_note(tmp_path / "from-run") is None
     torch_rec, onnx_rec = Recognizer.from_checkpoint(j), OnnxRecognizer(o)
     img = [np.full((40, 30), 255, np.uint8)]
     img[0][5:35, 12:16] = 0
