@@ -43,15 +43,12 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     """A run's training store: samples per class in the model's class order (a class the store lacks, e.g. one
     kept from the source by ``--keep-classes``, counts 0) and the store's name."""
     from .checkpoint import read_meta
-    from .utils import read_json
     from .zoo import shipped_name
 
     if shipped_name(run):
         raise HccrError(f"--divide-prior: {run} is a shipped model, packaged with its prior already divided out; "
                         "package the run folder of a model you trained")
-    folder = Path(run) if Path(run).is_dir() else Path(run).parent
-    cfg = folder / "config.json"
-    recorded = read_json(cfg, "run configuration") if cfg.exists() else None
+    folder, recorded = run_config(run)
     store = Path(recorded["store"]) if isinstance(recorded, dict) and recorded.get("store") else None
     if store is None:  # a lone checkpoint (an average, a copy) has no run folder that names its store
         raise HccrError(f"{run}: no config.json beside it names its training store, which --divide-prior needs; "
@@ -63,14 +60,20 @@ def store_class_counts(run: str | os.PathLike) -> tuple[list[int], str]:
     return [per_char.get(c, 0) for c in read_meta(run)["charset"]], store.name
 
 
+def run_config(run: str | os.PathLike) -> tuple[Path, dict | None]:
+    """A run's folder and the config.json training wrote there (None beside a lone checkpoint: a copy, an
+    average, a packaged model)."""
+    from .utils import read_json
+
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    cfg = folder / "config.json"
+    return folder, (read_json(cfg, "run configuration") if cfg.exists() else None)
+
+
 def init_prior_note(run: str | os.PathLike) -> str | None:
     """A warning for ``package --divide-prior`` when the run started from a model whose classifier bias
     already had a class prior divided out (a packaged model): dividing again raises the rare classes twice."""
-    from .utils import read_json
-
-    run = Path(run)
-    config = (run if run.is_dir() else run.parent) / "config.json"
-    init = (read_json(config).get("init") or {}) if config.exists() else {}
+    init = (run_config(run)[1] or {}).get("init") or {}
     if "prior_power" not in init:
         return None
     return (f"note: {run} started from {init['init']}, whose bias already had its class prior divided "
@@ -173,13 +176,12 @@ def run_provenance(run: str | os.PathLike, recipe: str = "") -> dict:
     sources = meta.get("averaged_from")
     if sources:  # `hccr average`: the parts' provenance, and the totals of what went in
         return averaged_provenance([run_provenance(s) for s in sources], recipe)  # each part's own checkpoint
-    folder = run if run.is_dir() else run.parent
+    folder, c = run_config(run)
     recorded = meta.get("provenance")
-    if recorded and not (folder / "config.json").exists():  # a packaged model (the shipped one): what it recorded
+    if recorded and c is None:  # a packaged model (the shipped one): what it recorded
         return {**recorded, "recipe": recipe or recorded.get("recipe", "")}
     prov: dict = {"recipe": recipe}
-    if (folder / "config.json").exists():
-        c = read_json(folder / "config.json")
+    if c is not None:
         prov.update(train_samples=c.get("train"), val_samples=c.get("val"), device=c.get("device"),
                     world_size=c.get("world_size"), total_steps=c.get("total_steps"),
                     batch_size=c["config"].get("batch_size"), lr=c["config"].get("lr"))
