@@ -61,6 +61,11 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
-def cleanup(env: DistEnv) -> None:
+def cleanup(env: DistEnv, finished: bool = True) -> None:
+    """Leave the process group. After a run that ``finished`` on every rank, the ranks first meet at a barrier, so
+    none tears the group down while a peer is still talking to it (a rank that left early made gloo abort its
+    peer at exit); after an error the peers may be gone, so the group is destroyed without waiting."""
     if env.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

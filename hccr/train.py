@@ -298,15 +298,19 @@ def fit(cfg: TrainConfig, store_path: str | Path, out: str | Path, resume: bool 
     """Train ``cfg`` on a packed store; writes ``best.*``, ``last.*``, ``metrics.jsonl``, ``config.json``."""
     cfg.validate()
     env = D.setup(device)
+    finished = False
     try:
         if not env.is_main:
-            return _fit(cfg, Store(store_path), Path(out), resume, env, progress)
-        from .utils import output_lock
+            result = _fit(cfg, Store(store_path), Path(out), resume, env, progress)
+        else:
+            from .utils import output_lock
 
-        with output_lock(out, "training run"):  # a second run into the same folder is refused
-            return _fit(cfg, Store(store_path), Path(out), resume, env, progress)
+            with output_lock(out, "training run"):  # a second run into the same folder is refused
+                result = _fit(cfg, Store(store_path), Path(out), resume, env, progress)
+        finished = True
+        return result
     finally:
-        D.cleanup(env)
+        D.cleanup(env, finished)
 
 
 def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: torch.Generator, epoch: int,

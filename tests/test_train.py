@@ -238,6 +238,33 @@ def test_torchrun_two_processes_on_cpu(tiny_store, tmp_path):
     assert done == 2 and last["val_count"] == 64  # exact: every validation sample counted once
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_ranks_meet_before_leaving_the_group_unless_the_run_failed(tiny_store, tmp_path, monkeypatch, fails):
+    """A finished run waits for its peers before tearing the group down (a rank that left early made gloo abort the
+    other at exit); a failed one leaves at once, since a peer that is gone would never reach the barrier."""
+    import hccr.distributed as D
+    import hccr.train as T
+
+    calls = []
+    monkeypatch.setattr(T.D, "setup", lambda device=None: D.DistEnv(rank=1, world_size=2))
+    monkeypatch.setattr(D.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(D.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(D.dist, "destroy_process_group", lambda: calls.append("destroy"))
+
+    def one_rank(*a, **k):
+        if fails:
+            raise HccrError("a rank failed")
+        return {"val_acc": 1.0}
+
+    monkeypatch.setattr(T, "_fit", one_rank)
+    if fails:
+        with pytest.raises(HccrError):
+            fit(_cfg(), tiny_store, tmp_path / "run", progress=False)
+    else:
+        fit(_cfg(), tiny_store, tmp_path / "run", progress=False)
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"])
+
+
 def test_precision_probe_times_both_dtypes_and_leaves_the_run_untouched():
     from hccr.models import create_model
     from hccr.train import probe_precision
