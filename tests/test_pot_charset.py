@@ -95,6 +95,22 @@ def test_pot_truncated_is_reported():
     assert len(rec.samples) == 1 and "truncated" in rec.problems[0].message
 
 
+@pytest.mark.parametrize("content", [b"", bytes(range(100))], ids=["empty", "garbage"])
+def test_a_pot_file_without_a_readable_record_is_one_line_not_a_crash(tmp_path, content):
+    from conftest import run_cli
+
+    f = tmp_path / "w.pot"
+    f.write_bytes(content)
+    assert Pen().draw([], "w") == []  # nothing to draw is nothing drawn
+    assert parse_pot(content, str(f)).problems  # an empty file is reported, as an empty .gnt is
+    assert list(iter_pot(f, on_problem=lambda p: None)) == []
+    for args in (["predict", str(f)], ["predict", "--on-error", "skip", str(f)], ["convert", str(f), str(tmp_path / "st")]):
+        r = run_cli(*args)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert "w.pot" in r.stderr.strip().splitlines()[-1], r.stderr  # the last line names the file
+    assert not (tmp_path / "st").exists() and not (tmp_path / "st.partial").exists()
+
+
 def test_pot_file_converts_to_a_store(tmp_path):
     from hccr.data.store import ConvertOptions, Store, convert
 

@@ -64,6 +64,8 @@ def parse_pot(data: bytes, source: str = "<bytes>", writer: str | None = None) -
     samples: list[PotSample] = []
     records: list[int] = []
     n, off, k = len(data), 0, -1
+    if n == 0:
+        problems.append(Problem(source, "empty file"))
     while off < n:
         k += 1
         where = f"record {k} at offset {off}"

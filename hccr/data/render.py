@@ -133,6 +133,8 @@ class Pen:
         for the same writer name, seed and counts, so a resumed conversion draws the same images."""
         rng = self.stream(writer)
         n = len(stroke_counts)
+        if n == 0:  # a file with no readable record: nothing to draw (np.split would still give one piece)
+            return []
         w_writer = self.width * np.exp(rng.normal(0, self.writer_spread))
         ink_writer = float(np.clip(self.ink + rng.uniform(-self.ink_spread, self.ink_spread), 0.2, 1.0))
         widths = w_writer * np.exp(rng.normal(0, self.sample_spread, n))
