@@ -567,12 +567,14 @@ def evaluate(
                                                       "image folder, or CASIA .gnt files/folders.")],
     model: ModelOpt = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+    split: Annotated[SplitChoice, typer.Option(help="Which part of a store to score (a store made with "
+                                                    "--val-writers holds training samples too).")] = SplitChoice.all,
 ) -> None:
     """Top-1/5/10, per-class accuracy, confused pairs, confusion and reliability plots -> report.md.
 
     Given data instead of prediction files, predicts it first with --model (default: the shipped model)."""
     from .evaluate import evaluate as run
-    from .evaluate import predict_labelled
+    from .evaluate import predict_labelled, topk_text
     from .runtime import Predictions
     from .utils import use_all_cores
 
@@ -580,20 +582,28 @@ def evaluate(
         raise HccrError("evaluate takes prediction files (.npz) or labelled data to predict, not both: evaluate "
                         "the data first (hccr predict DATA --out FILE.npz), then compare the .npz files")
     if all(p.suffix == ".npz" for p in inputs):
-        if model is not None:
-            raise HccrError("--model is for evaluating data; these are prediction files already")
+        if model is not None or split != SplitChoice.all:
+            raise HccrError(f"--{'model' if model is not None else 'split'} is for evaluating data; these are "
+                            "prediction files already")
         loaded = [Predictions.load(p) for p in inputs]
         names = [p.stem for p in inputs]
     else:
+        stores = [p for p in inputs if (p / "manifest.json").exists()]
+        if stores and split == SplitChoice.all:
+            from .data.store import Store
+
+            if len(Store(stores[0]).indices("val")):
+                print(f"note: {stores[0]} holds training and validation samples and all are scored; --split val "
+                      "scores the held-out ones alone", file=sys.stderr)
         use_all_cores()
-        loaded, names = [predict_labelled(inputs, model, out)], [model or "gb2312"]
+        loaded, names = [predict_labelled(inputs, model, out, split.value)], [model or "gb2312"]
         meta = loaded[0].meta
         if meta.get("unknown_labels"):
             print(f"{meta['unknown_labels']} of {len(loaded[0])} images are of characters the model does not know "
                   f"({meta['unknown_chars'][:40]}): counted apart, not in the accuracy")
     res = run(loaded[0], out, compare=dict(zip(names[1:], loaded[1:], strict=True)), name=names[0])
     for name, r in res["table"].items():
-        print(f"{name:30s} top-1 {r['top1']:.4f}  top-5 {r.get('top5', float('nan')):.4f}  ECE {r['ece']:.4f}")
+        print(f"{name:30s} top-1 {r['top1']:.4f}  top-5 {topk_text(r, 5)}  ECE {r['ece']:.4f}")
     print(f"report: {out / 'report.md'}")
 
 
@@ -696,6 +706,11 @@ def _weights(text: str) -> list[float]:
         raise HccrError(f"--weights must be numbers separated by commas, got {text!r}") from None
 
 
+# The optional extras (pyproject.toml) and the modules each brings, for the message when one is missing.
+EXTRAS = {"train": ("torch", "safetensors", "onnx"), "plot": ("matplotlib",),
+          "serve": ("fastapi", "uvicorn", "multipart", "starlette")}
+
+
 def main() -> None:
     try:
         app()
@@ -705,6 +720,13 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except ModuleNotFoundError as e:  # an optional extra this command needs; any other missing module is a bug
+        extra = next((x for x, mods in EXTRAS.items() if (e.name or "").split(".")[0] in mods), None)
+        if extra is None:
+            raise
+        print(f"error: this command needs {e.name.split('.')[0]}, which is not installed: pip install "
+              f"'hccr[{extra}]'", file=sys.stderr)
+        sys.exit(2)
     except OSError as e:  # the machine's, not hccr's: a full disk, a permission, a vanished file
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e} (nothing half-written is kept: outputs are renamed into place "

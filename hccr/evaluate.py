@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,9 +138,10 @@ def calibrate_model(model: str | None, inputs: list[str], split: str = "val", wr
     return out
 
 
-def predict_labelled(inputs: list[Path], model: str | None, out: Path) -> Predictions:
-    """Predictions for labelled data (``hccr evaluate``), saved as ``out/predictions.npz``; CASIA ``.gnt`` inputs
-    are converted once into a store in ``out`` (the report shows their images), again when they change."""
+def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: str = "all") -> Predictions:
+    """Predictions for labelled data (``hccr evaluate``; ``split``: the part of a store to score), saved as
+    ``out/predictions.npz``; CASIA ``.gnt`` inputs are converted once into a store in ``out`` (the report shows their
+    images), again when they change. Nothing is saved when no sample has a label."""
     from .data.store import ConvertOptions, convert
     from .runtime import load_recognizer, predict_inputs
     from .utils import read_json, write_json
@@ -155,8 +157,13 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path) -> Predic
             convert([str(p) for p in gnt], store, ConvertOptions(size=64), overwrite=True)
             write_json(record, stamp)
         data.append(str(store))
-    pred = predict_inputs(rec, data, crops=None)
+    pred = predict_inputs(rec, data, crops=None, split=split)
+    if not (pred.labels >= 0).any():
+        named = ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
+        raise HccrError(f"{named}: no labelled samples to evaluate (evaluate needs each image's character: a store, "
+                        "<root>/<char>/ folders, or .gnt/.pot files; `hccr predict` reads unlabelled images)")
     out.mkdir(parents=True, exist_ok=True)
+    pred.meta["split"] = split
     pred.save(out / "predictions.npz", float16=True)
     return pred
 
@@ -187,12 +194,17 @@ def _example_image(pred: Predictions, i: int) -> np.ndarray | None:
 
 def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predictions] | None = None,
              name: str = "model") -> dict:
-    """Write ``report.md``, ``per_class.csv``, ``confusions.png``, ``confusion.png``, ``reliability.png``."""
-    import matplotlib
+    """Write ``report.md``, ``per_class.csv``, ``confusions.png``, and with matplotlib (``hccr[plot]``)
+    ``confusion.png`` and ``reliability.png``; without it the report says how to get them."""
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+        print("note: the confusion and reliability plots need matplotlib (pip install 'hccr[plot]'); the report and "
+              "its tables are written without them", file=sys.stderr)
     from .data.charset import Charset
     from .report import label_tile, save_png, tile_grid
 
@@ -244,42 +256,23 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
         if p in pos:
             mat[pos[t], pos[p]] += 1
     mat = mat / np.maximum(mat.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    im = ax.imshow(np.log10(mat + 1e-3), cmap="viridis")
-    ax.set_title(f"confusion (log10 rate), {len(classes)} classes by id")
-    ax.set_xlabel("predicted class id")
-    ax.set_ylabel("true class id")
-    fig.colorbar(im)
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=90)
-    plt.close(fig)
-
-    # Reliability diagram.
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    centers = (np.array(cal["edges"][:-1]) + np.array(cal["edges"][1:])) / 2
-    has = np.array(cal["bin_count"]) > 0
-    ax.plot([0, 1], [0, 1], "--", color="gray", lw=1)
-    ax.bar(centers[has], np.array(cal["bin_acc"])[has], width=1 / len(centers), edgecolor="k", alpha=0.7)
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"reliability (ECE {cal['ece']:.4f})")
-    fig.tight_layout()
-    fig.savefig(out / "reliability.png", dpi=90)
-    plt.close(fig)
+    if plt is not None:
+        _plot_confusion(plt, mat, len(classes), out / "confusion.png")
+        _plot_reliability(plt, cal, out / "reliability.png")
 
     # Comparison table and report.
     table = {**(compare or {}), name: main}
     results = {k: (summ if v is main else summary(v)) for k, v in table.items()}
     unknown = main.meta.get("unknown_labels") or 0
-    lines = [f"# Evaluation: {name}", "", f"Source: `{main.source}`, {summ['count']} labelled samples, "
+    part = f" ({main.meta['split']} split)" if main.meta.get("split", "all") != "all" else ""
+    lines = [f"# Evaluation: {name}", "", f"Source: `{main.source}`{part}, {summ['count']} labelled samples, "
              f"{len(cs)} classes, {main.meta.get('crops', '?')} crop(s)."
              + (f" {unknown} more are of characters the model does not know ({main.meta.get('unknown_chars', '')[:40]}):"
                 " counted apart, not in these figures." if unknown else ""), "",
              "| model | top-1 | top-5 | top-10 | ECE | ms/char |", "|---|---|---|---|---|---|"]
     for k, r in results.items():
         ms = f"{r['ms_per_char']:.2f}" if r.get("ms_per_char") is not None else ""
-        lines.append(f"| {k} | {r['top1']:.4f} | {r.get('top5', float('nan')):.4f} | "
-                     f"{r.get('top10', float('nan')):.4f} | {r['ece']:.4f} | {ms} |")
+        lines.append(f"| {k} | {r['top1']:.4f} | {topk_text(r, 5)} | {topk_text(r, 10)} | {r['ece']:.4f} | {ms} |")
     if main.meta.get("weights"):
         lines += ["", f"Ensemble weights: {', '.join(f'{w:.3f}' for w in main.meta['weights'])}."]
     lines += ["", "## Most confused pairs (true -> predicted)", ""]
@@ -289,7 +282,39 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     worst = sorted(rows, key=lambda r: r[2])[:10]
     lines += ["", "## Lowest per-class accuracy", "", "| character | count | accuracy |", "|---|---|---|"]
     lines += [f"| {c} | {n} | {a:.4f} |" for c, n, a in worst]
-    lines += ["", "Full table: [per_class.csv](per_class.csv)", "", "![confusion](confusion.png)",
-              "![reliability](reliability.png)", ""]
+    lines += ["", "Full table: [per_class.csv](per_class.csv)", ""]
+    lines += (["![confusion](confusion.png)", "![reliability](reliability.png)", ""] if plt is not None else
+              ["The confusion and reliability plots need matplotlib: `pip install 'hccr[plot]'`.", ""])
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return {"summary": summ, "table": results, "pairs": pairs}
+
+
+def topk_text(result: dict, k: int) -> str:
+    """A top-k figure for a table, or "n/a" where the model has k classes or fewer (every answer is in its top k)."""
+    return f"{result[f'top{k}']:.4f}" if f"top{k}" in result else "n/a"
+
+
+def _plot_confusion(plt, mat: np.ndarray, n: int, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(np.log10(mat + 1e-3), cmap="viridis")
+    ax.set_title(f"confusion (log10 rate), {n} classes by id")
+    ax.set_xlabel("predicted class id")
+    ax.set_ylabel("true class id")
+    fig.colorbar(im)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _plot_reliability(plt, cal: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    centers = (np.array(cal["edges"][:-1]) + np.array(cal["edges"][1:])) / 2
+    has = np.array(cal["bin_count"]) > 0
+    ax.plot([0, 1], [0, 1], "--", color="gray", lw=1)
+    ax.bar(centers[has], np.array(cal["bin_acc"])[has], width=1 / len(centers), edgecolor="k", alpha=0.7)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"reliability (ECE {cal['ece']:.4f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

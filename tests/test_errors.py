@@ -278,3 +278,18 @@ def test_outputs_are_what_their_names_say_and_errors_leave_nothing(tiny_run, tin
     assert run_cli("predict", "--model", tiny_run, tmp_path / "flat", "--out", tmp_path / "p.npz").returncode == 0
     r = run_cli("evaluate", tmp_path / "p.npz", "--out", tmp_path / "rep")  # no labels: nothing to evaluate
     assert r.returncode == 2 and "no labelled samples" in r.stderr and not (tmp_path / "rep").exists()
+    r = run_cli("evaluate", "--model", tiny_run, tmp_path / "flat", "--out", tmp_path / "rep")  # the same, from images
+    assert r.returncode == 2 and "flat: no labelled samples" in r.stderr and not (tmp_path / "rep").exists()
+
+
+def test_evaluate_scores_the_part_of_a_store_asked_for(tiny_run, tiny_store, tmp_path):
+    from hccr.data.store import Store
+
+    n_val, n_all = len(Store(tiny_store).indices("val")), len(Store(tiny_store))
+    r = run_cli("evaluate", "--model", tiny_run, tiny_store, "--out", tmp_path / "all")
+    assert r.returncode == 0 and "--split val scores the held-out ones alone" in r.stderr  # training samples in it
+    assert f"{n_all} labelled samples" in (tmp_path / "all" / "report.md").read_text(encoding="utf-8")
+    r = run_cli("evaluate", "--model", tiny_run, tiny_store, "--split", "val", "--out", tmp_path / "val")
+    assert r.returncode == 0 and "--split val" not in r.stderr, r.stderr
+    assert f"(val split), {n_val} labelled samples" in (tmp_path / "val" / "report.md").read_text(encoding="utf-8")
+    assert 0 < n_val < n_all

@@ -57,6 +57,30 @@ def test_options_that_need_the_checkpoint_say_so_without_torch(cross_png):
     assert r.returncode == 2 and "--amp" in r.stderr and "float32" in r.stderr  # not silently ignored
 
 
+def test_training_side_commands_without_torch_say_which_extra_to_install(tiny_run, tmp_path):
+    for args in (["model-card", "--out", tmp_path / "card.md"], ["export", tiny_run, "--out", tmp_path / "m.onnx"]):
+        r = _cli_without_torch(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == "error: this command needs torch, which is not installed: pip " \
+                                                    "install 'hccr[train]'"
+    assert not (tmp_path / "card.md").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def test_evaluate_without_matplotlib_writes_the_report_and_says_how_to_get_the_plots(tmp_path):
+    from hccr.runtime import Predictions
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], np.float32)
+    Predictions(probs, "十一", np.array([0, 1, 1]), np.array(["a", "b", "c"]), "test", {}).save(tmp_path / "p.npz")
+    code = NO_TORCH + "sys.modules['matplotlib'] = None; from hccr.cli import main; sys.argv = ['hccr', *sys.argv[1:]]; main()"
+    r = subprocess.run([sys.executable, "-c", code, "evaluate", str(tmp_path / "p.npz"), "--out", str(tmp_path / "rep")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "top-1 0.6667  top-5 n/a" in r.stdout  # two classes: no top-5 to print, not nan
+    report = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "| p | 0.6667 | n/a | n/a |" in report and "pip install 'hccr[plot]'" in report
+    assert (tmp_path / "rep" / "per_class.csv").exists() and not (tmp_path / "rep" / "confusion.png").exists()
+
+
 def test_python_api_and_server_without_torch(cross_png):
     code = NO_TORCH + (
         "import hccr, json\n"
