@@ -89,6 +89,8 @@ def test_the_shipped_model_answers_uploads_and_strokes_with_the_character_writte
     ({"files": {"file": ("x.png", b"not an image", "image/png")}}, 422, "not an image"),
     ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "unsupported content type"),
     ({"content": b"x" * 300_000, "headers": {"content-type": "image/png"}}, 413, "over"),
+    ({"json": {"strokes": [[[i % 90, 5] for i in range(20_001)]]}}, 413, "too many points"),  # one long stroke
+    ({"json": {"strokes": [[[i % 90, 5] for i in range(10_001)]] * 2}}, 413, "too many points"),  # all together
 ])
 def test_bad_inputs_are_4xx_with_json(client, kwargs, status, fragment):
     r = client.post("/v1/recognize", **kwargs)

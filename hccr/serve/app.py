@@ -155,10 +155,13 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
         raise ApiError(422, "strokes must be a non-empty list of strokes, each a list of [x, y] points")
     if len(strokes) > limits.max_strokes:
         raise ApiError(413, f"{len(strokes)} strokes; at most {limits.max_strokes}")
-    arrays = []
+    arrays, points = [], 0
     for s in strokes:
+        points += len(s) if isinstance(s, list) else 0
+        if points > limits.max_points:  # counted before the points are looked at: the work stays bounded
+            raise ApiError(413, f"too many points; at most {limits.max_points}")
         # [x, y] pairs of numbers only: [x, y, t] points or a flat list would reshape into scrambled coordinates
-        if not isinstance(s, list) or len(s) > limits.max_points or not all(
+        if not isinstance(s, list) or not all(
                 isinstance(q, list) and len(q) == 2 and all(type(v) in (int, float) for v in q) for q in s):
             raise ApiError(422, "each stroke must be a list of [x, y] number pairs (no time or pressure values)")
         try:
@@ -169,8 +172,6 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
             raise ApiError(422, f"stroke coordinates must be finite numbers within ±{limits.max_coord:g}")
         if len(a):
             arrays.append(a)
-    if sum(len(a) for a in arrays) > limits.max_points:
-        raise ApiError(413, f"too many points; at most {limits.max_points}")
     if not arrays:
         raise ApiError(422, "the drawing is empty")
     pts = np.concatenate(arrays)
