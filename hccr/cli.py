@@ -412,6 +412,8 @@ def predict(
     format_, on_error, split = format_.value, on_error.value, split.value
     if topk < 1:  # said before anything is predicted
         raise HccrError(f"--topk must be at least 1, got {topk}")
+    if out is not None and out.suffix != ".npz":  # evaluate, ensemble and calibrate tell a prediction file by its name
+        raise HccrError(f"--out {out}: a prediction file's name ends in .npz (e.g. {out.with_suffix('.npz').name})")
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
     use_all_cores()

@@ -275,6 +275,8 @@ def test_outputs_are_what_their_names_say_and_errors_leave_nothing(tiny_run, tin
     img = np.full((40, 40), 255, np.uint8)
     img[10:30, 18:22] = 0
     Image.fromarray(img).save(tmp_path / "flat" / "a.png")
+    r = run_cli("predict", "--model", tiny_run, tmp_path / "flat", "--out", tmp_path / "p")  # no .npz: evaluate could
+    assert r.returncode == 2 and "p.npz" in r.stderr and not (tmp_path / "p").exists()  # not tell it from an image
     assert run_cli("predict", "--model", tiny_run, tmp_path / "flat", "--out", tmp_path / "p.npz").returncode == 0
     r = run_cli("evaluate", tmp_path / "p.npz", "--out", tmp_path / "rep")  # no labels: nothing to evaluate
     assert r.returncode == 2 and "no labelled samples" in r.stderr and not (tmp_path / "rep").exists()
