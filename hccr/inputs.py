@@ -75,9 +75,10 @@ def as_gray_list(images, bgr: bool = False) -> list[np.ndarray]:
         # One image: H×W, or H×W×C with C in 1..4 (gray + alpha, colour: not a stack of rows).
         if images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 2, 3, 4)):
             return [as_gray(images, bgr)]
-        if images.ndim == 3:  # N×H×W: a batch of gray images
+        if images.ndim == 3 and min(images.shape[1:]) >= 8:  # N×H×W: a batch of gray images
             return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]
-        raise HccrError(f"expected an image array or a list of images, got an array of shape {images.shape}")
+        raise HccrError(f"an array of shape {images.shape} is neither an image (H×W, or H×W×C with 1-4 channels: gray, "
+                        "gray + alpha, RGB, RGBA) nor a batch of gray images (N×H×W)")
     if isinstance(images, (str, os.PathLike, bytes)) or not isinstance(images, Sequence):
         return [as_gray(images, bgr)]
     return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]

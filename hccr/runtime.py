@@ -144,7 +144,8 @@ class BaseRecognizer:
     def predict(self, images, topk: int = 5, crops: int | None = None, allowed: str | None = None,
                 bgr: bool = False) -> list[list[tuple[str, float]]]:
         """Top-k ``(character, probability)`` for each image: a path, bytes, a PIL image or an array
-        (H×W gray, H×W×2 gray + alpha, H×W×3 RGB, or BGR with ``bgr=True``; uint8 or float in [0, 1]), or a list of them.
+        (H×W gray, H×W×2 gray + alpha, H×W×3 RGB, or BGR with ``bgr=True``; uint8 or float in [0, 1]), a list of them,
+        or an N×H×W array of gray images.
         ``allowed`` (a string of characters, a charset name or file) restricts the answers."""
         import warnings
 

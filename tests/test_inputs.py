@@ -88,8 +88,12 @@ def test_a_list_mixes_forms_and_keeps_its_order(rec, gray):
 def test_unusable_inputs_are_named_errors(bad, message):
     with pytest.raises(HccrError, match=message.replace("(", r"\(").replace(")", r"\)")):
         as_gray(bad)
-    with pytest.raises(HccrError, match="got an array of shape"):
-        as_gray_list(np.zeros((2, 3, 4, 5), np.uint8))
+    for shape in ((2, 3, 4, 5), (60, 60, 5)):  # four axes; five "channels" (not 60 images of 60×5 pixels)
+        with pytest.raises(HccrError, match=r"is neither an image .* nor a batch of gray images \(N×H×W\)"):
+            as_gray_list(np.zeros(shape, np.uint8))
+    stack = np.full((3, 40, 40), 255, np.uint8)
+    stack[:, 10:30, 18:22] = 0
+    assert len(as_gray_list(stack)) == 3  # an N×H×W batch is still read as N images
 
 
 def test_polarity_and_dtypes():
