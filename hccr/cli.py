@@ -385,7 +385,9 @@ ModelOpt = Annotated[str | None, typer.Option(
 @app.command()
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (flat, or <root>/<char>/ for labelled "
-                                                     "images), glob patterns, - (paths on stdin), or one packed store alone.")],
+                                                     "images), glob patterns, - (paths on stdin), CASIA .gnt/.pot "
+                                                     "files or zips of them (labelled: the accuracy is printed), or "
+                                                     "one packed store alone.")],
     model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write probabilities to this .npz.")] = None,
     crops: Annotated[int | None, typer.Option(help="1 (whole image) or 5 (the paper's multi-crop); default: the model's.")] = None,
@@ -524,7 +526,8 @@ def average(
 
 @app.command("model-card")
 def model_card(
-    model: ModelOpt = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="gb2312 (default), gb2312-synth, a run folder or "
+                                              "a checkpoint (.json; an .onnx file with its .json beside it).")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the card (Markdown).")] = Path("model-card.md"),
 ) -> None:
     """Write a model card from a checkpoint's metadata (default: the shipped model)."""
@@ -624,7 +627,7 @@ def calibrate(
 
     use_all_cores()
     r = calibrate_model(model, inputs, split.value, write)
-    print(f"temperature {r['temperature']:.3f}: ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f} on {r['images']} "
+    print(f"temperature {r['temperature']:.3f}: ECE {r['ece_before']:.4f} uncalibrated (T = 1) -> {r['ece_after']:.4f} on {r['images']} "
           f"images (top-1 {r['top1']:.4f}, unchanged)")
     if write and not r["written"]:  # the package's own files serve every user of this install
         print(f"not recorded: the shipped model {model or 'gb2312'} is not rewritten; to keep a temperature for your data, "

@@ -208,7 +208,7 @@ def test_cli_calibrate_records_the_temperature_in_the_checkpoint(tiny_run, tiny_
     assert r.returncode == 0, r.stderr
     import re
 
-    t_said, before, after = map(float, re.search(r"temperature ([\d.]+): ECE ([\d.]+) -> ([\d.]+)", r.stdout).groups())
+    t_said, before, after = map(float, re.search(r"temperature ([\d.]+): ECE ([\d.]+) uncalibrated \(T = 1\) -> ([\d.]+)", r.stdout).groups())
     assert after <= before  # the fitted temperature makes the confidences more honest on what it was fitted to
     t = json.loads((run / "best.json").read_text())["calibration"]["temperature"]
     assert Recognizer.from_checkpoint(run).temperature == t and t != 1.0 and abs(t - t_said) < 1e-3

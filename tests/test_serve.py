@@ -98,6 +98,21 @@ def test_bad_inputs_are_4xx_with_json(client, kwargs, status, fragment):
     assert fragment in r.json()["error"]
 
 
+def test_uploads_take_topk_from_the_query(client):
+    img = np.full((60, 60), 255, np.uint8)
+    img[28:32, 10:50] = 0
+    r = client.post("/v1/recognize?topk=2", files={"file": ("a.png", _png(img), "image/png")})
+    assert r.status_code == 200 and len(r.json()["candidates"]) == 2
+    r = client.post("/v1/recognize/batch?topk=3", files=[("file", ("a.png", _png(img), "image/png"))] * 2)
+    assert r.status_code == 200 and [len(x["candidates"]) for x in r.json()["results"]] == [3, 3]
+    r = client.post("/v1/recognize?topk=1", json={"strokes": [[[10, 50], [90, 50]]], "topk": 4})
+    assert r.status_code == 200 and len(r.json()["candidates"]) == 4  # the body's topk is the JSON caller's
+    r = client.post("/v1/recognize?topk=0", content=_png(img), headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "topk" in r.json()["error"]
+    r = client.post("/v1/recognize", files={"file": ("b.png", _png(np.zeros((1, 1), np.uint8)), "image/png")})
+    assert r.status_code == 422 and "too small" in r.json()["error"]  # as the CLI says it, not "blank"
+
+
 def test_blank_and_huge_images(client):
     r = client.post("/v1/recognize", files={"file": ("b.png", _png(np.full((50, 50), 255, np.uint8)), "image/png")})
     assert r.status_code == 422 and "blank" in r.json()["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,10 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
 
     name = "<bytes>" if isinstance(src, bytes) else str(src)
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+        with warnings.catch_warnings():  # Pillow's size warning: the limit below says it in hccr's words
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
+        with im:
             if im.width * im.height > MAX_PIXELS:  # read from the header: nothing decoded yet
                 raise HccrError(f"{name}: {im.width}×{im.height} pixels is too large for one character image "
                                 f"(limit {MAX_PIXELS // 1_000_000} M pixels); crop or downscale it")

@@ -1,8 +1,8 @@
 """The recognition API.
 
-    POST /v1/recognize   an image upload (multipart field ``file``, or a raw image body) or JSON
+    POST /v1/recognize   an image upload (multipart field ``file``, or a raw image body; ``?topk=K``) or JSON
                          ``{"strokes": [[[x, y], ...], ...], "topk": 5}`` -> top-k characters
-    POST /v1/recognize/batch   several images (multipart, repeated field ``file``) -> one result each
+    POST /v1/recognize/batch   several images (multipart, repeated field ``file``; ``?topk=K``) -> one result each
     GET  /healthz        liveness and what model is loaded
     GET  /               the drawing page (no external resources)
     GET  /docs           the API described on one self-contained page (no CDN); /openapi.json
@@ -143,6 +143,8 @@ def decode_image(data: bytes, limits: Limits, take=None) -> np.ndarray:
         raise ApiError(422, "the upload is not an image this server can read") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ApiError(422, f"corrupt image ({e})") from None
+    if min(gray.shape) < 2:
+        raise ApiError(422, f"the image is {gray.shape[1]}x{gray.shape[0]} pixels: too small to hold a character")
     if gray.max() - gray.min() < 16:
         raise ApiError(422, "the image is blank (no ink)")
     return gray
@@ -199,6 +201,16 @@ def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int]:
     return payload["strokes"], k
 
 
+def query_topk(request, default_topk: int) -> int:
+    """``?topk=K`` of an upload (JSON strokes carry theirs in the body), or the server's default."""
+    raw = request.query_params.get("topk")
+    if raw is None:
+        return default_topk
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise ApiError(422, "topk must be an integer from 1 to 50")
+    return int(raw)
+
+
 DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>hccr API</title>
 <style>body{font:15px system-ui,sans-serif;max-width:52em;margin:2em auto}code,pre{background:#f3f3f3}</style>
 <h1>hccr API</h1><pre id="d">loading /openapi.json ...</pre>
@@ -242,7 +254,10 @@ def _schemas():
     return Recognition, BatchRecognition, Health, ErrorBody
 
 
-REQUEST_DOC = {"requestBody": {"required": True, "content": {
+TOPK_QUERY = {"name": "topk", "in": "query", "required": False, "description": "candidates to answer (an upload's; "
+              "JSON strokes may carry their own topk in the body)", "schema": {"type": "integer", "minimum": 1,
+                                                                            "maximum": 50}}
+REQUEST_DOC = {"parameters": [TOPK_QUERY], "requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "application/json": {"schema": {"type": "object", "required": ["strokes"], "properties": {
@@ -383,7 +398,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             in_flight -= 1
 
     @app.post("/v1/recognize/batch", response_model=BatchRecognition, response_model_exclude_none=True,
-              responses=errors, openapi_extra={
+              responses=errors, openapi_extra={"parameters": [TOPK_QUERY],
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
     async def recognize_batch(request: Request) -> dict:
@@ -393,6 +408,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
             raise ApiError(415, "send the images as multipart/form-data, field file repeated", close=True)
+        k = query_topk(request, topk)
         with admitted(), budget.claim() as take:
             files = await _multipart_files(await read_body(request, take), ctype)
             if not files:
@@ -415,7 +431,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                     except ApiError as e:
                         results.append({"file": name, "error": e.message})
                 if images:
-                    for i, cands, several in zip(where, *rec.predict_flagged(images, topk=topk), strict=True):
+                    for i, cands, several in zip(where, *rec.predict_flagged(images, topk=k), strict=True):
                         results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
                         if several:
                             results[i]["warning"] = SEVERAL
@@ -439,9 +455,9 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         loop = asyncio.get_running_loop()
         with admitted(), budget.claim() as take:
             body = await read_body(request, take)
-            k = topk
+            k = query_topk(request, topk)
             if ctype == "application/json":
-                strokes, k = parse_strokes_json(body, topk)
+                strokes, k = parse_strokes_json(body, k)
                 work = partial(render_strokes, strokes, limits)
             elif ctype == "multipart/form-data":
                 data = await _multipart_file(body, request.headers.get("content-type", ""))
