@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import HccrError
 from .preprocess import gaussian_kernel1d
 
 
@@ -64,6 +65,22 @@ class AugmentConfig:
     noise: float = 0.0  # pixel noise: Gaussian, std uniform in [0, noise] per sample (1 = full ink), clipped
     erase: float = 0.0  # probability of blanking a random rectangle (a missing or unfamiliar part)
     erase_size: tuple[float, float] = (0.15, 0.35)  # its sides, as fractions of the image side
+
+    def validate(self) -> AugmentConfig:
+        """Each strength in its range, so that a typo in ``--set augment.X=V`` is said, not trained on."""
+        for name in ("rotation", "shear", "aspect", "translate", "elastic", "noise"):
+            if not (getattr(self, name) >= 0):  # also NaN
+                raise HccrError(f"augment.{name} must be >= 0 (0 = off), not {getattr(self, name)}")
+        for name in ("pen", "ink", "blur", "erase"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise HccrError(f"augment.{name} must be a probability or fraction in [0, 1], not {getattr(self, name)}")
+        for name in ("scale", "blur_sigma", "erase_size"):
+            lo, hi = getattr(self, name)
+            if not 0.0 < lo <= hi:
+                raise HccrError(f"augment.{name} must be a range lo,hi with 0 < lo <= hi, not {lo},{hi}")
+        if self.elastic_grid < 2:
+            raise HccrError(f"augment.elastic_grid must be at least 2 control points a side, not {self.elastic_grid}")
+        return self
 
     @property
     def photometric(self) -> bool:

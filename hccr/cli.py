@@ -583,6 +583,8 @@ def evaluate(
     from .runtime import Predictions
     from .utils import use_all_cores
 
+    if out.exists() and not out.is_dir():  # said before anything is predicted
+        raise HccrError(f"--out {out}: is a file; the report is a folder (report.md, per_class.csv, plots)")
     if any(p.suffix == ".npz" for p in inputs) and not all(p.suffix == ".npz" for p in inputs):
         raise HccrError("evaluate takes prediction files (.npz) or labelled data to predict, not both: evaluate "
                         "the data first (hccr predict DATA --out FILE.npz), then compare the .npz files")

@@ -86,6 +86,7 @@ class TrainConfig:
             raise HccrError("init_keep_classes needs init: it keeps the characters of the model fine-tuning starts from")
         if self.init_keep_size and not self.init:
             raise HccrError("init_keep_size needs init: it keeps image_size instead of the source model's")
+        self.augment.validate()
         return self
 
 

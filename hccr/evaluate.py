@@ -261,7 +261,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
         _plot_reliability(plt, cal, out / "reliability.png")
 
     # Comparison table and report.
-    table = {**(compare or {}), name: main}
+    table = {name: main, **(compare or {})}  # in the order given: the detailed one first
     results = {k: (summ if v is main else summary(v)) for k, v in table.items()}
     unknown = main.meta.get("unknown_labels") or 0
     part = f" ({main.meta['split']} split)" if main.meta.get("split", "all") != "all" else ""

@@ -48,6 +48,8 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
         a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.floating) or a.dtype == bool:
         a = a.astype(np.float32)
+        if np.isnan(a).all():
+            raise HccrError(f"{name}: every pixel is NaN (no image)")
         if float(np.nanmax(a)) <= 1.0:  # floats in [0, 1]
             a = a * 255
     elif np.issubdtype(a.dtype, np.integer):

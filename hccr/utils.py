@@ -26,10 +26,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        yield tmp
-        if tmp.is_file():  # some writers (safetensors) create private files: give it the mode any new file gets
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            if tmp.is_file():  # some writers (safetensors) create private files: give it the mode any new file gets
+                os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.filename is None or Path(e.filename) != tmp:
+                raise
+            # the user gave `path`, not its temporary sibling: name theirs
+            raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -284,6 +284,21 @@ def test_outputs_are_what_their_names_say_and_errors_leave_nothing(tiny_run, tin
     assert r.returncode == 2 and "flat: no labelled samples" in r.stderr and not (tmp_path / "rep").exists()
 
 
+def test_a_failed_write_names_the_users_file_and_leaves_nothing(tmp_path):
+    import errno
+
+    from hccr.utils import atomic_path
+
+    with pytest.raises(OSError) as e, atomic_path(tmp_path / "p.npz") as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert e.value.filename == str(tmp_path / "p.npz") and e.value.errno == errno.ENOSPC  # not ".p.npz.tmp-PID"
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "char.png").write_bytes(b"x")
+    r = run_cli("evaluate", tmp_path / "nothing.npz", "--out", tmp_path / "char.png")
+    assert r.returncode == 2 and "char.png: is a file; the report is a folder" in r.stderr
+
+
 def test_evaluate_scores_the_part_of_a_store_asked_for(tiny_run, tiny_store, tmp_path):
     from hccr.data.store import Store
 

@@ -84,6 +84,7 @@ def test_a_list_mixes_forms_and_keeps_its_order(rec, gray):
     (np.array([["a"]]), "unsupported array dtype"),
     (np.full((64, 64), 255, np.uint8), "blank image (no ink"),  # the API refuses it as the CLI and the server do
     (np.zeros((1, 30), np.uint8), "too small to hold a character"),
+    (np.full((40, 40), np.nan, np.float32), "every pixel is NaN"),  # said, with no numpy warning before it
 ])
 def test_unusable_inputs_are_named_errors(bad, message):
     with pytest.raises(HccrError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -99,6 +99,7 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     r = run_cli("evaluate", tmp_path / "qs" / "preds" / "ensemble-paper.test.npz", tmp_path / "qs" / "preds" / "fast-1.test.npz",
                 "--out", tmp_path / "rep")
     assert r.returncode == 0 and "fast-1" in r.stdout
+    assert r.stdout.index("ensemble-paper.test") < r.stdout.index("fast-1.test")  # in the order given
     assert (tmp_path / "rep" / "confusions.png").exists() or "confused examples" not in (tmp_path / "rep" / "report.md").read_text()
     r = run_cli("predict", tmp_path / "qs" / "models" / "fast-1", tmp_path / "qs" / "data" / "train", "--split", "val",
                 "--out", tmp_path / "val.npz")

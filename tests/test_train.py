@@ -36,6 +36,10 @@ def test_overrides_are_typed_and_checked():
         apply_overrides(get_preset("fast-1"), ["epoch=3"])
     with pytest.raises(HccrError, match="cannot read"):
         apply_overrides(get_preset("fast-1"), ["epochs=many"])
+    for kv, said in (("augment.blur=-1", "augment.blur must be a probability"), ("augment.rotation=nan", ">= 0"),
+                     ("augment.scale=1.1,0.9", "0 < lo <= hi")):  # typed, but out of range: said, not trained on
+        with pytest.raises(HccrError, match=said):
+            apply_overrides(get_preset("fast-1"), [kv]).validate()
     # Naming another architecture drops the preset's arguments for its own; booleans read as such.
     cfg = apply_overrides(get_preset("fast-1"), ["model_args.aux=false", "model=resnet-lean"])
     assert cfg.model == "resnet-lean" and cfg.model_args == {}

@@ -349,7 +349,9 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     if n == 0:
         shutil.rmtree(work, ignore_errors=True)
         detail = f" ({sum(skipped.values())} skipped: {dict(skipped)})" if skipped else ""
-        raise HccrError(f"no usable samples in {', '.join(str(u.path) for u in units[:3])}{detail}")
+        paths = list(dict.fromkeys(str(u.path) for u in units))  # a file read in parts is one file
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        raise HccrError(f"no usable samples in {', '.join(paths[:3])}{more}{detail}")
 
     wnames, widx = np.unique(writer_names, return_inverse=True)
     has_writer = wnames != ""
