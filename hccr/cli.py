@@ -371,11 +371,12 @@ def presets_cmd() -> None:
     """List the training presets and their main settings."""
     from .config import PRESETS
 
+    wn, wm = max(map(len, PRESETS)), max(len(c.model) for c in PRESETS.values())  # columns as wide as their names
     for name, c in PRESETS.items():
         blur = f"blur {c.blur_ksize}x{c.blur_ksize} sigma {c.blur_sigma:.3g}" if c.blur_ksize else "no blur"
         length = f"steps {c.steps}" if c.steps else f"epochs {c.epochs}"
-        print(f"{name:8s} {c.model:10s} {c.image_size:3d}px  {c.loss:5s} {c.optimizer} lr {c.lr:g} "
-              f"batch {c.batch_size} {length}  {blur}")
+        print(f"{name:{wn}s} {c.model:{wm}s} {c.image_size:3d}px  {c.loss:5s} {c.optimizer:5s} lr {c.lr:<6g} "
+              f"batch {c.batch_size:<4d} {length:12s} {blur}")
 
 
 ModelOpt = Annotated[str | None, typer.Option(
