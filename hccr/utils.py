@@ -60,17 +60,24 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
-    f = open(lock, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
-        f.close()
-        from .errors import HccrError
+    while True:
+        f = open(lock, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            from .errors import HccrError
 
-        raise HccrError(f"{out}: another hccr is writing this {what} (process {holder}, lock {lock}); wait for it "
-                        f"to finish, or if no such process runs, delete {lock}") from None
+            raise HccrError(f"{out}: another hccr is writing this {what} (process {holder}, lock {lock}); wait for "
+                            f"it to finish, or if no such process runs, delete {lock}") from None
+        try:  # the file a holder removed as it finished is no lock: open the one at the path now
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
     _HELD_LOCKS.add(f.fileno())
     try:
         f.seek(0)
@@ -80,7 +87,9 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
         yield lock
     finally:
         _HELD_LOCKS.discard(f.fileno())
-        f.close()  # releases the lock; the file stays, harmless: a later run locks it again
+        with contextlib.suppress(OSError):
+            lock.unlink()  # removed while still held, so no one can take a lock on a file about to vanish
+        f.close()  # releases the lock
 
 
 _HELD_LOCKS: set[int] = set()  # descriptors of the output locks this process holds

@@ -44,9 +44,11 @@ def test_a_second_writer_to_one_output_is_refused_with_the_holder_and_the_lock(t
         msg = str(e.value)
         assert f"process {os.getpid()}" in msg and str(lock) in msg and "delete" in msg
         assert not (out / "manifest.json").exists() and not out.with_name("store.partial").exists()
-    # released with its holder: the same conversion now runs (a lock file left behind is no obstacle)
-    assert lock.exists()
+    # released with its holder, and its file removed (no hidden files left beside a user's outputs): the same
+    # conversion now runs, and leaves none either
+    assert not lock.exists()
     assert len(Store(convert([str(tmp_path / "src")], out, progress=False, workers=1).path)) == 12
+    assert not lock.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src", "store"]
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
