@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +98,28 @@ def tiny_run(tiny_store, tmp_path_factory):
                                                  "amp_probe=false"])
     fit(cfg, tiny_store, out, progress=False)
     return out
+
+
+@contextlib.contextmanager
+def served(model: str | os.PathLike) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``hccr serve --model MODEL`` as its own process on a free local port: ``(base URL, process)`` once /healthz
+    answers; terminated when the block ends."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hccr.cli", "serve", "--model", str(model), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, served
 from PIL import Image
 
 from hccr.data.store import Store, convert
@@ -367,20 +367,7 @@ def test_a_server_process_gives_back_what_a_large_batch_took(tiny_run, tmp_path)
     when over the batch's pixel cap, and decoding within it does not leave the server at its peak."""
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "hccr.cli", "serve", "--model", str(tiny_run), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-
+    with served(tiny_run) as (url, proc):
         def rss(field: str) -> int:  # kB
             return int(next(ln for ln in open(f"/proc/{proc.pid}/status") if ln.startswith(field)).split()[1])
 
@@ -399,9 +386,6 @@ def test_a_server_process_gives_back_what_a_large_batch_took(tiny_run, tmp_path)
         # measured here: 281 MB loaded, 452 MB at the peak of the batches, 286 MB after them
         assert peak - base > 50_000, (base, peak)  # the batches' images were decoded: there was a peak
         assert now - base < (peak - base) / 2, (base, peak, now)  # and most of it was given back
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_checkpoint_json_temperature_must_be_sane_when_written(tiny_run, tmp_path):

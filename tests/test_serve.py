@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import served
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -221,23 +222,9 @@ def test_batch_endpoint_answers_each_image_in_order_and_docs_describe_it(client)
 def test_server_under_load_stays_responsive_and_refuses_a_huge_chunked_upload_in_little_memory(model_dir, tmp_path):
     """A real server process: a 400 MB upload without Content-Length is refused while the server's
     peak memory stays small; then 16 clients send 4096x4096 images while /healthz is polled."""
-    import subprocess
-    import sys
-
     import httpx
 
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hccr.cli", "serve", "--model", str(model_dir), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-
+    with served(model_dir) as (url, proc):
         def body():
             for _ in range(400):
                 yield b"\0" * (1 << 20)
@@ -276,9 +263,6 @@ def test_server_under_load_stays_responsive_and_refuses_a_huge_chunked_upload_in
             t.join(timeout=60)
         # every client was answered: read (200) or refused for now (503, memory budget or queue), nothing else
         assert statuses.count(200) >= 1 and set(statuses) <= {200, 503}, sorted(set(statuses))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.mark.browser
