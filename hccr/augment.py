@@ -69,13 +69,16 @@ class AugmentConfig:
     def validate(self) -> AugmentConfig:
         """Each strength in its range, so that a typo in ``--set augment.X=V`` is said, not trained on."""
         for name in ("rotation", "shear", "aspect", "translate", "elastic", "noise"):
-            if not (getattr(self, name) >= 0):  # also NaN
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):  # NaN and inf too
                 raise HccrError(f"augment.{name} must be >= 0 (0 = off), not {getattr(self, name)}")
         for name in ("pen", "ink", "blur", "erase"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise HccrError(f"augment.{name} must be a probability or fraction in [0, 1], not {getattr(self, name)}")
         for name in ("scale", "blur_sigma", "erase_size"):
-            lo, hi = getattr(self, name)
+            value = tuple(getattr(self, name))
+            if len(value) != 2:
+                raise HccrError(f"augment.{name} must be a range of two values lo,hi, not {','.join(map(str, value))}")
+            lo, hi = value
             if not 0.0 < lo <= hi:
                 raise HccrError(f"augment.{name} must be a range lo,hi with 0 < lo <= hi, not {lo},{hi}")
         if self.elastic_grid < 2:

@@ -595,8 +595,15 @@ def evaluate(
                             "prediction files already")
         loaded = [Predictions.load(p) for p in inputs]
         names = [p.stem for p in inputs]
+        if len(set(names)) < len(names):  # e.g. two runs' report/predictions.npz: name each by its folder too
+            names = [f"{p.parent.name}/{p.stem}" for p in inputs]
+        if len(set(names)) < len(names):
+            raise HccrError("two prediction files of one name in one folder: give each model's file once")
     else:
         stores = [p for p in inputs if (p / "manifest.json").exists()]
+        if split != SplitChoice.all and not (len(inputs) == 1 and stores):
+            raise HccrError(f"--split {split.value} picks part of one store; these inputs have no splits (give a store "
+                            "alone, or leave --split out)")
         if stores and split == SplitChoice.all:
             from .data.store import Store
 

@@ -66,6 +66,8 @@ def cleanup(env: DistEnv, finished: bool = True) -> None:
     none tears the group down while a peer is still talking to it (a rank that left early made gloo abort its
     peer at exit); after an error the peers may be gone, so the group is destroyed without waiting."""
     if env.enabled and dist.is_initialized():
-        if finished:
-            dist.barrier()
-        dist.destroy_process_group()
+        try:
+            if finished:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()

@@ -163,7 +163,6 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: st
         raise HccrError(f"{named}: no labelled samples to evaluate (evaluate needs each image's character: a store, "
                         "<root>/<char>/ folders, or .gnt/.pot files; `hccr predict` reads unlabelled images)")
     out.mkdir(parents=True, exist_ok=True)
-    pred.meta["split"] = split
     pred.save(out / "predictions.npz", float16=True)
     return pred
 
@@ -264,7 +263,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     table = {name: main, **(compare or {})}  # in the order given: the detailed one first
     results = {k: (summ if v is main else summary(v)) for k, v in table.items()}
     unknown = main.meta.get("unknown_labels") or 0
-    part = f" ({main.meta['split']} split)" if main.meta.get("split", "all") != "all" else ""
+    part = f" ({main.meta['split']} split)" if main.meta.get("split") not in (None, "all") else ""
     lines = [f"# Evaluation: {name}", "", f"Source: `{main.source}`{part}, {summ['count']} labelled samples, "
              f"{len(cs)} classes, {main.meta.get('crops', '?')} crop(s)."
              + (f" {unknown} more are of characters the model does not know ({main.meta.get('unknown_chars', '')[:40]}):"
@@ -290,7 +289,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
 
 
 def topk_text(result: dict, k: int) -> str:
-    """A top-k figure for a table, or "n/a" where the model has k classes or fewer (every answer is in its top k)."""
+    """A top-k figure for a table, or "n/a" where the model has fewer than k classes (every answer is in its top k)."""
     return f"{result[f'top{k}']:.4f}" if f"top{k}" in result else "n/a"
 
 

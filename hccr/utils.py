@@ -32,7 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         except OSError as e:
-            if e.filename is None or Path(e.filename) != tmp:
+            if e.filename is None or str(e.filename) != str(tmp):
                 raise
             # the user gave `path`, not its temporary sibling: name theirs
             raise OSError(e.errno, e.strerror, str(path)) from None
@@ -87,8 +87,9 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
         yield lock
     finally:
         _HELD_LOCKS.discard(f.fileno())
-        with contextlib.suppress(OSError):
-            lock.unlink()  # removed while still held, so no one can take a lock on a file about to vanish
+        with contextlib.suppress(OSError):  # removed while still held, so no one takes a lock on a file about to
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:  # vanish; and only ours (a user may have
+                lock.unlink()  # deleted it, and another run made its own)
         f.close()  # releases the lock
 
 

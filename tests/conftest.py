@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,8 +110,9 @@ def served(model: str | os.PathLike) -> Iterator[tuple[str, subprocess.Popen]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty server never blocks on a full pipe
     proc = subprocess.Popen([sys.executable, "-m", "hccr.cli", "serve", "--model", str(model), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -118,8 +120,14 @@ def served(model: str | os.PathLike) -> Iterator[tuple[str, subprocess.Popen]]:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"hccr serve exited ({proc.returncode}): {log.read()[-2000:]}") from None
                 time.sleep(0.1)
+        else:
+            raise AssertionError(f"hccr serve at {url} did not answer /healthz in time")
         yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        log.close()

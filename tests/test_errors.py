@@ -310,3 +310,15 @@ def test_evaluate_scores_the_part_of_a_store_asked_for(tiny_run, tiny_store, tmp
     assert r.returncode == 0 and "--split val" not in r.stderr, r.stderr
     assert f"(val split), {n_val} labelled samples" in (tmp_path / "val" / "report.md").read_text(encoding="utf-8")
     assert 0 < n_val < n_all
+    r = run_cli("evaluate", tmp_path / "val" / "predictions.npz", "--split", "val")
+    assert r.returncode == 2 and "--split" in r.stderr  # prediction files have no parts to pick
+    # two runs' predictions.npz, compared: each row is its own model, named by its folder; no split for files
+    import shutil
+
+    (tmp_path / "again").mkdir()
+    shutil.copy(tmp_path / "val" / "predictions.npz", tmp_path / "again" / "predictions.npz")
+    r = run_cli("evaluate", tmp_path / "val" / "predictions.npz", tmp_path / "again" / "predictions.npz",
+                "--out", tmp_path / "both")
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "both" / "report.md").read_text(encoding="utf-8")
+    assert "| val/predictions |" in report and "| again/predictions |" in report

@@ -51,6 +51,24 @@ def test_a_second_writer_to_one_output_is_refused_with_the_holder_and_the_lock(t
     assert not lock.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src", "store"]
 
 
+def test_a_holder_removes_only_its_own_lock_file(tmp_path):
+    """A lock file deleted by hand (as the refusal message allows) lets a second run take a new one; the first run,
+    finishing, must leave the second's file alone, or a third run could start beside the second."""
+    out = tmp_path / "store"
+    first = output_lock(out, "store")
+    lock = first.__enter__()
+    lock.unlink()  # a user, told the holder had died
+    second = output_lock(out, "store")
+    assert second.__enter__() == lock and lock.exists()
+    first.__exit__(None, None, None)
+    assert lock.exists()  # still the second's
+    with pytest.raises(HccrError, match="another hccr is writing"):
+        with output_lock(out, "store"):
+            pass
+    second.__exit__(None, None, None)
+    assert not lock.exists()
+
+
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     out = tmp_path / "store"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from hccr.utils import output_lock\n"

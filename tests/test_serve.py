@@ -108,8 +108,9 @@ def test_uploads_take_topk_from_the_query(client):
     assert r.status_code == 200 and [len(x["candidates"]) for x in r.json()["results"]] == [3, 3]
     r = client.post("/v1/recognize?topk=1", json={"strokes": [[[10, 50], [90, 50]]], "topk": 4})
     assert r.status_code == 200 and len(r.json()["candidates"]) == 4  # the body's topk is the JSON caller's
-    r = client.post("/v1/recognize?topk=0", content=_png(img), headers={"content-type": "image/png"})
-    assert r.status_code == 422 and "topk" in r.json()["error"]
+    for bad in ("0", "51", "²", "9" * 5000, "-1", "x"):  # a 422 naming topk, never a 500
+        r = client.post(f"/v1/recognize?topk={bad}", content=_png(img), headers={"content-type": "image/png"})
+        assert r.status_code == 422 and "topk" in r.json()["error"], (bad, r.text)
     r = client.post("/v1/recognize", files={"file": ("b.png", _png(np.zeros((1, 1), np.uint8)), "image/png")})
     assert r.status_code == 422 and "too small" in r.json()["error"]  # as the CLI says it, not "blank"
 

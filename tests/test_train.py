@@ -37,7 +37,8 @@ def test_overrides_are_typed_and_checked():
     with pytest.raises(HccrError, match="cannot read"):
         apply_overrides(get_preset("fast-1"), ["epochs=many"])
     for kv, said in (("augment.blur=-1", "augment.blur must be a probability"), ("augment.rotation=nan", ">= 0"),
-                     ("augment.scale=1.1,0.9", "0 < lo <= hi")):  # typed, but out of range: said, not trained on
+                     ("augment.rotation=inf", ">= 0"), ("augment.scale=1.1,0.9", "0 < lo <= hi"),
+                     ("augment.scale=0.9", "a range of two values")):  # typed, but out of range: said, not trained on
         with pytest.raises(HccrError, match=said):
             apply_overrides(get_preset("fast-1"), [kv]).validate()
     # Naming another architecture drops the preset's arguments for its own; booleans read as such.
@@ -267,6 +268,15 @@ def test_ranks_meet_before_leaving_the_group_unless_the_run_failed(tiny_store, t
     else:
         fit(_cfg(), tiny_store, tmp_path / "run", progress=False)
     assert calls == (["destroy"] if fails else ["barrier", "destroy"])
+    calls.clear()  # a peer lost at the last barrier: the group is still left, and the error still said
+
+    def lost():
+        raise RuntimeError("peer gone")
+
+    monkeypatch.setattr(D.dist, "barrier", lost)
+    with pytest.raises(RuntimeError, match="peer gone"):
+        D.cleanup(D.DistEnv(rank=1, world_size=2), finished=True)
+    assert calls == ["destroy"]
 
 
 def test_precision_probe_times_both_dtypes_and_leaves_the_run_untouched():

@@ -206,7 +206,7 @@ def query_topk(request, default_topk: int) -> int:
     raw = request.query_params.get("topk")
     if raw is None:
         return default_topk
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= 50:
         raise ApiError(422, "topk must be an integer from 1 to 50")
     return int(raw)
 
@@ -453,9 +453,9 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
                                 "multipart/form-data or application/json strokes", close=True)
         loop = asyncio.get_running_loop()
+        k = query_topk(request, topk)  # said before the body is read
         with admitted(), budget.claim() as take:
             body = await read_body(request, take)
-            k = query_topk(request, topk)
             if ctype == "application/json":
                 strokes, k = parse_strokes_json(body, k)
                 work = partial(render_strokes, strokes, limits)
