@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-22"))
+DATA = Path(os.environ.get("HCCR_DATA", ROOT.parent / "shared" / "data"))  # the real data, outside the checkout
+REAL = Path(os.environ.get("HCCR_REAL_DATA", DATA / "casia-hwdb-22"))
 OUT = ROOT / ".bench"
 
 
@@ -107,7 +108,7 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells)
 
 
-ARCHIVE = ROOT.parent / "shared" / "data" / "casia-olhwdb1.1-train.tar.xz"
+ARCHIVE = DATA / "casia-olhwdb1.1-train.tar.xz"
 EVERY = 22  # the validation writers: positions 22, 44, ... of the name-sorted list (10 of 220)
 
 

@@ -3,6 +3,7 @@ paper-weighted and fitted ensembles -> evaluation report, in one resumable comma
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,15 +178,25 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
     return {"tables": tables, "weights": weights.tolist(), "reports": [str(r) for r in reports]}
 
 
-DEFAULT_REAL = Path("../shared/data/casia-hwdb-22/CASIA-HWDB_Test/Test")
-OLHWDB = Path("../shared/data/casia-olhwdb1.1-train.tar.xz")
+def data_folder() -> Path:
+    """Where the real data lies, outside the checkout: ``$HCCR_DATA``, else ``../shared/data`` from here."""
+    return Path(os.environ.get("HCCR_DATA", "../shared/data"))
+
+
+def casia22_test() -> Path:
+    return data_folder() / "casia-hwdb-22" / "CASIA-HWDB_Test" / "Test"
+
+
+def olhwdb_archive() -> Path:
+    return data_folder() / "casia-olhwdb1.1-train.tar.xz"
+
 # The shipped model's validation writers: every 22nd of the archive's 220 by name (scripts/train_gb2312.sh)
 VALIDATION_WRITERS = ("1023-c", "1047-c", "1071-c", "1095-c", "1119-c", "1143-c", "1167-c", "1191-c", "1215-c",
                       "1239-c")
 
 
 def default_real() -> list[str] | None:
-    return [str(DEFAULT_REAL)] if DEFAULT_REAL.is_dir() else None
+    return [str(casia22_test())] if casia22_test().is_dir() else None
 
 
 def validation_writers(work: Path) -> Path | None:
@@ -198,18 +209,19 @@ def validation_writers(work: Path) -> Path | None:
     store = work / "olhwdb-val"
     if (store / "manifest.json").exists():
         return store
-    if not OLHWDB.is_file():
+    archive = olhwdb_archive()
+    if not archive.is_file():
         return None
     folder = work / "olhwdb-val-pot"
     folder.mkdir(parents=True, exist_ok=True)
     if not list(folder.rglob("*.pot")):
         try:  # one pass through the archive, taking only these writers' files
-            with tarfile.open(OLHWDB) as tf:
+            with tarfile.open(archive) as tf:
                 for member in tf:
                     if Path(member.name).stem in VALIDATION_WRITERS and member.isfile():
                         tf.extract(member, folder, filter="data")
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise HccrError(f"{OLHWDB}: cannot unpack the validation writers ({e})") from None
+            raise HccrError(f"{archive}: cannot unpack the validation writers ({e})") from None
     pots = sorted(str(p) for p in folder.rglob("*.pot"))
     if not pots:
         return None
@@ -232,6 +244,9 @@ def shipped_check(real: list[str] | None, synthetic_test: Path, work: Path | Non
     if val is not None:
         sets.append(("real writers never trained on (OLHWDB validation writers, level 1)", [str(val)]))
     if not sets:
+        print(f"[6/6] no real handwriting found in {data_folder()} (casia-hwdb-22/, casia-olhwdb1.1-train.tar.xz; "
+              "HCCR_DATA=FOLDER names another, --real FOLDER adds your own): the shipped models read the synthetic "
+              "test writers")
         sets.append(("synthetic test writers", [str(synthetic_test)]))
     out = []
     for title, inputs in sets:

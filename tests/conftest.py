@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("HCCR_REAL_DATA", ROOT.parent / "shared" / "data" / "casia-hwdb-22"))
+REAL = Path(os.environ.get("HCCR_REAL_DATA", Path(os.environ.get("HCCR_DATA", ROOT.parent / "shared" / "data"))
+                          / "casia-hwdb-22"))
 CHARS = "安宁家字学宝定实室客宫害宿寒察它守完宏宙"
 
 
@@ -43,9 +44,11 @@ def blob_samples(n: int, seed: int = 0, chars: str = CHARS[:5]) -> list[tuple[np
     return out
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    """``hccr ARGS`` in a fresh process (``env``: variables added to this one's)."""
     return subprocess.run([sys.executable, "-m", "hccr.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
+                          cwd=cwd, timeout=timeout, env={**os.environ, **env} if env else None)
 
 
 def fit_cut_after(steps: int, monkeypatch, *args, **kwargs) -> None:

@@ -87,10 +87,24 @@ def test_evaluate_exact_topk(tmp_path):
     assert "| model | 0.5000 |" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_the_demo_finds_the_real_data_where_hccr_data_says(tmp_path, monkeypatch):
+    from hccr.quickstart import default_real, olhwdb_archive
+
+    (tmp_path / "casia-hwdb-22" / "CASIA-HWDB_Test" / "Test").mkdir(parents=True)
+    (tmp_path / "casia-olhwdb1.1-train.tar.xz").write_bytes(b"")
+    monkeypatch.setenv("HCCR_DATA", str(tmp_path))
+    assert default_real() == [str(tmp_path / "casia-hwdb-22" / "CASIA-HWDB_Test" / "Test")]
+    assert olhwdb_archive().is_file()
+    monkeypatch.setenv("HCCR_DATA", str(tmp_path / "elsewhere"))
+    assert default_real() is None and not olhwdb_archive().exists()
+
+
 @pytest.mark.slow
 def test_quickstart_tiny_end_to_end(tmp_path):
-    r = run_cli("quickstart", "--tiny", "--out", tmp_path / "qs", timeout=900)
+    (tmp_path / "no-data").mkdir()  # HCCR_DATA names a folder without the real data: the demo says where it looked
+    r = run_cli("quickstart", "--tiny", "--out", tmp_path / "qs", timeout=900, env={"HCCR_DATA": str(tmp_path / "no-data")})
     assert r.returncode == 0, r.stderr[-2000:]
+    assert f"no real handwriting found in {tmp_path / 'no-data'}" in r.stdout
     table = r.stdout.split("synthetic test writers:")[1]
     for row in ("fast-1", "fast-2", "fast-3", "ensemble (paper 0.3/0.2/0.5)", "ensemble (fitted)"):
         assert row in table
