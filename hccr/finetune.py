@@ -186,9 +186,65 @@ def lengths(rows: torch.Tensor) -> torch.Tensor:
     return rows.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (rows.ndim - 1))
 
 
+def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, steps: int = 300,
+                  lr: float = 0.05, cap: int = 4096) -> int:
+    """Fit the rows of characters new to the source (classes ``kept`` and up) to their own images before training
+    (``init_keep_classes``): the network's features of up to ``cap`` training samples are taken once, and each
+    classifier's new rows alone learn (Adam, full batch, cross-entropy over every class, the source's rows and
+    every bias fixed; each new row held at a typical source row's length, so it turns and cannot outgrow the
+    others) for ``steps`` steps. A row started along the mean of the source's rows ranks its own character last
+    of thousands, and the run's rate, set for whole networks, turned it too slowly to ever be read (the rest of
+    the run turns it further at the length it starts with). A source that knows few characters has no rows that
+    say where its other characters' images lie, and a new row fitted to the store alone can take them: check
+    such a model on its other characters. ``labels``: the training samples' classes; ``batch(indices)``: their
+    model inputs. Returns the number of rows fitted."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    new = sorted(c for c in np.unique(labels).tolist() if c >= kept)
+    if not new:
+        return 0
+    take = np.random.default_rng(0).permutation(len(labels))[:cap]
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    feats: dict[int, list[torch.Tensor]] = {id(h): [] for h in heads}
+    hooks = [h.register_forward_pre_hook(lambda mod, inp: feats[id(mod)].append(inp[0].detach().flatten(1).float()))
+             for h in heads]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(take), 256):
+                model(batch(take[i:i + 256]))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    fitted = [h for h in heads if feats[id(h)]]  # auxiliary heads, read only in training, keep their start
+    for h in fitted:
+        f = torch.cat(feats[id(h)])
+        y = torch.as_tensor(labels[take], device=f.device)
+        rows, every = torch.as_tensor(new, device=f.device), torch.arange(len(f), device=f.device)
+        with torch.no_grad():
+            fixed = f @ h.weight.float().T + h.bias.float()  # every class's logit; the new ones are replaced below
+        length = lengths(h.weight.detach()[:kept].float()).mean()  # every row as long as a typical source row
+        w = h.weight.detach()[rows].float().clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=lr)
+        for _ in range(steps):
+            logits = fixed.index_put((every[:, None], rows[None, :]), f @ w.T + h.bias.detach()[rows].float())
+            loss = nn.functional.cross_entropy(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():  # turning only: a longer row would win on characters the store never shows
+                w *= length / lengths(w)
+        with torch.no_grad():
+            h.weight[rows] = w.detach().to(h.weight.dtype)
+    return len(new) * len(fitted)
+
+
 def average_new_rows(model: nn.Module, kept: int, num_classes: int) -> None:
     """Rows of characters new to the source (after its ``kept`` ones) start at the mean of its rows,
     at the level of every other class (``init_keep_classes``)."""
     with torch.no_grad():
-        for _, p in class_rows(model, num_classes):
-            p[kept:] = p[:kept].mean(0)
+        for _, p in class_rows(model, num_classes):  # biases: the median (a prior divided out raises rare ones)
+            p[kept:] = p[:kept].mean(0) if p.ndim > 1 else p[:kept].median()

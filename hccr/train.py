@@ -400,9 +400,13 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
 
         init_report = init_from(model, cfg.init, "".join(store.charset))
         if cfg.init_keep_classes:
-            from .finetune import average_new_rows
+            from .finetune import average_new_rows, warm_new_rows
 
             average_new_rows(model, init_report["classes_kept"], num_classes)
+            train_idx = store.indices("train")
+            warm_new_rows(model, init_report["classes_kept"], num_classes, store.labels[train_idx],
+                          lambda i: prepare_batch(store.images[train_idx[i]], store.sizes[train_idx[i]], cfg,
+                                                  env.device, False))
         if env.is_main:
             print(f"initialised from {cfg.init}: {init_report['classes_kept']} classes keep their rows, "
                   f"{init_report['classes_new']} new" + (f" ({init_report['new_characters']})"

@@ -166,7 +166,7 @@ def test_init_grows_a_lean_resnet_wider_and_it_starts_reading_as_the_source_did(
                            wide_meta)
 
 
-def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_store, tmp_path):
+def test_keep_classes_teaches_new_characters_and_holds_every_other_row(tiny_store, tmp_path):
     from hccr.data.store import ConvertOptions, Store, convert
     from hccr.data.synth import SynthConfig, synth
     from hccr.predict import Recognizer
@@ -187,8 +187,12 @@ def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_sto
     assert "".join(keep.charset) == "".join(Store(tiny_store).charset) + "大"  # the source's, then the new one
     assert "".join(Recognizer.from_checkpoint(tmp_path / "plain" / "last.json").charset) == "口大"
     pred = predict_inputs(keep, [str(tiny_store)], crops=1, split="val", progress=False)
-    others = pred.labels != keep.charset.index["口"]
-    assert (pred.probs.argmax(1) == pred.labels)[others].mean() > 0.5  # 一十人 are still read
+    mouth_read = pred.labels == keep.charset.index["口"]
+    assert (pred.probs.argmax(1) == pred.labels)[mouth_read].mean() > 0.5  # 口, taught again, is still read
+    synth(tmp_path / "new", SynthConfig(chars="大", writers=12, seed=8, size=40), workers=1, progress=False)
+    new = predict_inputs(keep, [str(tmp_path / "new")], crops=1, progress=False)  # writers it never saw
+    assert (new.probs.argmax(1) == keep.charset.index["大"]).mean() > 0.5  # and the new character is learnt
+    # (the other characters' images are a matter for a source that knows many: the shipped model's test below)
     source, _ = load_checkpoint(tmp_path / "src")
     tuned, _ = load_checkpoint(tmp_path / "keep" / "last.json")
     s, t = source.state_dict(), tuned.state_dict()
@@ -213,3 +217,34 @@ def test_keep_classes_teaches_new_characters_and_still_reads_the_others(tiny_sto
     assert counts == {"一": 0, "十": 0, "人": 0, "口": n // 2, "大": n // 2}
     with pytest.raises(HccrError, match="init_keep_classes needs init"):
         apply_overrides(get_preset("fast-1"), ["init_keep_classes=true"])
+
+
+@pytest.mark.slow
+def test_keep_classes_teaches_the_shipped_model_characters_it_does_not_know_and_keeps_the_rest(tmp_path):
+    """The README's user case: the shipped gb2312 taught two traditional characters it has no row for (and two it
+    knows), 16 writers each, a short run. Writers it never saw of the new ones are read; 20 other characters'
+    images read as well as before, within 5 pt."""
+    from conftest import run_cli
+
+    from hccr.data.store import ConvertOptions, convert
+    from hccr.data.synth import SynthConfig, synth
+    from hccr.predict import Recognizer
+    from hccr.runtime import load_recognizer, predict_inputs
+
+    synth(tmp_path / "mine", SynthConfig(chars="國學口大", writers=16, seed=7), workers=1, progress=False)
+    convert([str(tmp_path / "mine")], tmp_path / "store", ConvertOptions(size=64), workers=1, progress=False)
+    r = run_cli("train", "--init", "gb2312", "--keep-classes", "--data", tmp_path / "store", "--out", tmp_path / "run",
+                "--set", "steps=30", "--set", "batch_size=16")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "6763 classes keep their rows, 2 new (國學)" in r.stdout
+    tuned = Recognizer.from_checkpoint(tmp_path / "run" / "last.json")
+    synth(tmp_path / "unseen", SynthConfig(chars="國學", writers=12, seed=8), workers=1, progress=False)
+    new = predict_inputs(tuned, [str(tmp_path / "unseen")], crops=1, progress=False)
+    assert (new.probs.argmax(1) == new.labels).mean() >= 0.5, new.probs.argmax(1)  # before the fix: never
+    synth(tmp_path / "others", SynthConfig(chars="的一是不了我在有他这为之来以个们到说和地", writers=6, seed=9),
+          workers=1, progress=False)
+    before = predict_inputs(load_recognizer("gb2312"), [str(tmp_path / "others")], crops=1, progress=False)
+    after = predict_inputs(tuned, [str(tmp_path / "others")], crops=1, progress=False)
+    read_before = (before.probs.argmax(1) == before.labels).mean()
+    read_after = (after.probs.argmax(1) == after.labels).mean()
+    assert read_after >= read_before - 0.05, (read_before, read_after)
