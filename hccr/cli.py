@@ -575,6 +575,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
     split: Annotated[SplitChoice, typer.Option(help="Which part of a store to score (a store made with "
                                                     "--val-writers holds training samples too).")] = SplitChoice.all,
+    crops: Annotated[int | None, typer.Option(help="1 or 5 crops per image when predicting data; default: the "
+                                                   "model's (a run: 5, a packaged model: its own).")] = None,
 ) -> None:
     """Top-1/5/10, per-class accuracy, confused pairs, confusion and reliability plots -> report.md.
 
@@ -590,9 +592,10 @@ def evaluate(
         raise HccrError("evaluate takes prediction files (.npz) or labelled data to predict, not both: evaluate "
                         "the data first (hccr predict DATA --out FILE.npz), then compare the .npz files")
     if all(p.suffix == ".npz" for p in inputs):
-        if model is not None or split != SplitChoice.all:
-            raise HccrError(f"--{'model' if model is not None else 'split'} is for evaluating data; these are "
-                            "prediction files already")
+        given = next((o for o, v in (("model", model), ("split", split != SplitChoice.all), ("crops", crops))
+                      if v), None)
+        if given:
+            raise HccrError(f"--{given} is for evaluating data; these are prediction files already")
         loaded = [Predictions.load(p) for p in inputs]
         names = [p.stem for p in inputs]
         if len(set(names)) < len(names):  # e.g. two runs' report/predictions.npz: name each by its folder too
@@ -611,7 +614,7 @@ def evaluate(
                 print(f"note: {stores[0]} holds training and validation samples and all are scored; --split val "
                       "scores the held-out ones alone", file=sys.stderr)
         use_all_cores()
-        loaded, names = [predict_labelled(inputs, model, out, split.value)], [model or "gb2312"]
+        loaded, names = [predict_labelled(inputs, model, out, split.value, crops)], [model or "gb2312"]
         meta = loaded[0].meta
         if meta.get("unknown_labels"):
             print(f"{meta['unknown_labels']} of {len(loaded[0])} images are of characters the model does not know "

@@ -138,7 +138,8 @@ def calibrate_model(model: str | None, inputs: list[str], split: str = "val", wr
     return out
 
 
-def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: str = "all") -> Predictions:
+def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: str = "all",
+                     crops: int | None = None) -> Predictions:
     """Predictions for labelled data (``hccr evaluate``; ``split``: the part of a store to score), saved as
     ``out/predictions.npz``; CASIA ``.gnt`` inputs are converted once into a store in ``out`` (the report shows their
     images), again when they change. Nothing is saved when no sample has a label."""
@@ -146,7 +147,7 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: st
     from .runtime import load_recognizer, predict_inputs
     from .utils import read_json, write_json
 
-    rec = load_recognizer(model)
+    rec = load_recognizer(model, crops=crops)
     gnt = [p for p in inputs if p.suffix.lower() == ".gnt" or (p.is_dir() and any(p.rglob("*.gnt")))]
     data = [str(p) for p in inputs if p not in gnt]
     if gnt:
@@ -157,9 +158,12 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: st
             convert([str(p) for p in gnt], store, ConvertOptions(size=64), overwrite=True)
             write_json(record, stamp)
         data.append(str(store))
-    pred = predict_inputs(rec, data, crops=None, split=split)
+    pred = predict_inputs(rec, data, crops=crops, split=split)
     if not (pred.labels >= 0).any():
         named = ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
+        if pred.meta.get("unknown_labels"):
+            raise HccrError(f"{named}: none of its {pred.meta['unknown_labels']} labelled images is of a character "
+                            f"the model knows ({pred.meta.get('unknown_chars', '')[:40]}); evaluate another model")
         raise HccrError(f"{named}: no labelled samples to evaluate (evaluate needs each image's character: a store, "
                         "<root>/<char>/ folders, or .gnt/.pot files; `hccr predict` reads unlabelled images)")
     out.mkdir(parents=True, exist_ok=True)

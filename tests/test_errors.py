@@ -171,6 +171,7 @@ def test_damaged_checkpoints_are_one_line_errors(tiny_run, tmp_path, name):
 
 def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     import numpy as np
+    from PIL import Image
 
     from hccr.data.store import Store, store_view
 
@@ -185,7 +186,16 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     (tmp_path / "run-cut").mkdir()
     (tmp_path / "run-cut" / "config.json").write_text('{"config": {')
     all_train = store_view(tiny_store, tmp_path / "all-train", np.zeros(len(Store(tiny_store)), np.uint8))
+    ink = np.full((40, 40), 255, np.uint8)
+    ink[10:30, 18:22] = 0
+    (tmp_path / "unknown" / "安").mkdir(parents=True)
+    for n in ("a", "b"):  # labelled images of a character tiny_run does not know
+        Image.fromarray(ink).save(tmp_path / "unknown" / "安" / f"{n}.png")
     cases = [
+        (["train", "--data", tmp_path / "unknown", "--out", tmp_path / "r1"], "packed into one by `hccr convert"),
+        (["train", "--data", tmp_path / "nosuch", "--out", tmp_path / "r2"], "nosuch: no such store"),
+        (["evaluate", "--model", tiny_run, tmp_path / "unknown", "--out", tmp_path / "r3"],
+         "none of its 2 labelled images is of a character the model knows (安)"),
         (["predict", "--model", tmp_path / "model.pt", tiny_store], "pickled PyTorch file"),
         (["predict", "--model", tmp_path / "notes.txt", tiny_store], "notes.txt: not a checkpoint (expected"),
         (["average", tmp_path / "nosuch", tiny_run, "--out", tmp_path / "a"], "or gb2312 / gb2312-synth)"),

@@ -97,6 +97,11 @@ def test_unusable_inputs_are_named_errors(bad, message):
     assert len(as_gray_list(stack)) == 3  # an N×H×W batch is still read as N images
 
 
+def test_a_folder_given_as_an_image_is_named_as_a_folder(tmp_path):
+    with pytest.raises(HccrError, match="is a folder, not an image"):
+        as_gray(str(tmp_path))
+
+
 def test_polarity_and_dtypes():
     img = np.full((20, 20), 255, np.uint8)
     img[5:15, 9:11] = 0

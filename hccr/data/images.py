@@ -58,6 +58,8 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
             gray = to_gray(im)
     except FileNotFoundError:
         raise HccrError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise HccrError(f"{name}: is a folder, not an image (hccr predict reads folders of images)") from None
     except UnidentifiedImageError:
         raise HccrError(f"{name}: not an image Pillow can read") from None
     except Image.DecompressionBombError:  # Pillow refuses the largest ones in open() already

@@ -524,9 +524,12 @@ class Store:
         self.path = Path(path)
         mf = self.path / "manifest.json"
         if not mf.exists():
+            if not self.path.exists():
+                raise HccrError(f"{self.path}: no such store (no file or folder there)")
             partial = self.path.with_name(self.path.name + ".partial")
             hint = f" (an unfinished conversion is in {partial}; rerun hccr convert to finish it)" \
-                if partial.exists() else ""
+                if partial.exists() else f" (images, .gnt or .pot files are packed into one by `hccr convert " \
+                f"{self.path} STORE`)"
             raise HccrError(f"{self.path}: not an hccr store (no manifest.json){hint}")
         try:
             self.manifest = json.loads(mf.read_text(encoding="utf-8"))  # a damaged one: "convert it again" below
