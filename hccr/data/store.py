@@ -524,13 +524,14 @@ class Store:
         self.path = Path(path)
         mf = self.path / "manifest.json"
         if not mf.exists():
+            partial = self.path.with_name(self.path.name + ".partial")
+            if partial.exists():
+                raise HccrError(f"{self.path}: not an hccr store (no manifest.json) (an unfinished conversion is in "
+                                f"{partial}; rerun hccr convert to finish it)")
             if not self.path.exists():
                 raise HccrError(f"{self.path}: no such store (no file or folder there)")
-            partial = self.path.with_name(self.path.name + ".partial")
-            hint = f" (an unfinished conversion is in {partial}; rerun hccr convert to finish it)" \
-                if partial.exists() else f" (images, .gnt or .pot files are packed into one by `hccr convert " \
-                f"{self.path} STORE`)"
-            raise HccrError(f"{self.path}: not an hccr store (no manifest.json){hint}")
+            raise HccrError(f"{self.path}: not an hccr store (no manifest.json) (images, .gnt or .pot files are "
+                            f"packed into one by `hccr convert {self.path} STORE`)")
         try:
             self.manifest = json.loads(mf.read_text(encoding="utf-8"))  # a damaged one: "convert it again" below
             if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
