@@ -106,7 +106,7 @@ for c in $CANDIDATES; do train "$c" & done
 wait
 for c in $CANDIDATES; do
   tail -n 4 "$OUT/$c.log" | sed "s/^/$c: /" | tee -a "$OUT/gpu.log"
-  $H package "$WORK/$c" --out "$WORK/$c/gb2312" --divide-prior --prior-power 0.5 \
+  $H package "$WORK/$c" --out "$WORK/$c/gb2312" --overwrite --divide-prior --prior-power 0.5 \
     --recipe "benchmarks/gpu.sh train with DEVICE=$DEVICE CANDIDATES=$c MINUTES=$minutes on $machine (scripts/train_gb2312.sh's mix: SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=components+builtin L2_WRITERS=$l2n, bank from $BANK_WRITERS writers; $minutes min; SET=\"$(echo $(settings "$c"))\" PRIOR_POWER=0.5)" \
     --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (22 characters)" \
     2>&1 | tee -a "$OUT/gpu.log" &

@@ -486,16 +486,22 @@ def package(
     recipe: Annotated[str, typer.Option(help="How the run was made, recorded as provenance.")] = "",
     crops: Annotated[int, typer.Option(help="Crops inside the ONNX graph.")] = 1,
     divide_prior: Annotated[bool, typer.Option(help="Fold the training store's class prior out of the classifier "
-                                                    "(for unbalanced data, e.g. real images of a few characters).")] = False,
+                                                    "(for unbalanced data, e.g. real images of a few characters; "
+                                                    "not for a run started from the shipped gb2312, whose bias "
+                                                    "has a prior divided out already).")] = False,
     prior_power: Annotated[float | None, typer.Option(help="With --divide-prior: divide by prior**POWER (default 1, "
                                                            "fully; below 1 keeps part of the pull towards the "
                                                            "characters with real images).")] = None,
     real_data: Annotated[str, typer.Option(help="What real images were mixed into training (provenance, model card).")] = "",
+    overwrite: Annotated[bool, typer.Option(help="Replace a model already packaged under STEM.")] = False,
 ) -> None:
     """Turn a training run into a shippable model (fp16 checkpoint + ONNX, provenance, no absolute paths)."""
     from .packaging import init_prior_note, run_provenance, store_class_counts
     from .packaging import package as run_package
 
+    there = [p for p in (out.with_suffix(s) for s in (".json", ".safetensors", ".onnx")) if p.exists()]
+    if there and not overwrite:  # a calibrated model is not replaced by accident
+        raise HccrError(f"{there[0]}: a model is already packaged there; --overwrite replaces it, or give another --out")
     prov = run_provenance(run, recipe)
     if real_data:
         prov["real"] = real_data

@@ -93,7 +93,7 @@ $HCCR train "${train_args[@]}" 2>&1 | grep --line-buffered -v "steps \[" | tee -
 log "5/5 package -> $WORK/gb2312.{json,safetensors,onnx}, prior divided out, calibrated on the validation writers"
 init_named=$INIT  # the shipped metadata names an absolute INIT relative to the checkout: no home folders in it
 case $INIT in /*) init_named=$(realpath -m --relative-to="$here" "$INIT") ;; esac
-$HCCR package "$WORK/run" --out "$WORK/gb2312" --divide-prior --prior-power "${PRIOR_POWER:-1}" \
+$HCCR package "$WORK/run" --out "$WORK/gb2312" --overwrite --divide-prior --prior-power "${PRIOR_POWER:-1}" \
   --recipe "scripts/train_gb2312.sh (SYNTH_WRITERS=$SYNTH_WRITERS SEED=$SEED L2=$L2 STEPS=${STEPS:-preset} INIT=$init_named${SET:+ SET=\"$SET\"}${PRIOR_POWER:+ PRIOR_POWER=$PRIOR_POWER})" \
   --real-data "CASIA-OLHWDB1.1: the pen trajectories of 210 of its training writers, every level-1 character, drawn by hccr's pen (hccr.data.render.Pen, fitted to scans); casia-hwdb-22's training scans (21 characters; 宬 is not in GB2312)"
 $HCCR calibrate "$WORK/store" --split val --model "$WORK/gb2312.json" | tee -a "$WORK/recipe.log"

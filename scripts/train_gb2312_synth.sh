@@ -74,5 +74,5 @@ if [ "${CONTINUE_STEPS:-0}" -gt 0 ]; then
 fi
 
 log "4/4 package -> $WORK/gb2312-synth.{json,safetensors,onnx}"
-$HCCR package "$final" --out "$WORK/gb2312-synth" --recipe "scripts/train_gb2312_synth.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} MODEL=${MODEL:-preset} CONTINUE_STEPS=${CONTINUE_STEPS:-0} FONTS=${FONTS:+yes} STYLE=$STYLE)"
+$HCCR package "$final" --out "$WORK/gb2312-synth" --overwrite --recipe "scripts/train_gb2312_synth.sh (WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS STEPS=${STEPS:-preset} MODEL=${MODEL:-preset} CONTINUE_STEPS=${CONTINUE_STEPS:-0} FONTS=${FONTS:+yes} STYLE=$STYLE)"
 log "done in $(( $(date +%s) - t0 )) s (this invocation)"

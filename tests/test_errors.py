@@ -294,6 +294,16 @@ def test_outputs_are_what_their_names_say_and_errors_leave_nothing(tiny_run, tin
     assert r.returncode == 2 and "flat: no labelled samples" in r.stderr and not (tmp_path / "rep").exists()
 
 
+def test_package_never_replaces_a_model_unasked(tiny_run, tmp_path):
+    assert run_cli("package", tiny_run, "--out", tmp_path / "m").returncode == 0
+    (tmp_path / "m.onnx").write_bytes(b"a calibrated model of the user's")
+    r = run_cli("package", tiny_run, "--out", tmp_path / "m")
+    assert r.returncode == 2 and "already packaged there; --overwrite replaces it" in r.stderr
+    assert (tmp_path / "m.onnx").read_bytes() == b"a calibrated model of the user's"
+    assert run_cli("package", tiny_run, "--out", tmp_path / "m", "--overwrite").returncode == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+
+
 def test_a_failed_write_names_the_users_file_and_leaves_nothing(tmp_path):
     import errno
 
