@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from hccr.quickstart import data_folder
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("HCCR_DATA", ROOT.parent / "shared" / "data"))  # the real data, outside the checkout
+DATA = data_folder(ROOT)  # the real data, outside the checkout
 REAL = Path(os.environ.get("HCCR_REAL_DATA", DATA / "casia-hwdb-22"))
 OUT = ROOT / ".bench"
 

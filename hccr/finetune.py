@@ -95,6 +95,12 @@ def class_rows(model: nn.Module, num_classes: int) -> list[tuple[str, nn.Paramet
             if n.startswith(HEAD_PREFIXES) and p.ndim >= 1 and p.shape[0] == num_classes]
 
 
+def classifier_layers(model: nn.Module, num_classes: int) -> list[nn.Linear]:
+    """The linear layers that answer one logit a class (main and auxiliary heads), in module order: the main
+    head's is the last."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+
+
 def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], source_charset: str,
                      target_charset: str) -> dict:
     """Load ``source`` into ``model``; classifier rows are matched by character. Returns counts."""
@@ -205,7 +211,7 @@ def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, 
     if not new:
         return 0
     take = np.random.default_rng(0).permutation(len(labels))[:cap]
-    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    heads = classifier_layers(model, num_classes)
     feats: dict[int, list[torch.Tensor]] = {id(h): [] for h in heads}
     hooks = [h.register_forward_pre_hook(lambda mod, inp: feats[id(mod)].append(inp[0].detach().flatten(1).float()))
              for h in heads]
@@ -220,10 +226,11 @@ def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, 
             h.remove()
         model.train(was_training)
     fitted = [h for h in heads if feats[id(h)]]  # auxiliary heads, read only in training, keep their start
+    device = next(model.parameters()).device
+    y = torch.as_tensor(labels[take], device=device)
+    rows, every = torch.as_tensor(new, device=device), torch.arange(len(take), device=device)
     for h in fitted:
         f = torch.cat(feats[id(h)])
-        y = torch.as_tensor(labels[take], device=f.device)
-        rows, every = torch.as_tensor(new, device=f.device), torch.arange(len(f), device=f.device)
         with torch.no_grad():
             fixed = f @ h.weight.float().T + h.bias.float()  # every class's logit; the new ones are replaced below
         length = lengths(h.weight.detach()[:kept].float()).mean()  # every row as long as a typical source row

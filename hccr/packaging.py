@@ -23,7 +23,9 @@ def divide_out_prior(model, counts, power: float = 1.0, undo: bool = False) -> i
     import torch
 
     counts = np.asarray(counts, np.float64)
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(counts)]
+    from .finetune import classifier_layers
+
+    heads = classifier_layers(model, len(counts))
     if not heads or heads[-1].bias is None:
         raise HccrError(f"the model has no classifier layer with a bias and {len(counts)} outputs")
     if counts.sum() <= 0:

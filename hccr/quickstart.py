@@ -178,9 +178,10 @@ def fit_and_ensemble(train_store: Path, eval_stores: dict[str, Path], out: Path,
     return {"tables": tables, "weights": weights.tolist(), "reports": [str(r) for r in reports]}
 
 
-def data_folder() -> Path:
-    """Where the real data lies, outside the checkout: ``$HCCR_DATA``, else ``../shared/data`` from here."""
-    return Path(os.environ.get("HCCR_DATA", "../shared/data"))
+def data_folder(checkout: str | os.PathLike = ".") -> Path:
+    """Where the real data lies, outside the checkout: ``$HCCR_DATA``, else ``shared/data`` beside ``checkout``
+    (the project's folder; the benchmarks and tests pass theirs)."""
+    return Path(os.environ.get("HCCR_DATA", Path(checkout) / ".." / "shared" / "data"))
 
 
 def casia22_test() -> Path:

@@ -72,11 +72,8 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
 
             raise HccrError(f"{out}: another hccr is writing this {what} (process {holder}, lock {lock}); wait for "
                             f"it to finish, or if no such process runs, delete {lock}") from None
-        try:  # the file a holder removed as it finished is no lock: open the one at the path now
-            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
-                break
-        except FileNotFoundError:
-            pass
+        if _is_at(f, lock):  # the file a holder removed as it finished is no lock: open the one at the path now
+            break
         f.close()
     _HELD_LOCKS.add(f.fileno())
     try:
@@ -87,10 +84,18 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
         yield lock
     finally:
         _HELD_LOCKS.discard(f.fileno())
-        with contextlib.suppress(OSError):  # removed while still held, so no one takes a lock on a file about to
-            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:  # vanish; and only ours (a user may have
-                lock.unlink()  # deleted it, and another run made its own)
+        if _is_at(f, lock):  # removed while still held, so no one locks a file about to vanish; and only ours (a
+            with contextlib.suppress(OSError):  # user may have deleted it, and another run made its own)
+                lock.unlink()
         f.close()  # releases the lock
+
+
+def _is_at(f, path: Path) -> bool:
+    """Whether the open file ``f`` is the one at ``path`` now (not one removed or replaced since it was opened)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 _HELD_LOCKS: set[int] = set()  # descriptors of the output locks this process holds

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hccr.quickstart import data_folder
+
 ROOT = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("HCCR_REAL_DATA", Path(os.environ.get("HCCR_DATA", ROOT.parent / "shared" / "data"))
-                          / "casia-hwdb-22"))
+REAL = Path(os.environ.get("HCCR_REAL_DATA", data_folder(ROOT) / "casia-hwdb-22"))
 CHARS = "安宁家字学宝定实室客宫害宿寒察它守完宏宙"
 
 
