@@ -15,6 +15,8 @@ the model their own images of a few characters and keeping the rest: each run is
 OLHWDB validation writers' samples of every other level-1 character, beside the ``--init`` model.
 ``--soup`` also scores the average of the seeds' fine-tuned weights (``hccr average`` of their best checkpoints:
 one model, one basin, as they all start from ``--init``).
+``--refit`` (with ``--shots all``) is the last step of choosing on the tail: the chosen recipe trains on every
+training image, the tail too, and its last checkpoint is scored (there is nothing left to choose a best one on).
 ``--olhwdb-extra`` adds the OLHWDB training writers' trajectories of casia-hwdb-22's characters to its training
 images (the tail stays the validation). ``--olhwdb-chars N`` teaches N level-1 characters drawn at random (seed 0) from OLHWDB instead: k samples
 per character from its first 40 training writers, validation writers 1-5 as the tail, 6-10 as the test.
@@ -102,6 +104,8 @@ def run_one(method: str, shots: int | None, seed: int, store: Path, out: Path, a
     sets = [f"seed={seed}"]
     if shots is None:  # every training image: the preset's batch, whole epochs
         sets += [f"epochs={args.epochs_all}", "steps=0"]
+        if args.refit:  # the tail is training data now: no validation split, none carved out
+            sets += ["val_fraction=0"]
     else:  # a handful of images: a fixed step budget, smaller batches
         sets += ["batch_size=64", f"steps={args.steps}", "epochs=1000000", "warmup_epochs=0"]
     if method == "finetune":
@@ -164,6 +168,8 @@ def main() -> None:
     ap.add_argument("--olhwdb-chars", type=int, default=0, help="teach this many OLHWDB level-1 characters instead")
     ap.add_argument("--olhwdb-extra", action="store_true",
                     help="also train on the OLHWDB training writers' trajectories of the same characters")
+    ap.add_argument("--refit", action="store_true",
+                    help="with --shots all: train on the tail too and score the last checkpoint (after choosing)")
     ap.add_argument("--soup", action="store_true", help="also score the weight average of the seeds' fine-tunes")
     ap.add_argument("--work", default=str(OUT / "fewshot"))
     args = ap.parse_args()
@@ -172,12 +178,16 @@ def main() -> None:
     tail, test = olhwdb_stores(work, args.olhwdb_chars) if args.olhwdb_chars else casia_stores(work, args.size)
     if args.olhwdb_extra:
         tail = with_olhwdb(tail, work)
+    if args.refit:
+        if args.shots != "all" or args.split != "test" or args.keep_classes or args.soup:
+            sys.exit("--refit is the final run of a recipe chosen on the tail: --shots all --split test, alone")
+        tail = store_view(tail, work / f"refit{'-olhwdb' if args.olhwdb_extra else ''}", np.zeros(len(Store(tail)), np.uint8))
     px = "" if args.size == 64 else f"-{args.size}"
     if args.size != 64:
         args.set = [f"image_size={args.size}", *args.set]
     tag = args.name or f"{args.init}-lr{args.ft_lr:g}-f{args.freeze_epochs}-s{args.steps}-e{args.epochs_all}" + \
         ("-keep" if args.keep_classes else "") + (f"-olhwdb{args.olhwdb_chars}" if args.olhwdb_chars else "") + \
-        ("-olhwdb-extra" if args.olhwdb_extra else "")
+        ("-olhwdb-extra" if args.olhwdb_extra else "") + ("-refit" if args.refit else "")
     rows = []
     others = None
     if args.keep_classes:  # the rest of level 1, by writers nobody trained on; and the starting point's figures
@@ -202,7 +212,7 @@ def main() -> None:
                 run_one(method, shots, seed, store, out, args)
                 if method == "finetune":
                     tuned.append(out)
-                rec = Recognizer.from_checkpoint(out)
+                rec = Recognizer.from_checkpoint(out / "last" if args.refit else out)
                 acc = scores(rec, store, test, args.split)
                 row = {"method": method, "shots": shots_s, "seed": seed, "top1": acc["top1"], "top5": acc["top5"],
                        "train_images": int(len(Store(store).indices("train"))),
