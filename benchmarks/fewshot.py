@@ -205,8 +205,11 @@ def main() -> None:
         shots = None if shots_s == "all" else int(shots_s)
         tuned = []  # this point's fine-tunes, one a seed (--soup averages them)
         for seed in map(int, args.seeds.split(",")):
-            store = subset(tail, work / f"subsets{px}{'-olhwdb' if args.olhwdb_extra else ''}" / f"{shots_s}-s{seed}",
+            store = subset(tail, work / f"subsets{px}{'-olhwdb' if args.olhwdb_extra else ''}{'-refit' if args.refit else ''}"
+                           / f"{shots_s}-s{seed}",
                            shots, seed)
+            if args.refit and len(Store(store).indices("val")):
+                sys.exit(f"{store}: --refit needs a store without a validation split")
             for method in args.methods.split(","):
                 out = work / "runs" / f"{method}-{shots_s}-s{seed}-{tag if method == 'finetune' or args.name else args.steps}"
                 run_one(method, shots, seed, store, out, args)
