@@ -63,6 +63,25 @@ def test_a_huge_image_is_refused_with_its_name_not_a_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "scan.png" in r.stderr
 
 
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height gray pixels (no image data: only the header is ever read)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_an_image_over_pillows_own_limit_gets_hccrs_line_and_no_pillow_warning(tmp_path):
+    _png_header_only(tmp_path / "poster.png", 10_000, 10_000)  # 100 M pixels: Pillow warns while opening
+    r = run_cli("predict", tmp_path / "poster.png", env={"PYTHONWARNINGS": "default"})
+    assert r.returncode == 2 and "poster.png: 10000×10000 pixels is too large" in r.stderr, r.stderr
+    assert "DecompressionBomb" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_a_huge_array_or_pil_image_is_refused_before_it_is_copied():
     from hccr.inputs import as_gray
 

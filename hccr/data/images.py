@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -36,6 +37,16 @@ def to_gray(im) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
+@functools.cache
+def _quiet_size_warning() -> None:
+    """Pillow warns of images over its own limit (89 M pixels) while opening them; hccr refuses any over
+    ``MAX_PIXELS`` (below it) in its own words. One process-wide filter, set once: ``warnings.catch_warnings``
+    around each open is not safe while the server's threads read images side by side."""
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
     """Read any Pillow-readable image (path or bytes) as uint8 gray, dark ink on white.
 
@@ -45,9 +56,8 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
 
     name = "<bytes>" if isinstance(src, bytes) else str(src)
     try:
-        with warnings.catch_warnings():  # Pillow's size warning: the limit below says it in hccr's words
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
+        _quiet_size_warning()
+        im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
         with im:
             if im.width * im.height > MAX_PIXELS:  # read from the header: nothing decoded yet
                 raise HccrError(f"{name}: {im.width}×{im.height} pixels is too large for one character image "
