@@ -386,9 +386,9 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
         source = read_meta(resolve_init(cfg.init))
         # what the starting model was when this run began (a name like gb2312 may later mean another file)
         init_prov = earlier.get("init_provenance") or init_provenance(cfg.init, source)
-        for change in adopt_architecture(cfg, source):
-            if env.is_main and not resume:
-                print(f"--init: {change}")
+        changes = adopt_architecture(cfg, source)
+        if changes and env.is_main and not resume:
+            print(f"--init: the run builds {Path(str(cfg.init)).name}'s network, not the preset's: {'; '.join(changes)}")
         if cfg.init_keep_classes:  # the source's characters stay readable; the store's new ones are added
             store = keep_source_classes(store, source["charset"])
     torch.manual_seed(cfg.seed)

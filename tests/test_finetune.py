@@ -237,6 +237,7 @@ def test_keep_classes_teaches_the_shipped_model_characters_it_does_not_know_and_
                 "--set", "steps=30", "--set", "batch_size=16")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "6763 classes keep their rows, 2 new (國學)" in r.stdout
+    assert "--init: the run builds gb2312's network, not the preset's: model 'charnet-s' -> 'resnet-lean'" in r.stdout
     tuned = Recognizer.from_checkpoint(tmp_path / "run" / "last.json")
     synth(tmp_path / "unseen", SynthConfig(chars="國學", writers=12, seed=8), workers=1, progress=False)
     new = predict_inputs(tuned, [str(tmp_path / "unseen")], crops=1, progress=False)
