@@ -134,7 +134,7 @@ def predict_with_features(model_ref, store, idx: np.ndarray, batch: int = 256
     from .predict import multicrop, to_model_input
     from .preprocess import InputSpec
 
-    model, meta = load_checkpoint(resolve_init(model_ref))
+    model, meta = load_checkpoint(resolve_init(model_ref), heads=False)
     spec = InputSpec.from_meta(meta["preprocessing"], crops=1)
     index = {c: i for i, c in enumerate(meta["charset"])}
     lut = np.array([index.get(c, -1) for c in store.charset])

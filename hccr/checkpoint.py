@@ -115,12 +115,18 @@ def read_meta(path: str | os.PathLike) -> dict:
     return meta
 
 
-MAX_PARAMETERS = 200_000_000  # 800 MB of float32: far above any hccr network, far below a hostile file's ask
+# 4 GB of float32: above the paper's CharNet at 256 px with its auxiliary heads (about 400 M), far below a hostile
+# file's ask
+MAX_PARAMETERS = 1_000_000_000
+AUX_PREFIX = "aux_heads."
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model from its JSON and load the weights; returns ``(model in eval mode, meta)``."""
-    from safetensors.torch import load_file
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", heads: bool = True
+                    ) -> tuple[nn.Module, dict]:
+    """Rebuild the model from its JSON and load the weights; returns ``(model in eval mode, meta)``.
+    ``heads=False`` leaves out the auxiliary heads, which serve training only (no prediction reads them): the
+    paper's CharNet at 256 px is 14 M parameters without them, 400 M with them, and only those 14 M are read."""
+    from safetensors import safe_open
 
     from .models import create_model
 
@@ -130,6 +136,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not weights.exists():
         raise HccrError(f"{weights}: weights file missing next to {p.name}")
     args = dict(meta["model_args"])
+    drop_heads = not heads and args.get("aux", False)
+    if drop_heads:
+        args["aux"] = False
     try:
         with torch.device("meta"):  # sized first, allocated only if sane
             size = sum(t.numel() for t in create_model(meta["arch"], **args).parameters())
@@ -142,7 +151,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     verify_file(weights, meta.get("weights_sha256"), "weights_sha256")
     model = create_model(meta["arch"], **args)
     try:
-        state = load_file(str(weights), device=str(device))
+        with safe_open(str(weights), framework="pt", device=str(device)) as f:
+            state = {k: f.get_tensor(k) for k in f.keys() if not (drop_heads and k.startswith(AUX_PREFIX))}
     except Exception as e:  # truncated, not safetensors, unreadable
         raise HccrError(f"{weights}: damaged weights file ({str(e).splitlines()[0][:160]})") from None
     try:
@@ -151,6 +161,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise HccrError(f"{weights}: weights do not fit {meta['arch']} as described in {p.name} "
                         f"(saved by hccr {meta.get('hccr_version', '?')}, an older design?): "
                         f"{str(e).splitlines()[-1].strip()[:200]}") from None
+    if drop_heads:
+        meta = {**meta, "model_args": {**meta["model_args"], "aux": False}}
     bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if bad is not None:
         raise HccrError(f"{weights}: tensor {bad} holds NaN or infinite values: the model would answer nonsense "

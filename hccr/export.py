@@ -47,7 +47,7 @@ def export_onnx(checkpoints: list[str], out: str | os.PathLike, weights: list[fl
     from .ensemble import normalize_weights
     from .utils import atomic_path
 
-    models, metas = zip(*(load_checkpoint(c) for c in checkpoints), strict=True)
+    models, metas = zip(*(load_checkpoint(c, heads=False) for c in checkpoints), strict=True)
     charset = metas[0]["charset"]
     specs = [InputSpec.from_meta(m["preprocessing"], crops) for m in metas]
     # The graph takes ink-high images and flips them per member, so only size and margin must agree.

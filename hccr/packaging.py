@@ -108,11 +108,8 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     from .export import export_onnx, store_weights_fp16
     from .preprocess import InputSpec
 
-    model, meta = load_checkpoint(run)
+    model, meta = load_checkpoint(run, heads=False)  # deep supervision serves training only: not shipped
     InputSpec.from_meta(meta["preprocessing"], crops)  # a bad --crops fails here, before any file is written
-    if len(getattr(model, "aux_heads", ())):  # deep supervision serves training only: a prediction never reads them
-        model.aux_heads = torch.nn.ModuleList()
-        meta["model_args"] = {**meta["model_args"], "aux": False}
     if class_counts is not None:
         if len(class_counts) != meta["model_args"]["num_classes"]:
             raise HccrError(f"{run}: {len(class_counts)} class counts for {meta['model_args']['num_classes']} classes")

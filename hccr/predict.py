@@ -60,7 +60,7 @@ class Recognizer(BaseRecognizer):
         from .precision import check_device
 
         check_device(device)  # before the weights: a missing GPU is not a damaged file
-        model, meta = load_checkpoint(path, device)
+        model, meta = load_checkpoint(path, device, heads=False)  # prediction reads the main head
         p = resolve(path)
         ident = {"path": str(p), "arch": meta["arch"], "weights_sha256": file_digest(p.with_suffix(".safetensors")),
                  "created": meta.get("created"), "epoch": meta.get("epoch")}

@@ -70,6 +70,54 @@ def test_checkpoint_rebuilds_a_non_default_architecture(tmp_path):
     assert meta["model_args"]["strides"] == [2, 2, 1, 1] and meta["model_args"]["conv_stages"] == [1, 3]
 
 
+def _aux_checkpoint(tmp_path, arch_args=None):
+    from hccr.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    m = create_model("charnet-s", num_classes=5, image_size=32, widths=(8, 16, 16, 32), strides=(2, 2, 1, 1)).eval()
+    assert len(m.aux_heads) == 4
+    meta = {"arch": "charnet-s", "charset": "一二三四五", "preprocessing": {"image_size": 32, "ink": "high"},
+            "model_args": {"num_classes": 5, "image_size": 32, **m.arch_args}}
+    return m, save_checkpoint(tmp_path / "ck", m, meta)
+
+
+def test_prediction_loads_a_run_without_its_training_only_heads(tmp_path):
+    """The paper's CharNet at 256 px is 400 M parameters, 384 M of them in auxiliary heads that no prediction reads:
+    predict, export and package load the network without them, and it answers exactly as the whole one does."""
+    from hccr.checkpoint import load_checkpoint
+    from hccr.predict import Recognizer
+
+    m, path = _aux_checkpoint(tmp_path)
+    lean, meta = load_checkpoint(path, heads=False)
+    assert len(lean.aux_heads) == 0 and meta["model_args"]["aux"] is False
+    whole, _ = load_checkpoint(path)
+    assert len(whole.aux_heads) == 4  # averaging and fine-tuning still get every tensor
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(lean(x), m(x))
+    assert not any(n.startswith("aux_heads") for n in Recognizer.from_checkpoint(path).model.state_dict())
+
+
+def test_the_paper_network_at_its_own_size_is_within_the_loaders_limit(tmp_path):
+    """A paper-1..3 run (CharNet at 256 px, 6,763 classes, heads included) must load: the parameter limit that
+    guards against hostile metadata once refused every paper run after its training."""
+    import json
+
+    from hccr.checkpoint import MAX_PARAMETERS, load_checkpoint
+    from hccr.errors import HccrError
+
+    with torch.device("meta"):
+        paper = sum(p.numel() for p in create_model("charnet", num_classes=6763, image_size=256).parameters())
+    assert 390e6 < paper <= MAX_PARAMETERS
+    _, path = _aux_checkpoint(tmp_path)
+    meta = json.loads(path.read_text())
+    meta.update(arch="charnet", model_args={"num_classes": 5, "image_size": 256, "aux": True},
+                preprocessing={**meta["preprocessing"], "image_size": 256})
+    path.write_text(json.dumps(meta))
+    with pytest.raises(HccrError) as e:  # these weights are not that network's: refused for that, not for its size
+        load_checkpoint(path)
+    assert "at most" not in str(e.value) and "weights do not fit charnet" in str(e.value), str(e.value)
+
+
 def test_focal_loss_matches_float64_formula():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 11, generator=g) * 3
