@@ -554,6 +554,11 @@ def ensemble(
     from .ensemble import combine, fit_weights, load_all
     from .evaluate import topk_accuracy
 
+    if out.suffix != ".npz":  # evaluate and calibrate tell a prediction file by its name
+        raise HccrError(f"--out {out}: a prediction file's name ends in .npz (e.g. {out.with_suffix('.npz').name})")
+    if fit and weights:
+        raise HccrError("--weights and --fit both set the members' weights: give one (--fit fits them on validation "
+                        "predictions)")
     members = load_all(preds)
     names = [str(p) for p in preds]
     w = None

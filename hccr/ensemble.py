@@ -32,8 +32,8 @@ def normalize_weights(weights: list[float] | tuple[float, ...] | None, n: int) -
     w = np.asarray(weights, dtype=np.float64)
     if len(w) != n:
         raise HccrError(f"{len(w)} weights for {n} members")
-    if (w < 0).any() or w.sum() <= 0:
-        raise HccrError(f"weights must be non-negative with a positive sum, got {list(weights)}")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise HccrError(f"weights must be finite and non-negative with a positive sum, got {list(weights)}")
     return w / w.sum()
 
 
@@ -49,8 +49,9 @@ def combine(preds: list[Predictions], weights: list[float] | tuple[float, ...] |
     for i in range(0, len(probs), 4096):  # in chunks of rows: no N x C float64 temporary
         probs[i : i + 4096] = sum(wk * p.probs[i : i + 4096].astype(np.float64) for wk, p in zip(w, preds, strict=True))
     ms = sum(p.meta.get("ms_per_char", 0.0) for p in preds)
+    crops = [p.meta.get("crops") for p in preds]
     meta = {"kind": "ensemble", "weights": w.tolist(), "members": [p.meta.get("model") for p in preds],
-            "crops": preds[0].meta.get("crops"), "ms_per_char": ms}
+            "crops": crops[0] if len(set(crops)) == 1 else "/".join(map(str, crops)), "ms_per_char": ms}
     return Predictions(probs, preds[0].charset, preds[0].labels, preds[0].ids, preds[0].source, meta)
 
 

@@ -60,6 +60,10 @@ def test_ensemble_weights_normalise_and_mismatches_are_refused():
         combine([a, _pred([[0.5, 0.5, 0.0]], [0], ids=["store:7"])])
     with pytest.raises(HccrError, match="weights"):
         combine([a, b], [1, -1])
+    with pytest.raises(HccrError, match="finite"):  # NaN compares false with everything: it once passed through
+        combine([a, b], [float("nan"), 1])
+    a.meta["crops"], b.meta["crops"] = 5, 1
+    assert combine([a, b]).meta["crops"] == "5/1"  # the report says what each member read, not the first's
     p3 = combine([a, b, b])
     assert p3.meta["weights"] == pytest.approx([0.3, 0.2, 0.5])  # the paper's default for three
 
