@@ -246,7 +246,8 @@ def synth(
 def train(
     data: Annotated[Path, typer.Option(help="Packed store made by hccr convert.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")],
-    preset: Annotated[str, typer.Option(help="paper-1..3, fast-1..3, gb2312 or gb2312-synth (see hccr presets).")] = "fast-1",
+    preset: Annotated[str | None, typer.Option(help="paper-1..3, fast-1..3, gb2312 or gb2312-synth (see hccr presets; "
+                                               "default fast-1).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
@@ -274,14 +275,17 @@ def train(
     fit(cfg, data, out, resume=resume, device=device)
 
 
-def _run_config(out: Path, resume: bool, preset: str):
-    """(config, resumed): the run's own config when resuming it, else the preset's."""
+def _run_config(out: Path, resume: bool, preset: str | None):
+    """(config, resumed): the run's own config when resuming it, else the preset's (default fast-1)."""
     from .config import config_from_dict, get_preset
     from .utils import read_json
 
     if resume and (out / "config.json").exists():
+        if preset is not None:
+            raise HccrError(f"--resume continues {out} with the recipe it began with: leave --preset out (or start "
+                            "a new --out)")
         return config_from_dict(read_json(out / "config.json")["config"]), True
-    return get_preset(preset), False
+    return get_preset(preset or "fast-1"), False
 
 
 def _print_comparison(res: dict, title: str, what: str, plot: Path | None, labels: tuple[str, str]) -> None:
@@ -310,7 +314,7 @@ def distill(
     out: Annotated[Path, typer.Option(help="Run folder for the student.")],
     teacher: Annotated[list[Path] | None, typer.Option(help="A teacher checkpoint or run folder (repeat for an "
                                                        "ensemble; with --resume the run's own).")] = None,
-    preset: Annotated[str, typer.Option(help="The student's recipe (see hccr presets).")] = "fast-1",
+    preset: Annotated[str | None, typer.Option(help="The student's recipe (see hccr presets; default fast-1).")] = None,
     weights: Annotated[str | None, typer.Option(help="Teacher weights, comma-separated (default 0.3,0.2,0.5 for three, else equal).")] = None,
     temperature: Annotated[float, typer.Option(help="Softening temperature of the teachers' and student's logits.")] = 2.0,
     alpha: Annotated[float, typer.Option(help="Weight of the soft targets; 1 - alpha goes to the hard labels.")] = 0.7,

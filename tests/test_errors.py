@@ -191,6 +191,14 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
     (tmp_path / "unknown" / "安").mkdir(parents=True)
     for n in ("a", "b"):  # labelled images of a character tiny_run does not know
         Image.fromarray(ink).save(tmp_path / "unknown" / "安" / f"{n}.png")
+    from hccr.data.store import ConvertOptions, convert
+
+    for c in "安宴":  # a store of two other characters
+        (tmp_path / "two" / c).mkdir(parents=True)
+        for n in range(3):
+            Image.fromarray(np.roll(ink, 3 * n + 5 * (c == "宴"), axis=1)).save(tmp_path / "two" / c / f"{n}.png")
+    convert([str(tmp_path / "two")], tmp_path / "two-store", ConvertOptions(size=32), workers=1, progress=False)
+    shutil.copytree(tiny_run, tmp_path / "run-copy")
     cases = [
         (["train", "--data", tmp_path / "unknown", "--out", tmp_path / "r1"], "packed into one by `hccr convert"),
         (["train", "--data", tmp_path / "nosuch", "--out", tmp_path / "r2"], "nosuch: no such store"),
@@ -235,6 +243,10 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["serve", "gb2312", "--model", "gb2312-synth"], "two models; give one"),
         (["synth", tmp_path / "cut", "--chars", "安"], f"{tmp_path / 'cut' / 'synth.json'}: damaged file (not valid JSON"),
         (["train", "--data", tiny_store, "--out", tmp_path / "run-cut", "--resume"], "config.json: damaged file"),
+        (["train", "--data", tiny_store, "--out", tmp_path / "run-copy", "--resume", "--preset", "paper-1"],
+         "--resume continues"),
+        (["train", "--data", tmp_path / "two-store", "--out", tmp_path / "run-copy", "--resume"],
+         "holds 2 characters: resume with the run's store"),
     ]
     for args, fragment in cases:
         r = run_cli(*args)
