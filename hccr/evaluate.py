@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -195,10 +197,35 @@ def _example_image(pred: Predictions, i: int) -> np.ndarray | None:
         return None
 
 
+REPORT_FILES = ("per_class.csv", "confusions.png", "confusion.png", "reliability.png", "report.md")
+
+
 def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predictions] | None = None,
              name: str = "model") -> dict:
     """Write ``report.md``, ``per_class.csv``, ``confusions.png``, and with matplotlib (``hccr[plot]``)
-    ``confusion.png`` and ``reliability.png``; without it the report says how to get them."""
+    ``confusion.png`` and ``reliability.png``; without it the report says how to get them. The files are
+    written into a hidden folder inside ``out`` and moved into place together once all are written, and an
+    earlier report's files that this one has not are removed: never a mix of two reports."""
+    out = Path(out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        result = _write_report(main, work, compare, name)
+        for f in REPORT_FILES:  # report.md last: a reader that sees it sees the rest
+            if (work / f).exists():
+                os.replace(work / f, out / f)
+            else:
+                (out / f).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if made and not any(out.iterdir()):  # a refused report leaves no empty folder behind
+            out.rmdir()
+    return result
+
+
+def _write_report(main: Predictions, out: Path, compare: dict[str, Predictions] | None, name: str) -> dict:
+    """:func:`evaluate`'s files, written into ``out``."""
     try:
         import matplotlib
 
@@ -219,9 +246,7 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     y, probs = main.labels, main.probs
     ok = y >= 0
     stats = scan(probs, y)
-    summ = summary(main, stats)  # nothing labelled: an error before the report folder is made
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    summ = summary(main, stats)  # nothing labelled: an error before any file is written
     cal = calibration(probs, y, stats=stats)
     pred = stats["pred"]
 

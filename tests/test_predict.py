@@ -91,6 +91,25 @@ def test_evaluate_exact_topk(tmp_path):
     assert "| model | 0.5000 |" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_a_report_that_fails_late_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    import hccr.evaluate as E
+
+    probs = [[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]
+    E.evaluate(_pred(probs, [0, 2]), tmp_path / "rep", name="first")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "rep").iterdir()}
+
+    def broken(*a, **k):  # the last plot fails (a full disk, a Ctrl-C) after the table and the first plots
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(E, "_plot_reliability", broken)
+    with pytest.raises(OSError):
+        E.evaluate(_pred(probs, [1, 1]), tmp_path / "rep", name="second")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "rep").iterdir()} == before  # no hidden folder left either
+    with pytest.raises(HccrError):  # nothing labelled: refused, and no empty folder made
+        E.evaluate(_pred(probs, [-1, -1]), tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+
+
 def test_the_demo_finds_the_real_data_where_hccr_data_says(tmp_path, monkeypatch):
     from hccr.quickstart import default_real, olhwdb_archive
 
