@@ -275,6 +275,13 @@ def train(
     fit(cfg, data, out, resume=resume, device=device)
 
 
+def _check_split(split: str, inputs: list[Path]) -> None:
+    """``--split`` other than all names part of one store: refused for any other inputs (it was ignored)."""
+    if split != "all" and not (len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists()):
+        raise HccrError(f"--split {split} picks part of one store; these inputs have no splits (give a store alone, "
+                        "or leave --split out)")
+
+
 def _run_config(out: Path, resume: bool, preset: str | None):
     """(config, resumed): the run's own config when resuming it, else the preset's (default fast-1)."""
     from .config import config_from_dict, get_preset
@@ -423,6 +430,7 @@ def predict(
         raise HccrError(f"--out {out}: a prediction file's name ends in .npz (e.g. {out.with_suffix('.npz').name})")
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
+    _check_split(split, inputs)
     use_all_cores()
     rec = load_recognizer(model, device, amp, crops=crops)
     crops = crops or rec.spec.crops
@@ -619,9 +627,7 @@ def evaluate(
             raise HccrError("two prediction files of one name in one folder: give each model's file once")
     else:
         stores = [p for p in inputs if (p / "manifest.json").exists()]
-        if split != SplitChoice.all and not (len(inputs) == 1 and stores):
-            raise HccrError(f"--split {split.value} picks part of one store; these inputs have no splits (give a store "
-                            "alone, or leave --split out)")
+        _check_split(split.value, inputs)
         if stores and split == SplitChoice.all:
             from .data.store import Store
 

@@ -161,16 +161,22 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: st
             write_json(record, stamp)
         data.append(str(store))
     pred = predict_inputs(rec, data, crops=crops, split=split)
-    if not (pred.labels >= 0).any():
-        named = ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
-        if pred.meta.get("unknown_labels"):
-            raise HccrError(f"{named}: none of its {pred.meta['unknown_labels']} labelled images is of a character "
-                            f"the model knows ({pred.meta.get('unknown_chars', '')[:40]}); evaluate another model")
-        raise HccrError(f"{named}: no labelled samples to evaluate (evaluate needs each image's character: a store, "
-                        "<root>/<char>/ folders, or .gnt/.pot files; `hccr predict` reads unlabelled images)")
+    require_labels(pred, ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else ""))
     out.mkdir(parents=True, exist_ok=True)
     pred.save(out / "predictions.npz", float16=True)
     return pred
+
+
+def require_labels(pred: Predictions, named: str) -> None:
+    """An :class:`HccrError` naming ``named`` unless some of ``pred``'s samples are labelled with characters the
+    model knows; it says which of the two is missing."""
+    if (pred.labels >= 0).any():
+        return
+    if pred.meta.get("unknown_labels"):
+        raise HccrError(f"{named}: none of its {pred.meta['unknown_labels']} labelled images is of a character "
+                        f"the model knows ({pred.meta.get('unknown_chars', '')[:40]}); evaluate another model")
+    raise HccrError(f"{named}: no labelled samples to evaluate (evaluate needs each image's character: a store, "
+                    "<root>/<char>/ folders, or .gnt/.pot files; `hccr predict` reads unlabelled images)")
 
 
 def summary(pred: Predictions, stats: dict | None = None) -> dict:
@@ -238,7 +244,11 @@ def _write_report(main: Predictions, out: Path, compare: dict[str, Predictions] 
     from .data.charset import Charset
     from .report import label_tile, save_png, tile_grid
 
+    require_labels(main, name)
     for other, pr in (compare or {}).items():  # one table compares models on the same samples, or it misleads
+        if pr.charset != main.charset:
+            raise HccrError(f"{other}: its character list ({len(pr.charset)} classes) differs from {name}'s "
+                            f"({len(main.charset)}); compare models of the same characters on the same data")
         if len(pr) != len(main) or not np.array_equal(pr.labels, main.labels):
             raise HccrError(f"{other}: predictions of other samples than {name}'s ({len(pr)} against {len(main)}, "
                             "or other labels); compare models on the same data")

@@ -91,6 +91,18 @@ def test_evaluate_exact_topk(tmp_path):
     assert "| model | 0.5000 |" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_evaluate_says_what_is_wrong_with_prediction_files(tmp_path):
+    from hccr.evaluate import evaluate
+
+    a = _pred([[0.5, 0.3, 0.2]], [0])
+    with pytest.raises(HccrError, match=r"b: its character list \(4 classes\) differs from a's \(3\)"):
+        evaluate(a, tmp_path / "r1", compare={"b": _pred([[0.4, 0.3, 0.2, 0.1]], [0], charset="abcd")}, name="a")
+    unknown = _pred([[0.5, 0.3, 0.2]], [-1])
+    unknown.meta.update(unknown_labels=1, unknown_chars="z")  # predicted on a store of characters it does not know
+    with pytest.raises(HccrError, match="none of its 1 labelled images is of a character the model knows"):
+        evaluate(unknown, tmp_path / "r2", name="u")
+
+
 def test_a_report_that_fails_late_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
     import hccr.evaluate as E
 
