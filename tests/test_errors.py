@@ -240,6 +240,7 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["predict", "--model", tiny_run, tiny_store, "--batch-size", "0"], "--batch-size must be at least 1"),
         (["predict", "--model", tiny_run, tiny_store, tiny_store], "a packed store is read on its own"),
         (["predict", "--model", tiny_run, tmp_path / "two", "--split", "val"], "--split val picks part of one store"),
+        (["info", tiny_run], "a model, not a store of samples"),
         (["serve", "--workers", "0"], "--workers: must be above 0"),
         (["serve", "gb2312", "--model", "gb2312-synth"], "two models; give one"),
         (["synth", tmp_path / "cut", "--chars", "安"], f"{tmp_path / 'cut' / 'synth.json'}: damaged file (not valid JSON"),

@@ -42,6 +42,18 @@ def test_empty_and_missing_folders(tmp_path):
 
 @needs_real
 @pytest.mark.realdata
+def test_a_root_above_train_and_test_folders_is_said_to_merge_them(tmp_path, capsys):
+    for part in ("Train", "Test"):
+        (tmp_path / "data" / part / "安").mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / "data" / part / "安" / "1.png")
+    items = scan_image_folder(tmp_path / "data")
+    assert len(items) == 2  # both are read, as asked, but never without a word: a test set inside a training store
+    err = capsys.readouterr().err
+    assert "the character folders of 2 folders (Test, Train) are read as one set" in err, err
+    scan_image_folder(tmp_path / "data" / "Train")
+    assert capsys.readouterr().err == ""
+
+
 def test_real_png_export_layout():
     train = scan_image_folder(REAL / "CASIA-HWDB_Train")  # finds Train/<char>/ one level down
     test = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")

@@ -130,6 +130,11 @@ def scan_image_folder(root: str | os.PathLike, loose_ok: bool = False) -> list[I
                         "(one folder per character, named by it); to recognise them: hccr predict")
     if not dirs:
         raise HccrError(f"{root}: no images found (expected <root>/<char>/<n>.png)")
+    parents = sorted({d.parent for d in dirs})
+    if len(parents) > 1:  # e.g. a dataset's root above its Train/ and Test/ folders: one set, said aloud
+        named = ", ".join(str(p.relative_to(root)) for p in parents[:4]) + (", ..." if len(parents) > 4 else "")
+        print(f"warning: {root}: the character folders of {len(parents)} folders ({named}) are read as one set; a "
+              "training set and a test set are each given on their own", file=sys.stderr)
     if loose and not loose_ok:  # beside the labelled folders: never dropped without a word
         print(f"warning: {root}: {len(loose)} image(s) beside the <char>/ folders (e.g. {loose[0]}) have no label and "
               "are left out", file=sys.stderr)
