@@ -201,12 +201,12 @@ def mixup_draw(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch
 def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], cfg: TrainConfig, optimizer,
                     scheduler, scaler, loss_fn, env: D.DistEnv, epoch: int, gen: torch.Generator,
                     progress: bool, start: int = 0, after_step=None, frozen: nn.Module | None = None,
-                    teacher=None, pinned=None, adversary=None) -> dict:
+                    teacher=None, pinned=None, adversary=None, planned: int | None = None) -> dict:
     """Train on ``batches[start:]``; ``after_step(i)`` runs after batch ``i`` and returns True to stop
     (the step budget is spent). ``frozen`` parts keep their weights and BatchNorm statistics; a
     ``teacher`` (distillation) gives soft targets for the same augmented views; ``pinned`` classifier
     rows are put back after every step (``init_keep_classes``); an ``adversary`` (hccr.domain) adds its domain
-    loss."""
+    loss. ``planned``: the steps this epoch will run when the budget ends it early (what the progress bar counts)."""
     model.train()
     held = list(frozen.parameters()) if frozen is not None else []
     if frozen is not None:
@@ -214,7 +214,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
     amp_ctx, _ = autocast_for(env.device, cfg.amp)
     tot_loss = tot_correct = tot_n = dom_right = dom_n = 0.0
     t0 = time.perf_counter()
-    with Progress(len(batches) - start, f"epoch {epoch + 1}", disable=not (progress and env.is_main),
+    with Progress(planned or len(batches) - start, f"epoch {epoch + 1}", disable=not (progress and env.is_main),
                   unit="steps") as bar:
         for step in range(start, len(batches)):
             b = np.sort(batches[step])
@@ -581,7 +581,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             frozen = backbone(unwrap(ddp))
         tm = train_one_epoch(ddp, store, batches, cfg, optimizer, scheduler, scaler, loss_fn, env, epoch, gen,
                              progress, start=skip, after_step=after_step, frozen=frozen, teacher=teacher,
-                             pinned=pinned, adversary=adversary)
+                             pinned=pinned, adversary=adversary,
+                             planned=None if cfg.minutes else min(len(batches) - skip, budget - step))
         skip = 0
         shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
         vm = evaluate(shipped, store, val_idx, cfg, env)

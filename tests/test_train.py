@@ -141,8 +141,11 @@ def test_a_long_run_logs_each_resume_point(tiny_store, tmp_path, capsys):
 
     cfg = _cfg(model_args={}, steps=20, epochs=1, checkpoint_minutes=1e-9)  # a resume point after every step
     fit(cfg, tiny_store, tmp_path / "run", progress=True)
-    saved = [int(n) for n in re.findall(r"^step (\d+)/20: resume point saved", capsys.readouterr().out, re.M)]
+    log = capsys.readouterr()
+    saved = [int(n) for n in re.findall(r"^step (\d+)/20: resume point saved", log.out, re.M)]
     assert saved == list(range(1, 20))  # the last step ends the run with a checkpoint of its own
+    # 16 steps an epoch: the second runs the budget's last 4, and its bar counts 4, not the epoch's 16
+    assert set(re.findall(r"epoch 2: \d+/(\d+) steps", log.err)) == {"4"}, log.err
 
 
 def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_path):
