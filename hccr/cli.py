@@ -435,6 +435,14 @@ def predict(
     rec = load_recognizer(model, device, amp, crops=crops)
     crops = crops or rec.spec.crops
     rec.spec.side(crops)  # a --crops other than 1 or 5 is said before anything is predicted
+    if charset:
+        from .data.charset import resolve_charset
+
+        allowed_indices(rec.charset, charset)  # none known: an error before anything is predicted
+        unknown = [c for c in dict.fromkeys(resolve_charset(charset)) if c not in rec.charset.index]
+        if unknown:
+            print(f"note: --charset: {len(unknown)} of its characters the model does not know, never answered: "
+                  f"{''.join(unknown[:20])}{'...' if len(unknown) > 20 else ''}", file=sys.stderr)
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
                           progress=format_ == "table", on_error=on_error, allowed=charset)
     topk = min(topk, len(rec.charset))  # a CSV header as wide as its rows

@@ -115,6 +115,9 @@ def test_cli_predict_charset_answers_only_among_the_allowed_characters(tmp_path)
     r = run_cli("predict", tmp_path / "lab", "--charset", "天夫", "--topk", "1")
     assert r.returncode == 0, r.stderr
     assert "top1 0.0000, top5 0.0000" in r.stdout, r.stdout
+    r = run_cli("predict", tmp_path / "char.png", "--charset", "天夫國學")  # two of them not in GB2312: said
+    assert r.returncode == 0 and "--charset: 2 of its characters the model does not know, never answered: 國學" \
+        in r.stderr, r.stderr
 
 
 def test_cli_predict_uses_the_shipped_model_when_none_is_named(tmp_path):
