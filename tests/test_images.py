@@ -40,8 +40,6 @@ def test_empty_and_missing_folders(tmp_path):
         scan_image_folder(tmp_path / "missing")
 
 
-@needs_real
-@pytest.mark.realdata
 def test_a_root_above_train_and_test_folders_is_said_to_merge_them(tmp_path, capsys):
     for part in ("Train", "Test"):
         (tmp_path / "data" / part / "安").mkdir(parents=True)
@@ -54,6 +52,8 @@ def test_a_root_above_train_and_test_folders_is_said_to_merge_them(tmp_path, cap
     assert capsys.readouterr().err == ""
 
 
+@needs_real
+@pytest.mark.realdata
 def test_real_png_export_layout():
     train = scan_image_folder(REAL / "CASIA-HWDB_Train")  # finds Train/<char>/ one level down
     test = scan_image_folder(REAL / "CASIA-HWDB_Test" / "Test")

@@ -70,7 +70,7 @@ def test_checkpoint_rebuilds_a_non_default_architecture(tmp_path):
     assert meta["model_args"]["strides"] == [2, 2, 1, 1] and meta["model_args"]["conv_stages"] == [1, 3]
 
 
-def _aux_checkpoint(tmp_path, arch_args=None):
+def _aux_checkpoint(tmp_path):
     from hccr.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
