@@ -125,7 +125,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
                     ) -> tuple[nn.Module, dict]:
     """Rebuild the model from its JSON and load the weights; returns ``(model in eval mode, meta)``.
     ``heads=False`` leaves out the auxiliary heads, which serve training only (no prediction reads them): the
-    paper's CharNet at 256 px is 14 M parameters without them, 400 M with them, and only those 14 M are read."""
+    paper's CharNet at 256 px and 7,330 classes is 15.4 M parameters without them, 406.9 M with them."""
     from safetensors import safe_open
 
     from .models import create_model
