@@ -284,6 +284,9 @@ def predict_inputs(rec: BaseRecognizer, inputs: list[str], crops: int | None = N
                                                                keep)
         split = None
     dt = time.perf_counter() - t0
+    if several:  # a labelled sample (a .gnt/.pot record, a <char>/ folder's image) is one character by its label
+        flagged = set(several)
+        several = [i for i, c in zip(ids, chars, strict=True) if c is None and i in flagged]
     labels = np.array([rec.charset.index.get(c, -1) if c is not None else -1 for c in chars], np.int32)
     unknown = np.array([c is not None and c not in rec.charset.index for c in chars], bool)
     meta = {"model": rec.identity, "crops": crops, "ms_per_char": 1000 * dt / max(len(labels), 1), "seconds": dt,

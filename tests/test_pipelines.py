@@ -88,6 +88,11 @@ def test_an_image_of_a_word_gets_a_warning_or_with_strict_an_error(tmp_path):
     assert "1 image(s) look like several characters" in r.stderr and "word.png" in r.stderr
     r = run_cli("predict", tmp_path / "word.png", "--strict")
     assert r.returncode == 2 and "crop each character first" in r.stderr
+    (tmp_path / "labelled" / "好").mkdir(parents=True)  # its label says one character: no warning, --strict reads it
+    (tmp_path / "word.png").rename(tmp_path / "labelled" / "好" / "1.png")
+    r = run_cli("predict", tmp_path / "labelled", "--strict")
+    assert r.returncode == 0 and "several" not in r.stderr, r.stderr
+    (tmp_path / "labelled" / "好" / "1.png").rename(tmp_path / "word.png")
     with pytest.warns(UserWarning, match="several characters"):
         import hccr
 

@@ -232,3 +232,46 @@ def test_charset_draws_only_its_characters_and_each_as_without_it(tmp_path, monk
     for k, sid in enumerate(some.sample_ids()):
         assert (np.asarray(some.images[k]) == np.asarray(full.images[where[sid]])).all(), sid
     assert {some.charset[int(c)] for c in some.labels} == set(chars)
+
+
+def test_convert_reads_each_file_once_and_says_what_it_could_not_do(tmp_path):
+    """A data engineer's slips, each said in one line: the same file named twice (its samples would sit in training
+    and validation both), two files of one writer name, images beside .gnt files, a zip of PNGs, a mistyped charset
+    name, a huge --size, pen options on images, a validation share that rounds to nothing."""
+    import shutil
+    import zipfile
+
+    src = _writers(tmp_path, n_writers=2, per=10)
+    one = src / "100-c.gnt"
+    r = run_cli("convert", one, src, tmp_path / "twice")  # a file, and the folder that holds it
+    assert r.returncode == 0 and "1 source file(s) named more than once" in r.stderr, r.stderr
+    assert len(Store(tmp_path / "twice")) == 20
+    shutil.copytree(src, tmp_path / "copy")
+    r = run_cli("convert", src, tmp_path / "copy", tmp_path / "both", "--val-fraction", "0.5", "--split-by-writer")
+    assert r.returncode == 0 and "2 writer name(s) are shared by several files" in r.stderr, r.stderr
+    assert "40 samples (20 training, 20 validation)" in r.stdout, r.stdout
+    (src / "一").mkdir()
+    Image.new("L", (32, 32), 255).save(src / "一" / "1.png")
+    r = run_cli("convert", src, tmp_path / "mixed")
+    assert r.returncode == 0 and "the image files under it are not read" in r.stderr, r.stderr
+    with zipfile.ZipFile(tmp_path / "pngs.zip", "w") as z:
+        z.write(src / "一" / "1.png", "一/1.png")
+    cases = [
+        (["convert", tmp_path / "pngs.zip", tmp_path / "z"], "no .gnt file in this zip"),
+        (["convert", src, tmp_path / "c", "--charset", "GB2312-1"], "charset 'GB2312-1': not a known name"),
+        (["convert", src, tmp_path / "s", "--size", "5000"], "--size must be in [8, 512]"),
+    ]
+    for args, fragment in cases:
+        r = run_cli(*args)
+        assert r.returncode == 2 and fragment in r.stderr, (args, r.stderr)
+    (tmp_path / "pngs" / "一").mkdir(parents=True)
+    for n in range(3):
+        Image.fromarray(np.roll(np.pad(np.zeros((8, 20), np.uint8), 6, constant_values=255), n, 0)).save(
+            tmp_path / "pngs" / "一" / f"{n}.png")
+    Image.new("L", (1, 1)).save(tmp_path / "pngs" / "一" / "dot.png")
+    r = run_cli("convert", tmp_path / "pngs", tmp_path / "p", "--pen-width", "3", "--val-fraction", "0.05")
+    assert r.returncode == 0, r.stderr
+    assert "--pen-width draw .pot trajectories" in r.stderr and "--val-fraction 0.05 held out no sample" in r.stderr
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert manifest["options"]["pen_width"] is None  # not recorded as how these images were drawn
+    assert manifest["skipped"] == {"N×N pixels is too small to hold a character": 1}, manifest["skipped"]

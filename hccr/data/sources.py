@@ -129,12 +129,58 @@ def plan_units(sources: list[str], labelled: bool = True, stdin=None) -> list[Un
         found = _record_units(p)
         if p.is_dir() and not found:
             found = _image_units(str(p), _folder_images(p, labelled))
+        elif p.is_dir() and _has(p, tuple(IMAGE_SUFFIXES)):  # never dropped without a word
+            print(f"warning: {src}: a folder holding .gnt/.pot files is read as those; the image files under it are "
+                  "not read (give their <char>/ folders' root as a source of its own)", file=sys.stderr)
         if not found:
+            if p.is_file() and suffix == ".zip":
+                raise HccrError(f"{src}: no .gnt file in this zip (zips are read for .gnt files; unzip image folders "
+                                "or .pot files and give the folder)")
             kinds = ".gnt, .pot or image files" if p.is_dir() else "an image, .gnt, .pot or .zip file"
             raise HccrError(f"{src}: no {kinds} found" if p.is_dir() else f"{src}: not {kinds}")
         units += found
     flush()
-    return units
+    return _once(units)
+
+
+def _once(units: list[Unit]) -> list[Unit]:
+    """``units`` with each file read once (a file named twice, or a folder and a file inside it, would put the same
+    samples in both training and validation), and a word where two files would count as one writer."""
+    seen: set = set()
+    kept: list[Unit] = []
+    repeated: list[str] = []
+    for u in units:
+        if u.kind == "images":  # by absolute path: no file-system call per image
+            files = []
+            for f in u.files:
+                key = ("image", os.path.abspath(f[0]))
+                if key in seen:
+                    repeated.append(f[0])
+                else:
+                    seen.add(key)
+                    files.append(f)
+            if files:
+                kept.append(Unit("images", u.path, files=tuple(files)) if len(files) < len(u.files) else u)
+            continue
+        key = (u.kind, os.path.realpath(u.path), u.member, u.part, u.parts)
+        if key in seen:
+            repeated.append(u.path)
+            continue
+        seen.add(key)
+        kept.append(u)
+    if repeated:
+        print(f"warning: {len(set(repeated))} source file(s) named more than once (e.g. {repeated[0]}) are read once",
+              file=sys.stderr)
+    writers: dict[str, set[str]] = {}
+    for u in kept:
+        if u.kind != "images":
+            writers.setdefault(Path(u.member or u.path).stem, set()).add(os.path.realpath(u.path) + (u.member or ""))
+    same = sorted(w for w, files in writers.items() if len(files) > 1)
+    if same:
+        print(f"warning: {len(same)} writer name(s) are shared by several files and count as one writer each (e.g. "
+              f"{same[0]}: writers are named by file name), as --split-by-writer, --val-writers and --val-every see "
+              "them", file=sys.stderr)
+    return kept
 
 
 def _expand(sources: list[str], labelled: bool, stdin) -> Iterator[str]:

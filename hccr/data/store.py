@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -118,6 +119,9 @@ def _run_unit_star(args: tuple) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Conversion
 
+MAX_SIZE = 512  # px a side: a store of 1 M samples at 512 px is 262 GB already
+
+
 @dataclass
 class ConvertOptions:
     size: int = 64
@@ -142,6 +146,7 @@ class ConvertResult:
     count: int
     classes: int
     skipped: dict[str, int] = field(default_factory=dict)
+    val: int = 0  # samples in the validation split
 
 
 def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | None = None,
@@ -166,8 +171,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     if opts.split_by_writer and opts.val_fraction <= 0:
         raise HccrError("--split-by-writer holds out a fraction of the writers: give it with --val-fraction (e.g. "
                         "0.05), or name them with --val-writers, or take every N-th with --val-every")
-    if opts.size < 8:
-        raise HccrError(f"--size must be at least 8, got {opts.size}")
+    if not 8 <= opts.size <= MAX_SIZE:
+        raise HccrError(f"--size must be in [8, {MAX_SIZE}] px (hccr's models read 64-256), got {opts.size}")
     # options that would otherwise fail only after the whole conversion (or in every worker)
     if not 0.0 <= opts.margin < 0.5:
         raise HccrError(f"--margin must be a fraction of the side in [0, 0.5), got {opts.margin}")
@@ -194,6 +199,12 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     policy = ErrorPolicy(opts.on_error)
     charset = resolve_charset(opts.charset) if opts.charset else None
     units = plan_units([str(s) for s in sources])
+    drawing = [k for k, v in (("--pen-width", opts.pen_width), ("--pen-spread", opts.pen_spread),
+                              ("--stroke-jitter", opts.stroke_jitter or None)) if v is not None]
+    if drawing and not any(u.kind == "pot" for u in units):  # they draw trajectories: nothing here has any
+        print(f"note: {', '.join(drawing)} draw .pot trajectories; these sources hold images, which are kept as they "
+              "are (the options are not applied, nor recorded)", file=sys.stderr)
+        opts = replace(opts, pen_width=None, pen_spread=None, stroke_jitter=0.0)
 
     work = out.with_name(out.name + ".partial")
     # What finished chunks depend on: the drawing (size, margin, pen) and the characters drawn (--charset), not
@@ -264,8 +275,15 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     if progress:
         rate = n_new / elapsed if elapsed > 0 else float("nan")
         cut = f"; --limit kept the first {opts.limit:,} in file order" if opts.limit is not None else ""
-        print(f"wrote {out}: {count(result.count, 'sample')}, {count(result.classes, 'class')} "
+        held = f" ({result.count - result.val:,} training, {result.val:,} validation)" if result.val else ""
+        print(f"wrote {out}: {count(result.count, 'sample')}{held}, {count(result.classes, 'class')} "
               f"({n_new:,} read and drawn in {elapsed:.1f}s, {rate:,.0f} samples/s{cut})")
+    if not result.val and (opts.val_fraction or opts.val_every):  # asked for, and nothing came of it
+        rule = f"--val-fraction {opts.val_fraction:g}" if opts.val_fraction else f"--val-every {opts.val_every}"
+        print(f"warning: {rule} held out no sample: " + ("there are too few writers for it" if opts.split_by_writer
+              or opts.val_every else "each character has too few samples for it (it holds out that share of each "
+              "character's samples, rounded)") + "; give a larger share, or name writers with --val-writers",
+              file=sys.stderr)
     return result
 
 
@@ -384,6 +402,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
             raise HccrError(f"--val-writers: no writer named {', '.join(unknown[:5])} in these sources "
                             + (f"(writers are file names without suffix, e.g. {', '.join(named[:3])})" if named else
                                "(they carry no writer names, as a PNG export: use --val-fraction)")
+                            + (f"; --limit kept only the first {opts.limit:,} samples" if opts.limit else "")
                             + "; the converted samples are kept: rerun with the option corrected")
         split = np.isin(writer_ids, [wnames.index(w) for w in opts.val_writers]).astype(np.uint8)
     elif opts.val_every:
@@ -425,7 +444,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
             raise HccrError(f"{out}: appeared during conversion; not overwriting it")
         shutil.rmtree(out)
     os.replace(work, out)
-    return ConvertResult(out, n, len(charset), dict(skipped))
+    return ConvertResult(out, n, len(charset), dict(skipped), int((split == 1).sum()))
 
 
 def _canonical(sample_id: str, cache: dict[str, str]) -> str:
@@ -475,8 +494,9 @@ def _one_line(sample_id: str) -> str:
 
 
 def _reason(message: str) -> str:
+    """A problem's kind, for counting: its message's head with every number as N ("N×N pixels is too small ...")."""
     head = message.split(":")[0].split("(")[0]
-    return "".join(ch for ch in head if not ch.isdigit()).strip()
+    return re.sub(r"\d+(\.\d+)?", "N", head).strip()
 
 
 def every_nth_writer(writer_ids: np.ndarray, names: list[str], n: int) -> np.ndarray:
