@@ -174,8 +174,11 @@ def synth(
 
         t = time.perf_counter()
         if style_out.suffix == ".npz":  # a component bank: the real writers' strokes themselves
-            from .data.components import build_bank
+            from .data.components import MIN_SAMPLES, build_bank
 
+            if len(pots) < MIN_SAMPLES:  # said before minutes of alignment, not by every later synth
+                raise HccrError(f"--fit: a component bank lends a stroke only where {MIN_SAMPLES} real writers wrote "
+                                f"it cleanly; {len(pots)} .pot file(s) cannot give that: fit at least {MIN_SAMPLES}")
             bank = build_bank(pots, "".join(resolve_charset(chars)), workers=workers)
             bank.save(style_out)
             print(f"kept {len(bank)} cleanly aligned samples of {len(bank.writers)} writers in "
@@ -197,8 +200,10 @@ def synth(
         return
     learned = is_learned(style)
     if learned and (calibrate is not None or compare is not None or preview is not None):
-        raise HccrError("--style learned writes pen trajectories: convert them (hccr convert) and compare the store "
-                        "with --compare REAL --against STORE")
+        given = "--preview" if preview is not None else "--calibrate" if calibrate is not None else "--compare"
+        raise HccrError(f"{given} is not available with --style {style}: it writes pen trajectories (.pot); convert "
+                        "them (hccr convert SYNTH STORE), then `hccr show STORE` draws a grid and `hccr synth --compare "
+                        "REAL --against STORE` compares them")
     profile = st.StyleProfile.load(style) if style and not learned else st.default_profile()
     if calibrate is not None:
         prof = st.calibrate_store(calibrate, profile)

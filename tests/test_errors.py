@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -241,6 +242,10 @@ def test_cli_mistakes_are_one_line_errors(tiny_run, tiny_store, tmp_path):
         (["predict", "--model", tiny_run, tiny_store, tiny_store], "a packed store is read on its own"),
         (["predict", "--model", tiny_run, tmp_path / "two", "--split", "val"], "--split val picks part of one store"),
         (["info", tiny_run], "a model, not a store of samples"),
+        (["synth", tmp_path / "syn", "--chars", "安", "--style", "learned", "--preview", tmp_path / "p.png"],
+         "--preview is not available with --style learned"),
+        (["synth", "--fit", Path(__file__).parent / "data", "--style-out", tmp_path / "bank.npz"],
+         "a component bank lends a stroke only where 3 real writers wrote it"),
         (["serve", "--workers", "0"], "--workers: must be above 0"),
         (["serve", "gb2312", "--model", "gb2312-synth"], "two models; give one"),
         (["synth", tmp_path / "cut", "--chars", "安"], f"{tmp_path / 'cut' / 'synth.json'}: damaged file (not valid JSON"),

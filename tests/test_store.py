@@ -81,6 +81,12 @@ def test_interrupted_conversion_resumes(tmp_path, monkeypatch):
     assert not (out / "manifest.json").exists()  # nothing that looks complete
     with pytest.raises(HccrError, match="unfinished conversion"):
         Store(out)
+    with pytest.raises(HccrError, match="with other size"):  # what differs, not "rerun with the same arguments"
+        convert([str(src)], out, ConvertOptions(size=32), workers=1, progress=False)
+    write_gnt(src / "199-c.gnt", random_samples(3, seed=9))
+    with pytest.raises(HccrError, match="the files in its sources have changed since"):
+        convert([str(src)], out, workers=1, progress=False)
+    (src / "199-c.gnt").unlink()
     calls["n"] = -100
     res = convert([str(src)], out, workers=1, progress=False)
     assert calls["n"] == -100 + 3  # only the 3 missing units were converted again

@@ -221,8 +221,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
         if old != plan and overwrite:
             shutil.rmtree(work)
         elif old != plan:
-            raise HccrError(f"{work}: an unfinished conversion with other sources or options is there; "
-                            "rerun with the same arguments to resume it, or add --overwrite to start over")
+            raise HccrError(f"{work}: an unfinished conversion is there, {_plan_change(old, plan)}; add --overwrite "
+                            "to start over")
     (work / "chunks").mkdir(parents=True, exist_ok=True)
     write_json(work / "plan.json", plan)
 
@@ -285,6 +285,19 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
               "character's samples, rounded)") + "; give a larger share, or name writers with --val-writers",
               file=sys.stderr)
     return result
+
+
+def _plan_change(old: dict | None, new: dict) -> str:
+    """What differs between an interrupted conversion's plan and this one's, in a user's words."""
+    if not isinstance(old, dict) or old.get("render_version") != new["render_version"]:
+        return "begun by another hccr version"
+    if old.get("sources") != new["sources"]:
+        return "of other sources (rerun with the same sources to resume it)"
+    changed = sorted(k for k in {*old.get("options", {}), *new["options"]}
+                     if old.get("options", {}).get(k) != new["options"].get(k))
+    if changed:
+        return f"with other {', '.join(changed)} (rerun with the same options to resume it)"
+    return "and the files in its sources have changed since (added, removed or renamed)"
 
 
 def _map(args: list[tuple], workers: int) -> Iterator[dict]:
