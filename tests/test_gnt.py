@@ -61,6 +61,14 @@ def test_truncated_record_keeps_the_good_ones():
     assert "truncated" in p.message and f"offset {sum(map(len, recs[:3]))}" in str(p)
 
 
+def test_the_streaming_reader_says_a_damaged_record_unless_told_where_to_put_it(tmp_path):
+    (tmp_path / "w.gnt").write_bytes(b"".join(_records())[:-7])
+    with pytest.raises(HccrError, match="truncated"):  # as iter_pot does; it once dropped the record silently
+        list(iter_gnt(tmp_path / "w.gnt"))
+    seen = []
+    assert len(list(iter_gnt(tmp_path / "w.gnt", on_problem=seen.append))) == 3 and len(seen) == 1
+
+
 def test_size_disagreeing_with_dims():
     recs = _records()
     bad = bytearray(recs[1])

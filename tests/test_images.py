@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 from conftest import REAL, needs_real, run_cli
@@ -38,6 +40,17 @@ def test_empty_and_missing_folders(tmp_path):
         scan_image_folder(tmp_path / "empty")
     with pytest.raises(HccrError, match="no such file or folder"):
         scan_image_folder(tmp_path / "missing")
+
+
+def test_bad_folder_names_are_listed_together_and_hidden_folders_ignored(tmp_path):
+    for name in (".git", "ab", "安 ", "宴"):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / "d" / name / "1.png")
+    with pytest.raises(HccrError, match=r"2 folder name\(s\) are not one character \(the label\): 'ab', '安 '"):
+        scan_image_folder(tmp_path / "d")
+    for name in ("ab", "安 "):
+        shutil.rmtree(tmp_path / "d" / name)
+    assert [it.char for it in scan_image_folder(tmp_path / "d")] == ["宴"]  # .git is not a character
 
 
 def test_a_root_above_train_and_test_folders_is_said_to_merge_them(tmp_path, capsys):

@@ -263,12 +263,14 @@ def find_gnt(path: str | os.PathLike) -> list[GntUnit]:
 
 def iter_gnt(path: str | os.PathLike, on_problem: Callable[[Problem], None] | None = None
              ) -> Iterator[tuple[np.ndarray, str, str]]:
-    """Stream ``(image, character, writer)`` over a ``.gnt`` file, a folder tree of them or a zip."""
+    """Stream ``(image, character, writer)`` over a ``.gnt`` file, a folder tree of them or a zip. A damaged record
+    goes to ``on_problem``, or without one raises :class:`HccrError` naming the file and offset (as ``iter_pot``)."""
     for unit in find_gnt(path):
         records = unit.read()
-        if on_problem is not None:
-            for p in records.problems:
-                on_problem(p)
+        for p in records.problems:
+            if on_problem is None:
+                raise HccrError(str(p))
+            on_problem(p)
         for img, ch in records:
             yield img, ch, records.writer
 

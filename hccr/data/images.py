@@ -104,7 +104,7 @@ def _class_dirs(root: Path) -> list[Path]:
     """
     level = [root]
     for _ in range(4):
-        subdirs = sorted(d for p in level for d in p.iterdir() if d.is_dir())
+        subdirs = sorted(d for p in level for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not subdirs:
             return []
         with_images = [d for d in subdirs if any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())]
@@ -138,10 +138,12 @@ def scan_image_folder(root: str | os.PathLike, loose_ok: bool = False) -> list[I
     if loose and not loose_ok:  # beside the labelled folders: never dropped without a word
         print(f"warning: {root}: {len(loose)} image(s) beside the <char>/ folders (e.g. {loose[0]}) have no label and "
               "are left out", file=sys.stderr)
+    bad = [d for d in dirs if len(d.name) != 1]
+    if bad:  # all of them at once, not one a run
+        raise HccrError(f"{bad[0].parent}: {len(bad)} folder name(s) are not one character (the label): "
+                        f"{', '.join(repr(d.name) for d in bad[:5])}{', ...' if len(bad) > 5 else ''}")
     items: list[ImageItem] = []
     for d in dirs:
-        if len(d.name) != 1:
-            raise HccrError(f"{d}: folder name must be exactly one character (the label), got {d.name!r}")
         files = [f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
         files.sort(key=lambda f: (len(f.stem), f.stem) if f.stem.isdigit() else (1 << 30, f.name))
         items.extend(ImageItem(str(f), d.name) for f in files)
