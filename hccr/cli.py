@@ -52,7 +52,7 @@ Split = Annotated[SplitChoice, typer.Option(help="Which part of a store.")]
 
 @app.command()
 def convert(
-    sources: Annotated[list[Path], typer.Argument(help="Inputs (.gnt/.pot files, folders, zips, image folders) then OUT.")],
+    sources: Annotated[list[Path], typer.Argument(help="Inputs (.gnt/.pot files, folders, zips of .gnt files, image folders) then OUT.")],
     size: Annotated[int, typer.Option(help="Side of the normalised square images.")] = 64,
     charset: Annotated[str | None, typer.Option(help="gb2312-1, gb2312-2, gb2312, a charset file, or a string of characters.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.0,
@@ -403,7 +403,7 @@ ModelOpt = Annotated[str | None, typer.Option(
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (flat, or <root>/<char>/ for labelled "
                                                      "images), glob patterns, - (paths on stdin), CASIA .gnt/.pot "
-                                                     "files or zips of them (labelled: the accuracy is printed), or "
+                                                     "files or zips of .gnt files (labelled: the accuracy is printed), or "
                                                      "one packed store alone.")],
     model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write probabilities to this .npz.")] = None,
