@@ -99,7 +99,8 @@ def resolve_charset(spec: str) -> Charset:
         return Charset(gb2312_chars())
     if os.path.sep in spec or spec.endswith(".txt") or _is_file(spec):
         return Charset.load(spec)
-    if spec.isascii() and any(ch.isalpha() for ch in spec):  # a mistyped name or a missing file, not characters
+    looks_named = spec.isascii() and any(ch.isalpha() for ch in spec) and any(ch.isdigit() or ch in "-_." for ch in spec)
+    if looks_named:  # "GB2312-1", "gb9999", "chars_v2": a mistyped name or a missing file, not characters to read
         raise HccrError(f"charset {spec!r}: not a known name (gb2312-1, gb2312-2, gb2312) nor a file; give one of "
                         "those, a file of characters, or the characters themselves")
     return Charset.from_text(spec)
