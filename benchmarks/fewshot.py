@@ -179,8 +179,10 @@ def main() -> None:
     if args.olhwdb_extra:
         tail = with_olhwdb(tail, work)
     if args.refit:
-        if args.shots != "all" or args.split != "test" or args.keep_classes or args.soup:
-            sys.exit("--refit is the final run of a recipe chosen on the tail: --shots all --split test, alone")
+        if args.shots != "all" or args.split != "test" or args.methods != "finetune" or args.keep_classes or args.soup \
+                or args.name:
+            sys.exit("--refit is the final run of a fine-tune recipe chosen on the tail: --shots all --split test "
+                     "--methods finetune, without --name, --soup or --keep-classes")
         tail = store_view(tail, work / f"refit{'-olhwdb' if args.olhwdb_extra else ''}", np.zeros(len(Store(tail)), np.uint8))
     px = "" if args.size == 64 else f"-{args.size}"
     if args.size != 64:

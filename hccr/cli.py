@@ -293,10 +293,11 @@ def _run_config(out: Path, resume: bool, preset: str | None):
     from .utils import read_json
 
     if resume and (out / "config.json").exists():
-        if preset is not None:
-            raise HccrError(f"--resume continues {out} with the recipe it began with: leave --preset out (or start "
-                            "a new --out)")
-        return config_from_dict(read_json(out / "config.json")["config"]), True
+        cfg = config_from_dict(read_json(out / "config.json")["config"])
+        if preset is not None and cfg.preset and preset != cfg.preset:  # the same preset, as scripts rerun: fine
+            raise HccrError(f"--resume continues {out}, a {cfg.preset} run, with the recipe it began with: --preset "
+                            f"{preset} would not change it (leave --preset out, or start a new --out)")
+        return cfg, True
     return get_preset(preset or "fast-1"), False
 
 

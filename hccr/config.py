@@ -13,6 +13,7 @@ from .preprocess import scaled_blur
 
 @dataclass
 class TrainConfig:
+    preset: str = ""  # the preset this config began as (a resumed run is checked against it)
     model: str = "charnet-s"
     model_args: dict = field(default_factory=dict)
     image_size: int = 64
@@ -155,7 +156,7 @@ PRESETS: dict[str, TrainConfig] = {
 def get_preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise HccrError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    return replace(PRESETS[name])
+    return replace(PRESETS[name], preset=name)
 
 
 def _coerce(tp: typing.Any, text: str, key: str) -> typing.Any:

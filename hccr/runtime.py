@@ -162,9 +162,10 @@ def allowed_indices(charset: Charset, allowed) -> list[int]:
     knows; none known is an error."""
     from .data.charset import resolve_charset
 
-    if not isinstance(allowed, str):  # a list or set of characters
-        allowed = "".join(map(str, allowed))
-    idx = sorted({charset.index[c] for c in resolve_charset(allowed) if c in charset.index})
+    chars = resolve_charset(allowed) if isinstance(allowed, str) else [str(c) for c in allowed]  # a list: characters
+    if not isinstance(allowed, str):
+        allowed = "".join(chars)
+    idx = sorted({charset.index[c] for c in chars if c in charset.index})
     if not idx:
         raise HccrError(f"--charset {allowed[:40]!r}: none of its characters is known to this model")
     return idx

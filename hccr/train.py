@@ -421,7 +421,11 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
 def _restore(st: dict, state_path: Path, model, optimizer, scheduler, scaler, steps: int) -> tuple:
     """Load a resume point into the run's objects: (epoch, batches done in it, step, best accuracy, best loss,
     the augmentation generator's state or None)."""
-    model.load_state_dict(st["model"])
+    try:
+        model.load_state_dict(st["model"])
+    except RuntimeError as e:  # another network or class count than the run's: never a traceback
+        raise HccrError(f"{state_path}: the run's saved network does not fit this one ({str(e).splitlines()[-1].strip()[:160]}"
+                        "); resume with the run's own store and options, or start a new --out") from None
     try:
         optimizer.load_state_dict(st["optimizer"])
     except ValueError as e:  # another parameter grouping: a run begun by an older hccr's adam
@@ -451,8 +455,10 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
     model, store, init_report, init_prov = _build_model(cfg, store, env, resume, earlier)
     num_classes = len(store.charset)
-    if resume and (out / "last.json").exists():
-        _check_same_characters(read_json(out / "last.json").get("charset", ""), store, out, earlier.get("store"))
+    if resume:  # the run's characters as it began (config.json), or as its last epoch saved them (older runs)
+        trained = earlier.get("charset") or (read_json(out / "last.json").get("charset", "")
+                                             if (out / "last.json").exists() else "")
+        _check_same_characters(trained, store, out, earlier.get("store"))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_idx, val_idx = split_indices(store, cfg)
@@ -523,7 +529,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         ema.load_state_dict(st["ema"])
     ddp = DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) if env.enabled else model
     loss_fn = make_loss(cfg)
-    run_info = {"store": str(store.path), "train": len(train_idx), "val": len(val_idx),
+    run_info = {"store": str(store.path), "charset": "".join(store.charset), "train": len(train_idx), "val": len(val_idx),
                 "world_size": env.world_size, "device": str(env.device), "threads": torch.get_num_threads(),
                 "steps_per_epoch": steps, "init": init_report or earlier.get("init"), "init_provenance": init_prov,
                 "precision": precision, "precision_probe": probe,

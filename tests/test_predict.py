@@ -106,6 +106,7 @@ def test_evaluate_says_what_is_wrong_with_prediction_files(tmp_path):
 def test_a_report_that_fails_late_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
     import hccr.evaluate as E
 
+    pytest.importorskip("matplotlib")  # the failing step is the last plot, drawn only with hccr[plot]
     probs = [[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]
     E.evaluate(_pred(probs, [0, 2]), tmp_path / "rep", name="first")
     before = {f.name: f.read_bytes() for f in (tmp_path / "rep").iterdir()}
@@ -287,3 +288,15 @@ def test_paired_test_tells_a_real_difference_from_chance():
     assert (tie["only_a"], tie["only_b"]) == (40, 40) and tie["p"] == 1.0
     a, b = np.r_[np.ones(128, bool), np.zeros(156, bool)], np.r_[np.zeros(128, bool), np.ones(156, bool)]
     assert paired_test(a, b)["p"] == 0.109  # 128 against 156: a small gap, not significant at 5%
+
+
+def test_allowed_characters_are_characters_and_only_gb_names_are_names():
+    from hccr.data.charset import Charset, resolve_charset
+    from hccr.runtime import allowed_indices
+
+    cs = Charset("0123456789X安宴")  # a model that reads digits (an ID number's) as well
+    assert allowed_indices(cs, list("0123456789X")) == list(range(11))
+    assert allowed_indices(cs, "X-1") == [1, 10]
+    assert len(resolve_charset("GB2312-1")) == 3755  # a name in capitals is still the name
+    with pytest.raises(HccrError, match="not a known name"):
+        resolve_charset("gb9999")

@@ -90,17 +90,17 @@ class Charset(Sequence[str]):
 
 
 def resolve_charset(spec: str) -> Charset:
-    """``gb2312-1`` | ``gb2312-2`` | ``gb2312`` | a charset file | a literal string of characters."""
-    if spec == "gb2312-1":
+    """``gb2312-1`` | ``gb2312-2`` | ``gb2312`` (any case) | a charset file | a literal string of characters."""
+    name = spec.lower()
+    if name == "gb2312-1":
         return Charset(gb2312_chars(level1_only=True))
-    if spec == "gb2312-2":  # level 2 alone: the 3,008 characters after level 1
+    if name == "gb2312-2":  # level 2 alone: the 3,008 characters after level 1
         return Charset(gb2312_chars()[len(gb2312_chars(level1_only=True)):])
-    if spec == "gb2312":
+    if name == "gb2312":
         return Charset(gb2312_chars())
     if os.path.sep in spec or spec.endswith(".txt") or _is_file(spec):
         return Charset.load(spec)
-    looks_named = spec.isascii() and any(ch.isalpha() for ch in spec) and any(ch.isdigit() or ch in "-_." for ch in spec)
-    if looks_named:  # "GB2312-1", "gb9999", "chars_v2": a mistyped name or a missing file, not characters to read
+    if spec.isascii() and name.startswith("gb"):  # "gb2312-3", "gb9999": a mistyped name, not characters to read
         raise HccrError(f"charset {spec!r}: not a known name (gb2312-1, gb2312-2, gb2312) nor a file; give one of "
                         "those, a file of characters, or the characters themselves")
     return Charset.from_text(spec)

@@ -140,12 +140,13 @@ def plan_units(sources: list[str], labelled: bool = True, stdin=None) -> list[Un
             raise HccrError(f"{src}: no {kinds} found" if p.is_dir() else f"{src}: not {kinds}")
         units += found
     flush()
-    return _once(units)
+    return _once(units, writers_matter=labelled)
 
 
-def _once(units: list[Unit]) -> list[Unit]:
+def _once(units: list[Unit], writers_matter: bool) -> list[Unit]:
     """``units`` with each file read once (a file named twice, or a folder and a file inside it, would put the same
-    samples in both training and validation), and a word where two files would count as one writer."""
+    samples in both training and validation), and, where writers matter (conversion), a word where two files would
+    count as one writer."""
     seen: set = set()
     kept: list[Unit] = []
     repeated: list[str] = []
@@ -172,7 +173,7 @@ def _once(units: list[Unit]) -> list[Unit]:
         print(f"warning: {len(set(repeated))} source file(s) named more than once (e.g. {repeated[0]}) are read once",
               file=sys.stderr)
     writers: dict[str, set[str]] = {}
-    for u in kept:
+    for u in kept if writers_matter else ():
         if u.kind != "images":
             writers.setdefault(Path(u.member or u.path).stem, set()).add(os.path.realpath(u.path) + (u.member or ""))
     same = sorted(w for w, files in writers.items() if len(files) > 1)
