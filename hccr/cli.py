@@ -280,6 +280,12 @@ def train(
     fit(cfg, data, out, resume=resume, device=device)
 
 
+def _check_npz_out(out: Path) -> None:
+    """evaluate, ensemble and calibrate tell a prediction file by its name."""
+    if out.suffix != ".npz":
+        raise HccrError(f"--out {out}: a prediction file's name ends in .npz (e.g. {out.with_suffix('.npz').name})")
+
+
 def _check_split(split: str, inputs: list[Path]) -> None:
     """``--split`` other than all names part of one store: refused for any other inputs (it was ignored)."""
     if split != "all" and not (len(inputs) == 1 and (Path(inputs[0]) / "manifest.json").exists()):
@@ -432,8 +438,8 @@ def predict(
     format_, on_error, split = format_.value, on_error.value, split.value
     if topk < 1:  # said before anything is predicted
         raise HccrError(f"--topk must be at least 1, got {topk}")
-    if out is not None and out.suffix != ".npz":  # evaluate, ensemble and calibrate tell a prediction file by its name
-        raise HccrError(f"--out {out}: a prediction file's name ends in .npz (e.g. {out.with_suffix('.npz').name})")
+    if out is not None:
+        _check_npz_out(out)
     if model is None and len(inputs) > 1 and is_model_path(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
     _check_split(split, inputs)
@@ -444,16 +450,14 @@ def predict(
     if charset:
         from .data.charset import resolve_charset
 
-        allowed_indices(rec.charset, charset)  # none known: an error before anything is predicted
+        topk = min(topk, len(allowed_indices(rec.charset, charset)))  # none known: an error before predicting
         unknown = [c for c in dict.fromkeys(resolve_charset(charset)) if c not in rec.charset.index]
         if unknown:
             print(f"note: --charset: {len(unknown)} of its characters the model does not know, never answered: "
                   f"{''.join(unknown[:20])}{'...' if len(unknown) > 20 else ''}", file=sys.stderr)
     pred = predict_inputs(rec, inputs, crops=crops, batch_size=batch_size, split=split,
                           progress=format_ == "table", on_error=on_error, allowed=charset)
-    topk = min(topk, len(rec.charset))  # a CSV header as wide as its rows
-    if charset:  # never list characters outside --charset
-        topk = min(topk, len(allowed_indices(rec.charset, charset)))
+    topk = min(topk, len(rec.charset))  # a CSV header as wide as its rows, never listing characters outside --charset
     info = sys.stderr if format_ != "table" else sys.stdout  # keep machine-readable output clean
     for problem in pred.meta["skipped"][:10]:
         print(f"skipped {problem}", file=sys.stderr)
@@ -580,8 +584,7 @@ def ensemble(
     from .ensemble import combine, fit_weights, load_all
     from .evaluate import topk_accuracy
 
-    if out.suffix != ".npz":  # evaluate and calibrate tell a prediction file by its name
-        raise HccrError(f"--out {out}: a prediction file's name ends in .npz (e.g. {out.with_suffix('.npz').name})")
+    _check_npz_out(out)
     if fit and weights:
         raise HccrError("--weights and --fit both set the members' weights: give one (--fit fits them on validation "
                         "predictions)")

@@ -162,8 +162,10 @@ def allowed_indices(charset: Charset, allowed) -> list[int]:
     knows; none known is an error."""
     from .data.charset import resolve_charset
 
-    chars = resolve_charset(allowed) if isinstance(allowed, str) else [str(c) for c in allowed]  # a list: characters
-    if not isinstance(allowed, str):
+    if isinstance(allowed, str):
+        chars = resolve_charset(allowed)
+    else:  # a list or set: characters, never a charset name
+        chars = [str(c) for c in allowed]
         allowed = "".join(chars)
     idx = sorted({charset.index[c] for c in chars if c in charset.index})
     if not idx:

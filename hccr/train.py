@@ -441,13 +441,16 @@ def _restore(st: dict, state_path: Path, model, optimizer, scheduler, scaler, st
     return st["epoch"], skip, st["step"], *best, (st["gen"] if skip else None)  # at an epoch's start its own seed
 
 
-def _check_same_characters(trained: str, store: Store, out: Path, trained_on: str | None) -> None:
-    """A run resumes only on a store of the characters it was learning (in their order: one classifier row each)."""
+def _check_same_characters(out: Path, earlier: dict, store: Store) -> None:
+    """A run resumes only on a store of the characters it was learning (in their order: one classifier row each):
+    as it began (``earlier``, its config.json), or for older runs as its last epoch saved them."""
+    last = out / "last.json"
+    trained = earlier.get("charset") or (read_json(last).get("charset", "") if last.exists() else "")
     mine = "".join(store.charset)
     if trained and trained != mine:
         what = "other characters" if len(trained) == len(mine) else f"{len(mine)} characters"
-        raise HccrError(f"{out}: it was trained on {trained_on or 'a store'} ({len(trained)} characters) and --data "
-                        f"{store.path} holds {what}: resume with the run's store, or start a new --out")
+        raise HccrError(f"{out}: it was trained on {earlier.get('store') or 'a store'} ({len(trained)} characters) and "
+                        f"--data {store.path} holds {what}: resume with the run's store, or start a new --out")
 
 
 def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
@@ -455,10 +458,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
     model, store, init_report, init_prov = _build_model(cfg, store, env, resume, earlier)
     num_classes = len(store.charset)
-    if resume:  # the run's characters as it began (config.json), or as its last epoch saved them (older runs)
-        trained = earlier.get("charset") or (read_json(out / "last.json").get("charset", "")
-                                             if (out / "last.json").exists() else "")
-        _check_same_characters(trained, store, out, earlier.get("store"))
+    if resume:
+        _check_same_characters(out, earlier, store)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_idx, val_idx = split_indices(store, cfg)

@@ -57,8 +57,7 @@ def load_gray(src: str | os.PathLike | bytes) -> np.ndarray:
     name = "<bytes>" if isinstance(src, bytes) else str(src)
     try:
         _quiet_size_warning()
-        im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
-        with im:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
             if im.width * im.height > MAX_PIXELS:  # read from the header: nothing decoded yet
                 raise HccrError(f"{name}: {im.width}×{im.height} pixels is too large for one character image "
                                 f"(limit {MAX_PIXELS // 1_000_000} M pixels); crop or downscale it")

@@ -126,10 +126,11 @@ def plan_units(sources: list[str], labelled: bool = True, stdin=None) -> list[Un
             loose.append((str(p), None))
             continue
         flush()
-        found = _record_units(p)
+        inside = _suffixes(p) if p.is_dir() else set()  # one walk of a folder's tree for every question below
+        found = _record_units(p, inside)
         if p.is_dir() and not found:
             found = _image_units(str(p), _folder_images(p, labelled))
-        elif p.is_dir() and _has(p, tuple(IMAGE_SUFFIXES)):  # never dropped without a word
+        elif inside & IMAGE_SUFFIXES:  # never dropped without a word
             print(f"warning: {src}: a folder holding .gnt/.pot files is read as those; the image files under it are "
                   "not read (give their <char>/ folders' root as a source of its own)", file=sys.stderr)
         if not found:
@@ -201,15 +202,16 @@ def _expand(sources: list[str], labelled: bool, stdin) -> Iterator[str]:
             yield src
 
 
-def _record_units(p: Path) -> list[Unit]:
-    """``.gnt`` (plain or zipped) and ``.pot`` files at ``p``, big ``.gnt`` files cut in parts."""
+def _record_units(p: Path, inside: set[str]) -> list[Unit]:
+    """``.gnt`` (plain or zipped) and ``.pot`` files at ``p`` (``inside``: the suffixes of a folder's files), big
+    ``.gnt`` files cut in parts."""
     found: list[Unit] = []
     suffix = p.suffix.lower()
-    if p.is_file() and suffix in (".gnt", ".zip") or p.is_dir() and _has(p, (".gnt", ".zip")):
+    if p.is_file() and suffix in (".gnt", ".zip") or inside & {".gnt", ".zip"}:
         for g in find_gnt(p):
             parts = max(1, math.ceil(_gnt_bytes(g) / GNT_PART_BYTES))
             found += [Unit("gnt", g.path, g.member, k, parts) for k in range(parts)]
-    if p.is_file() and suffix == ".pot" or p.is_dir() and _has(p, (".pot",)):
+    if p.is_file() and suffix == ".pot" or ".pot" in inside:
         files = [p] if p.is_file() else sorted(p.rglob("*.pot"))
         found += [Unit("pot", str(f)) for f in files]
     return found
@@ -239,8 +241,9 @@ def _image_units(path: str, items: list[tuple[str, str | None]]) -> list[Unit]:
             for i in range(0, len(items), IMAGES_PER_UNIT)]
 
 
-def _has(folder: Path, suffixes: tuple[str, ...]) -> bool:
-    return any(f.suffix.lower() in suffixes for f in folder.rglob("*"))
+def _suffixes(folder: Path) -> set[str]:
+    """The suffixes of every file under ``folder`` (lower case)."""
+    return {f.suffix.lower() for f in folder.rglob("*")}
 
 
 def _gnt_bytes(g: GntUnit) -> int:

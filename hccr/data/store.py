@@ -563,8 +563,9 @@ class Store:
                                 f"{partial}; rerun hccr convert to finish it)")
             if not self.path.exists():
                 raise HccrError(f"{self.path}: no such store (no file or folder there)")
-            if self.path.suffix in (".onnx", ".safetensors") or (self.path / "best.json").exists() or \
-                    (self.path.suffix == ".json" and self.path.with_suffix(".safetensors").exists()):
+            from ..zoo import is_model_path
+
+            if is_model_path(self.path):
                 raise HccrError(f"{self.path}: a model, not a store of samples (`hccr model-card --model "
                                 f"{self.path} --out CARD.md` describes a model)")
             raise HccrError(f"{self.path}: not an hccr store (no manifest.json) (images, .gnt or .pot files are "
