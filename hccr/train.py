@@ -97,6 +97,13 @@ def make_loss(cfg: TrainConfig):
     return lambda logits, y: cross_entropy(logits, y, cfg.label_smoothing)
 
 
+def epochs_to_go(budget: int, step: int, epoch: int, done_in_epoch: int, steps_per_epoch: int) -> int:
+    """The epoch count a run will have reached when its budget ends, seen from ``step`` (``done_in_epoch`` batches
+    into ``epoch``, 0-based). An epoch cut short by an earlier, smaller budget counts as begun, so a resumed run's
+    label never reads "epoch 2/1"."""
+    return epoch + max(math.ceil((budget - step + done_in_epoch) / steps_per_epoch), 1)
+
+
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """The run's optimizer steps: ``cfg.steps`` when set (a step budget), else whole epochs."""
     return cfg.steps or max(cfg.epochs * steps_per_epoch, 1)
@@ -481,7 +488,6 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             print(f"precision: {probe['chosen']} (probe: fp32 {probe['fp32_img_per_s']} img/s, "
                   f"bf16 {probe['bf16_img_per_s']} img/s)")
     precision = precision_of(env.device, cfg.amp)
-    epochs = math.ceil(budget / steps)
     adversary = None
     if cfg.domain_loss:
         if env.world_size > 1:
@@ -509,6 +515,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         critic.load_state_dict(st["critic"])
     start_epoch, skip, step, best_acc, best_loss, gen_state = (
         _restore(st, state_path, model, optimizer, scheduler, scaler, steps) if st else (0, 0, 0, -1.0, float("inf"), None))
+    epochs = epochs_to_go(budget, step, start_epoch, skip, steps)
     if env.is_main and resume and step >= budget:
         print(f"{out}: already complete ({step} of {budget} steps, best val acc {best_acc:.4f}); nothing to "
               "train (a larger --set steps=N goes on)")
@@ -563,7 +570,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             if fixed is not None:  # from now on an ordinary step-scheduled run (a resume keeps these steps)
                 run_info["wall_budget"] = {"minutes": cfg.minutes, "steps": fixed, "how": wall.how}
                 budget = schedule["total"] = cfg.steps = max(fixed, step)
-                cfg.minutes, epochs = 0.0, math.ceil(budget / steps)
+                cfg.minutes, epochs = 0.0, epochs_to_go(budget, step, epoch, i + 1, steps)
                 write_config()
                 if env.is_main and progress:
                     print(f"wall-time budget: {budget} steps in {run_info['wall_budget']['minutes']:g} min "

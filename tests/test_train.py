@@ -148,6 +148,22 @@ def test_a_long_run_logs_each_resume_point(tiny_store, tmp_path, capsys):
     assert set(re.findall(r"epoch 2: \d+/(\d+) steps", log.err)) == {"4"}, log.err
 
 
+def test_a_run_given_more_steps_counts_the_epoch_it_adds(tiny_store, tmp_path, capsys):
+    """A finished 10-step run (16 steps an epoch) resumed with steps=12: its first epoch ended at step 10, so the
+    two more steps are a second epoch, and every line says epoch 2 of 2 (it said "epoch 2/1")."""
+    import re
+
+    cfg = _cfg(model_args={}, steps=10, epochs=1)
+    fit(cfg, tiny_store, tmp_path / "run", progress=True)
+    assert re.findall(r"^epoch (\d+)/(\d+) \(step", capsys.readouterr().out, re.M) == [("1", "1")]
+    cfg.steps = 12
+    m = fit(cfg, tiny_store, tmp_path / "run", resume=True, progress=True)
+    out = capsys.readouterr().out
+    assert m["step"] == 12 and m["epoch"] == 2
+    assert "resuming" in out and "at epoch 2/2, step 10/12" in out, out
+    assert re.findall(r"^epoch (\d+)/(\d+) \(step", out, re.M) == [("2", "2")], out
+
+
 def test_ema_checkpoints_hold_the_average_and_resume_exactly(tiny_store, tmp_path):
     from safetensors.torch import load_file
 
