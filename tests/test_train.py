@@ -119,14 +119,14 @@ def test_a_wall_time_budget_ends_the_run_in_time_and_fixes_its_steps(tiny_store,
     import hccr.train as T
 
     monkeypatch.setattr(T.WallBudget, "probe", (2, 8))  # measure over steps 2-8 (60 in a real run)
-    cfg = _cfg(model_args={}, steps=100_000, epochs=1, minutes=0.05, schedule="cosine")  # 3 s
+    cfg = _cfg(model_args={}, steps=100_000, epochs=1, minutes=0.1, schedule="cosine")  # 6 s (3 s flaked on a busy machine)
     t = time.monotonic()
     m = fit(cfg, tiny_store, tmp_path / "run", progress=False)
     took = time.monotonic() - t
     info = json.loads((tmp_path / "run" / "config.json").read_text())
     assert 8 <= m["step"] == info["total_steps"] == info["config"]["steps"] < 100_000
-    assert info["wall_budget"]["minutes"] == 0.05 and info["config"]["minutes"] == 0
-    assert took < 3 + 10  # 3 s of steps, plus start-up and the per-epoch validation of a tiny model
+    assert info["wall_budget"]["minutes"] == 0.1 and info["config"]["minutes"] == 0
+    assert took < 6 + 10  # 6 s of steps, plus start-up and the per-epoch validation of a tiny model
     assert m["lr"] < 0.1 * cfg.lr  # the cosine reached its end: the schedule followed the fixed budget
     from hccr.config import config_from_dict
 
