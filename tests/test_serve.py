@@ -172,6 +172,14 @@ def test_drawing_page_in_headless_chromium(model_dir, tmp_path):
                 shutil.copy(shot, Path(__file__).resolve().parents[1] / "docs" / "img" / "drawing-page.png")
             page.click("#clear")
             assert page.locator("#cands .cand").count() == 0
+            page.mouse.click(x0 + 100, y0 + 100)  # a tap: said on the page, never sent as a character
+            assert "tap is a dot" in page.locator("#status").inner_text()
+            assert page.locator("#cands .cand").count() == 0
+            page.goto(f"http://127.0.0.1:{port}/docs")  # the API page renders (its script once failed to parse)
+            page.wait_for_function("document.getElementById('d').textContent.includes('POST /v1/recognize')",
+                                   timeout=15000)
+            text = page.locator("#d").inner_text()
+            assert "POST /v1/recognize/batch" in text and "?charset" in text and "?topk" in text, text
             browser.close()
     finally:
         server.should_exit = True
@@ -217,6 +225,35 @@ def test_batch_endpoint_answers_each_image_in_order_and_docs_describe_it(client)
     spec = client.get("/openapi.json").json()
     assert "/v1/recognize/batch" in spec["paths"] and "Recognition" in spec["components"]["schemas"]
     assert "application/json" in spec["paths"]["/v1/recognize"]["post"]["requestBody"]["content"]
+
+
+def test_answers_restricted_to_a_charset_by_query_or_body_and_unknown_names_refused(client):
+    """?charset= / "charset": the API's allowed= (the CLI's --charset); a guessed option name is an error, not an
+    unrestricted answer; several files on the one-image endpoint are refused, not dropped."""
+    png = _png(_char_image())
+    for r in (client.post("/v1/recognize?charset=口人", files={"file": ("a.png", png, "image/png")}),
+              client.post("/v1/recognize/batch?charset=口人", files=[("file", ("a.png", png, "image/png"))]),
+              client.post("/v1/recognize", json={"strokes": [[[10, 50], [90, 52]]], "charset": "口人"})):
+        assert r.status_code == 200, r.text
+        cands = (r.json().get("results") or [r.json()])[0]["candidates"]
+        assert {c["char"] for c in cands} == set("口人") and abs(sum(c["prob"] for c in cands) - 1) < 1e-3
+    r = client.post("/v1/recognize?charset=一", json={"strokes": [[[10, 50], [90, 52]]], "charset": "口"})
+    assert [c["char"] for c in r.json()["candidates"]] == ["口"]  # the body's charset is the JSON caller's
+    r = client.post("/v1/recognize?charset=GB2312", content=png, headers={"content-type": "image/png"})
+    assert len(r.json()["candidates"]) == 4  # a set's name (level 1 holds all four), not the letters G, B, ...
+    r = client.post("/v1/recognize?charset=gb2312-2", content=png, headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "none of its characters" in r.json()["error"]  # level 2 holds none of them
+    for bad, said in (("allowed=口", "unknown query parameter"), ("charset=天", "none of its characters"),
+                      ("charset=", "non-empty")):
+        r = client.post(f"/v1/recognize?{bad}", content=png, headers={"content-type": "image/png"})
+        assert r.status_code == 422 and said in r.json()["error"], (bad, r.text)
+    r = client.post("/v1/recognize", json={"strokes": [[[10, 50], [90, 52]]], "allowed": "口人"})
+    assert r.status_code == 422 and "'allowed'" in r.json()["error"] and "charset" in r.json()["error"]
+    r = client.post("/v1/recognize", files=[("file", ("a.png", png, "image/png"))] * 2)
+    assert r.status_code == 422 and "/v1/recognize/batch" in r.json()["error"]
+    assert client.get("/healthz", headers={"host": "LocalHost"}).status_code == 200  # host names in any case
+    params = {p["name"] for p in client.get("/openapi.json").json()["paths"]["/v1/recognize"]["post"]["parameters"]}
+    assert params == {"topk", "charset"}
 
 
 @pytest.mark.slow

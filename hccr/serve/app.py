@@ -1,8 +1,10 @@
 """The recognition API.
 
-    POST /v1/recognize   an image upload (multipart field ``file``, or a raw image body; ``?topk=K``) or JSON
-                         ``{"strokes": [[[x, y], ...], ...], "topk": 5}`` -> top-k characters
-    POST /v1/recognize/batch   several images (multipart, repeated field ``file``; ``?topk=K``) -> one result each
+    POST /v1/recognize   an image upload (multipart field ``file``, or a raw image body; ``?topk=K&charset=CHARS``)
+                         or JSON ``{"strokes": [[[x, y], ...], ...], "topk": 5, "charset": "CHARS"}`` -> top-k
+                         characters (``charset``: answer only among these characters, or gb2312-1 / gb2312-2 / gb2312)
+    POST /v1/recognize/batch   several images (multipart, repeated field ``file``; ``?topk=K&charset=CHARS``)
+                         -> one result each
     GET  /healthz        liveness and what model is loaded
     GET  /               the drawing page (no external resources)
     GET  /docs           the API described on one self-contained page (no CDN); /openapi.json
@@ -184,7 +186,25 @@ def render_strokes(strokes: object, limits: Limits) -> np.ndarray:
     return render_cropped(arrays, size=64)
 
 
-def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int]:
+JSON_KEYS = ("strokes", "topk", "charset")
+QUERY_KEYS = ("topk", "charset")
+CHARSET_NAMES = ("gb2312-1", "gb2312-2", "gb2312")
+MAX_CHARSET = 10_000  # characters in one request's charset
+
+
+def check_charset(value: object) -> str | list[str] | None:
+    """A request's ``charset``: one of :data:`CHARSET_NAMES` (any case) or the characters themselves, never a file
+    name (a client must not make the server read its files)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_CHARSET:
+        raise ApiError(422, f"charset must be a non-empty string of at most {MAX_CHARSET} characters, or one of "
+                            f"{', '.join(CHARSET_NAMES)}")
+    return value.lower() if value.lower() in CHARSET_NAMES else list(dict.fromkeys(value))
+
+
+def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int, object]:
+    """The strokes, topk (the body's, else ``default_topk``) and charset (the body's, else None) of a JSON body."""
     import json
 
     try:
@@ -195,27 +215,37 @@ def parse_strokes_json(body: bytes, default_topk: int) -> tuple[object, int]:
         raise ApiError(422, "JSON nested too deeply") from None
     if not isinstance(payload, dict) or "strokes" not in payload:
         raise ApiError(422, 'JSON body must be an object with "strokes": [[[x, y], ...], ...]')
+    unknown = sorted(k for k in payload if k not in JSON_KEYS)
+    if unknown:  # a guessed name ("allowed") must not pass as an unrestricted answer
+        raise ApiError(422, f"unknown JSON key(s) {', '.join(map(repr, unknown[:5]))}: the body takes "
+                            f"{', '.join(JSON_KEYS)}")
     k = payload.get("topk", default_topk)
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
         raise ApiError(422, "topk must be an integer from 1 to 50")
-    return payload["strokes"], k
+    return payload["strokes"], k, check_charset(payload.get("charset"))
 
 
-def query_topk(request, default_topk: int) -> int:
-    """``?topk=K`` of an upload (JSON strokes carry theirs in the body), or the server's default."""
+def query_options(request, default_topk: int) -> tuple[int, object]:
+    """``?topk=K&charset=CHARS`` (JSON strokes may carry their own in the body), or the server's defaults."""
+    unknown = sorted(k for k in request.query_params if k not in QUERY_KEYS)
+    if unknown:
+        raise ApiError(422, f"unknown query parameter(s) {', '.join(map(repr, unknown[:5]))}: the API takes "
+                            f"{', '.join(QUERY_KEYS)}")
+    allowed = check_charset(request.query_params.get("charset"))
     raw = request.query_params.get("topk")
     if raw is None:
-        return default_topk
+        return default_topk, allowed
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= 50:
         raise ApiError(422, "topk must be an integer from 1 to 50")
-    return int(raw)
+    return int(raw), allowed
 
 
-DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>hccr API</title>
+DOCS_PAGE = r"""<!doctype html><meta charset="utf-8"><title>hccr API</title>
 <style>body{font:15px system-ui,sans-serif;max-width:52em;margin:2em auto}code,pre{background:#f3f3f3}</style>
 <h1>hccr API</h1><pre id="d">loading /openapi.json ...</pre>
 <script>fetch('openapi.json').then(r=>r.json()).then(s=>{let t='';for(const[p,ops]of Object.entries(s.paths))
-for(const[m,o]of Object.entries(ops))t+=m.toUpperCase()+' '+p+'\n  '+(o.description||o.summary||'').trim()+'\n\n';
+for(const[m,o]of Object.entries(ops)){t+=m.toUpperCase()+' '+p+'\n  '+(o.description||o.summary||'').trim()+'\n';
+for(const q of o.parameters||[])t+='  ?'+q.name+': '+(q.description||'')+'\n';t+='\n'}
 document.getElementById('d').textContent=t})</script>"""
 
 
@@ -257,14 +287,19 @@ def _schemas():
 TOPK_QUERY = {"name": "topk", "in": "query", "required": False, "description": "candidates to answer (an upload's; "
               "JSON strokes may carry their own topk in the body)", "schema": {"type": "integer", "minimum": 1,
                                                                             "maximum": 50}}
-REQUEST_DOC = {"parameters": [TOPK_QUERY], "requestBody": {"required": True, "content": {
+CHARSET_DOC = ("answer only among these characters (characters the model does not know are left out), or one of "
+               "gb2312-1, gb2312-2, gb2312")
+CHARSET_QUERY = {"name": "charset", "in": "query", "required": False, "description": CHARSET_DOC + " (an upload's; "
+                 "JSON strokes may carry their own in the body)", "schema": {"type": "string", "maxLength": 10_000}}
+REQUEST_DOC = {"parameters": [TOPK_QUERY, CHARSET_QUERY], "requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "application/json": {"schema": {"type": "object", "required": ["strokes"], "properties": {
         "strokes": {"type": "array", "description": "strokes, each a list of [x, y] points in pixels of the canvas "
                                                     "(any size; the drawing is framed to its extent)",
                     "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
-        "topk": {"type": "integer", "minimum": 1, "maximum": 50}}}}}}}
+        "topk": {"type": "integer", "minimum": 1, "maximum": 50},
+        "charset": {"type": "string", "maxLength": 10_000, "description": CHARSET_DOC}}}}}}}
 
 
 class HostCheck:
@@ -272,9 +307,10 @@ class HostCheck:
     the JSON error every other failure has (a DNS-rebinding page cannot reach the API under its own name)."""
 
     def __init__(self, app, allowed_hosts: list[str]):
-        self.app, self.allowed = app, list(allowed_hosts)
+        self.app, self.allowed = app, [h.lower() for h in allowed_hosts]
 
     def allows(self, host: str) -> bool:
+        host = host.lower()  # host names are case-insensitive (a browser sends them lower-cased, curl as typed)
         return any(h == "*" or host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.allowed)
 
     async def __call__(self, scope, receive, send):
@@ -300,7 +336,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException
 
-    from ..runtime import load_recognizer
+    from ..runtime import allowed_indices, load_recognizer
 
     limits = limits or Limits()
     budget = Budget(limits.budget_bytes, limits.budget_pixels)
@@ -382,6 +418,15 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def known(allowed):
+        """A request's charset as the characters the model knows (resolved once, before any work)."""
+        if allowed is None:
+            return None
+        try:
+            return [rec.charset[i] for i in allowed_indices(rec.charset, allowed)]
+        except HccrError:
+            raise ApiError(422, "charset: none of its characters is known to this model") from None
+
     in_flight = 0  # requests admitted and not yet answered: reading their body, waiting for a worker or running
 
     @contextlib.contextmanager
@@ -398,7 +443,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             in_flight -= 1
 
     @app.post("/v1/recognize/batch", response_model=BatchRecognition, response_model_exclude_none=True,
-              responses=errors, openapi_extra={"parameters": [TOPK_QUERY],
+              responses=errors, openapi_extra={"parameters": [TOPK_QUERY, CHARSET_QUERY],
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
     async def recognize_batch(request: Request) -> dict:
@@ -408,7 +453,8 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
             raise ApiError(415, "send the images as multipart/form-data, field file repeated", close=True)
-        k = query_topk(request, topk)
+        k, allowed = query_options(request, topk)
+        allowed = known(allowed)
         with admitted(), budget.claim() as take:
             files = await _multipart_files(await read_body(request, take), ctype)
             if not files:
@@ -431,7 +477,8 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
                     except ApiError as e:
                         results.append({"file": name, "error": e.message})
                 if images:
-                    for i, cands, several in zip(where, *rec.predict_flagged(images, topk=k), strict=True):
+                    for i, cands, several in zip(where, *rec.predict_flagged(images, topk=k, allowed=allowed),
+                                                 strict=True):
                         results[i]["candidates"] = [{"char": c, "prob": round(p, 6)} for c, p in cands]
                         if several:
                             results[i]["warning"] = SEVERAL
@@ -453,11 +500,13 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             raise ApiError(415, f"unsupported content type {ctype or '(none)'}: send an image, "
                                 "multipart/form-data or application/json strokes", close=True)
         loop = asyncio.get_running_loop()
-        k = query_topk(request, topk)  # said before the body is read
+        k, allowed = query_options(request, topk)  # said before the body is read
+        allowed = known(allowed)
         with admitted(), budget.claim() as take:
             body = await read_body(request, take)
             if ctype == "application/json":
-                strokes, k = parse_strokes_json(body, k)
+                strokes, k, own = parse_strokes_json(body, k)
+                allowed = known(own) if own is not None else allowed  # the body's charset is the JSON caller's
                 work = partial(render_strokes, strokes, limits)
             elif ctype == "multipart/form-data":
                 data = await _multipart_file(body, request.headers.get("content-type", ""))
@@ -467,7 +516,7 @@ def create_app(model_path: str | None = None, limits: Limits | None = None, topk
             try:
                 def infer():
                     image = work()  # decoding and drawing off the event loop too
-                    out = rec.predict_flagged([image], topk=k)
+                    out = rec.predict_flagged([image], topk=k, allowed=allowed)
                     release_memory(image.size)
                     return out
 
@@ -504,6 +553,9 @@ async def _multipart_file(body: bytes, content_type: str) -> bytes:
     files = await _multipart_files(body, content_type)
     if not files:
         raise ApiError(422, 'multipart upload needs a file field named "file"')
+    if len(files) > 1:  # answering for the first alone would drop the others without a word
+        raise ApiError(422, f"{len(files)} files in one upload: /v1/recognize reads one image; send several to "
+                            "/v1/recognize/batch")
     return files[0][1]
 
 
