@@ -1,7 +1,8 @@
 """What users have -> the gray image every recognizer reads (uint8, dark ink on light paper).
 
-Accepted: a path, raw file bytes, a Pillow image, or a numpy array H×W, H×W×1, H×W×2 (gray + alpha),
-H×W×3 (RGB; pass ``bgr=True`` for OpenCV's order) or H×W×4 (RGBA; alpha composited on white), uint8 or float
+Accepted: a path, raw file bytes (``bytes``, ``bytearray`` or ``memoryview``), a Pillow image, or a numpy array H×W, H×W×1, H×W×2 (gray + alpha),
+H×W×3 (RGB; pass ``bgr=True`` for OpenCV's order) or H×W×4 (RGBA: strokes of one colour on a transparent canvas
+read as ink, other images composited on white), uint8 or float
 in [0, 1]; a list of them, or an N×H×W array of gray images.
 Light ink on a dark background is detected from the border and inverted.
 """
@@ -21,7 +22,7 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
     """One input -> uint8 H×W, dark ink on light paper."""
     from PIL import Image
 
-    from .data.images import MAX_PIXELS, character_image, load_gray, to_gray
+    from .data.images import MAX_PIXELS, character_image, load_gray, on_paper, to_gray
 
     if isinstance(image, Image.Image):
         h, w = image.height, image.width
@@ -32,8 +33,8 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
                         f"(limit {MAX_PIXELS // 1_000_000} M pixels); crop or downscale it")
     if isinstance(image, (str, os.PathLike)):
         return character_image(fix_polarity(load_gray(image)), str(image))
-    if isinstance(image, bytes):
-        return character_image(fix_polarity(load_gray(image)), name)
+    if isinstance(image, (bytes, bytearray, memoryview)):  # a file's bytes, as web frameworks hand them over
+        return character_image(fix_polarity(load_gray(bytes(image))), name)
     if isinstance(image, Image.Image):
         return character_image(fix_polarity(to_gray(image)), name)
     if not isinstance(image, np.ndarray):
@@ -57,16 +58,12 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
         a = a.astype(np.float32) * (255.0 / hi if hi > 255 else 1.0)
     else:
         raise HccrError(f"{name}: unsupported array dtype {a.dtype}")
-    if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha (Pillow's "LA"), composited on white
-        alpha = a[:, :, 1] / 255
-        a = a[:, :, 0] * alpha + 255 * (1 - alpha)
+    if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha (Pillow's "LA")
+        a = on_paper(a[:, :, 0], a[:, :, 1] / 255)
     elif a.ndim == 3:
         rgb = a[:, :, :3][:, :, ::-1] if bgr else a[:, :, :3]
         gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-        if a.shape[2] == 4:
-            alpha = a[:, :, 3] / 255
-            gray = gray * alpha + 255 * (1 - alpha)
-        a = gray
+        a = on_paper(gray, a[:, :, 3] / 255) if a.shape[2] == 4 else gray
     # a blank or degenerate image is refused, as every other way in refuses it, never answered for nothing
     return character_image(fix_polarity(np.clip(np.nan_to_num(a, nan=255.0) + 0.5, 0, 255).astype(np.uint8)), name)
 
@@ -81,6 +78,6 @@ def as_gray_list(images, bgr: bool = False) -> list[np.ndarray]:
             return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]
         raise HccrError(f"an array of shape {images.shape} is neither an image (H×W, or H×W×C with 1-4 channels: gray, "
                         "gray + alpha, RGB, RGBA) nor a batch of gray images (N×H×W)")
-    if isinstance(images, (str, os.PathLike, bytes)) or not isinstance(images, Sequence):
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or not isinstance(images, Sequence):
         return [as_gray(images, bgr)]
     return [as_gray(im, bgr, f"image {i}") for i, im in enumerate(images)]

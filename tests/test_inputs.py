@@ -49,6 +49,15 @@ def test_every_input_form_gives_the_same_answer(rec, gray, tmp_path):
         "light ink on dark": (255 - gray, {}),
         "RGBA with a transparent background": (np.dstack([np.zeros_like(gray)] * 3 + [255 - gray]), {}),
         "gray + alpha (Pillow's LA)": (np.dstack([gray, np.full_like(gray, 255)]), {}),
+        # a canvas's export: strokes of one colour on a transparent page (white ink was read as a blank image)
+        "white strokes on a transparent canvas": (np.dstack([np.full_like(gray, 255)] * 3 + [255 - gray]), {}),
+        "white strokes on a transparent canvas, as a PIL image": (
+            Image.fromarray(np.dstack([np.full_like(gray, 255)] * 3 + [255 - gray]), "RGBA"), {}),
+        "red strokes on a transparent canvas": (np.dstack([np.full_like(gray, 200), np.zeros_like(gray),
+                                                           np.zeros_like(gray), 255 - gray]), {}),
+        "bytearray": (bytearray((tmp_path / "c.png").read_bytes()), {}),
+        "memoryview": (memoryview((tmp_path / "c.png").read_bytes()), {}),
+        "PIL float image in [0, 1]": (Image.fromarray(gray.astype(np.float32) / 255), {}),
     }
     for name, (img, kw) in forms.items():
         out = rec.predict(img, topk=1, **kw)

@@ -19,15 +19,28 @@ MAX_PIXELS = 40_000_000  # a scanned A4 page at 600 dpi is 35 M; anything larger
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 
 
+def on_paper(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Gray (0-255) with transparency (``alpha`` 0-1) -> gray on paper, as floats. Where the opaque pixels are all
+    one shade, the drawing is the alpha channel (a canvas's strokes on a transparent page: black, white or coloured
+    ink alike) and comes out dark on white; otherwise the transparent areas are composited on white."""
+    opaque = gray[alpha > 0.5]
+    if opaque.size and float(alpha.max() - alpha.min()) > 0.5 and float(opaque.max() - opaque.min()) < 32:
+        return 255.0 * (1.0 - alpha)
+    return gray * alpha + 255.0 * (1.0 - alpha)
+
+
 def to_gray(im) -> np.ndarray:
-    """A Pillow image -> uint8 gray, transparent areas composited on white (ink stays dark)."""
+    """A Pillow image -> uint8 gray, dark ink on light paper; transparency as :func:`on_paper` reads it."""
 
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info) or \
             (im.mode in ("RGB", "L") and "transparency" in im.info):
         rgba = im.convert("RGBA")
         a = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
         g = np.asarray(rgba.convert("L"), dtype=np.float32)
-        return np.rint(g * a + 255.0 * (1.0 - a)).astype(np.uint8)
+        return np.rint(on_paper(g, a)).astype(np.uint8)
+    if im.mode == "F":  # floats, in [0, 1] as numpy arrays of floats are read, or in [0, 255]
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=255.0)
+        return np.rint(np.clip(arr * (255.0 if arr.size and arr.max() <= 1.0 else 1.0), 0, 255)).astype(np.uint8)
     if im.mode == "I;16" or im.mode == "I":
         arr = np.asarray(im, dtype=np.float64)
         hi = arr.max() if arr.size else 1
