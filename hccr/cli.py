@@ -697,6 +697,8 @@ def quickstart(
                                            "probe of this machine.")] = 5.0,
 ) -> None:
     """The main job: synthetic data -> 3 fast models -> 5-crop predictions -> ensembles -> report."""
+    import torch  # noqa: F401  (it trains: without torch, say so before any data is written)
+
     from .quickstart import QuickstartConfig, check_real, run
 
     if not minutes > 0 or (epochs is not None and epochs < 1):

@@ -434,7 +434,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
         lines.append(f"- confidence calibration: softmax temperature {cal['temperature']:.3f} fitted with `hccr calibrate` "
                      f"on {cal.get('images', '?')} real images ({cal.get('data', '?')}, {cal.get('split', '')}), ECE "
                      f"{cal.get('ece_before', '?')} -> {cal.get('ece_after', '?')} there"
-                     + (f" ({cal['note']})" if cal.get("note") else "") + "; applied by every recognizer")
+                     + (f" ({cal['note']})" if cal.get("note") else "") + "; applied by every recognizer (an .onnx file run without hccr answers uncalibrated: docs/onnx.md)")
     online = bool(real and p.get("validation"))  # real writers in training, some held out whole
     limits = [
         "- level-2 characters were learnt from synthetic handwriting (no real writer in the training data wrote "

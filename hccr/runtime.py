@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -416,6 +417,12 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
         raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
     if crops not in (None, 1, 5):  # before any model is opened
         raise HccrError(f"--crops must be 1 or 5, got {crops}")
+    device = device if isinstance(device, str) else str(device)  # a torch.device reads as its name
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):  # said with or without torch
+        raise HccrError(f"device {device!r}: not a device name (cpu, cuda, cuda:1, ...)")
+    if device != "cpu" and not _installed("torch"):
+        raise HccrError(f"device {device!r}: a GPU runs a model's PyTorch checkpoint, which needs torch: pip install "
+                        "'hccr[train]' (on the CPU, the default, the shipped model and .onnx files need no torch)")
     if path is None or shipped_name(path):
         name = str(path or DEFAULT_MODEL)
         ckpt, onnx_path = shipped_files(name)

@@ -58,12 +58,22 @@ def test_options_that_need_the_checkpoint_say_so_without_torch(cross_png):
 
 
 def test_training_side_commands_without_torch_say_which_extra_to_install(tiny_run, tmp_path):
-    for args in (["model-card", "--out", tmp_path / "card.md"], ["export", tiny_run, "--out", tmp_path / "m.onnx"]):
+    for args in (["model-card", "--out", tmp_path / "card.md"], ["export", tiny_run, "--out", tmp_path / "m.onnx"],
+                 ["quickstart", "--tiny", "--out", tmp_path / "q"]):
         r = _cli_without_torch(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.strip().splitlines()[-1] == "error: this command needs torch, which is not installed: pip " \
                                                     "install 'hccr[train]'"
-    assert not (tmp_path / "card.md").exists() and not (tmp_path / "m.onnx").exists()
+    # nothing written: quickstart used to write 41 MB of synthetic data before it found torch missing
+    assert not (tmp_path / "card.md").exists() and not (tmp_path / "m.onnx").exists() and not (tmp_path / "q").exists()
+
+
+def test_a_device_without_torch_is_named_and_a_typo_caught():
+    for device, said in (("gpu", "device 'gpu': not a device name (cpu, cuda"),
+                         ("cuda", "device 'cuda': a GPU runs a model's PyTorch checkpoint, which needs torch")):
+        code = NO_TORCH + f"import hccr\ntry: hccr.load(device={device!r})\nexcept hccr.HccrError as e: print(e)"
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and said in r.stdout and "hccr export" not in r.stdout, (device, r.stdout, r.stderr)
 
 
 def test_evaluate_without_matplotlib_writes_the_report_and_says_how_to_get_the_plots(tmp_path):
