@@ -357,3 +357,17 @@ def test_host_names_served_follow_allow_host():
     assert check.allows("localhost") and check.allows("::1") and check.allows("a.example.com")
     assert not check.allows("example.com.evil.net") and not check.allows("evil.example") and not check.allows("")
     assert HostCheck(None, ["*"]).allows("anything")
+    assert check.allows("LOCALHOST") and HostCheck(None, ["MyHost.Local"]).allows("myhost.local")  # any case
+
+
+def test_listening_on_every_interface_says_which_names_are_answered(model_dir, monkeypatch, capsys):
+    import uvicorn
+
+    from hccr.serve.app import serve
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)  # configured, not started
+    serve(str(model_dir), host="0.0.0.0", port=_free_port())
+    err = capsys.readouterr().err
+    assert "listens on every interface" in err and "--allow-host" in err and "127.0.0.1, localhost" in err
+    serve(str(model_dir), host="0.0.0.0", port=_free_port(), allowed_hosts=["*"])
+    assert "listens on every interface" not in capsys.readouterr().err  # the user named the hosts

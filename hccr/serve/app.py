@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -646,6 +647,10 @@ def serve(model_path: str | None = None, host: str = "127.0.0.1", port: int = 80
     if libc is not None:
         libc.mallopt(-8, 2)  # M_ARENA_MAX: two malloc arenas, not eight per core for the worker threads
     hosts = allowed_hosts or sorted({host, "127.0.0.1", "localhost"} - {"0.0.0.0", "::"})
+    if host in ("0.0.0.0", "::") and not allowed_hosts:  # listening everywhere, answering only local names
+        print(f"note: --host {host} listens on every interface, but only the Host names {', '.join(hosts)} are "
+              "answered: name the ones clients use with --allow-host (e.g. --allow-host 192.168.1.20 --allow-host "
+              "myhost.local; '*' for any)", file=sys.stderr)
     uvicorn.Server(server_config(create_app(model_path, limits, allowed_hosts=hosts), host, port, limits)).run()
 
 
