@@ -2,8 +2,10 @@
 
 The backbone is reused as it is. Classifier rows (the main head and any auxiliary heads) are carried
 over *by character*: a character the source model knows keeps its row wherever it sits in the new
-charset; a character new to it keeps the fresh initialisation. ``freeze_epochs`` trains only the
-heads for the first epochs, so a few hundred images do not wreck features learnt from millions.
+charset; a character new to it starts at the mean of the source's rows and is then fitted to its own images
+(:func:`warm_new_rows`; a fresh row's logit of about 0 beat every known row's and took every image).
+``freeze_epochs`` trains only the heads for the first epochs, so a few hundred images do not wreck features
+learnt from millions.
 ``init_keep_classes`` keeps every character of the source model (the store's characters are added to
 them), for a user who teaches it a few characters of their own and still wants the rest read: the
 backbone and every other character's classifier row are held still for the whole run
@@ -192,10 +194,10 @@ def lengths(rows: torch.Tensor) -> torch.Tensor:
     return rows.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (rows.ndim - 1))
 
 
-def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, steps: int = 300,
+def warm_new_rows(model: nn.Module, new: list[int], num_classes: int, labels, batch, steps: int = 300,
                   lr: float = 0.05, cap: int = 4096) -> int:
-    """Fit the rows of characters new to the source (classes ``kept`` and up) to their own images before training
-    (``init_keep_classes``): the network's features of up to ``cap`` training samples are taken once, and each
+    """Fit the rows of characters new to the source (the classes ``new``) to their own images before training: the
+    network's features of up to ``cap`` training samples are taken once, and each
     classifier's new rows alone learn (Adam, full batch, cross-entropy over every class, the source's rows and
     every bias fixed; each new row held at a typical source row's length, so it turns and cannot outgrow the
     others) for ``steps`` steps. A row started along the mean of the source's rows ranks its own character last
@@ -207,7 +209,9 @@ def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, 
     import numpy as np
 
     labels = np.asarray(labels)
-    new = sorted(c for c in np.unique(labels).tolist() if c >= kept)
+    known = torch.ones(num_classes, dtype=torch.bool)
+    known[list(new)] = False
+    new = sorted(set(np.unique(labels).tolist()) & set(new))  # those with images to fit to
     if not new:
         return 0
     take = np.random.default_rng(0).permutation(len(labels))[:cap]
@@ -227,13 +231,13 @@ def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, 
         model.train(was_training)
     fitted = [h for h in heads if feats[id(h)]]  # auxiliary heads, read only in training, keep their start
     device = next(model.parameters()).device
-    y = torch.as_tensor(labels[take], device=device)
+    y = torch.as_tensor(labels[take], device=device).long()
     rows, every = torch.as_tensor(new, device=device), torch.arange(len(take), device=device)
     for h in fitted:
         f = torch.cat(feats[id(h)])
         with torch.no_grad():
             fixed = f @ h.weight.float().T + h.bias.float()  # every class's logit; the new ones are replaced below
-        length = lengths(h.weight.detach()[:kept].float()).mean()  # every row as long as a typical source row
+        length = lengths(h.weight.detach()[known.to(device)].float()).mean()  # as long as a typical source row
         w = h.weight.detach()[rows].float().clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=lr)
         for _ in range(steps):
@@ -249,9 +253,13 @@ def warm_new_rows(model: nn.Module, kept: int, num_classes: int, labels, batch, 
     return len(new) * len(fitted)
 
 
-def average_new_rows(model: nn.Module, kept: int, num_classes: int) -> None:
-    """Rows of characters new to the source (after its ``kept`` ones) start at the mean of its rows,
-    at the level of every other class (``init_keep_classes``)."""
+def average_new_rows(model: nn.Module, new: list[int], num_classes: int) -> None:
+    """Rows of characters new to the source (the classes ``new``) start at the mean of its rows, at the level of
+    every other class."""
+    if not new:
+        return
     with torch.no_grad():
         for _, p in class_rows(model, num_classes):  # biases: the median (a prior divided out raises rare ones)
-            p[kept:] = p[:kept].mean(0) if p.ndim > 1 else p[:kept].median()
+            known = torch.ones(num_classes, dtype=torch.bool, device=p.device)
+            known[list(new)] = False
+            p[list(new)] = p[known].mean(0) if p.ndim > 1 else p[known].median()

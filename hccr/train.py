@@ -406,12 +406,14 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
         from .finetune import init_from
 
         init_report = init_from(model, cfg.init, "".join(store.charset))
-        if cfg.init_keep_classes:
+        known = set(source["charset"])
+        new = [j for j, c in enumerate(store.charset) if c not in known]
+        if new:  # characters the source does not know: a row fitted to their images, not a fresh one
             from .finetune import average_new_rows, warm_new_rows
 
-            average_new_rows(model, init_report["classes_kept"], num_classes)
+            average_new_rows(model, new, num_classes)
             train_idx = store.indices("train")
-            warm_new_rows(model, init_report["classes_kept"], num_classes, store.labels[train_idx],
+            warm_new_rows(model, new, num_classes, store.labels[train_idx],
                           lambda i: prepare_batch(store.images[train_idx[i]], store.sizes[train_idx[i]], cfg,
                                                   env.device, False))
         if env.is_main:
