@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields, replace
 
@@ -71,8 +72,21 @@ class TrainConfig:
             raise HccrError(f"mixup must be a Beta parameter in [0, 10] (e.g. 0.2; 0 = off), not {self.mixup}")
         if self.schedule not in ("constant", "cosine"):
             raise HccrError(f"schedule must be constant or cosine, not {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.steps < 0 or self.freeze_epochs < 0:
-            raise HccrError("epochs and batch size must be positive, steps and freeze_epochs >= 0 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.steps < 0 or self.freeze_epochs < 0:
+            raise HccrError("epochs and batch size must be positive, steps and freeze_epochs >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise HccrError(f"lr must be a number above 0, not {self.lr}")
+        if not 8 <= self.image_size <= 2048:
+            raise HccrError(f"image_size must be 8-2048 px, not {self.image_size}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise HccrError(f"label_smoothing must be in [0, 1) (e.g. 0.1), not {self.label_smoothing}")
+        if not 0 <= self.seed < 2**32:
+            raise HccrError(f"seed must be a whole number from 0 to 2**32 - 1, not {self.seed}")
+        for name in ("warmup_epochs", "grad_clip", "weight_decay", "val_fraction"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0) or (name == "val_fraction" and value >= 1):
+                raise HccrError(f"{name} must be a number >= 0{' and < 1' if name == 'val_fraction' else ''} "
+                                f"(0 = off), not {value}")
         if self.minutes < 0:
             raise HccrError(f"minutes must be >= 0 (0 = off), not {self.minutes}")
         if self.teachers and not (0.0 <= self.distill_alpha <= 1.0 and self.distill_temperature > 0):

@@ -245,6 +245,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 d_loss, right, seen = adversary.loss(b)
                 loss = loss + cfg.domain_loss * d_loss
                 dom_right, dom_n = dom_right + right, dom_n + seen
+            check_finite(float(loss.detach()), env, cfg)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             for p in held:  # no gradient: the optimizer leaves them (and their weight decay) alone
@@ -275,6 +276,18 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
     if adversary is not None:  # the critic tells real from synthetic (at domain_chance: not at all)
         out["domain_acc"] = dom_right / max(dom_n, 1)
     return out
+
+
+def check_finite(loss: float, env: D.DistEnv, cfg: TrainConfig) -> None:
+    """Stop a run whose loss is no longer a number (on every rank at once), before the step spreads it into the
+    weights and the checkpoints: a diverged run trained on, exited with success and saved NaN weights as "best"."""
+    bad = not math.isfinite(loss)
+    if env.world_size > 1:
+        bad = D.all_reduce_sum([float(bad)], env)[0] > 0
+    if bad:
+        raise HccrError(f"the training loss is {loss if not math.isfinite(loss) else 'not finite on another process'}:"
+                        f" the run diverged and stops here (its checkpoints hold the last finite weights); start it "
+                        f"again with a lower --lr (it was {cfg.lr:g}) or --set grad_clip=1")
 
 
 @torch.no_grad()
@@ -601,6 +614,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                              planned=None if cfg.minutes else min(len(batches) - skip, budget - step))
         skip = 0
         shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
+        if not all(bool(torch.isfinite(p).all()) for p in shipped.parameters()):  # the epoch's last step diverged
+            check_finite(float("nan"), env, cfg)
         vm = evaluate(shipped, store, val_idx, cfg, env)
         metrics = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], **tm, **vm,
                    "precision": precision}

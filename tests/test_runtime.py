@@ -180,3 +180,9 @@ def test_the_runtime_side_never_imports_the_training_side():
     training_side = {"hccr.predict", "hccr.packaging", "hccr.export", "hccr.checkpoint", "hccr.train", "hccr.augment"}
     assert not seen & training_side, sorted(seen & training_side)
     assert "hccr.runtime" not in imports("hccr.zoo")  # the registry stands alone
+
+
+def test_python_dash_m_hccr_is_the_hccr_command():
+    """`python -m hccr` (and `torchrun -m hccr`), the form users type first: "No module named hccr.__main__"."""
+    r = subprocess.run([sys.executable, "-m", "hccr", "predict", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--charset" in r.stdout, r.stderr

@@ -38,7 +38,12 @@ def test_overrides_are_typed_and_checked():
         apply_overrides(get_preset("fast-1"), ["epochs=many"])
     for kv, said in (("augment.blur=-1", "augment.blur must be a probability"), ("augment.rotation=nan", ">= 0"),
                      ("augment.rotation=inf", ">= 0"), ("augment.scale=1.1,0.9", "0 < lo <= hi"),
-                     ("augment.scale=0.9", "a range of two values")):  # typed, but out of range: said, not trained on
+                     ("augment.scale=0.9", "a range of two values"), ("image_size=0", "8-2048 px"),
+                     ("label_smoothing=2", r"in \[0, 1\)"), ("lr=nan", "lr must be a number above 0"),
+                     ("lr=inf", "lr must be a number above 0"), ("seed=-1", "seed must be a whole number"),
+                     ("warmup_epochs=-3", "warmup_epochs must be a number >= 0"),
+                     ("grad_clip=-1", "grad_clip must be")):  # typed, but out of range: said, not trained on
+        # (image_size=0, label_smoothing=2, lr=nan and seed=-1 were tracebacks; warmup and grad_clip accepted)
         with pytest.raises(HccrError, match=said):
             apply_overrides(get_preset("fast-1"), [kv]).validate()
     # Naming another architecture drops the preset's arguments for its own; booleans read as such.
@@ -371,3 +376,15 @@ def test_cli_train_resume_continues_with_the_runs_own_config(tiny_store, tmp_pat
     assert epochs == [1, 2]  # epoch 1 was not trained again
     cfg = json.loads((out / "config.json").read_text())["config"]
     assert (cfg["image_size"], cfg["batch_size"], cfg["epochs"]) == (32, 32, 2)  # the run's, not fast-1's 64 px
+
+
+def test_a_diverging_run_stops_with_one_line_and_saves_no_nan_weights(tiny_store, tmp_path):
+    """A learning rate far too high: the run stops at the first loss that is not a number, says what to do, and
+    no checkpoint holds NaN (it trained on, exited 0 and saved NaN weights as "best")."""
+    cfg = _cfg(model_args={}, steps=12, epochs=1, optimizer="sgd", lr=1e6, grad_clip=0.0)
+    with pytest.raises(HccrError, match=r"the run diverged and stops here .* lower --lr \(it was 1e\+06\)"):
+        fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    for ckpt in (tmp_path / "run").glob("*.safetensors"):
+        from safetensors.torch import load_file
+
+        assert all(torch.isfinite(t).all() for t in load_file(str(ckpt)).values()), ckpt
