@@ -396,10 +396,9 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              *(f"- and: {_synthetic_text(more)}" for more in p.get("synthetic_more", [])),
              f"- writer simulation: {p['generator']}" if p.get("generator") else None,
              f"- validation: {p['validation']}" if p.get("validation") else
-             f"- validation: {p.get('val_samples', '?')} samples held out at random (mostly synthetic); the last "
-             "checkpoint is shipped" if real else
              f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)"
-             if syn else f"- validation: {_count(p, 'val_samples')}samples of its store's validation split",
+             if syn and not real else f"- validation: {_count(p, 'val_samples')}samples of its store's validation "
+             "split; the checkpoint that read them best is the one packaged",
              "", "## Recipe", "",
              f"- `{p['recipe']}`" if p.get("recipe") else None,
              f"- weights: the average of {len(parts)} runs' (`hccr average`): "
@@ -422,7 +421,7 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- trained in {p.get('train_seconds', '?')} s of training-loop time, summed over runs on different "
              "devices (above)", "",
              "## Measured", "",
-             f"- {'its validation samples' if real else 'unseen synthetic writers'}, {n:,}-way: top-1 "
+             f"- {'unseen synthetic writers' if syn and not real else 'its validation samples'}, {n:,}-way: top-1 "
              f"{meta['metrics']['val_acc']:.4f}"
              + (" (before the class prior was divided out)" if meta.get("prior_correction") else "")
              if meta.get("metrics", {}).get("val_acc") is not None else None]

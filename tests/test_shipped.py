@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli
+from PIL import Image
 
 import hccr
 from hccr.data.charset import gb2312_chars
@@ -504,3 +505,28 @@ def test_an_average_keeps_no_figure_measured_on_one_of_its_parts(tiny_run, tmp_p
     write_json(tmp_path / "pkg2" / "best.json", {**meta, "prior_correction": {**shipped["prior_correction"], "power": 0.25}})
     r = run_cli("average", tmp_path / "pkg", tmp_path / "pkg2", "--out", tmp_path / "d")
     assert "prior_correction" not in read_json(tmp_path / "d.json") and "not alike" in r.stderr, r.stderr
+
+
+def test_the_card_of_a_users_run_on_their_own_images_says_what_it_validated_on(tmp_path):
+    """A run on a user's own scans (no synthetic writers, no --real-data): its card called them "unseen synthetic
+    writers" and, with --real-data, said the last checkpoint was shipped where package ships the best."""
+    from hccr.data.synth import SynthConfig, writer_samples
+
+    for w in range(10):  # a folder of "scans" as a user has them: <char>/<n>.png, no record of any simulation
+        for img, ch in writer_samples("一十口人", w, SynthConfig(chars="一十口人", seed=5)):
+            (tmp_path / "scans" / ch).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(tmp_path / "scans" / ch / f"{w}.png")
+    assert run_cli("convert", tmp_path / "scans", tmp_path / "s.store", "--size", "32", "--val-fraction", "0.2",
+                   ).returncode == 0
+    r = run_cli("train", "--data", tmp_path / "s.store", "--out", tmp_path / "run", "--set", "steps=2",
+                "--set", "image_size=32", "--set", "amp_probe=false")
+    assert r.returncode == 0, r.stderr[-1500:]
+    for extra in ([], ["--real-data", "my scans"]):
+        stem = tmp_path / f"pk{len(extra)}"
+        assert run_cli("package", tmp_path / "run", "--out", stem, *extra).returncode == 0
+        assert run_cli("model-card", "--model", f"{stem}.json", "--out", tmp_path / "card.md").returncode == 0
+        card = (tmp_path / "card.md").read_text()
+        assert "unseen synthetic writers" not in card and "mostly synthetic" not in card, card
+        assert "last checkpoint" not in card, card
+        assert "8 samples of its store's validation split; the checkpoint that read them best" in card, card
+        assert "- its validation samples, 4-way: top-1" in card, card
