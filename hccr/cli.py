@@ -668,7 +668,7 @@ def calibrate(
     inputs: Annotated[list[str], typer.Argument(help="Labelled images the model did not train on: a store "
                                                      "(see --split) or <root>/<char>/ folders.")],
     model: ModelOpt = None,
-    split: Split = SplitChoice.val,
+    split: Annotated[SplitChoice | None, typer.Option(help="Which part of a store (default: val).")] = None,
     write: Annotated[bool, typer.Option(help="Record the temperature in the model's files.")] = True,
 ) -> None:
     """Fit the softmax temperature that makes the model's confidences honest (lowest NLL), report
@@ -676,8 +676,10 @@ def calibrate(
     from .evaluate import calibrate_model
     from .utils import use_all_cores
 
+    if split is not None:  # named: it must pick part of a store (a folder has no splits to pick)
+        _check_split(split.value, [Path(i) for i in inputs])
     use_all_cores()
-    r = calibrate_model(model, inputs, split.value, write)
+    r = calibrate_model(model, inputs, split.value if split is not None else "val", write)
     print(f"temperature {r['temperature']:.3f}: ECE {r['ece_before']:.4f} uncalibrated (T = 1) -> {r['ece_after']:.4f} on {r['images']} "
           f"images (top-1 {r['top1']:.4f}, unchanged)")
     if write and not r["written"]:  # the package's own files serve every user of this install

@@ -484,8 +484,8 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
     if str(model) in SHIPPED:
         ckpt, onnx_path = shipped_files(str(model))
         paths = [ckpt, onnx_path]
-    elif str(model).endswith(".onnx"):
-        paths = [Path(model)]
+    elif str(model).endswith(".onnx"):  # a packaged model's checkpoint twin answers the same (--init reads it)
+        paths = [Path(model)] + ([Path(model).with_suffix(".json")] if Path(model).with_suffix(".json").exists() else [])
     else:
         paths = [resolve(model)]
         if paths[0].with_suffix(".onnx").exists():  # a packaged model's ONNX twin answers the same

@@ -272,6 +272,14 @@ def test_cli_calibrate_records_the_temperature_in_the_checkpoint(tiny_run, tiny_
         imgs = [(np.random.default_rng(k).random((40, 40)) * 255).astype("uint8") for k in range(4)]
         assert onnx.temperature == t
         assert np.abs(onnx.predict_proba(imgs) - Recognizer.from_checkpoint(run).predict_proba(imgs, crops=1)).max() < 1e-4
+        # a package calibrated through its .onnx file: its .json twin (what --model STEM and --init read) too
+        assert run_cli("package", tiny_run, "--out", tmp_path / "pk").returncode == 0
+        r = run_cli("calibrate", tiny_store, "--model", tmp_path / "pk.onnx", "--split", "all")
+        assert r.returncode == 0 and f"wrote {tmp_path / 'pk.json'}" in r.stdout, r.stdout + r.stderr
+        t_onnx = OnnxRecognizer(tmp_path / "pk.onnx").temperature
+        assert json.loads((tmp_path / "pk.json").read_text())["calibration"]["temperature"] == t_onnx != 1.0
+    r = run_cli("calibrate", tmp_path, "--model", run, "--split", "train")  # a folder has no split to pick
+    assert r.returncode == 2 and "--split train picks part of one store" in r.stderr
 
 
 def test_paired_test_tells_a_real_difference_from_chance():
