@@ -43,6 +43,16 @@ class Teacher:
             if (idx < 0).all():
                 raise HccrError(f"teacher {p} knows none of the student's characters")
             self.index.append(idx)
+        # characters no teacher knows: their soft target would say "one of the others"; their label teaches them
+        self.known = torch.stack([idx >= 0 for idx in self.index]).any(0).to(device)
+        self.unknown = "".join(c for c, k in zip(charset, self.known.tolist(), strict=True) if not k)
+
+    def with_labels(self, soft: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``soft`` with the rows of samples whose character no teacher knows replaced by their one-hot label."""
+        rows = ~self.known[y]
+        if rows.any():
+            soft[rows] = F.one_hot(y[rows], soft.shape[1]).to(soft.dtype)
+        return soft
 
     def __call__(self, x_ink_high: torch.Tensor) -> torch.Tensor:
         """(B, 1, s, s) augmented views, ink high, any s -> (B, C) soft targets (a normal tensor)."""

@@ -238,7 +238,8 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
             if perm is not None:
                 loss = lam * loss + (1 - lam) * deep_supervision(logits, aux, y[perm], loss_fn, 1.0, cfg.aux_weights)
             if teacher is not None:
-                soft = teacher(to_model_input(x, cfg.ink, False))  # back to ink high (the flip is its own inverse)
+                soft = teacher.with_labels(teacher(to_model_input(x, cfg.ink, False)), y)  # ink high again (the flip
+                # is its own inverse); a character no teacher knows learns from its label
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distill_loss(
                     logits, soft, cfg.distill_temperature)
             if adversary is not None:
@@ -544,6 +545,9 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         pinned = PinnedRows(model, num_classes, np.unique(store.labels).tolist())
     teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
                       cfg.teacher_crops, env.device) if cfg.teachers else None
+    if teacher is not None and teacher.unknown and env.is_main and progress:
+        print(f"note: no teacher knows {len(teacher.unknown)} of the store's characters ({teacher.unknown[:40]}): "
+              "they learn from their labels alone")
     ema = make_ema(model, cfg.ema) if cfg.ema else None
     if resume and (ema is not None) != ("ema" in st):
         raise HccrError(f"{out}: the run was started {'without' if ema is not None else 'with'} a weight average; "

@@ -25,6 +25,12 @@ def test_teacher_answers_in_the_students_character_order(tiny_run):
     assert soft.shape == (3, 3) and torch.allclose(soft.sum(1), torch.ones(3))
     kept = ref[:, [3, 0]] / ref[:, [3, 0]].sum(1, keepdim=True)  # 口 and 一, renormalised; X gets nothing
     assert torch.allclose(soft[:, :2], kept, atol=1e-5) and (soft[:, 2] == 0).all()
+    # X, which no teacher knows, learns from its label: its samples' targets are their one-hot labels (they said
+    # "口 or 一", and a student distilled with the shipped model read 0 of 20 images of 宬, its new character)
+    assert t.unknown == "X"
+    y = torch.tensor([2, 0, 2])
+    mixed = t.with_labels(soft.clone(), y)
+    assert torch.equal(mixed[[0, 2]], torch.tensor([[0.0, 0.0, 1.0]] * 2)) and torch.equal(mixed[1], soft[1])
     with pytest.raises(HccrError, match="2 teacher weights for 1 teachers"):
         Teacher((str(tiny_run),), (0.5, 0.5), "口一", 1.0, 5, torch.device("cpu"))
 
