@@ -282,20 +282,9 @@ def _write_report(main: Predictions, out: Path, compare: dict[str, Predictions] 
     if tiles:
         save_png(tile_grid(tiles, cols=min(5, len(tiles))), out / "confusions.png")
 
-    # Confusion matrix (all classes up to 60, else the 60 most confused).
-    classes = np.arange(len(cs))
-    if len(cs) > 60:
-        errs = np.bincount(y[ok & (pred != y)], minlength=len(cs))
-        classes = np.sort(np.argsort(-errs)[:60])
-    sub = np.isin(y, classes) & ok
-    pos = {c: i for i, c in enumerate(classes.tolist())}
-    mat = np.zeros((len(classes), len(classes)))
-    for t, p in zip(y[sub], pred[sub], strict=True):
-        if p in pos:
-            mat[pos[t], pos[p]] += 1
-    mat = mat / np.maximum(mat.sum(1, keepdims=True), 1)
+    classes, mat = confusion_subset(y[ok], pred[ok], len(cs))
     if plt is not None:
-        _plot_confusion(plt, mat, len(classes), out / "confusion.png")
+        _plot_confusion(plt, mat, len(classes), len(cs), out / "confusion.png")
         _plot_reliability(plt, cal, out / "reliability.png")
 
     # Comparison table and report.
@@ -332,12 +321,35 @@ def topk_text(result: dict, k: int) -> str:
     return f"{result[f'top{k}']:.4f}" if f"top{k}" in result else "n/a"
 
 
-def _plot_confusion(plt, mat: np.ndarray, n: int, path: Path) -> None:
+def confusion_subset(y: np.ndarray, pred: np.ndarray, num_classes: int, most: int = 60
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, rates) of the confusion plot: every class up to ``most``; beyond, the ``most`` classes involved in
+    the most errors (as the true or the predicted class: the pairs the report lists), then the most frequent others
+    among those with samples, in class order. ``rates[i, j]``: the share of class ``classes[i]``'s samples read as
+    ``classes[j]``, over all its samples (a class misread as one outside the plot does not look perfect)."""
+    classes = np.arange(num_classes)
+    if num_classes > most:
+        wrong = pred != y
+        involved = np.bincount(y[wrong], minlength=num_classes) + np.bincount(pred[wrong], minlength=num_classes)
+        seen = np.bincount(y, minlength=num_classes)
+        order = np.lexsort((-seen, -involved))  # errors first, then samples; neither: never chosen
+        classes = np.sort(order[:most][(involved + seen)[order[:most]] > 0])
+    pos = np.full(num_classes, -1)
+    pos[classes] = np.arange(len(classes))
+    mat = np.zeros((len(classes), len(classes)))
+    keep = (pos[y] >= 0) & (pos[pred] >= 0)
+    np.add.at(mat, (pos[y[keep]], pos[pred[keep]]), 1)
+    counts = np.bincount(y, minlength=num_classes)[classes]
+    return classes, mat / np.maximum(counts, 1)[:, None]
+
+
+def _plot_confusion(plt, mat: np.ndarray, n: int, total: int, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
     im = ax.imshow(np.log10(mat + 1e-3), cmap="viridis")
-    ax.set_title(f"confusion (log10 rate), {n} classes by id")
-    ax.set_xlabel("predicted class id")
-    ax.set_ylabel("true class id")
+    ax.set_title(f"confusion (log10 rate), {n} classes" if n == total else
+                 f"confusion (log10 rate): the {n} of {total:,} classes\nin the most errors, in class order")
+    ax.set_xlabel("predicted (class order)")
+    ax.set_ylabel("true (class order)")
     fig.colorbar(im)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

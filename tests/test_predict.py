@@ -91,6 +91,23 @@ def test_evaluate_exact_topk(tmp_path):
     assert "| model | 0.5000 |" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_the_confusion_plot_of_a_big_model_shows_the_confusions_the_report_lists():
+    """6,763 classes, samples of 5: the plot's classes are those in the errors (true or predicted) and those with
+    samples, never the 50-odd sample-less classes it showed, and a misread class is not drawn as perfect."""
+    from hccr.evaluate import confusion_subset
+
+    y = np.array([10] * 10 + [20] * 10 + [30] * 10 + [40] * 5 + [50] * 5)
+    pred = y.copy()
+    pred[:2] = 6000  # 10 -> 6000 twice (a class with no sample of its own)
+    pred[10] = 30  # 20 -> 30 once
+    classes, mat = confusion_subset(y, pred, 6763)
+    assert classes.tolist() == [10, 20, 30, 40, 50, 6000]  # before: 56 of 60 rows were classes without samples
+    at = {c: i for i, c in enumerate(classes.tolist())}
+    assert mat[at[10], at[6000]] == 0.2 and mat[at[10], at[10]] == 0.8 and mat[at[20], at[30]] == 0.1
+    few, small = confusion_subset(np.array([0, 1, 1]), np.array([0, 1, 0]), 3)  # small models: every class
+    assert few.tolist() == [0, 1, 2] and small[1].tolist() == [0.5, 0.5, 0.0]
+
+
 def test_evaluate_says_what_is_wrong_with_prediction_files(tmp_path):
     from hccr.evaluate import evaluate
 
