@@ -69,8 +69,10 @@ def several_characters(images: list[np.ndarray]) -> list[bool]:
 
 
 def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
-    """(B, h, w) uint8 store images (ink high) -> (B, 1, size, size) float32 in [0, 1], resized the
-    way :func:`normalize` resizes image files (Pillow, bilinear), so stores and files agree."""
+    """(B, h, w) uint8 store images (ink high) -> (B, 1, size, size) float32 in [0, 1], resized as
+    :func:`normalize` resizes image files (Pillow, bilinear). At the store's own size (one crop) a store and its
+    source files give the same input; five crops need a larger side, which a file is framed at directly (the
+    paper's way) and a store's image is enlarged to, so their five-crop figures differ slightly."""
     from PIL import Image
 
     images = np.asarray(images)
