@@ -164,6 +164,10 @@ def synth(
     from .data.charset import resolve_charset
     from .data.writers import is_learned
 
+    analysis = next((k for k, v in (("--fit", fit), ("--calibrate", calibrate), ("--compare", compare)) if v), None)
+    if analysis and (out is not None or preview is not None):  # it returns before writing either: said, not skipped
+        raise HccrError(f"{analysis} writes no handwriting, so {'OUT' if out is not None else '--preview'} would not be "
+                        "written: run it alone, then generate (or preview) in a second command")
     if fit:
         from .data.writers import fit_files
 

@@ -84,6 +84,10 @@ def test_compare_prints_the_table_and_draws_the_plot(tmp_path, shifted_store, mo
     assert r.exit_code == 0, r.output
     assert "stroke_width" in r.output and "domain classifier (first vs second, held out): 0.500" in r.output
     assert (tmp_path / "two.png").stat().st_size > 1000
+    for extra in ([str(tmp_path / "syn")], ["--preview", str(tmp_path / "p.png")]):  # were skipped without a word
+        r = CliRunner().invoke(app, ["synth", *extra, "--compare", str(shifted_store), "--writers", "10"])
+        assert "--compare writes no handwriting" in str(r.exception), r.output  # one line through hccr's main
+    assert not (tmp_path / "syn").exists() and not (tmp_path / "p.png").exists()
 
 
 @pytest.mark.parametrize("content, message", [
