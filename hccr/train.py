@@ -486,6 +486,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_idx, val_idx = split_indices(store, cfg)
+    if len(val_idx) and not len(store.indices("val")) and env.is_main and progress and not resume:
+        print(f"note: {store.path} has no validation split: {len(val_idx)} of its training samples (val_fraction "
+              f"{cfg.val_fraction:g}, drawn with seed {cfg.seed}) validate this run and are not trained on; `hccr "
+              "predict --split val` cannot pick them (convert with --val-fraction or --val-writers for a split of its "
+              "own)")
     present = len(np.unique(store.labels[train_idx]))
     if present < 2 and not cfg.init_keep_classes:  # it would read 100% and learn nothing
         raise HccrError(f"{store.path}: its training samples hold {present} character(s); a classifier needs at least "

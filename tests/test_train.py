@@ -388,3 +388,17 @@ def test_a_diverging_run_stops_with_one_line_and_saves_no_nan_weights(tiny_store
         from safetensors.torch import load_file
 
         assert all(torch.isfinite(t).all() for t in load_file(str(ckpt)).values()), ckpt
+
+
+def test_a_store_without_a_validation_split_says_what_validates_the_run(tiny_store, tmp_path, capsys):
+    import numpy as np
+
+    from hccr.data.store import Store, store_view
+
+    whole = store_view(tiny_store, tmp_path / "whole", np.zeros(len(Store(tiny_store)), np.uint8))  # no val split
+    fit(_cfg(model_args={}, steps=2, epochs=1), whole, tmp_path / "run", progress=True)
+    out = capsys.readouterr().out
+    assert "has no validation split: 16 of its training samples (val_fraction 0.05, drawn with seed 1)" in out, out
+    assert "`hccr predict --split val` cannot pick them" in out
+    fit(_cfg(model_args={}, steps=2, epochs=1), tiny_store, tmp_path / "run2", progress=True)
+    assert "no validation split" not in capsys.readouterr().out  # a store with its own split: nothing to say
