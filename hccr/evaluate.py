@@ -179,6 +179,13 @@ def require_labels(pred: Predictions, named: str) -> None:
                     "<root>/<char>/ folders, or .gnt/.pot files; `hccr predict` reads unlabelled images)")
 
 
+def _same_characters(a: Predictions, b: Predictions) -> bool:
+    """Whether every sample labelled in both names the same character in each's character list."""
+    both = (a.labels >= 0) & (b.labels >= 0)
+    ca, cb = np.array(list(a.charset)), np.array(list(b.charset))
+    return bool(np.array_equal(ca[a.labels[both]], cb[b.labels[both]]))
+
+
 def summary(pred: Predictions, stats: dict | None = None) -> dict:
     stats = stats or scan(pred.probs, pred.labels)
     s = topk_accuracy(pred.probs, pred.labels, stats=stats)
@@ -246,10 +253,12 @@ def _write_report(main: Predictions, out: Path, compare: dict[str, Predictions] 
 
     require_labels(main, name)
     for other, pr in (compare or {}).items():  # one table compares models on the same samples, or it misleads
-        if pr.charset != main.charset:
-            raise HccrError(f"{other}: its character list ({len(pr.charset)} classes) differs from {name}'s "
-                            f"({len(main.charset)}); compare models of the same characters on the same data")
-        if len(pr) != len(main) or not np.array_equal(pr.labels, main.labels):
+        if pr.charset == main.charset:
+            same = len(pr) == len(main) and np.array_equal(pr.labels, main.labels)
+        else:  # other characters (a --keep-classes fine-tune and its source): the same samples, each model
+            # scored on those of characters it knows (a note under the table gives the counts)
+            same = len(pr) == len(main) and np.array_equal(pr.ids, main.ids) and _same_characters(main, pr)
+        if not same:
             raise HccrError(f"{other}: predictions of other samples than {name}'s ({len(pr)} against {len(main)}, "
                             "or other labels); compare models on the same data")
     cs = Charset(main.charset)
@@ -300,6 +309,9 @@ def _write_report(main: Predictions, out: Path, compare: dict[str, Predictions] 
     for k, r in results.items():
         ms = f"{r['ms_per_char']:.2f}" if r.get("ms_per_char") is not None else ""
         lines.append(f"| {k} | {r['top1']:.4f} | {topk_text(r, 5)} | {topk_text(r, 10)} | {r['ece']:.4f} | {ms} |")
+    if len({r["count"] for r in results.values()}) > 1:  # models of other character lists
+        lines += ["", "Each model is scored on the samples of characters it knows: "
+                  + ", ".join(f"{k} {r['count']:,}" for k, r in results.items()) + "."]
     if main.meta.get("weights"):
         lines += ["", f"Ensemble weights: {', '.join(f'{w:.3f}' for w in main.meta['weights'])}."]
     lines += ["", "## Most confused pairs (true -> predicted)", ""]

@@ -112,8 +112,16 @@ def test_evaluate_says_what_is_wrong_with_prediction_files(tmp_path):
     from hccr.evaluate import evaluate
 
     a = _pred([[0.5, 0.3, 0.2]], [0])
-    with pytest.raises(HccrError, match=r"b: its character list \(4 classes\) differs from a's \(3\)"):
-        evaluate(a, tmp_path / "r1", compare={"b": _pred([[0.4, 0.3, 0.2, 0.1]], [0], charset="abcd")}, name="a")
+    with pytest.raises(HccrError, match=r"b: predictions of other samples than a's"):  # 'a' against 'b'
+        evaluate(a, tmp_path / "r1", compare={"b": _pred([[0.4, 0.3, 0.2, 0.1]], [0], charset="bacd")}, name="a")
+    # a model of more characters (a --keep-classes fine-tune, d new) against its source, on the same samples:
+    # compared (it was refused), each scored on the samples of characters it knows, and the report says so
+    src = _pred([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.3, 0.2]], [0, 1, -1])
+    tuned = _pred([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]], [0, 1, 3], charset="abcd")
+    res = evaluate(tuned, tmp_path / "r3", compare={"source": src}, name="tuned")
+    assert res["table"]["tuned"]["count"] == 3 and res["table"]["source"]["count"] == 2
+    assert res["table"]["source"]["top1"] == 1.0 and abs(res["table"]["tuned"]["top1"] - 2 / 3) < 1e-9
+    assert "scored on the samples of characters it knows: tuned 3, source 2" in (tmp_path / "r3" / "report.md").read_text()
     unknown = _pred([[0.5, 0.3, 0.2]], [-1])
     unknown.meta.update(unknown_labels=1, unknown_chars="z")  # predicted on a store of characters it does not know
     with pytest.raises(HccrError, match="none of its 1 labelled images is of a character the model knows"):
