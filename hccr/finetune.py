@@ -2,7 +2,7 @@
 
 The backbone is reused as it is. Classifier rows (the main head and any auxiliary heads) are carried
 over *by character*: a character the source model knows keeps its row wherever it sits in the new
-charset; a character new to it starts at the mean of the source's rows and is then fitted to its own images
+charset; a character new to it starts at the mean of the known characters' rows and is then fitted to its own images
 (:func:`warm_new_rows`; a fresh row's logit of about 0 beat every known row's and took every image).
 ``freeze_epochs`` trains only the heads for the first epochs, so a few hundred images do not wreck features
 learnt from millions.
@@ -254,8 +254,8 @@ def warm_new_rows(model: nn.Module, new: list[int], num_classes: int, labels, ba
 
 
 def average_new_rows(model: nn.Module, new: list[int], num_classes: int) -> None:
-    """Rows of characters new to the source (the classes ``new``) start at the mean of its rows, at the level of
-    every other class."""
+    """Rows of characters new to the source (the classes ``new``) start at the mean of the known characters' rows
+    (with ``--keep-classes`` every row of the source), at the level of every other class."""
     if not new:
         return
     with torch.no_grad():

@@ -398,7 +398,8 @@ def write_model_card(model: str | None, out: str | os.PathLike) -> Path:
              f"- validation: {p['validation']}" if p.get("validation") else
              f"- validation: {p.get('val_samples', '?')} samples of writers held out whole (unseen synthetic writers)"
              if syn and not real else f"- validation: {_count(p, 'val_samples')}samples of its store's validation "
-             "split; the checkpoint that read them best is the one packaged",
+             "split" + ("" if parts or meta.get("averaged_from") else "; the checkpoint that read them best is the one "
+                        "packaged"),
              "", "## Recipe", "",
              f"- `{p['recipe']}`" if p.get("recipe") else None,
              f"- weights: the average of {len(parts)} runs' (`hccr average`): "
@@ -471,6 +472,24 @@ def json_inline(d: dict) -> str:
     return "`" + json.dumps({k: v for k, v in d.items() if k not in ("num_classes",)}, ensure_ascii=False) + "`"
 
 
+def _is_twin(onnx_path: Path) -> bool:
+    """Whether the ``.json`` beside an ``.onnx`` file is an hccr checkpoint of the same characters (a package's two
+    files), read before either is written; any other JSON there (an app's config) is left alone."""
+    from .checkpoint import read_meta
+
+    twin = onnx_path.with_suffix(".json")
+    if not twin.exists():
+        return False
+    try:
+        charset = read_meta(twin)["charset"]
+    except HccrError:
+        return False
+    import onnx
+
+    meta = {e.key: e.value for e in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    return meta.get("charset") == charset
+
+
 def write_temperature(model: str | os.PathLike, temperature: float, info: dict) -> list[Path]:
     """Record a fitted temperature in a model: a checkpoint's JSON (``calibration``), an ``.onnx``
     file's metadata (``temperature``), or both files of a shipped or packaged model (a checkpoint JSON
@@ -485,7 +504,7 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
         ckpt, onnx_path = shipped_files(str(model))
         paths = [ckpt, onnx_path]
     elif str(model).endswith(".onnx"):  # a packaged model's checkpoint twin answers the same (--init reads it)
-        paths = [Path(model)] + ([Path(model).with_suffix(".json")] if Path(model).with_suffix(".json").exists() else [])
+        paths = [Path(model)] + ([Path(model).with_suffix(".json")] if _is_twin(Path(model)) else [])
     else:
         paths = [resolve(model)]
         if paths[0].with_suffix(".onnx").exists():  # a packaged model's ONNX twin answers the same

@@ -419,9 +419,11 @@ def load_recognizer(path: str | os.PathLike | None = None, device: str = "cpu", 
         raise HccrError(f"backend must be auto, onnx or torch, not {backend!r}")
     if crops not in (None, 1, 5):  # before any model is opened
         raise HccrError(f"--crops must be 1 or 5, got {crops}")
-    device = device if isinstance(device, str) else str(device)  # a torch.device reads as its name
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):  # said with or without torch
-        raise HccrError(f"device {device!r}: not a device name (cpu, cuda, cuda:1, ...)")
+    # a torch.device reads as its name, a number as that GPU (as torch reads both)
+    device = f"cuda:{device}" if isinstance(device, int) and not isinstance(device, bool) else str(device)
+    if not re.fullmatch(r"cpu(:0)?|cuda(:\d+)?", device):  # said with or without torch
+        raise HccrError(f"device {device!r}: not a device name hccr runs on (cpu, cuda, cuda:1, ...)")
+    device = "cpu" if device == "cpu:0" else device
     if device != "cpu" and not _installed("torch"):
         raise HccrError(f"device {device!r}: a GPU runs a model's PyTorch checkpoint, which needs torch: pip install "
                         "'hccr[train]' (on the CPU, the default, the shipped model and .onnx files need no torch)")

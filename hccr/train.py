@@ -287,8 +287,12 @@ def check_finite(loss: float, env: D.DistEnv, cfg: TrainConfig) -> None:
         bad = D.all_reduce_sum([float(bad)], env)[0] > 0
     if bad:
         raise HccrError(f"the training loss is {loss if not math.isfinite(loss) else 'not finite on another process'}:"
-                        f" the run diverged and stops here (its checkpoints hold the last finite weights); start it "
+                        f" the run diverged and stops here (nothing is saved after the last finite weights); start it "
                         f"again with a lower --lr (it was {cfg.lr:g}) or --set grad_clip=1")
+
+
+def all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 @torch.no_grad()
@@ -422,11 +426,11 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
         init_report = init_from(model, cfg.init, "".join(store.charset))
         known = set(source["charset"])
         new = [j for j, c in enumerate(store.charset) if c not in known]
-        if new:  # characters the source does not know: a row fitted to their images, not a fresh one
+        if new and len(new) < num_classes:  # beside known rows a fresh one takes every image: fit it to its own
             from .finetune import average_new_rows, warm_new_rows
 
             average_new_rows(model, new, num_classes)
-            train_idx = store.indices("train")
+            train_idx = split_indices(store, cfg)[0]  # never the samples held out to validate the run
             warm_new_rows(model, new, num_classes, store.labels[train_idx],
                           lambda i: prepare_batch(store.images[train_idx[i]], store.sizes[train_idx[i]], cfg,
                                                   env.device, False))
@@ -602,6 +606,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             if ema is not None:
                 ema.update_parameters(model)
             if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:
+                if env.is_main and not all_finite(model):  # the step just taken diverged: no resume point holds it
+                    check_finite(float("nan"), D.DistEnv(), cfg)  # one process: the ranks' clocks differ
                 if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
                                cfg, ema, critic)
@@ -623,7 +629,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                              planned=None if cfg.minutes else min(len(batches) - skip, budget - step))
         skip = 0
         shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
-        if not all(bool(torch.isfinite(p).all()) for p in shipped.parameters()):  # the epoch's last step diverged
+        if not all_finite(shipped):  # the epoch's last step diverged
             check_finite(float("nan"), env, cfg)
         vm = evaluate(shipped, store, val_idx, cfg, env)
         metrics = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], **tm, **vm,

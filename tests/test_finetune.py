@@ -277,3 +277,19 @@ def test_a_character_new_to_the_source_starts_fitted_and_does_not_take_every_ima
     new = [start.charset.index[c] for c in "國學"]
     on_known, on_new = [(said[p.labels == k] == k).mean() for k in known], [(said[p.labels == k] == k).mean() for k in new]
     assert min(on_known) >= 0.75 and min(on_new) >= 0.5, (on_known, on_new)  # before: 0 of the known ones
+
+
+def test_fine_tuning_on_characters_the_source_knows_none_of_trains_from_fresh_rows(tmp_path):
+    """No known row to start new ones from (a backbone reused for other characters): fresh rows, as before; the
+    averaging of known rows gave NaN and the run stopped at step 1 as "diverged"."""
+    from conftest import run_cli
+
+    from hccr.data.store import ConvertOptions, convert
+    from hccr.data.synth import SynthConfig, synth
+
+    synth(tmp_path / "mine", SynthConfig(chars="國學", writers=8, seed=7), workers=1, progress=False)
+    convert([str(tmp_path / "mine")], tmp_path / "store", ConvertOptions(size=64), workers=1, progress=False)
+    r = run_cli("train", "--init", "gb2312", "--data", tmp_path / "store", "--out", tmp_path / "run",
+                "--set", "steps=2", "--set", "batch_size=8")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "0 classes keep their rows, 2 new (國學)" in r.stdout and "diverged" not in r.stderr

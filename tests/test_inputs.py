@@ -58,11 +58,31 @@ def test_every_input_form_gives_the_same_answer(rec, gray, tmp_path):
         "bytearray": (bytearray((tmp_path / "c.png").read_bytes()), {}),
         "memoryview": (memoryview((tmp_path / "c.png").read_bytes()), {}),
         "PIL float image in [0, 1]": (Image.fromarray(gray.astype(np.float32) / 255), {}),
+        "PIL float image in [0, 1], one pixel NaN": (Image.fromarray(_nan_corner(gray.astype(np.float32) / 255)), {}),
+        # a faint scan pasted on a canvas with a transparent margin: the opaque patch is paper, not a stroke
+        "a faint scan on an opaque patch, transparent around it": (_pasted(gray), {}),
     }
     for name, (img, kw) in forms.items():
         out = rec.predict(img, topk=1, **kw)
         assert len(out) == 1, name  # one image, one answer (not one per row)
         assert out[0][0][0] == expected[0], name
+
+
+def _nan_corner(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a[0, 0] = np.nan
+    return a
+
+
+def _pasted(gray: np.ndarray) -> np.ndarray:
+    """``gray`` made faint (its darkest ink 226 on paper 255: every opaque pixel within 32 shades of the others) on
+    an opaque RGBA patch with a 20 px transparent margin."""
+    faint = (255 - (255 - gray.astype(np.float32)) * (29 / 255)).astype(np.uint8)
+    h, w = faint.shape
+    out = np.zeros((h + 40, w + 40, 4), np.uint8)
+    out[20:20 + h, 20:20 + w, :3] = faint[..., None]
+    out[20:20 + h, 20:20 + w, 3] = 255
+    return out
 
 
 def test_bgr_arrays_are_read_in_opencv_channel_order():

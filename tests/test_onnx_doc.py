@@ -88,3 +88,16 @@ def test_the_onnx_page_reproduces_hccr_input_and_calibrated_answer():
         assert np.abs(cal - ours).max() < 1e-5, name  # the calibrated output is hccr's answer
         assert np.abs(probs - ours).max() > 1e-3, name  # and the raw output is not (the page says so)
         assert charset[int(cal.argmax())] == rec.predict(img, topk=1)[0][0][0], name
+
+
+def test_the_pages_input_side_is_the_graphs_for_one_and_five_crops(tiny_run, tmp_path):
+    """The page: S is the metadata's input_size for every file; a five-crop file's is round(image_size * 280 / 256)."""
+    from hccr.export import export_onnx
+
+    for crops in (1, 5):
+        path = export_onnx([str(tiny_run)], tmp_path / f"c{crops}.onnx", crops=crops)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = sess.get_modelmeta().custom_metadata_map
+        size = json.loads(meta["preprocessing"])["image_size"]
+        side = sess.get_inputs()[0].shape[2]
+        assert int(meta["input_size"]) == side == (size if crops == 1 else round(size * 280 / 256)), (crops, side)

@@ -303,6 +303,12 @@ def test_cli_calibrate_records_the_temperature_in_the_checkpoint(tiny_run, tiny_
         assert r.returncode == 0 and f"wrote {tmp_path / 'pk.json'}" in r.stdout, r.stdout + r.stderr
         t_onnx = OnnxRecognizer(tmp_path / "pk.onnx").temperature
         assert json.loads((tmp_path / "pk.json").read_text())["calibration"]["temperature"] == t_onnx != 1.0
+        # an .onnx file with an app's own JSON beside it (not an hccr checkpoint): the JSON is left as it was
+        shutil.copy(tmp_path / "pk.onnx", tmp_path / "app.onnx")
+        (tmp_path / "app.json").write_text('{"labels": "my app config"}')
+        r = run_cli("calibrate", tiny_store, "--model", tmp_path / "app.onnx", "--split", "all")
+        assert r.returncode == 0 and "app.json" not in r.stdout, r.stdout + r.stderr
+        assert (tmp_path / "app.json").read_text() == '{"labels": "my app config"}'
     r = run_cli("calibrate", tmp_path, "--model", run, "--split", "train")  # a folder has no split to pick
     assert r.returncode == 2 and "--split train picks part of one store" in r.stderr
 

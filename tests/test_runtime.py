@@ -69,7 +69,10 @@ def test_training_side_commands_without_torch_say_which_extra_to_install(tiny_ru
 
 
 def test_a_device_without_torch_is_named_and_a_typo_caught():
-    for device, said in (("gpu", "device 'gpu': not a device name (cpu, cuda"),
+    code = NO_TORCH + "import hccr\nprint(type(hccr.load(device='cpu:0')).__name__)"  # torch's name for the CPU
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "OnnxRecognizer", r.stderr
+    for device, said in (("gpu", "device 'gpu': not a device name hccr runs on (cpu, cuda"), (0, "device 'cuda:0': a GPU runs"),
                          ("cuda", "device 'cuda': a GPU runs a model's PyTorch checkpoint, which needs torch")):
         code = NO_TORCH + f"import hccr\ntry: hccr.load(device={device!r})\nexcept hccr.HccrError as e: print(e)"
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

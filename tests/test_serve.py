@@ -251,6 +251,9 @@ def test_answers_restricted_to_a_charset_by_query_or_body_and_unknown_names_refu
     assert r.status_code == 422 and "'allowed'" in r.json()["error"] and "charset" in r.json()["error"]
     r = client.post("/v1/recognize", files=[("file", ("a.png", png, "image/png"))] * 2)
     assert r.status_code == 422 and "/v1/recognize/batch" in r.json()["error"]
+    for url in ("/v1/recognize", "/v1/recognize/batch"):  # `curl -F charset=...`: said, not an unrestricted answer
+        r = client.post(url, files={"file": ("a.png", png, "image/png")}, data={"charset": "口人"})
+        assert r.status_code == 422 and "'charset'" in r.json()["error"] and "in the query" in r.json()["error"]
     assert client.get("/healthz", headers={"host": "LocalHost"}).status_code == 200  # host names in any case
     params = {p["name"] for p in client.get("/openapi.json").json()["paths"]["/v1/recognize"]["post"]["parameters"]}
     assert params == {"topk", "charset"}

@@ -530,3 +530,6 @@ def test_the_card_of_a_users_run_on_their_own_images_says_what_it_validated_on(t
         assert "last checkpoint" not in card, card
         assert "8 samples of its store's validation split; the checkpoint that read them best" in card, card
         assert "- its validation samples, 4-way: top-1" in card, card
+    assert run_cli("average", tmp_path / "run", tmp_path / "run", "--out", tmp_path / "avg").returncode == 0
+    assert run_cli("model-card", "--model", tmp_path / "avg.json", "--out", tmp_path / "card.md").returncode == 0
+    assert "read them best" not in (tmp_path / "card.md").read_text()  # an average is no checkpoint chosen by them

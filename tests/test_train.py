@@ -390,16 +390,35 @@ def test_cli_train_resume_continues_with_the_runs_own_config(tiny_store, tmp_pat
     assert (cfg["image_size"], cfg["batch_size"], cfg["epochs"]) == (32, 32, 2)  # the run's, not fast-1's 64 px
 
 
-def test_a_diverging_run_stops_with_one_line_and_saves_no_nan_weights(tiny_store, tmp_path):
-    """A learning rate far too high: the run stops at the first loss that is not a number, says what to do, and
-    no checkpoint holds NaN (it trained on, exited 0 and saved NaN weights as "best")."""
-    cfg = _cfg(model_args={}, steps=12, epochs=1, optimizer="sgd", lr=1e6, grad_clip=0.0)
-    with pytest.raises(HccrError, match=r"the run diverged and stops here .* lower --lr \(it was 1e\+06\)"):
-        fit(cfg, tiny_store, tmp_path / "run", progress=False)
-    for ckpt in (tmp_path / "run").glob("*.safetensors"):
-        from safetensors.torch import load_file
+def test_a_diverging_run_stops_with_one_line_and_saves_no_nan_weights(tiny_store, tmp_path, monkeypatch):
+    """A run whose loss stops being a number after its first epoch (16 steps): it stops at once, says what to do,
+    and its checkpoints (written at the first epoch's end) hold finite weights. It trained on, exited 0 and saved
+    NaN weights as "best"."""
+    from safetensors.torch import load_file
 
+    import hccr.train as T
+
+    real_loss, real_eval, after_epoch_1 = T.make_loss, T.evaluate, []
+
+    def poisoned(cfg):  # the loss is NaN from the first step after epoch 1's validation
+        loss_fn = real_loss(cfg)
+        return lambda *a, **kw: loss_fn(*a, **kw) * (float("nan") if after_epoch_1 else 1.0)
+
+    def validate(*a, **kw):
+        out = real_eval(*a, **kw)
+        after_epoch_1.append(True)
+        return out
+
+    monkeypatch.setattr(T, "make_loss", poisoned)
+    monkeypatch.setattr(T, "evaluate", validate)
+    cfg = _cfg(model_args={}, steps=30, epochs=1)
+    with pytest.raises(HccrError, match=r"the run diverged and stops here .* lower --lr \(it was 0.003\)"):
+        fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    saved = sorted((tmp_path / "run").glob("*.safetensors"))
+    assert [p.name for p in saved] == ["best.safetensors", "last.safetensors"]
+    for ckpt in saved:
         assert all(torch.isfinite(t).all() for t in load_file(str(ckpt)).values()), ckpt
+    assert json.loads((tmp_path / "run" / "last.json").read_text())["metrics"]["step"] == 16  # epoch 1's
 
 
 def test_a_store_without_a_validation_split_says_what_validates_the_run(tiny_store, tmp_path, capsys):

@@ -21,11 +21,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def on_paper(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Gray (0-255) with transparency (``alpha`` 0-1) -> gray on paper, as floats. Where the opaque pixels are all
-    one shade, the drawing is the alpha channel (a canvas's strokes on a transparent page: black, white or coloured
-    ink alike) and comes out dark on white; otherwise the transparent areas are composited on white."""
-    opaque = gray[alpha > 0.5]
+    one shade and cover under half of their bounding box, the drawing is the alpha channel (a canvas's strokes on a
+    transparent page: black, white or coloured ink alike) and comes out dark on white; otherwise (an opaque patch
+    of paper, a photo) the transparent areas are composited on white."""
+    solid = alpha > 0.5
+    opaque = gray[solid]
     if opaque.size and float(alpha.max() - alpha.min()) > 0.5 and float(opaque.max() - opaque.min()) < 32:
-        return 255.0 * (1.0 - alpha)
+        rows, cols = np.flatnonzero(solid.any(1)), np.flatnonzero(solid.any(0))
+        box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        if opaque.size < 0.5 * box:  # strokes leave most of their box empty; an opaque patch (a pasted scan) fills it
+            return 255.0 * (1.0 - alpha)
     return gray * alpha + 255.0 * (1.0 - alpha)
 
 
@@ -39,8 +44,10 @@ def to_gray(im) -> np.ndarray:
         g = np.asarray(rgba.convert("L"), dtype=np.float32)
         return np.rint(on_paper(g, a)).astype(np.uint8)
     if im.mode == "F":  # floats, in [0, 1] as numpy arrays of floats are read, or in [0, 255]
-        arr = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=255.0)
-        return np.rint(np.clip(arr * (255.0 if arr.size and arr.max() <= 1.0 else 1.0), 0, 255)).astype(np.uint8)
+        arr = np.asarray(im, dtype=np.float64)
+        hi = float(np.nanmax(arr)) if arr.size and not np.isnan(arr).all() else 255.0
+        arr = np.nan_to_num(arr * (255.0 if hi <= 1.0 else 1.0), nan=255.0)  # NaN: paper, as numpy arrays read it
+        return np.rint(np.clip(arr, 0, 255)).astype(np.uint8)
     if im.mode == "I;16" or im.mode == "I":
         arr = np.asarray(im, dtype=np.float64)
         hi = arr.max() if arr.size else 1

@@ -545,8 +545,12 @@ async def _multipart_files(body: bytes, content_type: str) -> list[tuple[str, by
         form = await MultiPartParser(Headers({"content-type": content_type}), one(), max_files=1024).parse()
     except Exception:  # malformed multipart: the client's fault
         raise ApiError(422, "malformed multipart body") from None
-    return [(u.filename or f"file {i}", await u.read()) for i, u in enumerate(form.getlist("file"))
-            if not isinstance(u, str)]
+    fields = sorted({k for k, v in form.multi_items() if k != "file" or isinstance(v, str)})
+    if fields:  # a guessed option ("-F charset=...") must not pass as an unrestricted answer
+        raise ApiError(422, f"form field(s) {', '.join(map(repr, fields[:5]))}: an upload's form holds its image "
+                            "file(s) alone (field \"file\"); give topk and charset in the query "
+                            "(?topk=3&charset=..., the characters percent-encoded)")
+    return [(u.filename or f"file {i}", await u.read()) for i, u in enumerate(form.getlist("file"))]
 
 
 async def _multipart_file(body: bytes, content_type: str) -> bytes:
