@@ -268,7 +268,7 @@ def train(
     keep_classes: Annotated[bool, typer.Option(help="With --init: keep every character the model reads and add the "
                                                "store's; only the store's characters' rows learn (teach it a few "
                                                "characters without losing the rest).")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last epoch.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out where it stopped (its last resume point, mid-epoch included).")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: the GPU if any).")] = None,
 ) -> None:
     """Train a model (single process, or many under torchrun --nproc-per-node N); --init fine-tunes one."""

@@ -61,6 +61,11 @@ def test_convert_exclude_leaves_out_what_the_audit_listed(merged_store, tmp_path
     assert "--exclude: none of its 1 sample ids" in r.stderr
     r = run_cli("convert", gnt, tmp_path / "c3", "--exclude", tmp_path / "missing.json")
     assert r.returncode != 0 and "missing.json: cannot read the exclude list" in r.stderr
+    # an audit that flagged nothing, passed on by a script all the same: nothing left out (it was an error)
+    (tmp_path / "none.json").write_text(json.dumps({"mislabelled": []}))
+    r = run_cli("convert", gnt, tmp_path / "c4", "--exclude", tmp_path / "none.json")
+    assert r.returncode == 0 and "the audit flagged no sample; nothing is excluded" in r.stderr, r.stderr
+    assert len(Store(tmp_path / "c4")) == len(Store(merged_store))
 
 
 def test_audit_with_a_model_leaves_out_characters_it_does_not_know(tmp_path):

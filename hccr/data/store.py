@@ -497,7 +497,9 @@ def read_exclude_list(path: str | os.PathLike) -> tuple[str, ...]:
                             "convert the data again, rerun hccr audit, then exclude")
     else:
         ids = [ln.split("  #")[0].strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not ids:
+    if not ids and path.suffix == ".json":  # an audit that flagged nothing: a script passes it on all the same
+        print(f"note: {path}: the audit flagged no sample; nothing is excluded", file=sys.stderr)
+    elif not ids:
         raise HccrError(f"{path}: lists no sample to exclude")
     return tuple(ids)
 
