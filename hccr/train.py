@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -386,16 +387,23 @@ def load_state(path: Path, device: torch.device) -> dict:
                         "start a new run with another --out") from None
 
 
-def _check_run_folder(out: Path, resume: bool) -> Path:
-    """The run folder's state file, after refusing a start that would overwrite a run or a resume of nothing."""
+def _check_run_folder(out: Path, resume: bool) -> tuple[Path, bool]:
+    """(the run folder's state file, whether there is a state to resume from), after refusing a start that would
+    overwrite a run or a resume of nothing. A run stopped while saving its first resume state (checkpoints written,
+    no state yet) starts again from step 0 on --resume: there is nothing else to go on from."""
     state_path = out / "last.state.pt"
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; --out names the run folder: choose another")
     if not resume and (out / "last.json").exists():
         raise HccrError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not state_path.exists():
-        raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
-    return state_path
+        if not (out / "last.json").exists():
+            raise HccrError(f"{out}: nothing to resume (no last.state.pt)")
+        print(f"note: {out}: the run stopped before its first resume state was saved; it starts again from step 0",
+              file=sys.stderr)
+        (out / "metrics.jsonl").unlink(missing_ok=True)  # the epochs it logs are the new run's
+        return state_path, False
+    return state_path, resume
 
 
 def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, earlier: dict):
@@ -481,7 +489,7 @@ def _check_same_characters(out: Path, earlier: dict, store: Store) -> None:
 
 
 def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
-    state_path = _check_run_folder(out, resume)
+    state_path, resume = _check_run_folder(out, resume)
     earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
     model, store, init_report, init_prov = _build_model(cfg, store, env, resume, earlier)
     num_classes = len(store.charset)

@@ -63,6 +63,25 @@ def test_charset_filter_and_limit(tmp_path):
     assert s.manifest["skipped"]["not in charset"] > 0
 
 
+def test_a_conversion_stopped_at_its_last_step_is_moved_into_place_on_rerun(tmp_path, capsys):
+    """Killed while the finished store replaced the old one (old manifest gone, the new store complete in
+    OUT.partial): every command refused the path, --overwrite too, and the new store was stranded. Killed at the last
+    rename: the rerun said "begun by another hccr version" and --overwrite converted everything again."""
+    import shutil
+
+    src = _writers(tmp_path, 3)
+    out = tmp_path / "st"
+    first = convert([str(src)], out, workers=1, progress=False)
+    shutil.copytree(out, tmp_path / "st.partial")  # the new store, complete
+    (out / "manifest.json").unlink()  # the old one half removed
+    again = convert([str(src)], out, workers=1, progress=False, overwrite=True)
+    assert "now in place" in capsys.readouterr().err and not (tmp_path / "st.partial").exists()
+    assert again.count == first.count == len(Store(out))
+    shutil.move(out, tmp_path / "st.partial")  # killed at the last rename: nothing at OUT yet
+    assert convert([str(src)], out, workers=1, progress=False).count == first.count  # no --overwrite needed
+    assert len(Store(out)) == first.count
+
+
 def test_interrupted_conversion_resumes(tmp_path, monkeypatch):
     src = _writers(tmp_path, 5)
     out = tmp_path / "st"

@@ -433,3 +433,17 @@ def test_a_store_without_a_validation_split_says_what_validates_the_run(tiny_sto
     assert "`hccr predict --split val` cannot pick them" in out
     fit(_cfg(model_args={}, steps=2, epochs=1), tiny_store, tmp_path / "run2", progress=True)
     assert "no validation split" not in capsys.readouterr().out  # a store with its own split: nothing to say
+
+
+def test_a_run_stopped_before_its_first_resume_state_starts_again_on_resume(tiny_store, tmp_path, capsys):
+    """Killed while saving epoch 1 (checkpoints written, no last.state.pt yet): --resume said "nothing to resume"
+    and a fresh start "already holds a training run", each sending the user to the other."""
+    cfg = _cfg(model_args={}, steps=20, epochs=1)
+    fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    (tmp_path / "run" / "last.state.pt").unlink()  # as a kill during the first state's save leaves the folder
+    with pytest.raises(HccrError, match="already holds a training run; pass --resume"):
+        fit(cfg, tiny_store, tmp_path / "run", progress=False)
+    m = fit(cfg, tiny_store, tmp_path / "run", resume=True, progress=False)
+    assert m["step"] == 20 and "starts again from step 0" in capsys.readouterr().err
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2] and (tmp_path / "run" / "last.state.pt").exists()

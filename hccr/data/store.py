@@ -191,6 +191,9 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
                         f"got {opts.stroke_jitter}")
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; the store is a folder: choose another OUT")
+    done = _finish_move(out, opts)
+    if done is not None:
+        return done
     if (out / "manifest.json").exists():
         if not overwrite:
             raise HccrError(f"{out}: a store already exists there (use --overwrite to replace it)")
@@ -285,6 +288,25 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
               "character's samples, rounded)") + "; give a larger share, or name writers with --val-writers",
               file=sys.stderr)
     return result
+
+
+def _finish_move(out: Path, opts: ConvertOptions) -> ConvertResult | None:
+    """A conversion stopped at its last step (its store complete in ``OUT.partial``, not yet moved in, or the store it
+    replaced half removed): the store is moved into place. Its result when it was converted with these options
+    (this rerun has nothing left to do), else None (the usual checks follow: it is a store of other options)."""
+    from ..utils import read_json
+
+    work = out.with_name(out.name + ".partial")
+    if not (work / "manifest.json").exists() or (out / "manifest.json").exists():
+        return None
+    if out.exists():
+        shutil.rmtree(out)  # what is left of the store it was replacing
+    os.replace(work, out)
+    m = read_json(out / "manifest.json")
+    print(f"note: {out}: a conversion stopped after its store was complete; it is now in place", file=sys.stderr)
+    if m.get("options") != json.loads(json.dumps(asdict(opts))):
+        return None
+    return ConvertResult(out, m["count"], m["classes"], m.get("skipped", {}), m.get("val", 0))
 
 
 def _plan_change(old: dict | None, new: dict) -> str:
