@@ -556,13 +556,20 @@ def package(
 def average(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints of one network and charset (run folders or .json).")],
     out: Annotated[Path, typer.Option(help="Output stem: writes STEM.json and STEM.safetensors.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace a model already at STEM (its .onnx twin is removed).")] = False,
 ) -> None:
     """Average the weights of checkpoints of one network (e.g. a run and its continuation on fresh
     data, as gb2312-synth was made); package the result like a run."""
     from .checkpoint import average_checkpoints, save_checkpoint
 
+    there = [p for p in (out.with_suffix(s) for s in (".json", ".safetensors", ".onnx")) if p.exists()]
+    if there and not overwrite:  # as package: a calibrated model is not replaced by accident
+        raise HccrError(f"{there[0]}: a model is already there; --overwrite replaces it, or give another --out")
     model, meta = average_checkpoints(checkpoints)  # says so when the parts' biases were in different frames
     print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
+    if out.with_suffix(".onnx").exists():  # the replaced model's export would answer for another model
+        out.with_suffix(".onnx").unlink()
+        print(f"removed {out.with_suffix('.onnx')} (the model it was exported from was replaced)")
 
 
 @app.command("model-card")

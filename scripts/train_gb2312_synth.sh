@@ -69,7 +69,7 @@ if [ "${CONTINUE_STEPS:-0}" -gt 0 ]; then
   log "3b/4 continue $CONTINUE_STEPS steps on $((WRITERS + VAL_WRITERS)) fresh writers, then average the two runs"
   INIT="$WORK/run" SEED=2313 STEPS=$CONTINUE_STEPS WRITERS=$WRITERS VAL_WRITERS=$VAL_WRITERS HCCR=$HCCR \
     bash "$(dirname "$0")/continue_gb2312.sh" "$WORK" 2 "${font_args[@]}"
-  $HCCR average "$WORK/run" "$WORK/run2" --out "$WORK/average" | tee -a "$WORK/recipe.log"
+  $HCCR average "$WORK/run" "$WORK/run2" --out "$WORK/average" --overwrite | tee -a "$WORK/recipe.log"
   final="$WORK/average.json"
 fi
 

@@ -533,3 +533,8 @@ def test_the_card_of_a_users_run_on_their_own_images_says_what_it_validated_on(t
     assert run_cli("average", tmp_path / "run", tmp_path / "run", "--out", tmp_path / "avg").returncode == 0
     assert run_cli("model-card", "--model", tmp_path / "avg.json", "--out", tmp_path / "card.md").returncode == 0
     assert "read them best" not in (tmp_path / "card.md").read_text()  # an average is no checkpoint chosen by them
+    # a packaged (calibrated) model at the stem is not replaced by accident, as package refuses it too
+    r = run_cli("average", tmp_path / "run", tmp_path / "run", "--out", tmp_path / "pk0")
+    assert r.returncode == 2 and "a model is already there; --overwrite replaces it" in r.stderr
+    r = run_cli("average", tmp_path / "run", tmp_path / "run", "--out", tmp_path / "pk0", "--overwrite")
+    assert r.returncode == 0 and not (tmp_path / "pk0.onnx").exists()  # the old export no longer answers for it

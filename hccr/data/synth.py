@@ -499,6 +499,9 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
     todo = [w for w, f in enumerate(files) if not f.exists()]
     args = [(chars, w, cfg, extra, profile, str(out)) for w in todo]
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo)))
+    rec = settings_path(out, cfg.prefix)
+    if not rec.exists():  # before the first writer: a run killed half-way is still checked on its rerun
+        write_json(rec, {**asdict(cfg), "characters": len(chars)})
     with Progress(cfg.writers, "synth", disable=not progress, unit="writers") as bar:
         bar.update(cfg.writers - len(todo))
         if workers > 1 and len(args) > 1:
@@ -509,7 +512,7 @@ def _synth(out: Path, cfg: SynthConfig, chars: list[str], extra: dict, profile, 
             for a in args:
                 _write_writer(a)
                 bar.update(1)
-    write_json(settings_path(out, cfg.prefix), {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
+    write_json(rec, {**asdict(cfg), "count": len(chars) * cfg.writers, "characters": len(chars)})
     return files
 
 
