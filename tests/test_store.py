@@ -82,6 +82,22 @@ def test_a_conversion_stopped_at_its_last_step_is_moved_into_place_on_rerun(tmp_
     assert len(Store(out)) == first.count
 
 
+def test_a_disk_too_full_for_the_store_is_said_before_its_images_are_written(tmp_path, monkeypatch):
+    """The images are written through a memory map, and a disk that filled under it killed convert with "Bus error"
+    and nothing printed; the rerun after freeing space resumes from the converted chunks."""
+    import shutil
+    from collections import namedtuple
+
+    src = _writers(tmp_path, 3)
+    usage, real = namedtuple("usage", "total used free"), shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(HccrError, match=r"images.npy: the store's images need .* MB and the disk has 0.0 MB free"):
+        convert([str(src)], tmp_path / "st", workers=1, progress=False)
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    res = convert([str(src)], tmp_path / "st", workers=1, progress=False)
+    assert res.count == len(Store(tmp_path / "st")) > 0
+
+
 def test_interrupted_conversion_resumes(tmp_path, monkeypatch):
     src = _writers(tmp_path, 5)
     out = tmp_path / "st"

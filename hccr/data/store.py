@@ -413,7 +413,12 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     wnames = [str(w) for w in wnames[has_writer]]
 
     S = opts.size
-    images = np.lib.format.open_memmap(work / "images.npy", mode="w+", dtype=np.uint8, shape=(n, S, S))
+    target = work / "images.npy"  # written through a memory map: a disk that fills kills the process (SIGBUS)
+    free = shutil.disk_usage(work).free + (target.stat().st_size if target.exists() else 0)
+    if free < n * S * S + (1 << 20):
+        raise HccrError(f"{target}: the store's images need {n * S * S / 1e6:,.1f} MB and the disk has {free / 1e6:,.1f} "
+                        "MB free; free space and rerun the same command (the converted chunks are kept)")
+    images = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(n, S, S))
     sizes = np.zeros((n, 2), np.uint16)
     pos, src = 0, 0
     for p in present:
