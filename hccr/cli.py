@@ -297,6 +297,13 @@ def _check_split(split: str, inputs: list[Path]) -> None:
                         "or leave --split out)")
 
 
+def _check_stem_free(stem: Path, overwrite: bool, verb: str = "") -> None:
+    """A model's files at ``stem`` (a calibrated model among them) are replaced only with --overwrite."""
+    there = [p for p in (stem.with_suffix(s) for s in (".json", ".safetensors", ".onnx")) if p.exists()]
+    if there and not overwrite:
+        raise HccrError(f"{there[0]}: a model is already {verb}there; --overwrite replaces it, or give another --out")
+
+
 def _run_config(out: Path, resume: bool, preset: str | None):
     """(config, resumed): the run's own config when resuming it, else the preset's (default fast-1)."""
     from .config import config_from_dict, get_preset
@@ -533,9 +540,7 @@ def package(
     from .packaging import init_prior_note, run_provenance, store_class_counts
     from .packaging import package as run_package
 
-    there = [p for p in (out.with_suffix(s) for s in (".json", ".safetensors", ".onnx")) if p.exists()]
-    if there and not overwrite:  # a calibrated model is not replaced by accident
-        raise HccrError(f"{there[0]}: a model is already packaged there; --overwrite replaces it, or give another --out")
+    _check_stem_free(out, overwrite, "packaged ")
     prov = run_provenance(run, recipe)
     if real_data:
         prov["real"] = real_data
@@ -562,9 +567,7 @@ def average(
     data, as gb2312-synth was made); package the result like a run."""
     from .checkpoint import average_checkpoints, save_checkpoint
 
-    there = [p for p in (out.with_suffix(s) for s in (".json", ".safetensors", ".onnx")) if p.exists()]
-    if there and not overwrite:  # as package: a calibrated model is not replaced by accident
-        raise HccrError(f"{there[0]}: a model is already there; --overwrite replaces it, or give another --out")
+    _check_stem_free(out, overwrite)
     model, meta = average_checkpoints(checkpoints)  # says so when the parts' biases were in different frames
     print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
     if out.with_suffix(".onnx").exists():  # the replaced model's export would answer for another model

@@ -258,8 +258,9 @@ def average_new_rows(model: nn.Module, new: list[int], num_classes: int) -> None
     (with ``--keep-classes`` every row of the source), at the level of every other class."""
     if not new:
         return
+    rows = class_rows(model, num_classes)
+    known = torch.ones(num_classes, dtype=torch.bool, device=rows[0][1].device)
+    known[list(new)] = False
     with torch.no_grad():
-        for _, p in class_rows(model, num_classes):  # biases: the median (a prior divided out raises rare ones)
-            known = torch.ones(num_classes, dtype=torch.bool, device=p.device)
-            known[list(new)] = False
+        for _, p in rows:  # biases: the median (a prior divided out raises rare ones)
             p[list(new)] = p[known].mean(0) if p.ndim > 1 else p[known].median()

@@ -1,9 +1,9 @@
 """What users have -> the gray image every recognizer reads (uint8, dark ink on light paper).
 
-Accepted: a path, raw file bytes (``bytes``, ``bytearray`` or ``memoryview``), a Pillow image, or a numpy array H×W, H×W×1, H×W×2 (gray + alpha),
-H×W×3 (RGB; pass ``bgr=True`` for OpenCV's order) or H×W×4 (RGBA: strokes of one colour on a transparent canvas
-read as ink, other images composited on white), uint8 or float
-in [0, 1]; a list of them, or an N×H×W array of gray images.
+Accepted: a path, raw file bytes (``bytes``, ``bytearray`` or ``memoryview``), a Pillow image, or a numpy array
+H×W, H×W×1, H×W×2 (gray + alpha), H×W×3 (RGB; pass ``bgr=True`` for OpenCV's order) or H×W×4 (RGBA: strokes of
+one colour on a transparent canvas read as ink, other images composited on white), uint8 or float in [0, 1]; a
+list of them, or an N×H×W array of gray images.
 Light ink on a dark background is detected from the border and inverted.
 """
 
@@ -22,7 +22,7 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
     """One input -> uint8 H×W, dark ink on light paper."""
     from PIL import Image
 
-    from .data.images import MAX_PIXELS, character_image, load_gray, on_paper, to_gray
+    from .data.images import MAX_PIXELS, character_image, float_levels, load_gray, on_paper, to_gray
 
     if isinstance(image, Image.Image):
         h, w = image.height, image.width
@@ -51,8 +51,7 @@ def as_gray(image, bgr: bool = False, name: str = "image") -> np.ndarray:
         a = a.astype(np.float32)
         if np.isnan(a).all():
             raise HccrError(f"{name}: every pixel is NaN (no image)")
-        if float(np.nanmax(a)) <= 1.0:  # floats in [0, 1]
-            a = a * 255
+        a = float_levels(a)
     elif np.issubdtype(a.dtype, np.integer):
         hi = float(a.max())
         a = a.astype(np.float32) * (255.0 / hi if hi > 255 else 1.0)

@@ -280,6 +280,12 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
     return out
 
 
+def diverged(what: str, cfg: TrainConfig) -> HccrError:
+    """The one-line error of a run that diverged (``what``: the loss or the weights that are not numbers)."""
+    return HccrError(f"{what}: the run diverged and stops here (nothing is saved after the last finite weights); "
+                     f"start it again with a lower --lr (it was {cfg.lr:g}) or --set grad_clip=1")
+
+
 def check_finite(loss: float, env: D.DistEnv, cfg: TrainConfig) -> None:
     """Stop a run whose loss is no longer a number (on every rank at once), before the step spreads it into the
     weights and the checkpoints: a diverged run trained on, exited with success and saved NaN weights as "best"."""
@@ -287,13 +293,14 @@ def check_finite(loss: float, env: D.DistEnv, cfg: TrainConfig) -> None:
     if env.world_size > 1:
         bad = D.all_reduce_sum([float(bad)], env)[0] > 0
     if bad:
-        raise HccrError(f"the training loss is {loss if not math.isfinite(loss) else 'not finite on another process'}:"
-                        f" the run diverged and stops here (nothing is saved after the last finite weights); start it "
-                        f"again with a lower --lr (it was {cfg.lr:g}) or --set grad_clip=1")
+        raise diverged(f"the training loss is {loss if not math.isfinite(loss) else 'not finite on another process'}",
+                       cfg)
 
 
-def all_finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+def check_weights(model: nn.Module, cfg: TrainConfig) -> None:
+    """:func:`diverged` if a weight is not a number (every rank holds the same weights: no collective needed)."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise diverged("the weights hold NaN or infinite values", cfg)
 
 
 @torch.no_grad()
@@ -406,7 +413,7 @@ def _check_run_folder(out: Path, resume: bool) -> tuple[Path, bool]:
     return state_path, resume
 
 
-def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, earlier: dict):
+def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, earlier: dict, train_idx: np.ndarray):
     """(model, store, init report, init provenance): the network, started from ``cfg.init`` when fine-tuning
     (the source's architecture, input size and polarity; with ``init_keep_classes`` the store relabelled to
     the source's characters followed by its new ones)."""
@@ -438,7 +445,6 @@ def _build_model(cfg: TrainConfig, store: Store, env: D.DistEnv, resume: bool, e
             from .finetune import average_new_rows, warm_new_rows
 
             average_new_rows(model, new, num_classes)
-            train_idx = split_indices(store, cfg)[0]  # never the samples held out to validate the run
             warm_new_rows(model, new, num_classes, store.labels[train_idx],
                           lambda i: prepare_batch(store.images[train_idx[i]], store.sizes[train_idx[i]], cfg,
                                                   env.device, False))
@@ -491,13 +497,13 @@ def _check_same_characters(out: Path, earlier: dict, store: Store) -> None:
 def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv, progress: bool) -> dict:
     state_path, resume = _check_run_folder(out, resume)
     earlier = read_json(out / "config.json") if resume and (out / "config.json").exists() else {}
-    model, store, init_report, init_prov = _build_model(cfg, store, env, resume, earlier)
+    train_idx, val_idx = split_indices(store, cfg)  # new rows are fitted on the training part only
+    model, store, init_report, init_prov = _build_model(cfg, store, env, resume, earlier, train_idx)
     num_classes = len(store.charset)
     if resume:
         _check_same_characters(out, earlier, store)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_idx, val_idx = split_indices(store, cfg)
     if len(val_idx) and not len(store.indices("val")) and env.is_main and progress and not resume:
         print(f"note: {store.path} has no validation split: {len(val_idx)} of its training samples (val_fraction "
               f"{cfg.val_fraction:g}, drawn with seed {cfg.seed}) validate this run and are not trained on; `hccr "
@@ -614,9 +620,8 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
             if ema is not None:
                 ema.update_parameters(model)
             if cfg.checkpoint_minutes and time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes:
-                if env.is_main and not all_finite(model):  # the step just taken diverged: no resume point holds it
-                    check_finite(float("nan"), D.DistEnv(), cfg)  # one process: the ranks' clocks differ
                 if env.is_main and step < budget:  # a mid-epoch resume point (the epoch's end saves its own)
+                    check_weights(model, cfg)  # the step just taken may have diverged: no resume point holds it
                     save_state(state_path, model, optimizer, scheduler, scaler, gen, epoch, i + 1, step, *best,
                                cfg, ema, critic)
                     if progress:  # one line per resume point: a long run's log shows where it is
@@ -637,8 +642,7 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
                              planned=None if cfg.minutes else min(len(batches) - skip, budget - step))
         skip = 0
         shipped = ema.module if ema is not None else unwrap(ddp)  # what validation measures and checkpoints hold
-        if not all_finite(shipped):  # the epoch's last step diverged
-            check_finite(float("nan"), env, cfg)
+        check_weights(shipped, cfg)  # the epoch's last step may have diverged
         vm = evaluate(shipped, store, val_idx, cfg, env)
         metrics = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], **tm, **vm,
                    "precision": precision}

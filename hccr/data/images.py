@@ -34,6 +34,11 @@ def on_paper(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return gray * alpha + 255.0 * (1.0 - alpha)
 
 
+def float_levels(a: np.ndarray) -> np.ndarray:
+    """Float pixels as gray levels: in [0, 1] scaled to 0-255, otherwise as they are (NaN kept; not all NaN)."""
+    return a * 255 if float(np.nanmax(a)) <= 1.0 else a
+
+
 def to_gray(im) -> np.ndarray:
     """A Pillow image -> uint8 gray, dark ink on light paper; transparency as :func:`on_paper` reads it."""
 
@@ -43,11 +48,10 @@ def to_gray(im) -> np.ndarray:
         a = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
         g = np.asarray(rgba.convert("L"), dtype=np.float32)
         return np.rint(on_paper(g, a)).astype(np.uint8)
-    if im.mode == "F":  # floats, in [0, 1] as numpy arrays of floats are read, or in [0, 255]
+    if im.mode == "F":  # floats, read as numpy arrays of floats are; NaN is paper
         arr = np.asarray(im, dtype=np.float64)
-        hi = float(np.nanmax(arr)) if arr.size and not np.isnan(arr).all() else 255.0
-        arr = np.nan_to_num(arr * (255.0 if hi <= 1.0 else 1.0), nan=255.0)  # NaN: paper, as numpy arrays read it
-        return np.rint(np.clip(arr, 0, 255)).astype(np.uint8)
+        arr = float_levels(arr) if arr.size and not np.isnan(arr).all() else arr
+        return np.rint(np.clip(np.nan_to_num(arr, nan=255.0), 0, 255)).astype(np.uint8)
     if im.mode == "I;16" or im.mode == "I":
         arr = np.asarray(im, dtype=np.float64)
         hi = arr.max() if arr.size else 1

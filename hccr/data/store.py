@@ -209,7 +209,7 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
               "are (the options are not applied, nor recorded)", file=sys.stderr)
         opts = replace(opts, pen_width=None, pen_spread=None, stroke_jitter=0.0)
 
-    work = out.with_name(out.name + ".partial")
+    work = partial_of(out)
     # What finished chunks depend on: the drawing (size, margin, pen) and the characters drawn (--charset), not
     # what assembly does with them (the split, --limit, --exclude, --on-error), so a conversion stopped by a bad
     # sample or by a mistaken split option resumes with the option corrected.
@@ -290,13 +290,18 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
     return result
 
 
+def partial_of(out: Path) -> Path:
+    """Where a conversion into ``out`` builds its store until it is complete."""
+    return out.with_name(out.name + ".partial")
+
+
 def _finish_move(out: Path, opts: ConvertOptions) -> ConvertResult | None:
     """A conversion stopped at its last step (its store complete in ``OUT.partial``, not yet moved in, or the store it
     replaced half removed): the store is moved into place. Its result when it was converted with these options
     (this rerun has nothing left to do), else None (the usual checks follow: it is a store of other options)."""
     from ..utils import read_json
 
-    work = out.with_name(out.name + ".partial")
+    work = partial_of(out)
     if not (work / "manifest.json").exists() or (out / "manifest.json").exists():
         return None
     if out.exists():
@@ -586,7 +591,7 @@ class Store:
         self.path = Path(path)
         mf = self.path / "manifest.json"
         if not mf.exists():
-            partial = self.path.with_name(self.path.name + ".partial")
+            partial = partial_of(self.path)
             if partial.exists():
                 raise HccrError(f"{self.path}: not an hccr store (no manifest.json) (an unfinished conversion is in "
                                 f"{partial}; rerun hccr convert to finish it)")
