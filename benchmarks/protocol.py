@@ -21,6 +21,7 @@ which B = 300 (drawn with the same seed, before any generator was tried) have no
 looking synthetic is no clue to being in B; results are named ``GENERATOR+mix`` (``+50w``: ``--writers 50``).
 ``--a-writers N`` (with ``--mix``): only the first N synthetic writers of each generator draw A's characters,
 as the shipped ``gb2312`` has fewer simulated writers of its real-taught level 1 than of level 2 (``+40wA``).
+``--steps N`` other than 1,200 trains the same data longer or shorter (``+Ns``).
 ``--domain-loss W`` trains with hccr's domain-adversarial loss (``+dannW``); ``--stroke-jitter A`` draws the
 generators that write trajectories with each stroke moved on its own (``hccr convert --stroke-jitter``; ``+jitA``).
 """
@@ -159,7 +160,7 @@ def main() -> None:
                 + (f"+{a_writers}wA" if a_writers != args.writers else "")
                 + (f"+jit{args.stroke_jitter:g}" if args.stroke_jitter else ""))
         train = work / f"train-{name}"
-        name += f"+dann{args.domain_loss:g}" if args.domain_loss else ""
+        name += (f"+dann{args.domain_loss:g}" if args.domain_loss else "") + (f"+{args.steps}s" if args.steps != 1200 else "")
         run = work / f"run-{name}"
         current = store_is_current(train)  # False: never made, or drawn by an older renderer
         if args.domain_loss and current and not (train / "writers.txt").stat().st_size:
