@@ -6,9 +6,11 @@ the training config, so prediction, export and serving need nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -61,6 +63,31 @@ def model_stem(path: str | os.PathLike) -> Path:
     in a name is not a suffix, so its files are ``gb2312-p0.5.json`` and ``gb2312-p0.5.onnx``)."""
     p = Path(path)
     return p.with_suffix("") if p.suffix in MODEL_SUFFIXES else p
+
+
+@contextlib.contextmanager
+def staged_model(stem: Path) -> Iterator[Path]:
+    """A model's files written whole or not at all: yields a hidden working stem beside ``stem``. When the block ends
+    well, each file made under it is renamed to ``stem``'s (the .json, which marks a complete model, last) and a file
+    of ``stem``'s the block did not make (a replaced model's .onnx) is removed, since it would answer for another
+    model; when it fails or is interrupted, nothing it made is kept and a model already at ``stem`` stays whole."""
+    part = stem.with_name(f".{stem.name}.partial-{os.getpid()}")
+    made = [Path(f"{part}{s}") for s in (".onnx", ".safetensors", ".json")]
+    try:
+        yield part
+        for f in made:
+            target = Path(f"{stem}{f.suffix}")
+            if f.exists():
+                os.replace(f, target)
+            else:
+                target.unlink(missing_ok=True)
+    except OSError as e:  # a full disk, say: name the user's file, not its working name
+        if e.filename is None or not str(e.filename).startswith(str(part)):
+            raise
+        raise OSError(e.errno, e.strerror, f"{stem}{str(e.filename)[len(str(part)):]}") from None
+    finally:
+        for f in made:
+            f.unlink(missing_ok=True)
 
 
 def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:

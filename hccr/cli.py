@@ -299,7 +299,9 @@ def _check_split(split: str, inputs: list[Path]) -> None:
 
 def _check_stem_free(stem: Path, overwrite: bool, verb: str = "") -> None:
     """A model's files at ``stem`` (a calibrated model among them) are replaced only with --overwrite."""
-    there = [p for p in (stem.with_suffix(s) for s in (".json", ".safetensors", ".onnx")) if p.exists()]
+    from .checkpoint import model_stem
+
+    there = [p for p in (Path(f"{model_stem(stem)}{s}") for s in (".json", ".safetensors", ".onnx")) if p.exists()]
     if there and not overwrite:
         raise HccrError(f"{there[0]}: a model is already {verb}there; --overwrite replaces it, or give another --out")
 
@@ -565,14 +567,18 @@ def average(
 ) -> None:
     """Average the weights of checkpoints of one network (e.g. a run and its continuation on fresh
     data, as gb2312-synth was made); package the result like a run."""
-    from .checkpoint import average_checkpoints, save_checkpoint
+    from .checkpoint import average_checkpoints, model_stem, save_checkpoint, staged_model
 
     _check_stem_free(out, overwrite)
     model, meta = average_checkpoints(checkpoints)  # says so when the parts' biases were in different frames
-    print(f"wrote {save_checkpoint(out, model, meta)} (the average of {len(checkpoints)} checkpoints)")
-    if out.with_suffix(".onnx").exists():  # the replaced model's export would answer for another model
-        out.with_suffix(".onnx").unlink()
-        print(f"removed {out.with_suffix('.onnx')} (the model it was exported from was replaced)")
+    stem = model_stem(out)
+    stale = Path(f"{stem}.onnx")
+    stale = stale if stale.exists() else None  # the replaced model's export would answer for another model
+    with staged_model(stem) as part:
+        save_checkpoint(part, model, meta)
+    print(f"wrote {stem}.json (the average of {len(checkpoints)} checkpoints)")
+    if stale:
+        print(f"removed {stale} (the model it was exported from was replaced)")
 
 
 @app.command("model-card")
@@ -785,14 +791,28 @@ EXTRAS = {"train": ("torch", "safetensors", "onnx"), "plot": ("matplotlib",),
           "serve": ("fastapi", "uvicorn", "multipart", "starlette")}
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised in place of KeyboardInterrupt so that it reaches :func:`main` (Typer turns a
+    KeyboardInterrupt into a silent exit 130 before any handler of ours sees it)."""
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted
+
+
 def main() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where a caller chose to ignore Ctrl-C
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         app()
     except HccrError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (Interrupted, KeyboardInterrupt):
+        print("interrupted: nothing half-written was kept; the same command run again resumes a conversion or a "
+              "synthesis, and train or distill with --resume goes on from the last saved state", file=sys.stderr)
         sys.exit(130)
     except ModuleNotFoundError as e:  # an optional extra this command needs; any other missing module is a bug
         extra = next((x for x, mods in EXTRAS.items() if (e.name or "").split(".")[0] in mods), None)

@@ -104,7 +104,7 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     classifier (:func:`divide_out_prior`, to the power ``prior_power``)."""
     import torch
 
-    from .checkpoint import load_checkpoint, model_stem, save_checkpoint
+    from .checkpoint import load_checkpoint, model_stem, save_checkpoint, staged_model
     from .export import export_onnx, store_weights_fp16
     from .preprocess import InputSpec
 
@@ -126,11 +126,11 @@ def package(run: str | os.PathLike, out_stem: str | os.PathLike, provenance: dic
     keep["weights_dtype"] = "float16"
     keep["preprocessing"] = {**meta["preprocessing"], "crops": crops}  # the .json predicts as the .onnx does
     model = model.to(torch.float16)
-    json_path = save_checkpoint(out_stem, model, keep)
-    onnx_path = Path(f"{out_stem}.onnx")
-    export_onnx([str(json_path)], onnx_path, crops=crops, member_names=[out_stem.name])
-    store_weights_fp16(onnx_path)
-    return json_path, onnx_path
+    with staged_model(out_stem) as part:  # no half model is left, nor a half-replaced one
+        save_checkpoint(part, model, keep)
+        export_onnx([f"{part}.json"], f"{part}.onnx", crops=crops, member_names=[out_stem.name])
+        store_weights_fp16(f"{part}.onnx")
+    return Path(f"{out_stem}.json"), Path(f"{out_stem}.onnx")
 
 
 def portable_config(config: dict) -> dict:
@@ -496,7 +496,6 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
     with an ``.onnx`` of the same stem beside it). Returns the files written."""
     from .checkpoint import read_meta, resolve
     from .integrity import Checker
-    from .utils import write_json
 
     Checker(model).temperature(temperature, "temperature")  # never record a temperature no loader accepts
     paths: list[Path] = []
@@ -509,26 +508,29 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
         paths = [resolve(model)]
         if paths[0].with_suffix(".onnx").exists():  # a packaged model's ONNX twin answers the same
             paths.append(paths[0].with_suffix(".onnx"))
-    for p in paths:
-        if p.suffix == ".json":
-            meta = read_meta(p)
-            meta["calibration"] = {"temperature": temperature, **info}
-            write_json(p, meta)
-        else:
-            import onnx
+    import contextlib
 
-            from .utils import atomic_path
+    from .utils import atomic_path, json_text
 
-            m = onnx.load(str(p))
-            kept = [e for e in m.metadata_props if e.key != "temperature"]
-            del m.metadata_props[:]
-            m.metadata_props.extend(kept)
-            entry = m.metadata_props.add()
-            entry.key, entry.value = "temperature", repr(float(temperature))
-            if not any(e.key == "graph_sha256" for e in m.metadata_props):
-                from .export import seal
+    with contextlib.ExitStack() as renames:  # every file written first, then all renamed: never one without the other
+        for p in paths:
+            tmp = renames.enter_context(atomic_path(p))
+            if p.suffix == ".json":
+                meta = read_meta(p)
+                meta["calibration"] = {"temperature": temperature, **info}
+                tmp.write_text(json_text(meta), encoding="utf-8")
+            else:
+                import onnx
 
-                seal(m)
-            with atomic_path(p) as tmp:
+                m = onnx.load(str(p))
+                kept = [e for e in m.metadata_props if e.key != "temperature"]
+                del m.metadata_props[:]
+                m.metadata_props.extend(kept)
+                entry = m.metadata_props.add()
+                entry.key, entry.value = "temperature", repr(float(temperature))
+                if not any(e.key == "graph_sha256" for e in m.metadata_props):
+                    from .export import seal
+
+                    seal(m)
                 onnx.save(m, str(tmp))
     return paths

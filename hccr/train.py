@@ -36,7 +36,7 @@ from .errors import HccrError
 from .losses import binary_focal_loss, cross_entropy, deep_supervision
 from .models import create_model
 from .precision import _cpu_has_bf16, autocast_for, precision_of
-from .utils import Progress, read_json, write_json
+from .utils import Progress, atomic_path, read_json, write_json
 
 # ---------------------------------------------------------------------------------------------
 # Input pipeline (on the training device)
@@ -350,15 +350,15 @@ def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: 
                batch: int, step: int, best_acc: float, best_loss: float, cfg: TrainConfig, ema=None,
                critic: nn.Module | None = None) -> None:
     """The resume state: tensors, numbers and strings only, so resuming never unpickles code."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "gen": gen.get_state(),
-                "rng": torch.get_rng_state(),  # dropout's stream
-                "epoch": epoch, "batch": batch, "step": step, "best_acc": best_acc, "best_loss": best_loss,
-                "config": json.dumps(config_to_dict(cfg)),
-                **({"ema": ema.state_dict()} if ema is not None else {}),
-                **({"critic": critic.state_dict()} if critic is not None else {})}, tmp)
-    tmp.replace(path)
+    state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "gen": gen.get_state(),
+             "rng": torch.get_rng_state(),  # dropout's stream
+             "epoch": epoch, "batch": batch, "step": step, "best_acc": best_acc, "best_loss": best_loss,
+             "config": json.dumps(config_to_dict(cfg)),
+             **({"ema": ema.state_dict()} if ema is not None else {}),
+             **({"critic": critic.state_dict()} if critic is not None else {})}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def make_ema(model: nn.Module, decay: float):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -32,13 +34,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         except OSError as e:
-            if e.filename is None or str(e.filename) != str(tmp):
+            if e.filename is not None and str(e.filename) != str(tmp):
                 raise
-            # the user gave `path`, not its temporary sibling: name theirs
+            # the user gave `path`, not its temporary sibling (nor a nameless write to it): name theirs
             raise OSError(e.errno, e.strerror, str(path)) from None
+        except Exception as e:  # writers that raise no OSError (torch, safetensors): a full disk is said as one
+            if not _disk_full(path.parent, e):
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _disk_full(folder: Path, e: Exception) -> bool:
+    """Whether a writer's error ``e`` came from a full disk: said so (safetensors), or the disk has no room left
+    (torch says only "file write failed")."""
+    if "No space left" in str(e) or "os error 28" in str(e):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -52,14 +69,16 @@ def _umask() -> int:
 def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
     """Hold an exclusive lock on ``out`` for the whole block: ``.<name>.lock`` beside it, locked
     with ``flock``. A second writer to the same output is refused at once, with the process that
-    holds it; a lock left by a process that died is free again (the kernel drops it with the
+    holds it (also when the two name it through different symlinks: the lock sits beside the real
+    path); a lock left by a process that died is free again (the kernel drops it with the
     process), so it is simply taken over. Worker pools started inside the block must run
     :func:`worker_init` in each worker (``initargs=(os.getpid(),)``), or a forked worker outliving a killed parent keeps the lock."""
     import fcntl
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock = out.parent / f".{out.name}.lock"
+    real = Path(os.path.realpath(out))  # one lock per output, whatever symlinks lead to it
+    real.parent.mkdir(parents=True, exist_ok=True)
+    lock = real.parent / f".{real.name}.lock"
     while True:
         f = open(lock, "a+")
         try:
@@ -103,15 +122,18 @@ _HELD_LOCKS: set[int] = set()  # descriptors of the output locks this process ho
 
 def worker_init(parent: int) -> None:
     """Run first in each forked worker of a pool: the worker drops its inherited copies of the
-    parent's output locks (a flock lives until every copy is closed) and, on Linux, is killed
-    with its parent, so ``kill -9`` of a conversion frees its output at once for a resume."""
+    parent's output locks (a flock lives until every copy is closed), leaves Ctrl-C to its parent
+    (no worker's traceback is printed) and, on Linux, is killed with its parent, so ``kill -9`` of
+    a conversion frees its output at once for a resume."""
     for fd in _HELD_LOCKS:
         with contextlib.suppress(OSError):
             os.close(fd)
     _HELD_LOCKS.clear()
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the pool
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -133,9 +155,14 @@ def count(n: int, one: str) -> str:
     return f"{n:,} {one if n == 1 else one + ('es' if one.endswith('s') else 's')}"
 
 
+def json_text(obj: Any) -> str:
+    """hccr's JSON files as written: indented, characters as themselves."""
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(json_text(obj), encoding="utf-8")
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:

@@ -51,6 +51,31 @@ def test_a_second_writer_to_one_output_is_refused_with_the_holder_and_the_lock(t
     assert not lock.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src", "store"]
 
 
+def test_an_output_reached_through_a_symlink_has_the_same_lock(tmp_path):
+    """A run folder and a symlink to it (``runs/latest``) are one output: a second writer is refused either way."""
+    out = tmp_path / "store"
+    out.mkdir()
+    (tmp_path / "latest").symlink_to(out)
+    with output_lock(out, "store"):
+        with pytest.raises(HccrError, match="another hccr is writing"):
+            with output_lock(tmp_path / "latest", "store"):
+                pass
+
+
+def test_convert_into_an_empty_folder_or_through_a_symlink(tmp_path):
+    """``mkdir out && hccr convert src out`` and ``hccr convert src latest --overwrite`` (latest -> a run's store):
+    both used to fail after the whole conversion ("appeared during conversion"; rmtree on a symbolic link)."""
+    src = _pngs(tmp_path / "src")
+    (empty := tmp_path / "empty").mkdir()
+    assert len(Store(convert([str(src)], empty, progress=False, workers=1).path)) == 12
+    (real := tmp_path / "real").mkdir()
+    (link := tmp_path / "latest").symlink_to(real)
+    convert([str(src)], link, progress=False, workers=1)
+    r = run_cli("convert", src, link, "--limit", "5", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and len(Store(link)) == 5 and len(Store(real)) == 5
+
+
 def test_a_holder_removes_only_its_own_lock_file(tmp_path):
     """A lock file deleted by hand (as the refusal message allows) lets a second run take a new one; the first run,
     finishing, must leave the second's file alone, or a third run could start beside the second."""
@@ -417,3 +442,125 @@ def test_checkpoint_json_temperature_must_be_sane_when_written(tiny_run, tmp_pat
         with pytest.raises(HccrError, match="temperature"):
             write_temperature(d / "best.json", bad, {})
     assert "calibration" not in json.loads((d / "best.json").read_text())
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_was_kept_and_no_worker_prints_a_traceback(tmp_path):
+    """Ctrl-C reaches the terminal's whole foreground group: the command and its pool workers. The user reads one
+    line (and exit status 130), not Typer's silence or a traceback from each worker."""
+    import signal
+
+    out = tmp_path / "synth"
+    cmd = [sys.executable, "-m", "hccr.cli", "synth", str(out), "--chars", "一二三四五六七八九十", "--writers", "3000",
+           "--workers", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out.exists() and any(out.glob("*.gnt"))) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGINT)  # as a terminal does
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_pool_workers_leave_ctrl_c_to_their_parent():
+    """The end-to-end test above races a worker's traceback against the pool's shutdown; this is the cause, read
+    directly: in hccr's pools a worker ignores SIGINT (the parent, interrupted, stops the pool)."""
+    import signal
+
+    from hccr.utils import process_pool
+
+    with process_pool(1) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk, and a package that cannot be finished
+
+def test_a_full_disk_under_torch_or_safetensors_is_named_as_one(tmp_path, monkeypatch):
+    """torch says only "file write failed", safetensors "No space left ... (os error 28)": either becomes the user's
+    file and the disk's state (main prints it in one line), and no working file is left. Any other error passes."""
+    import errno
+    import shutil
+
+    from hccr.utils import atomic_path
+
+    out = tmp_path / "best.safetensors"
+    with pytest.raises(OSError) as e:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(b"x")
+            raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 20, 10 << 20, 0))
+    with pytest.raises(OSError) as e:
+        with atomic_path(out) as tmp:
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: file write failed")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="a bug"):
+        with atomic_path(out) as tmp:
+            raise RuntimeError("a bug")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_package_that_fails_half_way_leaves_no_half_model_and_keeps_the_old_one(tiny_run, tmp_path, monkeypatch):
+    import hccr.export as export
+    from hccr.packaging import package
+
+    first = package(tiny_run, tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["m.json", "m.onnx", "m.safetensors"]
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device", str(a[1]))
+
+    monkeypatch.setattr(export, "export_onnx", fail)
+    with pytest.raises(OSError) as e:
+        package(tiny_run, tmp_path / "m", provenance={"note": "second"})
+    assert e.value.filename == str(tmp_path / "m.onnx")  # the user's name, not the hidden working one
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old model, whole; nothing else
+    with pytest.raises(OSError):
+        package(tiny_run, tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)
+    assert first[0].exists()
+
+
+def test_a_dot_in_a_models_name_is_no_suffix_for_overwrite_checks_or_removals(tiny_run, tmp_path):
+    """``--out m-p0.5`` names m-p0.5.json/.onnx: a second package is refused, and an average replacing it removes
+    m-p0.5.onnx, never another model's m-p0.onnx (the checks read "m-p0.json" and the removal hit "m-p0.onnx")."""
+    stem = tmp_path / "m-p0.5"
+    assert run_cli("package", tiny_run, "--out", stem).returncode == 0
+    (other := tmp_path / "m-p0.onnx").write_bytes(b"another model's export")
+    r = run_cli("package", tiny_run, "--out", stem)
+    assert r.returncode == 2 and "already packaged" in r.stderr
+    r = run_cli("average", tiny_run, tiny_run, "--out", stem)
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    r = run_cli("average", tiny_run, tiny_run, "--out", stem, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert other.read_bytes() == b"another model's export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-p0.5.json", "m-p0.5.safetensors", "m-p0.onnx"]
+
+
+def test_a_calibration_that_fails_half_way_changes_neither_file_of_a_package(tiny_run, tmp_path, monkeypatch):
+    """A packaged model's .json and .onnx carry one temperature: a failure while writing the second leaves both as
+    they were (the first used to be written already: two temperatures for one model)."""
+    import onnx
+
+    from hccr.packaging import package, write_temperature
+
+    json_path, onnx_path = package(tiny_run, tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save", full)
+    with pytest.raises(OSError) as e:
+        write_temperature(json_path, 1.7, {"note": "test"})
+    assert e.value.filename == str(onnx_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.undo()
+    assert write_temperature(json_path, 1.7, {}) == [json_path, onnx_path]
+    assert json.loads(json_path.read_text())["calibration"]["temperature"] == 1.7
+    assert {e.key: e.value for e in onnx.load(str(onnx_path)).metadata_props}["temperature"] == "1.7"

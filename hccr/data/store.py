@@ -152,11 +152,15 @@ class ConvertResult:
 def convert(sources: list[str], out: str | os.PathLike, opts: ConvertOptions | None = None,
             workers: int | None = None, overwrite: bool = False, progress: bool = True) -> ConvertResult:
     """Convert CASIA ``.gnt``/``.pot`` files or image folders into a packed store at ``out``
-    (locked for the whole run: a second conversion into the same store is refused)."""
+    (locked for the whole run: a second conversion into the same store is refused). ``out`` may be an
+    empty folder, or a symlink: the store is written where the link leads, and the link stays."""
     from ..utils import output_lock
 
+    out = Path(out)
+    if out.is_symlink():
+        out = Path(os.path.realpath(out))
     with output_lock(out, "store"):
-        return _convert(sources, Path(out), opts, workers, overwrite, progress)
+        return _convert(sources, out, opts, workers, overwrite, progress)
 
 
 def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers: int | None, overwrite: bool,
@@ -484,7 +488,7 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     shutil.rmtree(work / "chunks", ignore_errors=True)
     (work / "plan.json").unlink(missing_ok=True)
     write_json(work / "manifest.json", manifest)  # the last file: its presence marks a complete store
-    if out.exists():
+    if out.exists() and (out.is_file() or any(out.iterdir())):  # an empty folder is simply taken
         if not overwrite:
             raise HccrError(f"{out}: appeared during conversion; not overwriting it")
         shutil.rmtree(out)
