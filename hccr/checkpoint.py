@@ -20,7 +20,7 @@ from . import __version__
 from .errors import HccrError
 from .integrity import check_checkpoint_meta, sha256_file, verify_file
 from .preprocess import InputSpec
-from .utils import atomic_path, read_json, write_json
+from .utils import atomic_path, no_interrupt, read_json, write_json
 
 FORMAT = "hccr-ckpt/1"
 
@@ -75,12 +75,13 @@ def staged_model(stem: Path) -> Iterator[Path]:
     made = [Path(f"{part}{s}") for s in (".onnx", ".safetensors", ".json")]
     try:
         yield part
-        for f in made:
-            target = Path(f"{stem}{f.suffix}")
-            if f.exists():
-                os.replace(f, target)
-            else:
-                target.unlink(missing_ok=True)
+        with no_interrupt():  # Ctrl-C between two renames would leave new weights beside the old .json
+            for f in made:
+                target = Path(f"{stem}{f.suffix}")
+                if f.exists():
+                    os.replace(f, target)
+                else:
+                    target.unlink(missing_ok=True)
     except OSError as e:  # a full disk, say: name the user's file, not its working name
         if e.filename is None or not str(e.filename).startswith(str(part)):
             raise

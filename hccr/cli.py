@@ -775,6 +775,9 @@ def serve(
         raise HccrError(f"--port {port}: a port is a number from 0 to 65535")
     if model and model_arg and model != model_arg:
         raise HccrError(f"serve {model_arg} --model {model}: two models; give one (as MODEL or --model)")
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops the server as uvicorn does: nothing to resume
     run(model or model_arg, host, port, Limits(workers=workers), allowed_hosts=allow_host)
 
 
@@ -811,6 +814,7 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while shutting down prints no traceback
         print("interrupted: nothing half-written was kept; the same command run again resumes a conversion or a "
               "synthesis, and train or distill with --resume goes on from the last saved state", file=sys.stderr)
         sys.exit(130)

@@ -510,9 +510,10 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
             paths.append(paths[0].with_suffix(".onnx"))
     import contextlib
 
-    from .utils import atomic_path, json_text
+    from .utils import atomic_path, json_text, no_interrupt
 
-    with contextlib.ExitStack() as renames:  # every file written first, then all renamed: never one without the other
+    # every file written first, then all renamed (Ctrl-C held back meanwhile): never one without the other
+    with no_interrupt(), contextlib.ExitStack() as renames:
         for p in paths:
             tmp = renames.enter_context(atomic_path(p))
             if p.suffix == ".json":

@@ -357,8 +357,8 @@ def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, gen: 
              "config": json.dumps(config_to_dict(cfg)),
              **({"ema": ema.state_dict()} if ema is not None else {}),
              **({"critic": critic.state_dict()} if critic is not None else {})}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file torch writes to raises the system's own error
+        torch.save(state, f)
 
 
 def make_ema(model: nn.Module, decay: float):

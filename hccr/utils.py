@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import os
-import shutil
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -34,28 +33,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         except OSError as e:
-            if e.filename is not None and str(e.filename) != str(tmp):
+            if e.errno is None or (e.filename is not None and str(e.filename) != str(tmp)):
                 raise
             # the user gave `path`, not its temporary sibling (nor a nameless write to it): name theirs
             raise OSError(e.errno, e.strerror, str(path)) from None
-        except Exception as e:  # writers that raise no OSError (torch, safetensors): a full disk is said as one
-            if not _disk_full(path.parent, e):
+        except HccrError:
+            raise
+        except Exception as e:  # a writer's own error over the system's (a full disk under torch or safetensors)
+            code = _system_error(e)
+            if code is None:
                 raise
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+            raise OSError(code, os.strerror(code), str(path)) from e
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _disk_full(folder: Path, e: Exception) -> bool:
-    """Whether a writer's error ``e`` came from a full disk: said so (safetensors), or the disk has no room left
-    (torch says only "file write failed")."""
-    if "No space left" in str(e) or "os error 28" in str(e):
-        return True
-    try:
-        return shutil.disk_usage(folder).free < 1 << 20
-    except OSError:
-        return False
+def _system_error(e: BaseException) -> int | None:
+    """The system's error code behind a writer's own exception: an OSError it was raised while handling (torch,
+    writing to a file object) or one it quotes (safetensors: "... (os error 28)"); None if there is none."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    quoted = re.search(r"\(os error (\d+)\)", str(e))
+    return int(quoted[1]) if quoted else None
 
 
 @functools.cache
@@ -147,7 +150,25 @@ def process_pool(workers: int):
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    return ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
+    with no_interrupt():  # a worker forked now ignores Ctrl-C from its first instruction (worker_init)
+        return ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
+
+
+@contextlib.contextmanager
+def no_interrupt() -> Iterator[None]:
+    """Ctrl-C held back for the block (delivered when it ends): for steps that must not be cut in two, such as the
+    renames that put a model's files in place. Only the main thread can hold it; elsewhere the block just runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def count(n: int, one: str) -> str:

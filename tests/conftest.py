@@ -130,6 +130,7 @@ def served(model: str | os.PathLike) -> Iterator[tuple[str, subprocess.Popen]]:
                 time.sleep(0.1)
         else:
             raise AssertionError(f"hccr serve at {url} did not answer /healthz in time")
+        proc.log = log  # what it printed, for a test to read
         yield url, proc
     finally:
         proc.terminate()

@@ -457,6 +457,7 @@ def test_ctrl_c_says_what_was_kept_and_no_worker_prints_a_traceback(tmp_path):
     deadline = time.monotonic() + 60
     while not (out.exists() and any(out.glob("*.gnt"))) and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.05)
+    assert p.poll() is None, p.communicate()[1]  # still running: the test interrupts it
     os.killpg(p.pid, signal.SIGINT)  # as a terminal does
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
@@ -478,11 +479,11 @@ def test_pool_workers_leave_ctrl_c_to_their_parent():
 # ---------------------------------------------------------------------------------------------
 # A full disk, and a package that cannot be finished
 
-def test_a_full_disk_under_torch_or_safetensors_is_named_as_one(tmp_path, monkeypatch):
-    """torch says only "file write failed", safetensors "No space left ... (os error 28)": either becomes the user's
-    file and the disk's state (main prints it in one line), and no working file is left. Any other error passes."""
+def test_a_full_disk_under_torch_or_safetensors_is_named_as_one(tmp_path):
+    """torch, writing to a file object, raises its own RuntimeError over the system's OSError; safetensors quotes
+    it ("... (os error 28)"): either becomes the user's file and the system's error (main prints it in one line), and
+    no working file is left. Any other error passes as it is, an hccr error too."""
     import errno
-    import shutil
 
     from hccr.utils import atomic_path
 
@@ -492,15 +493,26 @@ def test_a_full_disk_under_torch_or_safetensors_is_named_as_one(tmp_path, monkey
             tmp.write_bytes(b"x")
             raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 20, 10 << 20, 0))
     with pytest.raises(OSError) as e:
         with atomic_path(out) as tmp:
-            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: file write failed")
-    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
-    monkeypatch.undo()
+            try:
+                raise OSError(errno.EDQUOT, "Disk quota exceeded")
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+    assert e.value.errno == errno.EDQUOT and e.value.filename == str(out)
+    with pytest.raises(OSError) as e:  # a nameless write error (a full disk under Python's own file)
+        with atomic_path(out) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert e.value.filename == str(out)
+    with pytest.raises(OSError, match="^cannot identify image$"):  # no system error: its message kept
+        with atomic_path(out) as tmp:
+            raise OSError("cannot identify image")
     with pytest.raises(RuntimeError, match="a bug"):
         with atomic_path(out) as tmp:
             raise RuntimeError("a bug")
+    with pytest.raises(HccrError, match="not an hccr checkpoint"):
+        with atomic_path(out) as tmp:
+            raise HccrError("m.json: not an hccr checkpoint (os error 28)")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -564,3 +576,28 @@ def test_a_calibration_that_fails_half_way_changes_neither_file_of_a_package(tin
     assert write_temperature(json_path, 1.7, {}) == [json_path, onnx_path]
     assert json.loads(json_path.read_text())["calibration"]["temperature"] == 1.7
     assert {e.key: e.value for e in onnx.load(str(onnx_path)).metadata_props}["temperature"] == "1.7"
+
+
+def test_ctrl_c_stops_the_server_without_talk_of_resuming(tiny_run):
+    """The server has nothing to resume: Ctrl-C shuts it down as uvicorn does, without the line the writing commands
+    print (uvicorn puts hccr's handler back and raises the signal again once it has shut down)."""
+    import signal
+
+    with served(tiny_run) as (url, proc):
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        proc.log.seek(0)
+        err = proc.log.read()
+    assert "Shutting down" in err or "shutdown" in err.lower(), err
+    assert "--resume" not in err and "Traceback" not in err, err
+
+
+def test_convert_onto_a_mount_point_is_refused_before_converting(tmp_path, monkeypatch):
+    """A freshly mounted disk as OUT: the store is made beside it and renamed onto it, which the system refuses
+    (EBUSY) after the whole conversion; said first, with a folder inside it to give instead."""
+    out = tmp_path / "disk"
+    out.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda p: str(p) == str(out))
+    with pytest.raises(HccrError, match="is a mount point; give a folder inside it"):
+        convert([str(_pngs(tmp_path / "src"))], out, progress=False, workers=1)
+    assert not (tmp_path / "disk.partial").exists()

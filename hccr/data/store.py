@@ -195,6 +195,8 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
                         f"got {opts.stroke_jitter}")
     if out.exists() and not out.is_dir():
         raise HccrError(f"{out}: is a file; the store is a folder: choose another OUT")
+    if os.path.ismount(out):  # the store is made beside it and renamed onto it, which a mount point refuses
+        raise HccrError(f"{out}: is a mount point; give a folder inside it as OUT (e.g. {out / 'store'})")
     done = _finish_move(out, opts)
     if done is not None:
         return done
@@ -491,7 +493,10 @@ def _assemble(work: Path, out: Path, units: list[Unit], chunk_paths: list[Path],
     if out.exists() and (out.is_file() or any(out.iterdir())):  # an empty folder is simply taken
         if not overwrite:
             raise HccrError(f"{out}: appeared during conversion; not overwriting it")
-        shutil.rmtree(out)
+        if out.is_file():
+            out.unlink()
+        else:
+            shutil.rmtree(out)
     os.replace(work, out)
     return ConvertResult(out, n, len(charset), dict(skipped), int((split == 1).sum()))
 
