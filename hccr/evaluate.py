@@ -162,8 +162,14 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: st
         data.append(str(store))
     pred = predict_inputs(rec, data, crops=crops, split=split)
     require_labels(pred, ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else ""))
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    pred.save(out / "predictions.npz", float16=True)
+    try:
+        pred.save(out / "predictions.npz", float16=True)
+    except BaseException:  # a full disk, Ctrl-C: no empty report folder left behind
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return pred
 
 

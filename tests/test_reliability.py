@@ -601,3 +601,16 @@ def test_convert_onto_a_mount_point_is_refused_before_converting(tmp_path, monke
     with pytest.raises(HccrError, match="is a mount point; give a folder inside it"):
         convert([str(_pngs(tmp_path / "src"))], out, progress=False, workers=1)
     assert not (tmp_path / "disk.partial").exists()
+
+
+def test_evaluate_onto_a_full_disk_leaves_no_empty_report_folder(tmp_path, monkeypatch):
+    from hccr.evaluate import predict_labelled
+    from hccr.runtime import Predictions
+
+    def full(self, path, **k):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(Predictions, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        predict_labelled([_pngs(tmp_path / "src")], "gb2312", tmp_path / "report", crops=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
