@@ -115,6 +115,7 @@ def main() -> None:
                     "its own by this much (hccr convert --stroke-jitter; results named +jitA)")
     ap.add_argument("--prepare", action="store_true", help="make the data only (no training: e.g. beside a long run)")
     ap.add_argument("--record", metavar="CKPT", help="CKPT's expected level-2 accuracy: its generator's B figure")
+    ap.add_argument("--record-note", default="", help="with --record: how CKPT's own training differs from the run's")
     args = ap.parse_args()
     use_all_cores()
     found = olhwdb_writers()
@@ -156,11 +157,8 @@ def main() -> None:
     a_writers = args.writers if args.a_writers is None or not args.mix else args.a_writers
     drawn = max(args.writers, a_writers, 100)  # fewer: the first N of the 100 drawn (--writers 50: a count control)
     for gen in args.generators:
-        name = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
-                + (f"+{a_writers}wA" if a_writers != args.writers else "")
-                + (f"+jit{args.stroke_jitter:g}" if args.stroke_jitter else ""))
-        train = work / f"train-{name}"
-        name += (f"+dann{args.domain_loss:g}" if args.domain_loss else "") + (f"+{args.steps}s" if args.steps != 1200 else "")
+        data_name, name = names(gen, args, a_writers)
+        train = work / f"train-{data_name}"
         run = work / f"run-{name}"
         current = store_is_current(train)  # False: never made, or drawn by an older renderer
         if args.domain_loss and current and not (train / "writers.txt").stat().st_size:
@@ -211,10 +209,21 @@ def main() -> None:
         (work / "results.json").write_text(json.dumps(results, indent=1))
         print(f"{name}: {res}", flush=True)
     if args.record:
-        record(Path(args.record), args.generators, args.mix, results)
+        (gen,) = args.generators  # one generator: the one the model's level-2 learnt from
+        record(Path(args.record), gen, names(gen, args, a_writers)[1], results, args)
     save("protocol", {"split_seed": 33, "characters": len(charset), "B": len(b_chars), "steps": args.steps,
                       "synthetic_writers": args.writers, "synthetic_writers_A": a_writers, "results": results,
                       "machine": machine()})
+
+
+def names(gen: str, args: argparse.Namespace, a_writers: int) -> tuple[str, str]:
+    """(training data's name, run's name) of a generator under these options: ``components&builtin+mix+40wA``, and
+    the run's name adds what changes training only (``+dann0.5``, ``+4800s``)."""
+    data = (gen + ("+mix" if args.mix else "") + (f"+{args.writers}w" if args.writers != 100 else "")
+            + (f"+{a_writers}wA" if a_writers != args.writers else "")
+            + (f"+jit{args.stroke_jitter:g}" if args.stroke_jitter else ""))
+    return data, data + (f"+dann{args.domain_loss:g}" if args.domain_loss else "") + (
+        f"+{args.steps}s" if args.steps != 1200 else "")
 
 
 def mean_map(run: Path, spec, train: Path, n_real: int, val: Path, labels: np.ndarray, in_b: np.ndarray, n: int,
@@ -249,21 +258,29 @@ def mean_map(run: Path, spec, train: Path, n_real: int, val: Path, labels: np.nd
     return res
 
 
-def record(ckpt: Path, generators: list[str], mix: bool, results: dict) -> None:
-    """The model card's expected level-2 accuracy (replaces the one an earlier protocol run wrote)."""
-    (gen,) = generators  # one generator: the one the model's level-2 learnt from
-    r, cmd = results[gen + ("+mix" if mix else "")], "python -m benchmarks protocol"
+def record(ckpt: Path, gen: str, name: str, results: dict, args: argparse.Namespace) -> None:
+    """The model card's expected level-2 accuracy: run ``name``'s B at the model's prior power (replaces the one an
+    earlier protocol run wrote)."""
+    r, cmd = results[name], "python -m benchmarks protocol"
     power = (read_json(ckpt).get("prior_correction") or {}).get("power", 0.0)
     if (key := {p: k for k, p in POWERS.items()}.get(power)) is None:
         raise SystemExit(f"{ckpt}: prior power {power} is not scored (powers: {sorted(POWERS.values())})")
+    a_writers = args.writers if args.a_writers is None or not args.mix else args.a_writers
+    options = (" --mix" if args.mix else "") + (f" --writers {args.writers}" if args.writers != 100 else "") + (
+        f" --a-writers {a_writers}" if a_writers != args.writers else "") + (
+        f" --steps {args.steps}" if args.steps != 1200 else "")
+    each = f" (from each of its {len(gen.split('&'))} generators)" if "&" in gen else ""
     record_evaluations(ckpt, [{
         "what": "expected accuracy on real handwriting of level-2 characters (no real writer in its training data "
                 f"wrote them): the cross-character protocol's B figure for the generator its level-2 learnt from "
                 f"({gen}), with the class prior divided out as in this model (to the power {power:g}; 300 level-1 "
-                "characters trained on that generator only, real samples of 10 validation writers, 1,000-way; 6,763-way "
-                f"reads lower; without the prior correction {r['B']:.1%}, fully divided out {r['B_prior']:.1%})",
+                f"characters trained on that generator only, {args.writers} synthetic writers of each and "
+                f"{a_writers} of each of the 700 others beside their real writers{each}, {args.steps:,} steps of 256, real "
+                "samples of 10 validation writers, 1,000-way; 6,763-way reads lower; the same network reads A at "
+                f"{r[f'A{key}']:.1%}; without the prior correction B reads {r['B']:.1%}, fully divided out "
+                f"{r['B_prior']:.1%}{'; ' + args.record_note if args.record_note else ''})",
         "result": {"top1": r[f"B{key}"], "images": r["images_B"]},
-        "command": f"{cmd}{' --mix' if mix else ''} --generators {gen} --record {ckpt.name}"}], replaces=cmd)
+        "command": f"{cmd}{options} --generators {gen} --record {ckpt.name}"}], replaces=cmd)
 
 
 if __name__ == "__main__":
