@@ -572,12 +572,12 @@ def average(
     _check_stem_free(out, overwrite)
     model, meta = average_checkpoints(checkpoints)  # says so when the parts' biases were in different frames
     stem = model_stem(out)
-    stale = Path(f"{stem}.onnx")
-    stale = stale if stale.exists() else None  # the replaced model's export would answer for another model
+    stale = Path(f"{stem}.onnx")  # the replaced model's export would answer for another model: staged_model removes it
+    had_stale = stale.exists()
     with staged_model(stem) as part:
         save_checkpoint(part, model, meta)
     print(f"wrote {stem}.json (the average of {len(checkpoints)} checkpoints)")
-    if stale:
+    if had_stale:
         print(f"removed {stale} (the model it was exported from was replaced)")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -162,15 +164,22 @@ def predict_labelled(inputs: list[Path], model: str | None, out: Path, split: st
         data.append(str(store))
     pred = predict_inputs(rec, data, crops=crops, split=split)
     require_labels(pred, ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else ""))
+    with _made_folder(out):  # a full disk, Ctrl-C: no empty report folder left behind
+        pred.save(out / "predictions.npz", float16=True)
+    return pred
+
+
+@contextlib.contextmanager
+def _made_folder(out: Path) -> Iterator[Path]:
+    """``out`` made for the block if missing, and removed again if the block leaves it empty (a refused or failed
+    report leaves no empty folder behind)."""
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        pred.save(out / "predictions.npz", float16=True)
-    except BaseException:  # a full disk, Ctrl-C: no empty report folder left behind
-        if made and not any(out.iterdir()):
+        yield out
+    finally:
+        if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
-        raise
-    return pred
 
 
 def require_labels(pred: Predictions, named: str) -> None:
@@ -225,21 +234,17 @@ def evaluate(main: Predictions, out: str | os.PathLike, compare: dict[str, Predi
     ``confusion.png`` and ``reliability.png``; without it the report says how to get them. The files are
     written into a hidden folder inside ``out`` and moved into place together once all are written, and an
     earlier report's files that this one has not are removed: never a mix of two reports."""
-    out = Path(out)
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
-    try:
-        result = _write_report(main, work, compare, name)
-        for f in REPORT_FILES:  # report.md last: a reader that sees it sees the rest
-            if (work / f).exists():
-                os.replace(work / f, out / f)
-            else:
-                (out / f).unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if made and not any(out.iterdir()):  # a refused report leaves no empty folder behind
-            out.rmdir()
+    with _made_folder(Path(out)) as out:
+        work = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+        try:
+            result = _write_report(main, work, compare, name)
+            for f in REPORT_FILES:  # report.md last: a reader that sees it sees the rest
+                if (work / f).exists():
+                    os.replace(work / f, out / f)
+                else:
+                    (out / f).unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return result
 
 

@@ -3,6 +3,7 @@ calibration temperature and model card. The training side: needs torch (and onnx
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -490,12 +491,36 @@ def _is_twin(onnx_path: Path) -> bool:
     return meta.get("charset") == charset
 
 
+def _with_temperature(path: Path, temperature: float, info: dict) -> bytes:
+    """The bytes of a checkpoint's JSON (``calibration``) or an ``.onnx`` file (metadata ``temperature``; sealed if
+    it was not) recording ``temperature``."""
+    from .checkpoint import read_meta
+    from .utils import json_text
+
+    if path.suffix == ".json":
+        return json_text({**read_meta(path), "calibration": {"temperature": temperature, **info}}).encode("utf-8")
+    import onnx
+
+    m = onnx.load(str(path))
+    kept = [e for e in m.metadata_props if e.key != "temperature"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(kept)
+    entry = m.metadata_props.add()
+    entry.key, entry.value = "temperature", repr(float(temperature))
+    if not any(e.key == "graph_sha256" for e in m.metadata_props):
+        from .export import seal
+
+        seal(m)
+    return m.SerializeToString()
+
+
 def write_temperature(model: str | os.PathLike, temperature: float, info: dict) -> list[Path]:
     """Record a fitted temperature in a model: a checkpoint's JSON (``calibration``), an ``.onnx``
     file's metadata (``temperature``), or both files of a shipped or packaged model (a checkpoint JSON
     with an ``.onnx`` of the same stem beside it). Returns the files written."""
-    from .checkpoint import read_meta, resolve
+    from .checkpoint import resolve
     from .integrity import Checker
+    from .utils import atomic_path, no_interrupt
 
     Checker(model).temperature(temperature, "temperature")  # never record a temperature no loader accepts
     paths: list[Path] = []
@@ -508,30 +533,8 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
         paths = [resolve(model)]
         if paths[0].with_suffix(".onnx").exists():  # a packaged model's ONNX twin answers the same
             paths.append(paths[0].with_suffix(".onnx"))
-    import contextlib
-
-    from .utils import atomic_path, json_text, no_interrupt
-
-    # every file written first, then all renamed (Ctrl-C held back meanwhile): never one without the other
-    with no_interrupt(), contextlib.ExitStack() as renames:
-        for p in paths:
-            tmp = renames.enter_context(atomic_path(p))
-            if p.suffix == ".json":
-                meta = read_meta(p)
-                meta["calibration"] = {"temperature": temperature, **info}
-                tmp.write_text(json_text(meta), encoding="utf-8")
-            else:
-                import onnx
-
-                m = onnx.load(str(p))
-                kept = [e for e in m.metadata_props if e.key != "temperature"]
-                del m.metadata_props[:]
-                m.metadata_props.extend(kept)
-                entry = m.metadata_props.add()
-                entry.key, entry.value = "temperature", repr(float(temperature))
-                if not any(e.key == "graph_sha256" for e in m.metadata_props):
-                    from .export import seal
-
-                    seal(m)
-                onnx.save(m, str(tmp))
+    contents = [(p, _with_temperature(p, temperature, info)) for p in paths]  # every file read and changed first
+    with no_interrupt(), contextlib.ExitStack() as renames:  # then all written, then all renamed: never one alone
+        for p, data in contents:
+            renames.enter_context(atomic_path(p)).write_bytes(data)
     return paths

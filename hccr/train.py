@@ -247,7 +247,8 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 d_loss, right, seen = adversary.loss(b)
                 loss = loss + cfg.domain_loss * d_loss
                 dom_right, dom_n = dom_right + right, dom_n + seen
-            check_finite(float(loss.detach()), env, cfg)
+            value = float(loss.detach())  # one read of the loss per step: the divergence check and the log
+            check_finite(value, env, cfg)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             for p in held:  # no gradient: the optimizer leaves them (and their weight decay) alone
@@ -263,7 +264,7 @@ def train_one_epoch(model: nn.Module, store: Store, batches: list[np.ndarray], c
                 pinned.restore()
             scheduler.step()
             n = len(b)
-            tot_loss += float(loss.detach()) * n
+            tot_loss += value * n
             tot_correct += float((logits.detach().argmax(1) == y).sum())
             tot_n += n
             rate = tot_n * env.world_size / (time.perf_counter() - t0)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -564,10 +565,14 @@ def test_a_calibration_that_fails_half_way_changes_neither_file_of_a_package(tin
     json_path, onnx_path = package(tiny_run, tmp_path / "m")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    def full(*a, **k):
-        raise OSError(28, "No space left on device")
+    write_bytes = Path.write_bytes
 
-    monkeypatch.setattr(onnx, "save", full)
+    def full(self, data):  # the disk fills while the .onnx file is written, after the .json
+        if ".onnx" in self.name:
+            raise OSError(28, "No space left on device")
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(OSError) as e:
         write_temperature(json_path, 1.7, {"note": "test"})
     assert e.value.filename == str(onnx_path)
