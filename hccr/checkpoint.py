@@ -20,7 +20,7 @@ from . import __version__
 from .errors import HccrError
 from .integrity import check_checkpoint_meta, sha256_file, verify_file
 from .preprocess import InputSpec
-from .utils import atomic_path, no_interrupt, read_json, write_json
+from .utils import atomic_path, no_interrupt, read_json, remove_stale, working_prefix, write_json
 
 FORMAT = "hccr-ckpt/1"
 
@@ -71,7 +71,9 @@ def staged_model(stem: Path) -> Iterator[Path]:
     well, each file made under it is renamed to ``stem``'s (the .json, which marks a complete model, last) and a file
     of ``stem``'s the block did not make (a replaced model's .onnx) is removed, since it would answer for another
     model; when it fails or is interrupted, nothing it made is kept and a model already at ``stem`` stays whole."""
-    part = stem.with_name(f".{stem.name}.partial-{os.getpid()}")
+    prefix = working_prefix(stem, "partial")
+    remove_stale(stem.parent, prefix)
+    part = stem.with_name(f"{prefix}{os.getpid()}")
     made = [Path(f"{part}{s}") for s in (".onnx", ".safetensors", ".json")]
     try:
         yield part
@@ -92,18 +94,19 @@ def staged_model(stem: Path) -> Iterator[Path]:
 
 
 def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
-    """Write ``<stem>.safetensors`` then ``<stem>.json`` (the JSON last: it marks a complete checkpoint)."""
+    """Write ``<stem>.safetensors`` and ``<stem>.json``, each whole under a working name first; the two are renamed
+    into place one straight after the other with Ctrl-C held back, so a checkpoint being replaced (a run's best)
+    is never left with new weights beside the old JSON, whose digest would call them damaged."""
     from safetensors.torch import save_file
 
     stem = model_stem(path_stem)
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
-    with atomic_path(Path(f"{stem}.safetensors")) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-        digest = sha256_file(tmp)
-    meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta,
-            "weights_sha256": digest}
     json_path = Path(f"{stem}.json")
-    write_json(json_path, meta)
+    with no_interrupt(), atomic_path(Path(f"{stem}.safetensors")) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+        meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **meta, "weights_sha256": sha256_file(tmp)}
+        write_json(json_path, meta)  # renamed first; the weights' rename follows at once
     return json_path
 
 

@@ -739,6 +739,7 @@ def export(
     crops: Annotated[int, typer.Option(help="1 or 5 crops inside the graph.")] = 5,
     int8: Annotated[bool, typer.Option(help="Also write an int8-quantised copy (MODEL.int8.onnx).")] = False,
     opset: int = 17,
+    overwrite: Annotated[bool, typer.Option(help="Replace an ONNX file already at --out (and its int8 copy).")] = False,
 ) -> None:
     """Export a model or a whole ensemble (crops and weighted average inside) to ONNX."""
     from .export import export_onnx, quantize_int8
@@ -749,6 +750,11 @@ def export(
                             "packaged model)")
     if out.suffix != ".onnx":  # every loader tells a model's kind by its name
         raise HccrError(f"--out {out}: an ONNX model's name ends in .onnx (e.g. {out.with_suffix('.onnx').name})")
+    for f in [out, out.with_suffix(".int8.onnx")][: 1 + int8]:
+        if f.exists() and not overwrite:
+            package = " (a packaged model's graph: its .json carries the same weights)" if out.with_suffix(
+                ".json").is_file() else ""
+            raise HccrError(f"{f}: already exists{package}; --overwrite replaces it, or give another --out")
     w = _weights(weights) if weights else None
     path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")

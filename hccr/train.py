@@ -567,8 +567,11 @@ def _fit(cfg: TrainConfig, store: Store, out: Path, resume: bool, env: D.DistEnv
         from .finetune import PinnedRows
 
         pinned = PinnedRows(model, num_classes, np.unique(store.labels).tolist())
-    teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
-                      cfg.teacher_crops, env.device) if cfg.teachers else None
+    teacher = None
+    if cfg.teachers:  # its networks draw their first weights before loading theirs: not from the run's random stream,
+        with torch.random.fork_rng(devices=[]):  # which a resume point has just restored (a resumed run is the same)
+            teacher = Teacher(cfg.teachers, cfg.teacher_weights, "".join(store.charset), cfg.distill_temperature,
+                              cfg.teacher_crops, env.device)
     if teacher is not None and teacher.unknown and env.is_main and progress:
         print(f"note: no teacher knows {len(teacher.unknown)} of the store's characters ({teacher.unknown[:40]}): "
               "they learn from their labels alone")

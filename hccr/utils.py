@@ -25,7 +25,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.parent.exists() and not path.parent.is_dir():
         raise HccrError(f"{path.parent}: is a file, not a folder; give another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    prefix = working_prefix(path, "tmp")
+    remove_stale(path.parent, prefix)
+    tmp = path.with_name(f"{prefix}{os.getpid()}")
     try:
         try:
             yield tmp
@@ -47,6 +49,51 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+NAME_MAX = 255  # bytes in one file name on Linux's and macOS's file systems
+
+
+def working_prefix(path: Path, tag: str) -> str:
+    """The start of a working file's name beside ``path`` (``.NAME.TAG-``; the writer adds its process id and, for
+    a model's files, a suffix). A name near the system's limit (255 bytes) keeps its first bytes and a digest of
+    the whole, so that an output whose own name is legal never fails for its working file's."""
+    name = path.name
+    if len(os.fsencode(name)) > NAME_MAX - 40:  # room for the tag, a process id and ".safetensors"
+        import hashlib
+
+        digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+        name = f"{os.fsencode(name)[:160].decode('utf-8', 'ignore')}~{digest}"
+    return f".{name}.{tag}-"
+
+
+STALE_AFTER_S = 60.0  # a working file is written to as it is made: one untouched this long has no writer
+
+
+def remove_stale(folder: Path, prefix: str) -> None:
+    """Remove working files named ``PREFIX<pid>...`` that a process killed while writing left behind (``kill -9``
+    gives it no time to remove them): its process no longer runs and the file has not changed for a minute (a writer
+    on another machine sharing the folder keeps its file changing)."""
+    import glob
+
+    now = time.time()
+    for f in folder.glob(glob.escape(prefix) + "*"):
+        pid = re.match(r"\d+", f.name[len(prefix):])
+        if pid is None or int(pid[0]) == os.getpid() or _running(int(pid[0])):
+            continue
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove: it does no harm
+            if now - f.lstat().st_mtime > STALE_AFTER_S and not f.is_dir():
+                f.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
 
 
 def _system_error(e: BaseException) -> int | None:
@@ -81,7 +128,7 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
     out = Path(out)
     real = Path(os.path.realpath(out))  # one lock per output, whatever symlinks lead to it
     real.parent.mkdir(parents=True, exist_ok=True)
-    lock = real.parent / f".{real.name}.lock"
+    lock = real.parent / working_prefix(real, "lock").rstrip("-")
     while True:
         f = open(lock, "a+")
         try:

@@ -7,6 +7,7 @@ from conftest import run_cli
 from hccr.distill import Teacher, distill_loss
 from hccr.errors import HccrError
 from hccr.predict import Recognizer
+from hccr.train import fit
 
 
 def test_distill_loss_is_zero_only_when_the_student_agrees():
@@ -52,3 +53,20 @@ def test_distilled_student_loads_and_predicts_like_any_checkpoint(tiny_run, tiny
     assert r.returncode == 2 and "leave --teacher out" in r.stderr
     r = run_cli("distill", "--data", tiny_store, "--out", tmp_path / "s2")
     assert r.returncode == 2 and "distill needs --teacher" in r.stderr
+
+
+def test_a_resumed_distillation_ends_where_an_uninterrupted_one_does(tiny_store, tiny_run, tmp_path, monkeypatch):
+    """Stopped mid-epoch and resumed, a student ends with the very weights of one never stopped (the teacher's
+    networks drew their first weights from the run's random stream just after the resume point restored it)."""
+    from conftest import fit_cut_after
+    from safetensors.torch import load_file
+    from test_train import _cfg
+
+    cfg = _cfg(model_args={}, steps=20, epochs=1, checkpoint_minutes=1e-9, teachers=(str(tiny_run),),
+               distill_temperature=2.0)
+    fit(cfg, tiny_store, tmp_path / "whole", progress=False)
+    fit_cut_after(2, monkeypatch, cfg, tiny_store, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    fit(cfg, tiny_store, tmp_path / "cut", resume=True, progress=False)
+    a, b = load_file(str(tmp_path / "whole" / "last.safetensors")), load_file(str(tmp_path / "cut" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -619,3 +619,86 @@ def test_evaluate_onto_a_full_disk_leaves_no_empty_report_folder(tmp_path, monke
     with pytest.raises(OSError, match="No space left"):
         predict_labelled([_pngs(tmp_path / "src")], "gb2312", tmp_path / "report", crops=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped): what a ``kill -9`` leaves in a working file's name."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_working_files_a_killed_writer_left_are_removed_by_the_next_write(tiny_run, tmp_path):
+    """``kill -9`` of package/average/predict leaves its hidden working files (``.m.partial-PID.onnx``,
+    ``.x.npz.tmp-PID``); the next write of the same output removes them once their process is gone and they have not
+    changed for a minute, and never a running writer's (its process is alive) or one written a moment ago."""
+    from hccr.packaging import package
+    from hccr.utils import atomic_path
+
+    dead, alive, old = _dead_pid(), os.getppid(), time.time() - 600
+    left = [tmp_path / f".m.partial-{dead}.onnx", tmp_path / f".m.partial-{dead}.safetensors",
+            tmp_path / f".x.npz.tmp-{dead}"]
+    kept = [tmp_path / f".m.partial-{alive}.json", tmp_path / f".x.npz.tmp-{dead}1"]  # another writer's; a moment old
+    for f in left + kept:
+        f.write_bytes(b"half a file")
+        os.utime(f, (old, old))
+    os.utime(kept[1])  # just written
+    package(tiny_run, tmp_path / "m")
+    with atomic_path(tmp_path / "x.npz") as tmp:
+        tmp.write_bytes(b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", "m.onnx", "m.safetensors", "x.npz"]
+                                                                + [f.name for f in kept])
+
+
+def test_outputs_whose_names_are_near_the_systems_limit_are_written(tiny_run, tmp_path):
+    """A legal name of 241-255 bytes used to fail with "File name too long" for its hidden working file's name."""
+    long = "字" * 80  # 240 bytes in UTF-8
+    src = _pngs(tmp_path / "src")
+    r = run_cli("convert", src, tmp_path / (long + "abc"))  # the store itself, and OUT.partial beside it
+    assert r.returncode == 0, r.stderr
+    r = run_cli("predict", tiny_run, src, "--out", tmp_path / (long + "x.npz"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("package", tiny_run, "--out", tmp_path / "p" / long[:78])  # + ".safetensors": 246 bytes
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / (long + "abc") / "manifest.json").is_file() and (tmp_path / (long + "x.npz")).is_file()
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [long[:78] + s for s in (".json", ".onnx",
+                                                                                          ".safetensors")]
+    assert not [p for p in tmp_path.rglob(".*")]  # no working file or lock left
+
+
+def test_a_checkpoint_write_that_fails_at_its_json_keeps_the_old_pair_whole(tmp_path, monkeypatch):
+    """A run's best checkpoint being replaced when the disk fills at its .json: the old weights and .json stay
+    together and load (new weights used to be in place already, so the old .json's digest called them damaged)."""
+    import torch
+
+    import hccr.checkpoint as ck
+    from hccr.models import create_model
+
+    meta = {"arch": "charnet-s", "charset": "一二", "preprocessing": {"image_size": 32, "ink": "high"},
+            "model_args": {"num_classes": 2, "image_size": 32, "widths": [8, 8, 8, 8]}}
+    torch.manual_seed(0)
+    first = create_model("charnet-s", num_classes=2, image_size=32, widths=(8, 8, 8, 8)).eval()
+    ck.save_checkpoint(tmp_path / "best", first, meta)
+
+    def full(path, obj):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(ck, "write_json", full)
+    second = create_model("charnet-s", num_classes=2, image_size=32, widths=(8, 8, 8, 8)).eval()
+    with pytest.raises(OSError, match="No space left"):
+        ck.save_checkpoint(tmp_path / "best", second, meta)
+    loaded, _ = ck.load_checkpoint(tmp_path / "best.json")
+    x = torch.rand(1, 1, 32, 32)
+    torch.testing.assert_close(loaded(x), first(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.safetensors"]
+
+
+def test_export_replaces_an_onnx_file_only_with_overwrite(tiny_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    assert run_cli("export", tiny_run, "--out", out, "--crops", "1").returncode == 0
+    before = out.read_bytes()
+    r = run_cli("export", tiny_run, "--out", out)
+    assert r.returncode == 2 and f"{out}: already exists" in r.stderr and "--overwrite" in r.stderr
+    assert out.read_bytes() == before
+    r = run_cli("export", tiny_run, "--out", out, "--overwrite")  # five crops now
+    assert r.returncode == 0 and out.read_bytes() != before, r.stderr

@@ -297,8 +297,14 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
 
 
 def partial_of(out: Path) -> Path:
-    """Where a conversion into ``out`` builds its store until it is complete."""
-    return out.with_name(out.name + ".partial")
+    """Where a conversion into ``out`` builds its store until it is complete: ``OUT.partial`` (a name too long for
+    that is shortened as working files' names are)."""
+    from ..utils import NAME_MAX, working_prefix
+
+    name = f"{out.name}.partial"
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = working_prefix(out, "partial")[1:-1]
+    return out.with_name(name)
 
 
 def _finish_move(out: Path, opts: ConvertOptions) -> ConvertResult | None:
