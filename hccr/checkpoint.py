@@ -18,9 +18,9 @@ from torch import nn
 
 from . import __version__
 from .errors import HccrError
-from .integrity import check_checkpoint_meta, sha256_file, verify_file
+from .integrity import check_checkpoint_meta, verify_file
 from .preprocess import InputSpec
-from .utils import atomic_path, no_interrupt, read_json, remove_stale, working_prefix, write_json
+from .utils import json_text, no_interrupt, read_json, remove_stale, working_prefix, write_together
 
 FORMAT = "hccr-ckpt/1"
 
@@ -72,11 +72,16 @@ def staged_model(stem: Path) -> Iterator[Path]:
     of ``stem``'s the block did not make (a replaced model's .onnx) is removed, since it would answer for another
     model; when it fails or is interrupted, nothing it made is kept and a model already at ``stem`` stays whole."""
     prefix = working_prefix(stem, "partial")
-    remove_stale(stem.parent, prefix)
+    files = r"(\d{1,10})\.(onnx|safetensors|json)"
+    remove_stale(stem.parent, prefix, files)
+    remove_stale(stem.parent, f".{prefix}", files + r"\.tmp-\d{1,10}")  # the working files of those working files
     part = stem.with_name(f"{prefix}{os.getpid()}")
     made = [Path(f"{part}{s}") for s in (".onnx", ".safetensors", ".json")]
     try:
         yield part
+        for f in made[1:]:
+            if not f.exists():  # a model is never its .onnx alone
+                raise HccrError(f"{stem}: its working file {f} was removed while it was being written; run again")
         with no_interrupt():  # Ctrl-C between two renames would leave new weights beside the old .json
             for f in made:
                 target = Path(f"{stem}{f.suffix}")
@@ -94,19 +99,20 @@ def staged_model(stem: Path) -> Iterator[Path]:
 
 
 def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
-    """Write ``<stem>.safetensors`` and ``<stem>.json``, each whole under a working name first; the two are renamed
-    into place one straight after the other with Ctrl-C held back, so a checkpoint being replaced (a run's best)
-    is never left with new weights beside the old JSON, whose digest would call them damaged."""
-    from safetensors.torch import save_file
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` together (:func:`~hccr.utils.write_together`): a checkpoint
+    being replaced (a run's best) is never left with new weights beside the old JSON, whose digest would call them
+    damaged."""
+    import hashlib
+
+    from safetensors.torch import save
 
     stem = model_stem(path_stem)
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+    weights = save(state, metadata={"format": FORMAT})
+    meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta,
+            "weights_sha256": hashlib.sha256(weights).hexdigest()}
     json_path = Path(f"{stem}.json")
-    with no_interrupt(), atomic_path(Path(f"{stem}.safetensors")) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-        meta = {"format": FORMAT, "hccr_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                **meta, "weights_sha256": sha256_file(tmp)}
-        write_json(json_path, meta)  # renamed first; the weights' rename follows at once
+    write_together([(json_path, json_text(meta).encode()), (Path(f"{stem}.safetensors"), weights)])
     return json_path
 
 

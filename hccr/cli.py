@@ -743,6 +743,7 @@ def export(
 ) -> None:
     """Export a model or a whole ensemble (crops and weighted average inside) to ONNX."""
     from .export import export_onnx, quantize_int8
+    from .packaging import _is_twin
 
     for c in ckpts:
         if c.suffix == ".onnx":
@@ -750,14 +751,22 @@ def export(
                             "packaged model)")
     if out.suffix != ".onnx":  # every loader tells a model's kind by its name
         raise HccrError(f"--out {out}: an ONNX model's name ends in .onnx (e.g. {out.with_suffix('.onnx').name})")
-    for f in [out, out.with_suffix(".int8.onnx")][: 1 + int8]:
+    quantized = out.with_suffix(".int8.onnx")
+    if out.is_dir():
+        raise HccrError(f"--out {out}: is a folder; give the .onnx file to write")
+    if out.exists() and _is_twin(out):
+        raise HccrError(f"{out}: the graph of the model packaged as {out.with_suffix('')} (with "
+                        f"{out.with_suffix('.json').name} and {out.with_suffix('.safetensors').name}); a new graph "
+                        "alone would not match them: give another --out, or make a new package with hccr package")
+    for f in [out, quantized][: 1 + int8]:
         if f.exists() and not overwrite:
-            package = " (a packaged model's graph: its .json carries the same weights)" if out.with_suffix(
-                ".json").is_file() else ""
-            raise HccrError(f"{f}: already exists{package}; --overwrite replaces it, or give another --out")
+            raise HccrError(f"{f}: already exists; --overwrite replaces it, or give another --out")
     w = _weights(weights) if weights else None
     path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")
+    if not int8 and quantized.is_file():  # the replaced graph's int8 copy would answer for another model
+        quantized.unlink()
+        print(f"removed {quantized}: the int8 copy of the graph replaced (--int8 makes a new one)")
     if int8:
         q = quantize_int8(path, path.with_suffix(".int8.onnx"))
         print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB)")

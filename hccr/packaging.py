@@ -3,7 +3,6 @@ calibration temperature and model card. The training side: needs torch (and onnx
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -520,7 +519,7 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
     with an ``.onnx`` of the same stem beside it). Returns the files written."""
     from .checkpoint import resolve
     from .integrity import Checker
-    from .utils import atomic_path, no_interrupt
+    from .utils import write_together
 
     Checker(model).temperature(temperature, "temperature")  # never record a temperature no loader accepts
     paths: list[Path] = []
@@ -533,8 +532,5 @@ def write_temperature(model: str | os.PathLike, temperature: float, info: dict) 
         paths = [resolve(model)]
         if paths[0].with_suffix(".onnx").exists():  # a packaged model's ONNX twin answers the same
             paths.append(paths[0].with_suffix(".onnx"))
-    contents = [(p, _with_temperature(p, temperature, info)) for p in paths]  # every file read and changed first
-    with no_interrupt(), contextlib.ExitStack() as renames:  # then all written, then all renamed: never one alone
-        for p, data in contents:
-            renames.enter_context(atomic_path(p)).write_bytes(data)
+    write_together([(p, _with_temperature(p, temperature, info)) for p in paths])  # all read and changed first
     return paths

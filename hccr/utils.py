@@ -70,19 +70,22 @@ def working_prefix(path: Path, tag: str) -> str:
 STALE_AFTER_S = 60.0  # a working file is written to as it is made: one untouched this long has no writer
 
 
-def remove_stale(folder: Path, prefix: str) -> None:
-    """Remove working files named ``PREFIX<pid>...`` that a process killed while writing left behind (``kill -9``
-    gives it no time to remove them): its process no longer runs and the file has not changed for a minute (a writer
-    on another machine sharing the folder keeps its file changing)."""
+def remove_stale(folder: Path, prefix: str, rest: str = r"(\d{1,10})") -> None:
+    """Remove working files that a process killed while writing left behind (``kill -9`` gives it no time to remove
+    them): regular files named ``PREFIX`` + ``rest`` (a pattern whose first group is the writer's process id) whose
+    process no longer runs and which have not changed for a minute (a writer on another machine sharing the folder
+    keeps its file changing). Anything else with such a name (a user's file, a link, a folder) is left alone."""
     import glob
+    import stat
 
     now = time.time()
     for f in folder.glob(glob.escape(prefix) + "*"):
-        pid = re.match(r"\d+", f.name[len(prefix):])
-        if pid is None or int(pid[0]) == os.getpid() or _running(int(pid[0])):
+        m = re.fullmatch(rest, f.name[len(prefix):])
+        if m is None or int(m[1]) == os.getpid() or _running(int(m[1])):
             continue
         with contextlib.suppress(OSError):  # gone already, or not ours to remove: it does no harm
-            if now - f.lstat().st_mtime > STALE_AFTER_S and not f.is_dir():
+            st = f.lstat()
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_AFTER_S:
                 f.unlink()
 
 
@@ -94,6 +97,15 @@ def _running(pid: int) -> bool:
     except OSError:  # someone else's process
         return True
     return True
+
+
+def write_together(contents: list[tuple[Path, bytes]]) -> None:
+    """Files that only make sense together (a checkpoint's weights and the .json holding their digest; a model's two
+    temperatures): each written whole under its working name, then all renamed into place one straight after the
+    other (the last given first), Ctrl-C held back, so a failure or Ctrl-C never leaves one new beside one old."""
+    with no_interrupt(), contextlib.ExitStack() as renames:
+        for path, data in contents:
+            renames.enter_context(atomic_path(path)).write_bytes(data)
 
 
 def _system_error(e: BaseException) -> int | None:
@@ -204,18 +216,25 @@ def process_pool(workers: int):
 @contextlib.contextmanager
 def no_interrupt() -> Iterator[None]:
     """Ctrl-C held back for the block (delivered when it ends): for steps that must not be cut in two, such as the
-    renames that put a model's files in place. Only the main thread can hold it; elsewhere the block just runs."""
+    renames that put a model's files in place. The signal may reach any thread (torch runs several), so it is both
+    blocked for this one (a process forked in the block starts with it blocked) and, if it arrives, only noted by a
+    handler and raised again at the end. Only the main thread can hold it; elsewhere the block just runs."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one sent to this thread in the block is delivered now
+        if held:
+            signal.raise_signal(signal.SIGINT)
 
 
 def count(n: int, one: str) -> str:

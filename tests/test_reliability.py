@@ -629,46 +629,54 @@ def _dead_pid() -> int:
 
 
 def test_working_files_a_killed_writer_left_are_removed_by_the_next_write(tiny_run, tmp_path):
-    """``kill -9`` of package/average/predict leaves its hidden working files (``.m.partial-PID.onnx``,
-    ``.x.npz.tmp-PID``); the next write of the same output removes them once their process is gone and they have not
-    changed for a minute, and never a running writer's (its process is alive) or one written a moment ago."""
+    """``kill -9`` of package/average/predict leaves its hidden working files (``.m.partial-PID.onnx``, the export's
+    own ``..m.partial-PID.onnx.tmp-PID`` inside it, ``.x.npz.tmp-PID``); the next write of the same output removes
+    them once their process is gone and they have not changed for a minute, and never a running writer's, one written
+    a moment ago, or anything else whose name merely starts the same (a user's file, a link)."""
     from hccr.packaging import package
     from hccr.utils import atomic_path
 
     dead, alive, old = _dead_pid(), os.getppid(), time.time() - 600
     left = [tmp_path / f".m.partial-{dead}.onnx", tmp_path / f".m.partial-{dead}.safetensors",
-            tmp_path / f".x.npz.tmp-{dead}"]
-    kept = [tmp_path / f".m.partial-{alive}.json", tmp_path / f".x.npz.tmp-{dead}1"]  # another writer's; a moment old
+            tmp_path / f"..m.partial-{dead}.onnx.tmp-{dead}", tmp_path / f".x.npz.tmp-{dead}"]
+    kept = [tmp_path / f".m.partial-{alive}.json", tmp_path / f".x.npz.tmp-{alive}",  # running writers'
+            tmp_path / f".x.npz.tmp-{dead}1",  # written a moment ago
+            tmp_path / f".x.npz.tmp-{dead}-notes.txt", tmp_path / ".x.npz.tmp-99999999999",  # not working files
+            tmp_path / f".m.partial-{dead}.onnx.bak"]
     for f in left + kept:
         f.write_bytes(b"half a file")
         os.utime(f, (old, old))
-    os.utime(kept[1])  # just written
+    os.utime(kept[2])
+    (link := tmp_path / f".x.npz.tmp-{dead}0").symlink_to(tmp_path / "nowhere")
     package(tiny_run, tmp_path / "m")
     with atomic_path(tmp_path / "x.npz") as tmp:
         tmp.write_bytes(b"x")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", "m.onnx", "m.safetensors", "x.npz"]
-                                                                + [f.name for f in kept])
+                                                                + [f.name for f in kept] + [link.name])
 
 
 def test_outputs_whose_names_are_near_the_systems_limit_are_written(tiny_run, tmp_path):
     """A legal name of 241-255 bytes used to fail with "File name too long" for its hidden working file's name."""
     long = "字" * 80  # 240 bytes in UTF-8
     src = _pngs(tmp_path / "src")
-    r = run_cli("convert", src, tmp_path / (long + "abc"))  # the store itself, and OUT.partial beside it
+    store = tmp_path / (long + "0123456789")  # 250 bytes: OUT.partial, where it is made, would be 258
+    r = run_cli("convert", src, store)
     assert r.returncode == 0, r.stderr
     r = run_cli("predict", tiny_run, src, "--out", tmp_path / (long + "x.npz"))
     assert r.returncode == 0, r.stderr
     r = run_cli("package", tiny_run, "--out", tmp_path / "p" / long[:78])  # + ".safetensors": 246 bytes
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / (long + "abc") / "manifest.json").is_file() and (tmp_path / (long + "x.npz")).is_file()
+    assert (store / "manifest.json").is_file() and (tmp_path / (long + "x.npz")).is_file()
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [long[:78] + s for s in (".json", ".onnx",
                                                                                           ".safetensors")]
     assert not [p for p in tmp_path.rglob(".*")]  # no working file or lock left
 
 
-def test_a_checkpoint_write_that_fails_at_its_json_keeps_the_old_pair_whole(tmp_path, monkeypatch):
-    """A run's best checkpoint being replaced when the disk fills at its .json: the old weights and .json stay
-    together and load (new weights used to be in place already, so the old .json's digest called them damaged)."""
+@pytest.mark.parametrize("failing", [".json", ".safetensors"])
+def test_a_checkpoint_write_that_fails_keeps_the_old_pair_whole(tmp_path, monkeypatch, failing):
+    """A run's best checkpoint being replaced when the disk fills at either of its files: the old weights and .json
+    stay together and load (new weights used to be in place before the .json was written, and a failure there left
+    the old .json's digest calling them damaged)."""
     import torch
 
     import hccr.checkpoint as ck
@@ -679,26 +687,60 @@ def test_a_checkpoint_write_that_fails_at_its_json_keeps_the_old_pair_whole(tmp_
     torch.manual_seed(0)
     first = create_model("charnet-s", num_classes=2, image_size=32, widths=(8, 8, 8, 8)).eval()
     ck.save_checkpoint(tmp_path / "best", first, meta)
+    write = Path.write_bytes
 
-    def full(path, obj):
-        raise OSError(28, "No space left on device", str(path))
+    def full(self, data):
+        if f"{failing}.tmp-" in self.name:
+            raise OSError(28, "No space left on device", str(self))
+        return write(self, data)
 
-    monkeypatch.setattr(ck, "write_json", full)
+    monkeypatch.setattr(Path, "write_bytes", full)
     second = create_model("charnet-s", num_classes=2, image_size=32, widths=(8, 8, 8, 8)).eval()
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as e:
         ck.save_checkpoint(tmp_path / "best", second, meta)
+    assert e.value.filename == str(tmp_path / f"best{failing}")
     loaded, _ = ck.load_checkpoint(tmp_path / "best.json")
     x = torch.rand(1, 1, 32, 32)
     torch.testing.assert_close(loaded(x), first(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.safetensors"]
 
 
+def test_ctrl_c_is_held_back_even_when_another_thread_receives_it():
+    """torch runs threads of its own, and the kernel may hand Ctrl-C to any of them: a step that must not be cut
+    in two (a model's renames) still runs to its end, and the interrupt comes after it."""
+    import signal
+
+    from hccr.utils import no_interrupt
+
+    ready, done = threading.Event(), []
+    helper = threading.Thread(target=ready.wait, daemon=True)  # one more thread, SIGINT not blocked in it
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        with no_interrupt():
+            signal.pthread_kill(helper.ident, signal.SIGINT)  # the kernel's choice of thread, made for it
+            for _ in range(200):  # the handler would have run by now, between these bytecodes
+                time.sleep(0.001)
+            done.append("whole")
+    ready.set()
+    assert done == ["whole"]
+
+
 def test_export_replaces_an_onnx_file_only_with_overwrite(tiny_run, tmp_path):
     out = tmp_path / "m.onnx"
-    assert run_cli("export", tiny_run, "--out", out, "--crops", "1").returncode == 0
+    assert run_cli("export", tiny_run, "--out", out, "--crops", "1", "--int8").returncode == 0
     before = out.read_bytes()
     r = run_cli("export", tiny_run, "--out", out)
     assert r.returncode == 2 and f"{out}: already exists" in r.stderr and "--overwrite" in r.stderr
     assert out.read_bytes() == before
-    r = run_cli("export", tiny_run, "--out", out, "--overwrite")  # five crops now
+    r = run_cli("export", tiny_run, "--out", out, "--overwrite")  # five crops now; the old int8 copy goes with it
     assert r.returncode == 0 and out.read_bytes() != before, r.stderr
+    assert not (tmp_path / "m.int8.onnx").exists() and "removed" in r.stdout
+    # a packaged model's graph is not replaced alone, --overwrite or not: its .json and weights would not match it
+    assert run_cli("package", tiny_run, "--out", tmp_path / "p").returncode == 0
+    graph = (tmp_path / "p.onnx").read_bytes()
+    r = run_cli("export", tiny_run, "--out", tmp_path / "p.onnx", "--overwrite")
+    assert r.returncode == 2 and "the graph of the model packaged as" in r.stderr and "p.json" in r.stderr
+    assert (tmp_path / "p.onnx").read_bytes() == graph
+    (folder := tmp_path / "d.onnx").mkdir()
+    r = run_cli("export", tiny_run, "--out", folder, "--overwrite")
+    assert r.returncode == 2 and "is a folder" in r.stderr and "--overwrite replaces" not in r.stderr
