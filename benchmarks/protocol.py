@@ -210,7 +210,7 @@ def main() -> None:
         print(f"{name}: {res}", flush=True)
     if args.record:
         (gen,) = args.generators  # one generator: the one the model's level-2 learnt from
-        record(Path(args.record), gen, names(gen, args, a_writers)[1], results, args)
+        record(Path(args.record), gen, names(gen, args, a_writers)[1], results, args, a_writers)
     save("protocol", {"split_seed": 33, "characters": len(charset), "B": len(b_chars), "steps": args.steps,
                       "synthetic_writers": args.writers, "synthetic_writers_A": a_writers, "results": results,
                       "machine": machine()})
@@ -258,14 +258,13 @@ def mean_map(run: Path, spec, train: Path, n_real: int, val: Path, labels: np.nd
     return res
 
 
-def record(ckpt: Path, gen: str, name: str, results: dict, args: argparse.Namespace) -> None:
+def record(ckpt: Path, gen: str, name: str, results: dict, args: argparse.Namespace, a_writers: int) -> None:
     """The model card's expected level-2 accuracy: run ``name``'s B at the model's prior power (replaces the one an
     earlier protocol run wrote)."""
     r, cmd = results[name], "python -m benchmarks protocol"
     power = (read_json(ckpt).get("prior_correction") or {}).get("power", 0.0)
     if (key := {p: k for k, p in POWERS.items()}.get(power)) is None:
         raise SystemExit(f"{ckpt}: prior power {power} is not scored (powers: {sorted(POWERS.values())})")
-    a_writers = args.writers if args.a_writers is None or not args.mix else args.a_writers
     options = (" --mix" if args.mix else "") + (f" --writers {args.writers}" if args.writers != 100 else "") + (
         f" --a-writers {a_writers}" if a_writers != args.writers else "") + (
         f" --steps {args.steps}" if args.steps != 1200 else "")

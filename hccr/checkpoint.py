@@ -20,7 +20,7 @@ from . import __version__
 from .errors import HccrError
 from .integrity import check_checkpoint_meta, verify_file
 from .preprocess import InputSpec
-from .utils import json_text, no_interrupt, read_json, remove_stale, working_prefix, write_together
+from .utils import json_text, no_interrupt, read_json, remove_stale, working_name, write_together
 
 FORMAT = "hccr-ckpt/1"
 
@@ -71,11 +71,11 @@ def staged_model(stem: Path) -> Iterator[Path]:
     well, each file made under it is renamed to ``stem``'s (the .json, which marks a complete model, last) and a file
     of ``stem``'s the block did not make (a replaced model's .onnx) is removed, since it would answer for another
     model; when it fails or is interrupted, nothing it made is kept and a model already at ``stem`` stays whole."""
-    prefix = working_prefix(stem, "partial")
+    name = working_name(stem, "partial")
     files = r"(\d{1,10})\.(onnx|safetensors|json)"
-    remove_stale(stem.parent, prefix, files)
-    remove_stale(stem.parent, f".{prefix}", files + r"\.tmp-\d{1,10}")  # the working files of those working files
-    part = stem.with_name(f"{prefix}{os.getpid()}")
+    remove_stale(stem.parent, f"{name}-", files)
+    remove_stale(stem.parent, f".{name}-", files + r"\.tmp-\d{1,10}")  # the working files of those working files
+    part = stem.with_name(f"{name}-{os.getpid()}")
     made = [Path(f"{part}{s}") for s in (".onnx", ".safetensors", ".json")]
     try:
         yield part

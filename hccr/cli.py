@@ -299,9 +299,9 @@ def _check_split(split: str, inputs: list[Path]) -> None:
 
 def _check_stem_free(stem: Path, overwrite: bool, verb: str = "") -> None:
     """A model's files at ``stem`` (a calibrated model among them) are replaced only with --overwrite."""
-    from .checkpoint import model_stem
+    from .checkpoint import MODEL_SUFFIXES, model_stem
 
-    there = [p for p in (Path(f"{model_stem(stem)}{s}") for s in (".json", ".safetensors", ".onnx")) if p.exists()]
+    there = [p for p in (Path(f"{model_stem(stem)}{s}") for s in MODEL_SUFFIXES) if p.exists()]
     if there and not overwrite:
         raise HccrError(f"{there[0]}: a model is already {verb}there; --overwrite replaces it, or give another --out")
 
@@ -764,12 +764,12 @@ def export(
     w = _weights(weights) if weights else None
     path = export_onnx([str(c) for c in ckpts], out, w, crops, opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(ckpts)} member(s), {crops} crop(s))")
-    if not int8 and quantized.is_file():  # the replaced graph's int8 copy would answer for another model
+    if int8:
+        q = quantize_int8(path, quantized)
+        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB)")
+    elif quantized.is_file():  # the replaced graph's int8 copy would answer for another model
         quantized.unlink()
         print(f"removed {quantized}: the int8 copy of the graph replaced (--int8 makes a new one)")
-    if int8:
-        q = quantize_int8(path, path.with_suffix(".int8.onnx"))
-        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

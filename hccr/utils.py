@@ -25,9 +25,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.parent.exists() and not path.parent.is_dir():
         raise HccrError(f"{path.parent}: is a file, not a folder; give another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = working_prefix(path, "tmp")
-    remove_stale(path.parent, prefix)
-    tmp = path.with_name(f"{prefix}{os.getpid()}")
+    name = working_name(path, "tmp")
+    remove_stale(path.parent, f"{name}-")
+    tmp = path.with_name(f"{name}-{os.getpid()}")
     try:
         try:
             yield tmp
@@ -54,17 +54,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 NAME_MAX = 255  # bytes in one file name on Linux's and macOS's file systems
 
 
-def working_prefix(path: Path, tag: str) -> str:
-    """The start of a working file's name beside ``path`` (``.NAME.TAG-``; the writer adds its process id and, for
-    a model's files, a suffix). A name near the system's limit (255 bytes) keeps its first bytes and a digest of
-    the whole, so that an output whose own name is legal never fails for its working file's."""
+def working_name(path: Path, tag: str) -> str:
+    """A working file's name beside ``path``: ``.NAME.TAG`` (a writer adds ``-PID`` and, for a model's files, a
+    suffix). A name near the system's limit (255 bytes) keeps its first bytes and a digest of the whole, so that an
+    output whose own name is legal never fails for its working file's."""
     name = path.name
     if len(os.fsencode(name)) > NAME_MAX - 40:  # room for the tag, a process id and ".safetensors"
         import hashlib
 
         digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
         name = f"{os.fsencode(name)[:160].decode('utf-8', 'ignore')}~{digest}"
-    return f".{name}.{tag}-"
+    return f".{name}.{tag}"
 
 
 STALE_AFTER_S = 60.0  # a working file is written to as it is made: one untouched this long has no writer
@@ -140,7 +140,7 @@ def output_lock(out: str | os.PathLike, what: str = "output") -> Iterator[Path]:
     out = Path(out)
     real = Path(os.path.realpath(out))  # one lock per output, whatever symlinks lead to it
     real.parent.mkdir(parents=True, exist_ok=True)
-    lock = real.parent / working_prefix(real, "lock").rstrip("-")
+    lock = real.parent / working_name(real, "lock")
     while True:
         f = open(lock, "a+")
         try:
@@ -209,16 +209,16 @@ def process_pool(workers: int):
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with no_interrupt():  # a worker forked now ignores Ctrl-C from its first instruction (worker_init)
+    with no_interrupt():  # a worker forked now only notes Ctrl-C until worker_init has it ignored
         return ctx.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
 
 
 @contextlib.contextmanager
 def no_interrupt() -> Iterator[None]:
     """Ctrl-C held back for the block (delivered when it ends): for steps that must not be cut in two, such as the
-    renames that put a model's files in place. The signal may reach any thread (torch runs several), so it is both
-    blocked for this one (a process forked in the block starts with it blocked) and, if it arrives, only noted by a
-    handler and raised again at the end. Only the main thread can hold it; elsewhere the block just runs."""
+    renames that put a model's files in place. The signal may reach any thread (torch runs several) and Python
+    handles it in the main thread, so a handler notes it there and raises it again at the end (a process forked in
+    the block starts with that handler). Only the main thread can hold it; elsewhere the block just runs."""
     import signal
     import threading
 
@@ -227,12 +227,10 @@ def no_interrupt() -> Iterator[None]:
         return
     held: list[int] = []
     handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one sent to this thread in the block is delivered now
         if held:
             signal.raise_signal(signal.SIGINT)
 

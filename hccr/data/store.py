@@ -299,11 +299,11 @@ def _convert(sources: list[str], out: Path, opts: ConvertOptions | None, workers
 def partial_of(out: Path) -> Path:
     """Where a conversion into ``out`` builds its store until it is complete: ``OUT.partial`` (a name too long for
     that is shortened as working files' names are)."""
-    from ..utils import NAME_MAX, working_prefix
+    from ..utils import NAME_MAX, working_name
 
     name = f"{out.name}.partial"
     if len(os.fsencode(name)) > NAME_MAX:
-        name = working_prefix(out, "partial")[1:-1]
+        name = working_name(out, "partial")[1:]  # not hidden: a user resumes it
     return out.with_name(name)
 
 
